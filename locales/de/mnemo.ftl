@@ -1,0 +1,85 @@
+# mnemo — Deutsch. Jeder Schlüssel aus locales/en/mnemo.ftl muss hier stehen.
+# Auszeichnung: nur <b>, <i> und <code> (Telegram-HTML); die Konsole entfernt sie.
+
+## Antworten des Bots
+
+start-welcome =
+    👋 <b>Hallo, ich bin mnemo</b>, dein privates Gedächtnis.
+    Schick mir einen Text und ich behalte ihn. Frag mit /recall, blättere mit /recent.
+    /help zeigt alles, was ich kann.
+start-paired = 🔐 Gekoppelt. Du bist jetzt Besitzer dieses mnemo; niemand sonst kann es nutzen.
+help =
+    <b>Was ich kann</b>
+    • Jeder Text, den du schickst, wird als Notiz gespeichert; bearbeitest du die Nachricht, ändert sich die Notiz.
+    • /recall <i>Wörter</i> — Notizen finden
+    • /recent [<i>n</i>] — die neuesten Notizen
+    • /forget <i>id</i> — eine Notiz löschen (oder /forget als Antwort auf sie)
+    • /stats — wie viel ich weiß
+    • /lang <i>Code</i> — Sprache der Antworten ({ $available })
+note-saved = ✅ Gespeichert als <b>#{ $id }</b>.
+note-updated = ✏️ Notiz <b>#{ $id }</b> aktualisiert.
+note-empty = Nichts zu speichern: die Nachricht ist leer.
+note-too-long = ⚠️ Nicht gespeichert: die Notiz hat { $len } Zeichen, erlaubt sind { $max }. Bitte teile sie auf.
+unsupported-kind = ⚠️ { $kind }-Nachrichten kann ich noch nicht speichern; schick bitte Text. Es wurde nichts gespeichert.
+recent-header = <b>Die neuesten { $count } Notizen</b>
+recent-empty = Noch keine Notizen. Schick mir einen Text, um anzufangen.
+note-line = <b>#{ $id }</b> <i>{ $date }</i> { $text }
+recall-usage = Aufruf: /recall <i>gesuchte Wörter</i>
+recall-header = <b>Beste Treffer für</b> „{ $query }“
+recall-empty = Nichts gefunden für „{ $query }“.
+recall-hit = <b>#{ $id }</b> <i>{ $date } · { $source }</i> { $text }
+forget-usage = Aufruf: /forget <i>id</i>, oder /forget als Antwort auf die Notiz.
+forget-done = 🗑 Notiz <b>#{ $id }</b> vergessen.
+forget-not-found = In diesem Chat gibt es keine Notiz #{ $id }.
+stats =
+    <b>Gedächtnis</b>
+    Notizen in diesem Chat: { $chat }
+    Notizen insgesamt: { $total }
+    Größe der Datenbank: { $size }
+lang-set = Antworten kommen jetzt auf Deutsch.
+lang-usage = Aufruf: /lang <i>Code</i>. Verfügbar: { $available }. Aktuell: { $current }.
+unknown-command = Unbekannter Befehl { $command }. /help zeigt die Befehle.
+access-denied = ⛔ Dies ist ein privates mnemo. Deine Benutzer-ID ist <code>{ $user }</code>; bitte den Besitzer, sie freizugeben.
+storage-error = ⚠️ Das konnte ich gerade nicht speichern (Speicherproblem). Es ist nicht verloren: ich verarbeite es erneut, sobald der Speicher wieder geht.
+source-telegram = Telegram
+source-console = Konsole
+source-import = Import
+
+## Befehlsbeschreibungen für das Telegram-Menü (setMyCommands)
+
+cmd-start = Starten und koppeln
+cmd-help = Was mnemo kann
+cmd-recent = Neueste Notizen
+cmd-recall = Notizen finden
+cmd-forget = Eine Notiz löschen
+cmd-stats = Statistik
+cmd-lang = Sprache der Antworten
+
+## Arten nicht unterstützter Nachrichten
+
+kind-sticker = Sticker
+kind-photo = Foto
+kind-video = Video
+kind-document = Dokument
+kind-audio = Audio
+kind-voice = Sprach
+kind-location = Standort
+kind-contact = Kontakt
+kind-poll = Umfrage
+kind-other = Diese Art von
+
+## Konsole und Kommandozeile
+
+console-banner = mnemo-Konsole — tippe eine Notiz oder /help. Strg-D beendet. Daten: { $dir }
+cli-stats =
+    Notizen: { $memories }
+    Chats: { $chats }
+    Ausstehende Antworten: { $outbox }
+    Datenbank: { $path } ({ $size })
+cli-recall-empty = Keine Treffer.
+cli-recall-hit = #{ $id } [{ $date }, Chat { $chat }, { $source }, Wert { $score }] { $text }
+doctor-ok = ok    { $check }: { $detail }
+doctor-fail = FEHLER { $check }: { $detail }
+doctor-warn = warn  { $check }: { $detail }
+doctor-summary-ok = mnemo ist gesund.
+doctor-summary-fail = mnemo ist nicht gesund: { $count } Prüfung(en) fehlgeschlagen.

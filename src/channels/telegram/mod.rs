@@ -1,0 +1,163 @@
+//! The Telegram channel: a thin adapter between the Bot API and the core.
+//!
+//! - [`listener`]: long polling that records each update before dispatch;
+//! - [`handler`]: the dptree tree turning updates into core events;
+//! - [`send`]: the outbox sender with rate limits and `retry_after`;
+//! - [`render`]: HTML rendering and splitting at 4096 characters.
+//!
+//! [`run`] wires them together and owns the shutdown path: SIGTERM or SIGINT
+//! stops polling, lets in-flight handlers finish, drains the outbox briefly
+//! and returns.
+
+pub mod handler;
+pub mod listener;
+pub mod render;
+pub mod send;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use teloxide::dispatching::Dispatcher;
+use teloxide::error_handlers::LoggingErrorHandler;
+use teloxide::payloads::setters::*;
+use teloxide::prelude::*;
+use teloxide::types::BotCommand;
+use teloxide::{ApiError, RequestError};
+use tokio::sync::{watch, Notify};
+
+use crate::config::Config;
+use crate::core::{commands_menu, Core};
+use crate::i18n::{self, I18n, Line};
+
+/// How long the outbox may drain after a stop signal.
+const DRAIN: Duration = Duration::from_secs(2);
+
+/// Serves Telegram until a stop signal. Errors out early when the token is
+/// rejected (so a typo is reported in seconds, not retried forever).
+pub async fn run(cfg: &Config, core: Arc<Core>, token: String, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let url = reqwest_url(&cfg.telegram.api_url)?;
+    let bot = Bot::new(token).set_api_url(url);
+    let i18n = Arc::new(I18n::new());
+
+    let me = connect(&bot, shutdown.clone()).await?;
+    let Some(me) = me else { return Ok(()) };
+    tracing::info!(username = %me.username(), "connected to Telegram");
+
+    if let Err(e) = bot.delete_webhook().await {
+        tracing::warn!(error = %e, "deleteWebhook failed; polling may be refused");
+    }
+    register_commands(&bot, &i18n).await;
+    if let Some(code) = core.start_pairing()? {
+        tracing::warn!(
+            "no allowed users yet: send `/start {}` to the bot from your Telegram account to become its owner",
+            code.as_str()
+        );
+    }
+    match core.prune() {
+        Ok(n) if n > 0 => tracing::debug!(pruned = n, "old processed-update markers dropped"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "pruning processed markers failed"),
+    }
+
+    let wake = Arc::new(Notify::new());
+    let sender = send::Sender {
+        bot: bot.clone(),
+        core: core.clone(),
+        i18n: i18n.clone(),
+        wake: wake.clone(),
+        limiter: send::RateLimiter::new(
+            cfg.telegram.per_chat_burst,
+            cfg.telegram.per_chat_per_sec,
+            cfg.telegram.global_per_sec,
+        ),
+    };
+    let sender = tokio::spawn(sender.run(shutdown.clone(), DRAIN));
+    // Replies left over from the last run go out first.
+    wake.notify_one();
+
+    let deps = handler::Deps { core: core.clone(), wake, i18n };
+    let mut dispatcher = Dispatcher::builder(bot.clone(), handler::schema())
+        .dependencies(dptree::deps![deps])
+        .default_handler(|_| async {})
+        .error_handler(LoggingErrorHandler::with_custom_text("an update handler failed"))
+        .build();
+
+    let token = dispatcher.shutdown_token();
+    let mut stop = shutdown.clone();
+    let stopper = tokio::spawn(async move {
+        let _ = stop.wait_for(|s| *s).await;
+        // The dispatcher may not be running yet; retry until it takes the request.
+        loop {
+            match token.shutdown() {
+                Ok(done) => {
+                    done.await;
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    });
+
+    let listener = listener::DurablePolling::new(
+        bot,
+        core,
+        Duration::from_secs(cfg.telegram.poll_timeout_secs),
+        shutdown.clone(),
+    );
+    dispatcher
+        .dispatch_with_listener(listener, LoggingErrorHandler::with_custom_text("polling Telegram failed"))
+        .await;
+    stopper.abort();
+    let _ = sender.await;
+    tracing::info!("telegram channel stopped");
+    Ok(())
+}
+
+/// Calls getMe until it works. A rejected token is fatal; network trouble
+/// is retried with backoff until `shutdown`. `None` when stopped first.
+async fn connect(bot: &Bot, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<Option<teloxide::types::Me>> {
+    let mut delay = Duration::from_secs(1);
+    loop {
+        let attempt = tokio::time::timeout(Duration::from_secs(12), bot.get_me());
+        let res = tokio::select! {
+            r = attempt => r,
+            _ = shutdown.wait_for(|s| *s) => return Ok(None),
+        };
+        match res {
+            Ok(Ok(me)) => return Ok(Some(me)),
+            Ok(Err(RequestError::Api(ApiError::InvalidToken))) => {
+                bail!("Telegram rejected the bot token (401 Unauthorized): check TELEGRAM_BOT_TOKEN, as given by @BotFather")
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, retry_in = ?delay, "cannot reach Telegram (getMe)"),
+            Err(_) => tracing::warn!(retry_in = ?delay, "getMe timed out"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.wait_for(|s| *s) => return Ok(None),
+        }
+        delay = (delay * 2).min(Duration::from_secs(60));
+    }
+}
+
+/// setMyCommands for the default scope, once per shipped locale.
+async fn register_commands(bot: &Bot, i18n: &I18n) {
+    for (n, lang) in i18n::LOCALES.iter().enumerate() {
+        let commands: Vec<BotCommand> = commands_menu()
+            .iter()
+            .map(|(name, key)| BotCommand::new(*name, i18n.render(lang, &Line::new(key), &|s| s.to_owned())))
+            .collect();
+        let mut req = bot.set_my_commands(commands);
+        // The first locale is the default for every client language.
+        if n > 0 {
+            req = req.language_code(*lang);
+        }
+        if let Err(e) = req.await {
+            tracing::warn!(lang, error = %e, "setMyCommands failed");
+        }
+    }
+}
+
+fn reqwest_url(s: &str) -> anyhow::Result<url::Url> {
+    url::Url::parse(s).with_context(|| format!("telegram.api_url {s:?} is not a valid URL"))
+}

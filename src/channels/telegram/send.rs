@@ -1,0 +1,284 @@
+//! The outbox sender: the only task that sends messages to Telegram.
+//!
+//! The core commits replies to the outbox in the same transaction as the note
+//! they acknowledge; this task delivers them in order and removes each one
+//! after Telegram accepted it. It respects Telegram's limits with token
+//! buckets (a short burst, then about one message per second per chat, thirty
+//! per second overall), waits out `429 retry_after`, backs off on network
+//! errors and drops only replies that Telegram refuses for good (chat gone,
+//! bot blocked), with an error in the log.
+//!
+//! Delivery is at-least-once: a crash after Telegram accepted a message but
+//! before the outbox entry was removed sends that message again on restart.
+//! That window is one local commit wide; every other crash point loses and
+//! duplicates nothing.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use teloxide::payloads::SendMessageSetters;
+use teloxide::prelude::*;
+use teloxide::types::{ParseMode, ReplyParameters};
+use teloxide::{ApiError, RequestError};
+use tokio::sync::{watch, Notify};
+use tokio::time::Instant;
+
+use super::render;
+use crate::core::{Core, Reply};
+use crate::i18n::{html_to_plain, I18n};
+
+/// A token bucket: `burst` tokens, refilled at `rate` per second.
+#[derive(Debug, Clone)]
+struct Bucket {
+    tokens: f64,
+    burst: f64,
+    rate: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    fn new(burst: f64, rate: f64) -> Bucket {
+        Bucket { tokens: burst, burst, rate, at: Instant::now() }
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let dt = now.saturating_duration_since(self.at).as_secs_f64();
+        self.tokens = (self.tokens + dt * self.rate).min(self.burst);
+        self.at = now;
+    }
+
+    /// How long until one token is available.
+    fn wait(&mut self, now: Instant) -> Duration {
+        self.refill(now);
+        if self.tokens >= 1.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64((1.0 - self.tokens) / self.rate)
+        }
+    }
+
+    fn take(&mut self) {
+        self.tokens -= 1.0;
+    }
+}
+
+/// Per-chat and global send limits.
+#[derive(Debug)]
+pub struct RateLimiter {
+    chats: HashMap<i64, Bucket>,
+    global: Bucket,
+    chat_burst: f64,
+    chat_rate: f64,
+}
+
+impl RateLimiter {
+    pub fn new(chat_burst: u32, chat_per_sec: f64, global_per_sec: f64) -> RateLimiter {
+        RateLimiter {
+            chats: HashMap::new(),
+            global: Bucket::new(global_per_sec.max(1.0), global_per_sec),
+            chat_burst: f64::from(chat_burst),
+            chat_rate: chat_per_sec,
+        }
+    }
+
+    /// Waits until a message to `chat` may be sent, and counts it.
+    pub async fn acquire(&mut self, chat: i64) {
+        loop {
+            let now = Instant::now();
+            let (burst, rate) = (self.chat_burst, self.chat_rate);
+            let bucket = self.chats.entry(chat).or_insert_with(|| Bucket::new(burst, rate));
+            let wait = bucket.wait(now).max(self.global.wait(now));
+            if wait.is_zero() {
+                bucket.take();
+                self.global.take();
+                break;
+            }
+            tokio::time::sleep(wait).await;
+        }
+        // Keep the map small: forget chats whose bucket is full again.
+        if self.chats.len() > 1024 {
+            let now = Instant::now();
+            self.chats.retain(|_, b| {
+                b.refill(now);
+                b.tokens < b.burst
+            });
+        }
+    }
+}
+
+/// What became of one delivery attempt.
+enum Delivery {
+    Done,
+    /// A transient failure (network, 5xx): keep the entry, try again later.
+    Later(String),
+}
+
+pub struct Sender {
+    pub bot: Bot,
+    pub core: Arc<Core>,
+    pub i18n: Arc<I18n>,
+    pub wake: Arc<Notify>,
+    pub limiter: RateLimiter,
+}
+
+impl Sender {
+    /// Delivers outbox entries until `shutdown` turns true; then drains what is
+    /// left for at most `drain` and returns. Undelivered entries stay in the
+    /// outbox for the next start.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>, drain: Duration) {
+        let mut backoff = Duration::from_millis(500);
+        let mut deadline: Option<Instant> = None;
+        loop {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                break;
+            }
+            let core = self.core.clone();
+            let batch = match tokio::task::spawn_blocking(move || core.outbox(32)).await {
+                Ok(Ok(b)) => b,
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "cannot read the outbox");
+                    Vec::new()
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "outbox reader panicked");
+                    Vec::new()
+                }
+            };
+            let mut failed = false;
+            for (seq, reply) in &batch {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    break;
+                }
+                match self.deliver(*seq, reply.clone()).await {
+                    Delivery::Done => backoff = Duration::from_millis(500),
+                    Delivery::Later(why) => {
+                        tracing::warn!(seq, error = %why, retry_in = ?backoff, "reply not sent yet");
+                        failed = true;
+                        break;
+                    }
+                }
+            }
+            if batch.is_empty() && deadline.is_some() {
+                break;
+            }
+            let pause = if failed {
+                let p = backoff;
+                backoff = (backoff * 2).min(Duration::from_secs(60));
+                p
+            } else if batch.is_empty() {
+                Duration::from_secs(30)
+            } else {
+                continue;
+            };
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(pause) => {}
+                r = shutdown.changed(), if deadline.is_none() => {
+                    if r.is_err() || *shutdown.borrow() {
+                        deadline = Some(Instant::now() + drain);
+                    }
+                }
+            }
+            if deadline.is_none() && *shutdown.borrow() {
+                deadline = Some(Instant::now() + drain);
+            }
+        }
+        tracing::debug!("outbox sender stopped");
+    }
+
+    async fn deliver(&mut self, seq: u64, mut reply: Reply) -> Delivery {
+        let chunks = render::render(&self.i18n, &reply);
+        let mut sent = Vec::new();
+        let mut reply_to = reply.reply_to;
+        let mut i = reply.chunks_sent as usize;
+        while i < chunks.len() {
+            let chunk = &chunks[i];
+            if html_to_plain(chunk).trim().is_empty() {
+                i += 1;
+                continue;
+            }
+            self.limiter.acquire(reply.chat_id).await;
+            let mut req = self.bot.send_message(ChatId(reply.chat_id), chunk.clone()).parse_mode(ParseMode::Html);
+            if let Some(m) = reply_to.filter(|_| i == 0) {
+                req = req.reply_parameters(ReplyParameters {
+                    allow_sending_without_reply: Some(true),
+                    ..ReplyParameters::new(teloxide::types::MessageId(m as i32))
+                });
+            }
+            match req.await {
+                Ok(msg) => {
+                    sent.push(i64::from(msg.id.0));
+                    i += 1;
+                    if i < chunks.len() {
+                        reply.chunks_sent = i as u32;
+                        let r = reply.clone();
+                        self.persist(move |core| core.outbox_progress(seq, &r)).await;
+                    }
+                }
+                Err(RequestError::RetryAfter(secs)) => {
+                    tracing::warn!(chat_id = reply.chat_id, retry_after = ?secs.duration(), "Telegram asked to slow down");
+                    tokio::time::sleep(secs.duration()).await;
+                }
+                Err(RequestError::Api(ApiError::MessageToReplyNotFound)) => reply_to = None,
+                Err(e @ (RequestError::Network(_) | RequestError::Io(_) | RequestError::InvalidJson { .. })) => {
+                    return Delivery::Later(e.to_string());
+                }
+                Err(RequestError::Api(ApiError::Unknown(ref d))) if d.contains("Internal Server Error") || d.contains("Bad Gateway") => {
+                    return Delivery::Later(d.clone());
+                }
+                Err(e) => {
+                    tracing::error!(seq, chat_id = reply.chat_id, error = %e, "Telegram refused a reply; dropping it");
+                    break;
+                }
+            }
+        }
+        let r = reply.clone();
+        self.persist(move |core| core.outbox_done(seq, &r, &sent)).await;
+        Delivery::Done
+    }
+
+    async fn persist(&self, f: impl FnOnce(&Core) -> Result<(), crate::core::CoreError> + Send + 'static) {
+        let core = self.core.clone();
+        match tokio::task::spawn_blocking(move || f(&core)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "cannot update the outbox"),
+            Err(e) => tracing::error!(error = %e, "outbox update panicked"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn per_chat_bucket_allows_a_burst_then_one_per_second() {
+        let mut rl = RateLimiter::new(3, 1.0, 30.0);
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            rl.acquire(1).await;
+        }
+        assert_eq!(t0.elapsed(), Duration::ZERO, "the burst is free");
+        rl.acquire(1).await;
+        rl.acquire(1).await;
+        let e = t0.elapsed();
+        assert!(e >= Duration::from_millis(1990) && e <= Duration::from_millis(2100), "{e:?}");
+        // Another chat is not held back by the first one.
+        let t1 = Instant::now();
+        rl.acquire(2).await;
+        assert_eq!(t1.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn global_bucket_caps_all_chats() {
+        let mut rl = RateLimiter::new(3, 1.0, 10.0);
+        let t0 = Instant::now();
+        for chat in 0..20 {
+            rl.acquire(chat).await;
+        }
+        // 10 free, then 10 more at 10/s.
+        let e = t0.elapsed();
+        assert!(e >= Duration::from_millis(990) && e <= Duration::from_millis(1100), "{e:?}");
+    }
+}

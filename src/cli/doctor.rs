@@ -1,0 +1,169 @@
+//! `mnemo doctor`: checks that mnemo can run here, and says why not.
+//!
+//! Checks: configuration, data dir (exists or can be made, private, writable),
+//! database (opens, schema current; "in use by serve" is fine), bot token
+//! (present and shaped like one — never printed) and the Bot API URL.
+//! Exit status 0 when nothing failed, 1 otherwise.
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::ExitCode;
+
+use serde::Serialize;
+
+use crate::config::{bot_token, Config};
+use crate::i18n::{escape_html, html_to_plain, I18n, Line};
+use crate::store::{schema::CURRENT_VERSION, Store, StoreError};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Print JSON: {"healthy": bool, "checks": [{"name", "status", "detail"}]}.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Status {
+    Ok,
+    Warn,
+    Fail,
+}
+
+#[derive(Debug, Serialize)]
+struct Check {
+    name: &'static str,
+    status: Status,
+    detail: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    healthy: bool,
+    checks: Vec<Check>,
+}
+
+pub fn run(cfg: &Config, args: &Args) -> ExitCode {
+    let mut checks = vec![Check { name: "config", status: Status::Ok, detail: "loaded".into() }];
+    checks.extend(check_data_dir(cfg));
+    checks.push(check_token());
+    checks.push(Check { name: "api_url", status: Status::Ok, detail: cfg.telegram.api_url.clone() });
+    report(checks, args, &cfg.general.default_lang)
+}
+
+pub fn run_without_config(args: &Args, err: &anyhow::Error) -> ExitCode {
+    let checks = vec![Check { name: "config", status: Status::Fail, detail: format!("{err:#}") }, check_token()];
+    report(checks, args, crate::i18n::LOCALES[0])
+}
+
+fn check_data_dir(cfg: &Config) -> Vec<Check> {
+    let dir = match cfg.data_dir() {
+        Ok(d) => d,
+        Err(e) => return vec![Check { name: "data_dir", status: Status::Fail, detail: format!("{e:#}") }],
+    };
+    let mut out = Vec::new();
+    let shown = dir.display().to_string();
+    match std::fs::metadata(&dir) {
+        Ok(m) if !m.is_dir() => {
+            out.push(Check { name: "data_dir", status: Status::Fail, detail: format!("{shown} is not a directory") });
+            return out;
+        }
+        Ok(m) => {
+            let mode = m.permissions().mode() & 0o777;
+            let private = mode & 0o077 == 0;
+            let probe = dir.join(".doctor-probe");
+            let writable = std::fs::write(&probe, b"ok").and_then(|_| std::fs::remove_file(&probe));
+            out.push(match (writable, private) {
+                (Err(e), _) => Check { name: "data_dir", status: Status::Fail, detail: format!("{shown} is not writable: {e}") },
+                (Ok(()), false) => Check {
+                    name: "data_dir",
+                    status: Status::Warn,
+                    detail: format!("{shown} has mode {mode:o}; others can read it (chmod 700)"),
+                },
+                (Ok(()), true) => Check { name: "data_dir", status: Status::Ok, detail: shown.clone() },
+            });
+        }
+        Err(_) => {
+            out.push(Check { name: "data_dir", status: Status::Ok, detail: format!("{shown} (created on first start)") });
+            return out;
+        }
+    }
+    out.push(match Store::open(&dir) {
+        Ok(store) => Check {
+            name: "database",
+            status: Status::Ok,
+            detail: format!(
+                "{} notes, schema v{}",
+                store.count_notes().unwrap_or(0),
+                store.schema_version().unwrap_or(CURRENT_VERSION)
+            ),
+        },
+        Err(e @ StoreError::InUse { .. }) => Check { name: "database", status: Status::Ok, detail: format!("{e}") },
+        Err(e) => Check { name: "database", status: Status::Fail, detail: e.to_string() },
+    });
+    out
+}
+
+fn check_token() -> Check {
+    match bot_token() {
+        None => Check {
+            name: "telegram_token",
+            status: Status::Fail,
+            detail: "TELEGRAM_BOT_TOKEN is not set (the console, `mnemo chat`, works without it)".into(),
+        },
+        Some(t) if looks_like_token(&t) => Check { name: "telegram_token", status: Status::Ok, detail: "set".into() },
+        Some(_) => Check {
+            name: "telegram_token",
+            status: Status::Fail,
+            detail: "TELEGRAM_BOT_TOKEN does not look like a bot token (<digits>:<secret>)".into(),
+        },
+    }
+}
+
+/// `123456:ABC-…`: digits, a colon, then at least 20 URL-safe characters.
+fn looks_like_token(t: &str) -> bool {
+    let Some((id, secret)) = t.split_once(':') else { return false };
+    !id.is_empty()
+        && id.bytes().all(|b| b.is_ascii_digit())
+        && secret.len() >= 20
+        && secret.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+fn report(checks: Vec<Check>, args: &Args, lang: &str) -> ExitCode {
+    let failed = checks.iter().filter(|c| c.status == Status::Fail).count();
+    if args.json {
+        let r = Report { healthy: failed == 0, checks };
+        println!("{}", serde_json::to_string_pretty(&r).expect("serialisable"));
+    } else {
+        let i18n = I18n::new();
+        let say = |line: Line| println!("{}", html_to_plain(&i18n.render(lang, &line, &escape_html)));
+        for c in &checks {
+            let key = match c.status {
+                Status::Ok => "doctor-ok",
+                Status::Warn => "doctor-warn",
+                Status::Fail => "doctor-fail",
+            };
+            say(Line::new(key).text("check", c.name).text("detail", c.detail.clone()));
+        }
+        if failed == 0 {
+            say(Line::new("doctor-summary-ok"));
+        } else {
+            say(Line::new("doctor-summary-fail").num("count", failed as i64));
+        }
+    }
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn token_shape() {
+        assert!(super::looks_like_token("123456:ABCdefGHIjklMNOpqrSTUvwx_-1"));
+        assert!(!super::looks_like_token("123456"));
+        assert!(!super::looks_like_token("abc:ABCdefGHIjklMNOpqrSTUvwx"));
+        assert!(!super::looks_like_token("1:short"));
+    }
+}

@@ -1,0 +1,96 @@
+//! Command-line interface: one file per subcommand, this file parses and
+//! dispatches. Every command that prints results takes `--json`.
+
+mod chat;
+mod doctor;
+mod recall;
+mod serve;
+mod stats;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, LogFormat};
+use crate::core::{Core, Settings};
+use crate::store::Store;
+
+#[derive(Debug, Parser)]
+#[command(name = "mnemo", version, about = "A private, local-first memory bot", long_about = None)]
+pub struct Cli {
+    /// A config file layered over the embedded defaults (also: MNEMO_CONFIG).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve Telegram if TELEGRAM_BOT_TOKEN is set, else open the console (the default).
+    Run,
+    /// Serve the Telegram bot (needs TELEGRAM_BOT_TOKEN).
+    Serve,
+    /// Talk to mnemo in this terminal; also reads piped stdin, one message per line.
+    Chat,
+    /// Search notes.
+    Recall(recall::Args),
+    /// Show counts.
+    Stats(stats::Args),
+    /// Check config, data dir, database and token; exit non-zero when unhealthy.
+    Doctor(doctor::Args),
+}
+
+/// Parses arguments, runs the command, maps errors to a message and exit 1.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let cfg = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            // Doctor reports a broken config as a failed check.
+            if let Some(Command::Doctor(args)) = &cli.command {
+                return doctor::run_without_config(args, &e);
+            }
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let format = cli.log_format.unwrap_or(cfg.log.format);
+    let command = cli.command.unwrap_or(Command::Run);
+    // The console keeps its screen clean: only warnings unless RUST_LOG says otherwise.
+    let console = matches!(command, Command::Chat) || matches!(command, Command::Run if crate::config::bot_token().is_none());
+    crate::logging::init(format, if console { "warn" } else { &cfg.log.level });
+    let result = match command {
+        Command::Run if crate::config::bot_token().is_some() => serve::run(&cfg),
+        Command::Run | Command::Chat => chat::run(&cfg),
+        Command::Serve => serve::run(&cfg),
+        Command::Recall(a) => recall::run(&cfg, &a),
+        Command::Stats(a) => stats::run(&cfg, &a),
+        Command::Doctor(a) => return doctor::run(&cfg, &a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::debug!(error = ?e, "command failed");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Opens the store and builds the core (with its derived indexes).
+pub fn open_core(cfg: &Config) -> anyhow::Result<Core> {
+    let dir = cfg.data_dir()?;
+    let store = Store::open(&dir)?;
+    Ok(Core::new(store, Settings::from_config(cfg))?)
+}
+
+/// Prints `value` as pretty JSON on stdout.
+fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}

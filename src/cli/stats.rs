@@ -1,0 +1,27 @@
+//! `mnemo stats`: counts, for people or (`--json`) for scripts.
+
+use crate::config::Config;
+use crate::i18n::{escape_html, html_to_plain, I18n, Line};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Print JSON: {"memories": N, "chats": N, "outbox": N, "db_bytes": N, ...}.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(cfg: &Config, args: &Args) -> anyhow::Result<()> {
+    let core = super::open_core(cfg)?;
+    let s = core.stats()?;
+    if args.json {
+        return super::print_json(&s);
+    }
+    let line = Line::new("cli-stats")
+        .num("memories", s.memories)
+        .num("chats", s.chats)
+        .num("outbox", s.outbox)
+        .text("path", s.db_path.clone())
+        .text("size", crate::core::human_bytes(s.db_bytes));
+    println!("{}", html_to_plain(&I18n::new().render(&cfg.general.default_lang, &line, &escape_html)));
+    Ok(())
+}

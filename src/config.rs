@@ -1,0 +1,219 @@
+//! Layered configuration, typed and validated once at start.
+//!
+//! Three layers, last wins:
+//!
+//! 1. `config/default.toml`, embedded in the binary with `include_str!` so that
+//!    mnemo runs on a machine with no config file at all;
+//! 2. a user file named by `--config FILE` or `MNEMO_CONFIG`;
+//! 3. environment variables `MNEMO_<SECTION>__<KEY>` (`MNEMO_DATA_DIR` for the
+//!    top-level `data_dir`).
+//!
+//! Secrets are not part of [`Config`]: the bot token is read from
+//! `TELEGRAM_BOT_TOKEN` by [`bot_token`] and handed straight to the client, so
+//! it can never be printed by a `Debug` of the config.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// The committed defaults, compiled in.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// Environment variables that are read elsewhere and must not be mistaken for
+/// config keys by the `MNEMO_` prefix scan.
+const NON_CONFIG_ENV: &[&str] = &["config", "callback_secret"];
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Config {
+    /// Empty means the platform data dir; see [`Config::data_dir`].
+    #[serde(default)]
+    pub data_dir: String,
+    pub general: General,
+    pub log: Log,
+    pub telegram: Telegram,
+    pub notes: Notes,
+    pub recall: Recall,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct General {
+    pub default_lang: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Log {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Telegram {
+    pub api_url: String,
+    #[serde(deserialize_with = "ids_from_list_or_csv")]
+    pub allowed_user_ids: Vec<i64>,
+    pub admin_chat_id: i64,
+    pub poll_timeout_secs: u64,
+    pub per_chat_burst: u32,
+    pub per_chat_per_sec: f64,
+    pub global_per_sec: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Notes {
+    pub max_chars: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Recall {
+    pub default_k: usize,
+    pub max_k: usize,
+    pub recent_default: usize,
+    pub recent_max: usize,
+}
+
+impl Config {
+    /// Loads the layers described in the module docs. `file` is the `--config`
+    /// argument; without it `MNEMO_CONFIG` is consulted.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
+        let mut fig = Figment::from(Toml::string(DEFAULT_TOML));
+        let file = file.map(Path::to_path_buf).or_else(|| std::env::var_os("MNEMO_CONFIG").map(PathBuf::from));
+        if let Some(path) = file {
+            if !path.is_file() {
+                bail!("config file {} does not exist", path.display());
+            }
+            fig = fig.merge(Toml::file_exact(&path));
+        }
+        fig = fig.merge(
+            Env::prefixed("MNEMO_")
+                .split("__")
+                .filter(|k| !NON_CONFIG_ENV.contains(&k.as_str().to_ascii_lowercase().as_str())),
+        );
+        let cfg: Config = fig.extract().context("invalid configuration")?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if !(1..17).contains(&self.telegram.poll_timeout_secs) {
+            bail!("telegram.poll_timeout_secs must be between 1 and 16 (the HTTP client gives up at 17 s)");
+        }
+        if self.notes.max_chars == 0 {
+            bail!("notes.max_chars must be at least 1");
+        }
+        if self.recall.max_k == 0 || self.recall.default_k > self.recall.max_k {
+            bail!("recall.default_k must be between 1 and recall.max_k");
+        }
+        if self.recall.recent_max == 0 || self.recall.recent_default > self.recall.recent_max {
+            bail!("recall.recent_default must be between 1 and recall.recent_max");
+        }
+        if self.telegram.per_chat_burst == 0 || self.telegram.per_chat_per_sec <= 0.0 || self.telegram.global_per_sec <= 0.0 {
+            bail!("telegram rate limits must be positive");
+        }
+        if !crate::i18n::is_supported(&self.general.default_lang) {
+            bail!(
+                "general.default_lang {:?} is not one of the shipped locales ({})",
+                self.general.default_lang,
+                crate::i18n::LOCALES.join(", ")
+            );
+        }
+        url_ok(&self.telegram.api_url)?;
+        Ok(())
+    }
+
+    /// The data folder: `data_dir` when set, else the platform data dir.
+    pub fn data_dir(&self) -> anyhow::Result<PathBuf> {
+        if !self.data_dir.trim().is_empty() {
+            return Ok(PathBuf::from(self.data_dir.trim()));
+        }
+        let dirs = directories::ProjectDirs::from("", "", "mnemo")
+            .context("cannot find a home directory for the default data dir; set MNEMO_DATA_DIR")?;
+        Ok(dirs.data_dir().to_path_buf())
+    }
+}
+
+fn url_ok(url: &str) -> anyhow::Result<()> {
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        bail!("telegram.api_url must start with http:// or https://, got {url:?}");
+    }
+    Ok(())
+}
+
+/// The bot token, from `TELEGRAM_BOT_TOKEN` only. Empty counts as unset.
+pub fn bot_token() -> Option<String> {
+    std::env::var("TELEGRAM_BOT_TOKEN").ok().map(|t| t.trim().to_owned()).filter(|t| !t.is_empty())
+}
+
+/// Accepts `[1, 2]` from TOML and `"1,2"` (or a single number) from the environment.
+fn ids_from_list_or_csv<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<i64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Ids {
+        List(Vec<i64>),
+        One(i64),
+        Csv(String),
+    }
+    match Ids::deserialize(d)? {
+        Ids::List(v) => Ok(v),
+        Ids::One(n) => Ok(vec![n]),
+        Ids::Csv(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| p.parse::<i64>().map_err(|_| serde::de::Error::custom(format!("not a user id: {p:?}"))))
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_defaults_are_valid() {
+        let cfg: Config = Figment::from(Toml::string(DEFAULT_TOML)).extract().unwrap();
+        cfg.validate().unwrap();
+        assert!(cfg.telegram.allowed_user_ids.is_empty());
+        assert_eq!(cfg.telegram.api_url, "https://api.telegram.org");
+    }
+
+    #[test]
+    fn env_overrides_and_csv_ids() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("MNEMO_TELEGRAM__ALLOWED_USER_IDS", "11, 22");
+            jail.set_env("MNEMO_TELEGRAM__API_URL", "http://127.0.0.1:9");
+            jail.set_env("MNEMO_DATA_DIR", "/tmp/x");
+            jail.set_env("MNEMO_CONFIG", "");
+            let cfg = Config::load(None).map_err(|e| e.to_string());
+            // An empty MNEMO_CONFIG names no file, which must be an error.
+            assert!(cfg.is_err());
+            std::env::remove_var("MNEMO_CONFIG");
+            let cfg = Config::load(None).unwrap();
+            assert_eq!(cfg.telegram.allowed_user_ids, vec![11, 22]);
+            assert_eq!(cfg.telegram.api_url, "http://127.0.0.1:9");
+            assert_eq!(cfg.data_dir().unwrap(), PathBuf::from("/tmp/x"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn user_file_layer_and_validation() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("u.toml", "[telegram]\npoll_timeout_secs = 30\n")?;
+            let err = Config::load(Some(Path::new("u.toml"))).unwrap_err();
+            assert!(format!("{err:#}").contains("poll_timeout_secs"), "{err:#}");
+            jail.create_file("v.toml", "[general]\ndefault_lang = \"de\"\n")?;
+            assert_eq!(Config::load(Some(Path::new("v.toml"))).unwrap().general.default_lang, "de");
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,431 @@
+//! The channel-free heart of mnemo: an [`Inbound`] event goes in, [`Outcome`]s
+//! come out.
+//!
+//! The core knows nothing of Telegram or terminals. An adapter translates its
+//! channel's messages into [`Inbound`]s and renders the returned [`Outcome`]s.
+//!
+//! One event is handled in one store transaction ([`Core::handle`]):
+//!
+//! 1. dedup — a Telegram update already processed is dropped;
+//! 2. access — strangers get at most one refusal a day, nothing stored;
+//! 3. the note or command is applied;
+//! 4. for durable origins (Telegram) the replies are queued in the outbox and
+//!    the update is marked processed — in the same commit as the note.
+//!
+//! Only after that commit are derived indexes updated, and only then does the
+//! adapter send anything. So a reply always describes something durable, and a
+//! crash anywhere leaves either nothing (the update is re-delivered or replayed
+//! from the inbox) or everything (note, marker and pending reply).
+
+mod access;
+mod commands;
+
+use std::sync::{Mutex, RwLock};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::i18n::{self, Line};
+use crate::memory::lexical::LexicalIndex;
+use crate::store::{NewNote, Note, Source, Store, StoreError, Tx};
+
+pub use access::PairingCode;
+pub use commands::human_bytes;
+
+/// Chat id the console channel uses. Telegram never uses 0.
+pub const CONSOLE_CHAT_ID: i64 = 0;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Where an event came from, and so how its replies are delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A Telegram update: deduplicated by id, replies go through the outbox.
+    Telegram { update_id: u64 },
+    /// The local console: trusted, replies returned directly.
+    Console,
+}
+
+/// A channel-free event.
+#[derive(Debug, Clone)]
+pub struct Inbound {
+    pub origin: Origin,
+    pub chat_id: i64,
+    pub user_id: i64,
+    /// The sender's client language (e.g. Telegram's `language_code`).
+    pub user_lang: Option<String>,
+    pub message_id: Option<i64>,
+    /// The message this one replies to, if any (used by /forget).
+    pub reply_to: Option<i64>,
+    /// When the message was sent, unix ms.
+    pub at: i64,
+    pub body: Body,
+}
+
+#[derive(Debug, Clone)]
+pub enum Body {
+    /// A new text message: a note or a command.
+    Text(String),
+    /// A message was edited to this text.
+    Edited(String),
+    /// A message kind mnemo cannot store (sticker, photo, …): the locale key
+    /// suffix of its name, e.g. `"sticker"`.
+    Unsupported(&'static str),
+}
+
+/// What the adapter should do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Outcome {
+    Reply(Reply),
+}
+
+/// A message to send.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reply {
+    pub chat_id: i64,
+    /// Reply to this message id (a note's acknowledgement quotes the note).
+    pub reply_to: Option<i64>,
+    pub lang: String,
+    pub lines: Vec<Line>,
+    /// The note this reply acknowledges: once sent, the sent message is linked
+    /// to it, so replying `/forget` to the acknowledgement works.
+    #[serde(default)]
+    pub note_id: Option<u64>,
+    /// How many chunks of a long reply were delivered already (set by the
+    /// sender as it goes, so a restart does not repeat them).
+    #[serde(default)]
+    pub chunks_sent: u32,
+}
+
+/// A recall hit.
+#[derive(Debug, Clone)]
+pub struct Hit {
+    pub note: Note,
+    pub score: f32,
+}
+
+/// Counts for /stats and `mnemo stats`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stats {
+    pub memories: u64,
+    pub chats: u64,
+    pub outbox: u64,
+    pub db_bytes: u64,
+    pub db_path: String,
+    pub schema_version: u32,
+}
+
+/// Tunables the core needs from [`Config`].
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub default_lang: String,
+    pub allowed_user_ids: Vec<i64>,
+    pub max_note_chars: usize,
+    pub recall_default_k: usize,
+    pub recall_max_k: usize,
+    pub recent_default: usize,
+    pub recent_max: usize,
+}
+
+impl Settings {
+    pub fn from_config(c: &Config) -> Settings {
+        Settings {
+            default_lang: c.general.default_lang.clone(),
+            allowed_user_ids: c.telegram.allowed_user_ids.clone(),
+            max_note_chars: c.notes.max_chars,
+            recall_default_k: c.recall.default_k,
+            recall_max_k: c.recall.max_k,
+            recent_default: c.recall.recent_default,
+            recent_max: c.recall.recent_max,
+        }
+    }
+}
+
+/// A change to apply to derived indexes once the transaction committed.
+enum IndexOp {
+    Upsert(u64, i64, String),
+    Remove(u64),
+}
+
+pub struct Core {
+    store: Store,
+    settings: Settings,
+    lexical: RwLock<LexicalIndex>,
+    /// Serialises "commit, then update indexes" so indexes see writes in
+    /// commit order. redb serialises writers anyway, so this costs nothing.
+    writer: Mutex<()>,
+    pairing: Mutex<Option<PairingCode>>,
+}
+
+impl Core {
+    /// Wraps an open store and builds the derived indexes from it.
+    pub fn new(store: Store, settings: Settings) -> Result<Core, CoreError> {
+        let lexical = LexicalIndex::rebuild(&store)?;
+        Ok(Core { store, settings, lexical: RwLock::new(lexical), writer: Mutex::new(()), pairing: Mutex::new(None) })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Handles one event; see the module docs for the order of things.
+    pub fn handle(&self, ev: Inbound) -> Result<Vec<Outcome>, CoreError> {
+        let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let now = now_ms();
+        let (outcomes, ops) = self.store.write(|tx| {
+            if let Origin::Telegram { update_id } = ev.origin {
+                if tx.is_processed(update_id)? {
+                    tracing::debug!(update_id, "duplicate update ignored");
+                    return Ok((Vec::new(), Vec::new()));
+                }
+            }
+            let mut ops = Vec::new();
+            let outcomes = self.apply(tx, &ev, &mut ops)?;
+            if let Origin::Telegram { update_id } = ev.origin {
+                tx.mark_processed(update_id, now)?;
+                for o in &outcomes {
+                    tx.push_outbox(&serde_json::to_vec(o).expect("outcomes serialise"))?;
+                }
+            }
+            Ok((outcomes, ops))
+        })?;
+        if !ops.is_empty() {
+            let mut lex = self.lexical.write().unwrap_or_else(|p| p.into_inner());
+            for op in ops {
+                match op {
+                    IndexOp::Upsert(id, chat, text) => lex.insert(id, chat, &text),
+                    IndexOp::Remove(id) => lex.remove(id),
+                }
+            }
+        }
+        Ok(outcomes)
+    }
+
+    fn apply(&self, tx: &mut Tx, ev: &Inbound, ops: &mut Vec<IndexOp>) -> Result<Vec<Outcome>, StoreError> {
+        let lang = match tx.chat_lang(ev.chat_id)? {
+            Some(l) => l,
+            None => i18n::negotiate(ev.user_lang.as_deref(), &self.settings.default_lang),
+        };
+        let cx = Cx { ev, lang };
+        match self.check_access(tx, &cx)? {
+            access::Verdict::Allowed => {}
+            access::Verdict::Reply(lines) => return Ok(vec![cx.reply(lines)]),
+            access::Verdict::Silent => return Ok(Vec::new()),
+        }
+        let lines = match &ev.body {
+            Body::Unsupported(kind) => {
+                vec![Line::new("unsupported-kind").key("kind", &format!("kind-{kind}"))]
+            }
+            Body::Text(text) => match commands::parse(text) {
+                Some((cmd, args)) => return self.command(tx, &cx, &cmd, args, ops),
+                None => return self.save_note(tx, &cx, text, ops),
+            },
+            Body::Edited(text) => {
+                let existing = match ev.message_id {
+                    Some(m) => tx.note_by_message(ev.chat_id, m)?,
+                    None => None,
+                };
+                match existing {
+                    // An edit of a message that was never a note (a command, or a
+                    // note refused as too long) is treated as a new message.
+                    None if commands::parse(text).is_some() => return Ok(Vec::new()),
+                    None => return self.save_note(tx, &cx, text, ops),
+                    Some(id) => match self.validate(text) {
+                        Err(line) => vec![line],
+                        Ok(clean) => match tx.edit_note(id, clean.to_owned(), ev.at)? {
+                            Some(n) => {
+                                ops.push(IndexOp::Upsert(n.id, n.chat_id, n.text.clone()));
+                                vec![Line::new("note-updated").num("id", n.id)]
+                            }
+                            None => return Ok(Vec::new()),
+                        },
+                    },
+                }
+            }
+        };
+        Ok(vec![cx.reply_to_msg(lines)])
+    }
+
+    /// Checks a note's text: the trimmed text, or the line that explains why not.
+    fn validate<'t>(&self, text: &'t str) -> Result<&'t str, Line> {
+        let clean = text.trim();
+        if clean.is_empty() {
+            return Err(Line::new("note-empty"));
+        }
+        let len = clean.chars().count();
+        if len > self.settings.max_note_chars {
+            return Err(Line::new("note-too-long").num("len", len as i64).num("max", self.settings.max_note_chars as i64));
+        }
+        Ok(clean)
+    }
+
+    fn save_note(&self, tx: &mut Tx, cx: &Cx, text: &str, ops: &mut Vec<IndexOp>) -> Result<Vec<Outcome>, StoreError> {
+        let clean = match self.validate(text) {
+            Ok(c) => c,
+            Err(line) => return Ok(vec![cx.reply_to_msg(vec![line])]),
+        };
+        let note = tx.insert_note(NewNote {
+            chat_id: cx.ev.chat_id,
+            user_id: cx.ev.user_id,
+            message_id: cx.ev.message_id,
+            text: clean.to_owned(),
+            created_at: cx.ev.at,
+            source: match cx.ev.origin {
+                Origin::Telegram { .. } => Source::Telegram,
+                Origin::Console => Source::Console,
+            },
+        })?;
+        ops.push(IndexOp::Upsert(note.id, note.chat_id, note.text.clone()));
+        let mut reply = cx.reply_to_msg(vec![Line::new("note-saved").num("id", note.id)]);
+        let Outcome::Reply(r) = &mut reply;
+        r.note_id = Some(note.id);
+        Ok(vec![reply])
+    }
+
+    /// Lexical recall; `chat` restricts to one chat.
+    pub fn recall(&self, query: &str, chat: Option<i64>, k: usize) -> Result<Vec<Hit>, CoreError> {
+        let k = k.clamp(1, self.settings.recall_max_k);
+        let ids = self.lexical.read().unwrap_or_else(|p| p.into_inner()).search(query, chat, k);
+        let mut hits = Vec::with_capacity(ids.len());
+        for (id, score) in ids {
+            // The index is derived: a note deleted since is simply skipped.
+            if let Some(note) = self.store.note(id)? {
+                hits.push(Hit { note, score });
+            }
+        }
+        Ok(hits)
+    }
+
+    pub fn stats(&self) -> Result<Stats, CoreError> {
+        Ok(Stats {
+            memories: self.store.count_notes()?,
+            chats: self.store.count_chats()?,
+            outbox: self.store.outbox_len()?,
+            db_bytes: self.store.file_size(),
+            db_path: self.store.path().display().to_string(),
+            schema_version: self.store.schema_version()?,
+        })
+    }
+
+    // ---- Telegram plumbing: inbox and outbox --------------------------------
+
+    /// Records a received update durably before it is dispatched. Returns
+    /// false for an update that was processed already.
+    pub fn receive_update(&self, update_id: u64, raw: &[u8]) -> Result<bool, CoreError> {
+        Ok(self.store.write(|tx| tx.inbox_put(update_id, raw))?)
+    }
+
+    /// Updates received but not processed before the last stop, oldest first.
+    pub fn pending_updates(&self) -> Result<Vec<(u64, Vec<u8>)>, CoreError> {
+        Ok(self.store.inbox(usize::MAX)?)
+    }
+
+    /// Marks an update that needs no handling (an unsupported update kind).
+    pub fn discard_update(&self, update_id: u64) -> Result<(), CoreError> {
+        Ok(self.store.write(|tx| tx.mark_processed(update_id, now_ms()))?)
+    }
+
+    /// Queued replies, oldest first. Undecodable entries are dropped with an
+    /// error in the log rather than blocking the queue forever.
+    pub fn outbox(&self, limit: usize) -> Result<Vec<(u64, Reply)>, CoreError> {
+        let mut out = Vec::new();
+        for (seq, bytes) in self.store.outbox(limit)? {
+            match serde_json::from_slice::<Outcome>(&bytes) {
+                Ok(Outcome::Reply(r)) => out.push((seq, r)),
+                Err(e) => {
+                    tracing::error!(seq, error = %e, "dropping unreadable outbox entry");
+                    self.store.write(|tx| tx.remove_outbox(seq))?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records that `chunks_sent` chunks of reply `seq` went out.
+    pub fn outbox_progress(&self, seq: u64, reply: &Reply) -> Result<(), CoreError> {
+        let bytes = serde_json::to_vec(&Outcome::Reply(reply.clone())).expect("outcomes serialise");
+        Ok(self.store.write(|tx| tx.replace_outbox(seq, &bytes))?)
+    }
+
+    /// Removes a delivered (or undeliverable) reply and links the sent message
+    /// ids to the acknowledged note.
+    pub fn outbox_done(&self, seq: u64, reply: &Reply, sent_message_ids: &[i64]) -> Result<(), CoreError> {
+        Ok(self.store.write(|tx| {
+            tx.remove_outbox(seq)?;
+            if let Some(note) = reply.note_id {
+                if tx.note(note)?.is_some() {
+                    for m in sent_message_ids {
+                        tx.link_message(reply.chat_id, *m, note)?;
+                    }
+                }
+            }
+            Ok(())
+        })?)
+    }
+
+    /// Drops processed-update markers older than a week.
+    pub fn prune(&self) -> Result<u64, CoreError> {
+        Ok(self.store.write(|tx| tx.prune_processed(now_ms() - 7 * 86_400_000))?)
+    }
+}
+
+/// Per-event context shared by the handlers.
+struct Cx<'a> {
+    ev: &'a Inbound,
+    lang: String,
+}
+
+impl Cx<'_> {
+    fn reply(&self, lines: Vec<Line>) -> Outcome {
+        Outcome::Reply(Reply {
+            chat_id: self.ev.chat_id,
+            reply_to: None,
+            lang: self.lang.clone(),
+            lines,
+            note_id: None,
+            chunks_sent: 0,
+        })
+    }
+
+    fn reply_to_msg(&self, lines: Vec<Line>) -> Outcome {
+        let mut o = self.reply(lines);
+        let Outcome::Reply(r) = &mut o;
+        r.reply_to = self.ev.message_id;
+        o
+    }
+}
+
+/// Commands for Telegram's menu: (name, description locale key).
+pub fn commands_menu() -> &'static [(&'static str, &'static str)] {
+    commands::MENU
+}
+
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// `2026-11-25 14:20` (UTC) for unix ms.
+pub fn format_date(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|d| d.format("%Y-%m-%d %H:%M").to_string())
+        .unwrap_or_else(|| "?".into())
+}
+
+/// A one-line preview of a note: newlines folded, cut at `max` characters.
+pub fn snippet(text: &str, max: usize) -> String {
+    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() <= max {
+        return flat;
+    }
+    let cut: String = flat.chars().take(max.saturating_sub(1)).collect();
+    format!("{}…", cut.trim_end())
+}

@@ -1,0 +1,158 @@
+//! An in-memory BM25 index over note texts.
+//!
+//! Derived data: built from the store at start ([`LexicalIndex::rebuild`]) and
+//! kept current by the core after each committed write. Nothing here is ever
+//! the only copy of anything.
+//!
+//! Scoring is Okapi BM25 with `k1 = 1.2` and a low length normalisation
+//! `b = 0.4`, which suits short chat messages. Ties are broken by newer note
+//! first, then by id, so results are deterministic.
+
+use std::collections::HashMap;
+
+use crate::store::{Store, StoreError};
+
+const K1: f32 = 1.2;
+const B: f32 = 0.4;
+
+#[derive(Debug, Clone, Copy)]
+struct Doc {
+    chat_id: i64,
+    len: u32,
+}
+
+#[derive(Default)]
+pub struct LexicalIndex {
+    docs: HashMap<u64, Doc>,
+    /// term → (note id, term frequency)
+    postings: HashMap<String, Vec<(u64, u32)>>,
+    total_len: u64,
+}
+
+/// Lower-cased alphanumeric words of at least two characters (digits count,
+/// so "3pm" and "2026" are searchable).
+pub fn tokenize(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| w.chars().count() >= 2 || w.chars().all(|c| c.is_ascii_digit()) && !w.is_empty())
+        .map(str::to_lowercase)
+}
+
+impl LexicalIndex {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Builds the index from every note in the store.
+    pub fn rebuild(store: &Store) -> Result<Self, StoreError> {
+        let mut idx = Self::new();
+        store.for_each_note(|n| idx.insert(n.id, n.chat_id, &n.text))?;
+        Ok(idx)
+    }
+
+    pub fn len(&self) -> usize {
+        self.docs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.docs.is_empty()
+    }
+
+    /// Adds or replaces the text of note `id`.
+    pub fn insert(&mut self, id: u64, chat_id: i64, text: &str) {
+        self.remove(id);
+        let mut tf: HashMap<String, u32> = HashMap::new();
+        let mut len = 0u32;
+        for t in tokenize(text) {
+            *tf.entry(t).or_default() += 1;
+            len += 1;
+        }
+        for (term, n) in tf {
+            self.postings.entry(term).or_default().push((id, n));
+        }
+        self.docs.insert(id, Doc { chat_id, len });
+        self.total_len += u64::from(len);
+    }
+
+    pub fn remove(&mut self, id: u64) {
+        let Some(doc) = self.docs.remove(&id) else { return };
+        self.total_len -= u64::from(doc.len);
+        self.postings.retain(|_, list| {
+            list.retain(|(d, _)| *d != id);
+            !list.is_empty()
+        });
+    }
+
+    /// The best `k` notes for `query`, restricted to `chat` when given, as
+    /// (note id, score) with the highest score first.
+    pub fn search(&self, query: &str, chat: Option<i64>, k: usize) -> Vec<(u64, f32)> {
+        if self.docs.is_empty() || k == 0 {
+            return Vec::new();
+        }
+        let n = self.docs.len() as f32;
+        let avg = (self.total_len as f32 / n).max(1.0);
+        let mut terms: Vec<String> = tokenize(query).collect();
+        terms.sort();
+        terms.dedup();
+        let mut scores: HashMap<u64, f32> = HashMap::new();
+        for term in &terms {
+            let Some(list) = self.postings.get(term) else { continue };
+            let df = list.len() as f32;
+            let idf = ((n - df + 0.5) / (df + 0.5) + 1.0).ln();
+            for &(id, tf) in list {
+                let doc = self.docs[&id];
+                if chat.is_some_and(|c| c != doc.chat_id) {
+                    continue;
+                }
+                let tf = tf as f32;
+                let norm = K1 * (1.0 - B + B * doc.len as f32 / avg);
+                *scores.entry(id).or_default() += idf * tf * (K1 + 1.0) / (tf + norm);
+            }
+        }
+        let mut hits: Vec<(u64, f32)> = scores.into_iter().collect();
+        hits.sort_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));
+        hits.truncate(k);
+        hits
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_by_words_and_respects_chat() {
+        let mut idx = LexicalIndex::new();
+        idx.insert(1, 10, "Dentist appointment moved to Friday 3pm");
+        idx.insert(2, 10, "Buy milk and eggs");
+        idx.insert(3, 20, "dentist bill paid");
+        let hits = idx.search("when is the DENTIST", Some(10), 5);
+        assert_eq!(hits.iter().map(|h| h.0).collect::<Vec<_>>(), vec![1]);
+        let all = idx.search("dentist", None, 5);
+        assert_eq!(all.len(), 2);
+        idx.remove(1);
+        assert!(idx.search("dentist", Some(10), 5).is_empty());
+        idx.insert(2, 10, "buy bread");
+        assert!(idx.search("milk", None, 5).is_empty());
+        assert_eq!(idx.search("bread", None, 5)[0].0, 2);
+    }
+
+    #[test]
+    fn rarer_terms_weigh_more_and_ties_are_deterministic() {
+        let mut idx = LexicalIndex::new();
+        for id in 1..=10 {
+            idx.insert(id, 1, "common words here");
+        }
+        idx.insert(11, 1, "common rare");
+        let hits = idx.search("common rare", None, 3);
+        assert_eq!(hits[0].0, 11);
+        // Equal scores: newer (higher id) first.
+        assert_eq!(hits[1].0, 10);
+        assert_eq!(hits[2].0, 9);
+    }
+
+    #[test]
+    fn tokenizer_handles_unicode_and_numbers() {
+        let t: Vec<String> = tokenize("Größe: 3 Äpfel, e-mail 2026!").collect();
+        assert_eq!(t, vec!["größe", "3", "äpfel", "mail", "2026"]);
+    }
+}

@@ -1,0 +1,175 @@
+//! Table definitions, the schema version and migrations.
+//!
+//! The version lives in `META["schema_version"]` as a little-endian `u32`.
+//! [`migrate`] runs inside the open path, in one write transaction per step,
+//! so a crash mid-migration leaves the previous version intact.
+//!
+//! History:
+//! - v1: `notes_v1` (`u64 -> JSON {chat, user, msg, text, ts}` with `ts` in
+//!   seconds), no secondary indexes.
+//! - v2: `notes` with [`super::Note`] records (milliseconds, source, edits),
+//!   plus the `chat_notes` and `msg_note` indexes and the Telegram tables.
+
+use redb::{ReadableTable, TableDefinition, TableHandle, WriteTransaction};
+use serde::Deserialize;
+
+use super::{Note, Source, StoreError};
+
+pub const CURRENT_VERSION: u32 = 2;
+
+/// Small typed settings: schema version, counters, owner, last update id.
+pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// note id → JSON [`Note`].
+pub const NOTES: TableDefinition<u64, &[u8]> = TableDefinition::new("notes");
+/// (chat id, note id) → (): notes of one chat in id (= time) order.
+pub const CHAT_NOTES: TableDefinition<(i64, u64), ()> = TableDefinition::new("chat_notes");
+/// (chat id, message id) → note id, for the user's message and mnemo's ack.
+pub const MSG_NOTE: TableDefinition<(i64, i64), u64> = TableDefinition::new("msg_note");
+/// Telegram update id → unix ms when processed. Dedup of re-delivered updates.
+pub const PROCESSED: TableDefinition<u64, i64> = TableDefinition::new("processed_updates");
+/// Telegram update id → raw update JSON, received but not yet processed.
+pub const INBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("inbox");
+/// Sequence → JSON [`super::OutboxItem`]: replies committed but not yet sent.
+pub const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
+/// Chat id → reply language chosen with /lang.
+pub const CHAT_LANG: TableDefinition<i64, &str> = TableDefinition::new("chat_lang");
+/// User id → day number (unix days) of the last refusal sent to that stranger.
+pub const REFUSED: TableDefinition<i64, i64> = TableDefinition::new("refused");
+
+/// The v1 notes table, kept only to migrate from.
+pub const NOTES_V1: TableDefinition<u64, &[u8]> = TableDefinition::new("notes_v1");
+
+pub const KEY_VERSION: &str = "schema_version";
+pub const KEY_NEXT_NOTE: &str = "next_note_id";
+pub const KEY_NEXT_OUTBOX: &str = "next_outbox_seq";
+pub const KEY_OWNER: &str = "owner_user_id";
+pub const KEY_LAST_UPDATE: &str = "last_update_id";
+
+pub fn get_u64(txn: &WriteTransaction, key: &str) -> Result<Option<u64>, StoreError> {
+    let meta = txn.open_table(META)?;
+    let v = meta.get(key)?.map(|g| {
+        let b = g.value();
+        let mut a = [0u8; 8];
+        let n = b.len().min(8);
+        a[..n].copy_from_slice(&b[..n]);
+        u64::from_le_bytes(a)
+    });
+    Ok(v)
+}
+
+pub fn put_u64(txn: &WriteTransaction, key: &str, v: u64) -> Result<(), StoreError> {
+    txn.open_table(META)?.insert(key, v.to_le_bytes().as_slice())?;
+    Ok(())
+}
+
+/// Creates every table (so later read transactions never see a missing
+/// table) and brings an older file up to [`CURRENT_VERSION`].
+pub fn migrate(db: &redb::Database) -> Result<Migration, StoreError> {
+    let txn = db.begin_write()?;
+    let found = get_u64(&txn, KEY_VERSION)?.map(|v| v as u32);
+    // Never open `notes_v1` to look: opening a table in a write transaction creates it.
+    let has_v1 = txn.list_tables()?.any(|t| t.name() == NOTES_V1.name());
+    let is_new = found.is_none() && !has_v1;
+    let from = match found {
+        Some(v) => v,
+        None if is_new => CURRENT_VERSION,
+        // A v1 file predates the version record.
+        None => 1,
+    };
+    if from > CURRENT_VERSION {
+        return Err(StoreError::TooNew { found: from, supported: CURRENT_VERSION });
+    }
+    create_tables(&txn)?;
+    let mut migrated = 0;
+    if from == 1 {
+        migrated = migrate_v1_to_v2(&txn)?;
+    }
+    put_u64(&txn, KEY_VERSION, CURRENT_VERSION as u64)?;
+    txn.commit()?;
+    Ok(Migration { from, to: CURRENT_VERSION, notes_migrated: migrated })
+}
+
+/// What [`migrate`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Migration {
+    pub from: u32,
+    pub to: u32,
+    pub notes_migrated: u64,
+}
+
+fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
+    txn.open_table(META)?;
+    txn.open_table(NOTES)?;
+    txn.open_table(CHAT_NOTES)?;
+    txn.open_table(MSG_NOTE)?;
+    txn.open_table(PROCESSED)?;
+    txn.open_table(INBOX)?;
+    txn.open_table(OUTBOX)?;
+    txn.open_table(CHAT_LANG)?;
+    txn.open_table(REFUSED)?;
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct NoteV1 {
+    chat: i64,
+    user: i64,
+    msg: Option<i64>,
+    text: String,
+    /// Unix seconds.
+    ts: i64,
+}
+
+fn migrate_v1_to_v2(txn: &WriteTransaction) -> Result<u64, StoreError> {
+    let mut count = 0;
+    let mut max_id = 0;
+    {
+        let old = txn.open_table(NOTES_V1)?;
+        let mut notes = txn.open_table(NOTES)?;
+        let mut chat_notes = txn.open_table(CHAT_NOTES)?;
+        let mut msg_note = txn.open_table(MSG_NOTE)?;
+        for row in old.iter()? {
+            let (k, v) = row?;
+            let id = k.value();
+            let n: NoteV1 = serde_json::from_slice(v.value()).map_err(|e| StoreError::Corrupt(format!("v1 note {id}: {e}")))?;
+            let note = Note {
+                id,
+                chat_id: n.chat,
+                user_id: n.user,
+                message_id: n.msg,
+                text: n.text,
+                created_at: n.ts * 1000,
+                edited_at: None,
+                source: if n.msg.is_some() { Source::Telegram } else { Source::Console },
+            };
+            notes.insert(id, serde_json::to_vec(&note).expect("serialisable").as_slice())?;
+            chat_notes.insert((note.chat_id, id), ())?;
+            if let Some(m) = note.message_id {
+                msg_note.insert((note.chat_id, m), id)?;
+            }
+            max_id = max_id.max(id);
+            count += 1;
+        }
+    }
+    txn.delete_table(NOTES_V1)?;
+    let next = get_u64(txn, KEY_NEXT_NOTE)?.unwrap_or(1).max(max_id + 1);
+    put_u64(txn, KEY_NEXT_NOTE, next)?;
+    Ok(count)
+}
+
+/// Writes a v1 database, exactly as version 1 laid it out. Used to make the
+/// committed fixture `tests/data/schema_v1.redb` and by the migration tests.
+#[doc(hidden)]
+pub fn write_v1_fixture(path: &std::path::Path, notes: &[(u64, i64, i64, Option<i64>, &str, i64)]) -> Result<(), StoreError> {
+    let db = redb::Database::create(path)?;
+    let txn = db.begin_write()?;
+    {
+        let mut t = txn.open_table(NOTES_V1)?;
+        for (id, chat, user, msg, text, ts) in notes {
+            let v = serde_json::json!({"chat": chat, "user": user, "msg": msg, "text": text, "ts": ts});
+            t.insert(*id, serde_json::to_vec(&v).expect("json").as_slice())?;
+        }
+    }
+    txn.commit()?;
+    Ok(())
+}
