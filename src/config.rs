@@ -103,6 +103,11 @@ impl Config {
         Ok(cfg)
     }
 
+    /// The embedded defaults alone, ignoring files and the environment.
+    pub fn defaults() -> Config {
+        Figment::from(Toml::string(DEFAULT_TOML)).extract().expect("embedded defaults are valid")
+    }
+
     fn validate(&self) -> anyhow::Result<()> {
         if !(1..17).contains(&self.telegram.poll_timeout_secs) {
             bail!("telegram.poll_timeout_secs must be between 1 and 16 (the HTTP client gives up at 17 s)");

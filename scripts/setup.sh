@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what building and testing mnemo needs, and nothing when it is
+# already there. Called by `make run` and `make test`; safe to run again.
+set -euo pipefail
+
+need_apt=()
+command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
+command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
+
+if ((${#need_apt[@]})); then
+  if [[ $(id -u) -ne 0 ]]; then SUDO=sudo; else SUDO=; fi
+  echo "setup: installing ${need_apt[*]}" >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "setup: cargo is missing. Install the Rust toolchain (rustup) first." >&2
+  exit 1
+fi

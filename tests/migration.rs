@@ -1,0 +1,87 @@
+//! Opening a database written by an older schema migrates it in place.
+//!
+//! `tests/data/schema_v1.redb` was written once by `write_v1_fixture` (run
+//! the ignored test below to regenerate it) and is committed, so the format
+//! it holds is frozen even if the writer changes.
+
+use mnemo::config::Config;
+use mnemo::core::{Core, Settings};
+use mnemo::store::schema::{write_v1_fixture, CURRENT_VERSION};
+use mnemo::store::{Source, Store, DB_FILE};
+
+const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/schema_v1.redb");
+
+fn v1_notes() -> Vec<(u64, i64, i64, Option<i64>, &'static str, i64)> {
+    vec![
+        (1, 42, 42, Some(100), "dentist on Tuesday at 10", 1_735_725_600),
+        (2, 42, 42, Some(101), "call Anna about the flat", 1_735_812_000),
+        (7, 0, 0, None, "console note about bread", 1_735_898_400),
+    ]
+}
+
+#[test]
+#[ignore = "regenerates the committed fixture"]
+fn regenerate_v1_fixture() {
+    let _ = std::fs::remove_file(FIXTURE);
+    write_v1_fixture(std::path::Path::new(FIXTURE), &v1_notes()).unwrap();
+}
+
+#[test]
+fn a_v1_database_is_migrated_and_usable() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(FIXTURE, dir.path().join(DB_FILE)).unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.schema_version().unwrap(), CURRENT_VERSION);
+    assert_eq!(store.count_notes().unwrap(), 3);
+    let n = store.note(1).unwrap().unwrap();
+    assert_eq!(n.text, "dentist on Tuesday at 10");
+    assert_eq!(n.created_at, 1_735_725_600_000, "seconds became milliseconds");
+    assert_eq!(n.source, Source::Telegram);
+    assert_eq!(store.note(7).unwrap().unwrap().source, Source::Console);
+    // Secondary indexes were built.
+    assert_eq!(store.recent(42, 10).unwrap().iter().map(|n| n.id).collect::<Vec<_>>(), vec![2, 1]);
+    // New notes continue after the highest old id, and recall sees old notes.
+    let core = Core::new(store, Settings::from_config(&Config::defaults())).unwrap();
+    let id = core
+        .store()
+        .write(|tx| {
+            tx.insert_note(mnemo::store::NewNote {
+                chat_id: 42,
+                user_id: 42,
+                message_id: None,
+                text: "new".into(),
+                created_at: 0,
+                source: Source::Console,
+            })
+        })
+        .unwrap()
+        .id;
+    assert_eq!(id, 8);
+    assert_eq!(core.recall("dentist", Some(42), 5).unwrap()[0].note.id, 1);
+    drop(core);
+    // Re-opening is a no-op.
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.count_notes().unwrap(), 4);
+}
+
+#[test]
+fn a_database_from_a_newer_mnemo_is_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(DB_FILE);
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(mnemo::store::schema::META).unwrap().insert("schema_version", 99u64.to_le_bytes().as_slice()).unwrap();
+        txn.commit().unwrap();
+    }
+    let err = Store::open(dir.path()).err().expect("must refuse");
+    assert!(err.to_string().contains("newer"), "{err}");
+    // Nothing was migrated or created: the version record is as it was and
+    // no table of ours appeared.
+    use redb::ReadableDatabase;
+    let db = redb::Database::open(&path).unwrap();
+    let r = db.begin_read().unwrap();
+    let v = r.open_table(mnemo::store::schema::META).unwrap().get("schema_version").unwrap().unwrap().value().to_vec();
+    assert_eq!(v, 99u64.to_le_bytes());
+    assert_eq!(r.list_tables().unwrap().count(), 1);
+}

@@ -1,0 +1,319 @@
+//! A fake Telegram Bot API server on 127.0.0.1 for the real teloxide client.
+//!
+//! It implements just enough of the Bot API for mnemo: `getMe`,
+//! `deleteWebhook`, `setMyCommands`, long-polling `getUpdates` with real offset
+//! confirmation, and `sendMessage` (recorded). Tests push updates in, read
+//! what the bot sent, and script failures: a `429 retry_after`, a hanging
+//! send, lost offset confirmations, a wrong token.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use tokio::sync::Notify;
+
+pub const TOKEN: &str = "123456:TEST-token_abcdefghijklmnopqrstuvwxyz";
+pub const BOT_ID: i64 = 123456;
+
+/// A request the bot made: method name (as sent) and its JSON parameters.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub method: String,
+    pub params: Value,
+    pub at: Instant,
+    /// For sendMessage: the message id the fake gave the sent message.
+    pub message_id: Option<i64>,
+}
+
+/// A scripted answer for the next call of a method.
+#[derive(Debug, Clone)]
+pub enum Script {
+    /// HTTP 429 with `parameters.retry_after`.
+    RetryAfter(u64),
+    /// An API error with this code and description.
+    Error(u16, String),
+    /// Never answer (the client times out or the process is killed).
+    Hang,
+}
+
+#[derive(Default)]
+struct Inner {
+    updates: VecDeque<Value>,
+    next_update_id: i64,
+    next_message_id: i64,
+    /// When true, offsets are not honoured: every getUpdates re-delivers
+    /// everything (a confirmation that never reached Telegram).
+    ignore_confirmations: bool,
+    calls: Vec<Call>,
+    scripts: Vec<(String, Script)>,
+}
+
+pub struct FakeTelegram {
+    pub addr: SocketAddr,
+    inner: Arc<Mutex<Inner>>,
+    new_update: Arc<Notify>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Clone)]
+struct AppState {
+    inner: Arc<Mutex<Inner>>,
+    new_update: Arc<Notify>,
+}
+
+impl FakeTelegram {
+    pub async fn start() -> FakeTelegram {
+        let inner = Arc::new(Mutex::new(Inner { next_update_id: 1000, next_message_id: 50_000, ..Default::default() }));
+        let new_update = Arc::new(Notify::new());
+        let state = AppState { inner: inner.clone(), new_update: new_update.clone() };
+        let app = Router::new().route("/{bot}/{method}", post(api)).with_state(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.expect("fake telegram server");
+        });
+        FakeTelegram { addr, inner, new_update, task }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Queues a raw update (its `update_id` is assigned here) and returns the id.
+    pub fn push(&self, mut update: Value) -> i64 {
+        let mut g = self.inner.lock().unwrap();
+        g.next_update_id += 1;
+        let id = g.next_update_id;
+        update["update_id"] = json!(id);
+        g.updates.push_back(update);
+        drop(g);
+        self.new_update.notify_waiters();
+        id
+    }
+
+    pub fn ignore_confirmations(&self, on: bool) {
+        self.inner.lock().unwrap().ignore_confirmations = on;
+    }
+
+    /// Makes the next call of `method` answer with `script`.
+    pub fn script(&self, method: &str, script: Script) {
+        self.inner.lock().unwrap().scripts.push((method.to_ascii_lowercase(), script));
+    }
+
+    pub fn clear_scripts(&self) {
+        self.inner.lock().unwrap().scripts.clear();
+    }
+
+    pub fn calls(&self, method: &str) -> Vec<Call> {
+        let m = method.to_ascii_lowercase();
+        self.inner.lock().unwrap().calls.iter().filter(|c| c.method.to_ascii_lowercase() == m).cloned().collect()
+    }
+
+    /// Texts of messages the bot sent to `chat_id`, in order.
+    pub fn sent_to(&self, chat_id: i64) -> Vec<String> {
+        self.calls("sendMessage")
+            .into_iter()
+            .filter(|c| c.params["chat_id"].as_i64() == Some(chat_id) && c.params.get("_status").is_none())
+            .map(|c| c.params["text"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    /// Waits until at least `n` messages were sent to `chat_id`.
+    pub async fn wait_sent(&self, chat_id: i64, n: usize, timeout: Duration) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let sent = self.sent_to(chat_id);
+            if sent.len() >= n {
+                return sent;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {n} messages to chat {chat_id}; got {sent:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until `cond` holds over all calls so far.
+    pub async fn wait_for(&self, what: &str, timeout: Duration, cond: impl Fn(&[Call]) -> bool) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if cond(&self.inner.lock().unwrap().calls) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Updates not yet confirmed by the bot.
+    pub fn pending_updates(&self) -> usize {
+        self.inner.lock().unwrap().updates.len()
+    }
+}
+
+impl Drop for FakeTelegram {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn ok(result: Value) -> Response {
+    Json(json!({"ok": true, "result": result})).into_response()
+}
+
+fn err(code: u16, description: &str, params: Option<Value>) -> Response {
+    let mut body = json!({"ok": false, "error_code": code, "description": description});
+    if let Some(p) = params {
+        body["parameters"] = p;
+    }
+    (StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST), Json(body)).into_response()
+}
+
+async fn api(State(st): State<AppState>, Path((bot, method)): Path<(String, String)>, body: Bytes) -> Response {
+    let params: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if bot != format!("bot{TOKEN}") {
+        return err(401, "Unauthorized", None);
+    }
+    let lower = method.to_ascii_lowercase();
+    let script = {
+        let mut g = st.inner.lock().unwrap();
+        let script = g.scripts.iter().position(|(m, _)| *m == lower).map(|i| g.scripts.remove(i).1);
+        let mut recorded = params.clone();
+        if script.is_some() && recorded.is_object() {
+            // Mark calls that were answered with a scripted failure.
+            recorded["_status"] = json!("scripted");
+        }
+        g.calls.push(Call { method: method.clone(), params: recorded, at: Instant::now(), message_id: None });
+        (script, g.calls.len() - 1)
+    };
+    let (script, call_index) = script;
+    match script {
+        Some(Script::RetryAfter(s)) => {
+            return err(429, &format!("Too Many Requests: retry after {s}"), Some(json!({"retry_after": s})))
+        }
+        Some(Script::Error(code, d)) => return err(code, &d, None),
+        Some(Script::Hang) => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            return err(500, "Internal Server Error", None);
+        }
+        None => {}
+    }
+    match lower.as_str() {
+        "getme" => ok(json!({
+            "id": BOT_ID, "is_bot": true, "first_name": "mnemo", "username": "mnemo_test_bot",
+            "can_join_groups": false, "can_read_all_group_messages": false,
+            "supports_inline_queries": false, "has_main_web_app": false
+        })),
+        "deletewebhook" | "setmycommands" | "sendchataction" | "answercallbackquery" => ok(json!(true)),
+        "getwebhookinfo" => ok(json!({"url": "", "has_custom_certificate": false, "pending_update_count": 0})),
+        "getupdates" => get_updates(&st, &params).await,
+        "sendmessage" => {
+            let mut g = st.inner.lock().unwrap();
+            g.next_message_id += 1;
+            let id = g.next_message_id;
+            g.calls[call_index].message_id = Some(id);
+            let chat_id = params["chat_id"].as_i64().unwrap_or(0);
+            ok(json!({
+                "message_id": g.next_message_id,
+                "date": chrono_now(),
+                "chat": {"id": chat_id, "type": "private", "first_name": "User"},
+                "from": {"id": BOT_ID, "is_bot": true, "first_name": "mnemo", "username": "mnemo_test_bot"},
+                "text": params["text"].clone(),
+            }))
+        }
+        _ => err(404, "Not Found: method not found", None),
+    }
+}
+
+async fn get_updates(st: &AppState, params: &Value) -> Response {
+    let offset = params["offset"].as_i64().unwrap_or(0);
+    let limit = params["limit"].as_u64().unwrap_or(100) as usize;
+    let timeout = params["timeout"].as_u64().unwrap_or(0);
+    let deadline = Instant::now() + Duration::from_secs(timeout);
+    loop {
+        let notified = st.new_update.notified();
+        {
+            let mut g = st.inner.lock().unwrap();
+            if !g.ignore_confirmations {
+                g.updates.retain(|u| u["update_id"].as_i64().unwrap_or(0) >= offset);
+            }
+            let ready: Vec<Value> = g
+                .updates
+                .iter()
+                .filter(|u| g.ignore_confirmations || u["update_id"].as_i64().unwrap_or(0) >= offset)
+                .take(limit)
+                .cloned()
+                .collect();
+            if !ready.is_empty() || Instant::now() >= deadline {
+                return ok(Value::Array(ready));
+            }
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let _ = tokio::time::timeout(left, notified).await;
+    }
+}
+
+fn chrono_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+// ---- update builders ------------------------------------------------------
+
+fn message(chat_id: i64, user_id: i64, message_id: i64) -> Value {
+    json!({
+        "message_id": message_id,
+        "date": chrono_now(),
+        "chat": {"id": chat_id, "type": "private", "first_name": "User"},
+        "from": {"id": user_id, "is_bot": false, "first_name": "User", "language_code": "en"},
+    })
+}
+
+/// A text message from `user_id` in their private chat (chat id = user id).
+pub fn text(user_id: i64, message_id: i64, text: &str) -> Value {
+    let mut m = message(user_id, user_id, message_id);
+    m["text"] = json!(text);
+    json!({"message": m})
+}
+
+/// Like [`text`], replying to message `reply_to`.
+pub fn text_reply(user_id: i64, message_id: i64, body: &str, reply_to: i64) -> Value {
+    let mut u = text(user_id, message_id, body);
+    let mut quoted = message(user_id, user_id, reply_to);
+    quoted["text"] = json!("…");
+    u["message"]["reply_to_message"] = quoted;
+    u
+}
+
+/// Message `message_id` edited to `text`.
+pub fn edited(user_id: i64, message_id: i64, text: &str) -> Value {
+    let mut m = message(user_id, user_id, message_id);
+    m["text"] = json!(text);
+    m["edit_date"] = json!(chrono_now());
+    json!({"edited_message": m})
+}
+
+pub fn photo(user_id: i64, message_id: i64) -> Value {
+    let mut m = message(user_id, user_id, message_id);
+    m["photo"] = json!([{"file_id": "AgAD", "file_unique_id": "AQAD", "width": 90, "height": 90, "file_size": 1000}]);
+    json!({"message": m})
+}
+
+pub fn sticker(user_id: i64, message_id: i64) -> Value {
+    let mut m = message(user_id, user_id, message_id);
+    m["sticker"] = json!({
+        "file_id": "CAAC", "file_unique_id": "AgAD", "type": "regular",
+        "width": 512, "height": 512, "is_animated": false, "is_video": false
+    });
+    json!({"message": m})
+}
+
+/// An update kind mnemo does not handle at all.
+pub fn poll_answer(user_id: i64) -> Value {
+    json!({"poll_answer": {"poll_id": "1", "user": {"id": user_id, "is_bot": false, "first_name": "U"}, "option_ids": [0]}})
+}

@@ -1,0 +1,164 @@
+//! Shared test support: the fake Bot API, an in-process bot, and helpers to
+//! run the real `mnemo` binary as a child process.
+#![allow(dead_code)]
+
+pub mod fake_telegram;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mnemo::config::Config;
+use mnemo::core::{Core, Settings};
+use mnemo::store::Store;
+use tokio::sync::watch;
+
+use fake_telegram::{FakeTelegram, TOKEN};
+
+/// Config for tests: the fake server, a data dir, an allowlist, and rate
+/// limits loose enough not to slow tests down.
+pub fn config(api_url: &str, data_dir: &Path, allowed: &[i64]) -> Config {
+    let mut cfg = Config::defaults();
+    cfg.data_dir = data_dir.display().to_string();
+    cfg.telegram.api_url = api_url.to_owned();
+    cfg.telegram.allowed_user_ids = allowed.to_vec();
+    cfg.telegram.poll_timeout_secs = 2;
+    cfg.telegram.per_chat_burst = 100;
+    cfg.telegram.per_chat_per_sec = 1000.0;
+    cfg.telegram.global_per_sec = 1000.0;
+    cfg
+}
+
+/// The Telegram channel running inside the test process against a fake API.
+pub struct InProcBot {
+    pub tg: FakeTelegram,
+    pub core: Arc<Core>,
+    pub dir: tempfile::TempDir,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl InProcBot {
+    pub async fn start(allowed: &[i64]) -> InProcBot {
+        Self::start_with(allowed, |_| {}).await
+    }
+
+    pub async fn start_with(allowed: &[i64], tweak: impl FnOnce(&mut Config)) -> InProcBot {
+        let tg = FakeTelegram::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = config(&tg.url(), dir.path(), allowed);
+        tweak(&mut cfg);
+        let core = Arc::new(Core::new(Store::open(dir.path()).unwrap(), Settings::from_config(&cfg)).unwrap());
+        let (stop, rx) = watch::channel(false);
+        let c = core.clone();
+        let task = tokio::spawn(async move { mnemo::channels::telegram::run(&cfg, c, TOKEN.to_owned(), rx).await });
+        // Ready once it polls.
+        tg.wait_for("first getUpdates", Duration::from_secs(10), |calls| {
+            calls.iter().any(|c| c.method.eq_ignore_ascii_case("getUpdates"))
+        })
+        .await;
+        InProcBot { tg, core, dir, stop, task }
+    }
+
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        tokio::time::timeout(Duration::from_secs(10), self.task).await.expect("bot stops within 10 s").unwrap()
+    }
+}
+
+/// Path of the built binary.
+pub fn mnemo_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_mnemo"))
+}
+
+/// A `mnemo` command with a clean environment pointing at `data_dir`.
+pub fn mnemo(data_dir: &Path) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(mnemo_bin());
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", data_dir)
+        .env("MNEMO_DATA_DIR", data_dir)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    cmd
+}
+
+/// `mnemo serve` against the fake API, with stderr captured to a file.
+pub struct ServeProcess {
+    pub child: tokio::process::Child,
+    pub log: PathBuf,
+}
+
+impl ServeProcess {
+    pub fn spawn(data_dir: &Path, api_url: &str, allowed: &str, token: &str) -> ServeProcess {
+        let log = data_dir.with_extension(format!("log{}", std::process::id() as u64 + rand_suffix()));
+        let f = std::fs::File::create(&log).unwrap();
+        let child = mnemo(data_dir)
+            .arg("serve")
+            .env("TELEGRAM_BOT_TOKEN", token)
+            .env("MNEMO_TELEGRAM__API_URL", api_url)
+            .env("MNEMO_TELEGRAM__ALLOWED_USER_IDS", allowed)
+            .env("MNEMO_TELEGRAM__POLL_TIMEOUT_SECS", "2")
+            .env("MNEMO_TELEGRAM__PER_CHAT_PER_SEC", "1000")
+            .env("MNEMO_TELEGRAM__PER_CHAT_BURST", "100")
+            .env("RUST_LOG", "info,mnemo=debug")
+            .stdout(Stdio::null())
+            .stderr(f)
+            .spawn()
+            .expect("spawn mnemo serve");
+        ServeProcess { child, log }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits for a line in the log matching `pred`, returning it.
+    pub async fn wait_log(&self, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(l) = self.log_text().lines().find(|l| pred(l)) {
+                return l.to_owned();
+            }
+            assert!(Instant::now() < deadline, "log line not seen; log:\n{}", self.log_text());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn kill9(&mut self) {
+        let pid = self.child.id().expect("running") as i32;
+        signal(pid, "KILL");
+    }
+
+    pub fn term(&mut self) {
+        let pid = self.child.id().expect("running") as i32;
+        signal(pid, "TERM");
+    }
+
+    pub async fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        tokio::time::timeout(timeout, self.child.wait()).await.expect("process exits in time").unwrap()
+    }
+}
+
+fn rand_suffix() -> u64 {
+    let mut b = [0u8; 4];
+    getrandom::fill(&mut b).unwrap();
+    u64::from(u32::from_le_bytes(b))
+}
+
+fn signal(pid: i32, sig: &str) {
+    let st = std::process::Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status().unwrap();
+    assert!(st.success());
+}
+
+/// Runs `mnemo <args>` to completion: (exit code, stdout, stderr).
+pub async fn run_mnemo(data_dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = mnemo(data_dir).args(args).output().await.unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

@@ -1,0 +1,198 @@
+//! The Telegram channel end to end: the real teloxide Dispatcher long-polls a
+//! fake Bot API server on 127.0.0.1.
+
+mod support;
+
+use std::time::Duration;
+
+use support::fake_telegram::{self as tg, Script};
+use support::InProcBot;
+
+const OWNER: i64 = 4242;
+const T: Duration = Duration::from_secs(10);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_and_help_are_answered_and_commands_registered() {
+    let bot = InProcBot::start(&[OWNER]).await;
+    bot.tg.push(tg::text(OWNER, 1, "/start"));
+    bot.tg.push(tg::text(OWNER, 2, "/help"));
+    let sent = bot.tg.wait_sent(OWNER, 2, T).await;
+    assert!(sent[0].contains("mnemo"), "{sent:?}");
+    assert!(sent[1].contains("/recall") && sent[1].contains("/forget"), "{sent:?}");
+    // HTML parse mode is used, and the menu is registered in both locales.
+    let calls = bot.tg.calls("sendMessage");
+    assert_eq!(calls[0].params["parse_mode"], "HTML");
+    let menus = bot.tg.calls("setMyCommands");
+    assert_eq!(menus.len(), 2);
+    assert!(menus.iter().any(|c| c.params["language_code"] == "de"));
+    assert!(menus[0].params["commands"].as_array().unwrap().iter().any(|c| c["command"] == "recall"));
+    // Commands are not notes.
+    assert_eq!(bot.core.store().count_notes().unwrap(), 0);
+    bot.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_note_is_stored_acknowledged_and_findable() {
+    let bot = InProcBot::start(&[OWNER]).await;
+    bot.tg.push(tg::text(OWNER, 10, "Dentist appointment moved to Friday 3pm <b>really</b> & more"));
+    let sent = bot.tg.wait_sent(OWNER, 1, T).await;
+    assert!(sent[0].contains("#1"), "{sent:?}");
+    let ack = &bot.tg.calls("sendMessage")[0];
+    assert_eq!(ack.params["reply_parameters"]["message_id"], 10, "the ack quotes the note");
+
+    let note = bot.core.store().note(1).unwrap().expect("stored");
+    assert_eq!(note.chat_id, OWNER);
+    assert_eq!(note.message_id, Some(10));
+    assert!(note.text.contains("<b>really</b> & more"), "stored verbatim: {}", note.text);
+
+    bot.tg.push(tg::text(OWNER, 11, "/recall dentist friday"));
+    let sent = bot.tg.wait_sent(OWNER, 2, T).await;
+    assert!(sent[1].contains("Dentist appointment"), "{sent:?}");
+    // User text is escaped for HTML, not interpreted.
+    assert!(sent[1].contains("&lt;b&gt;really&lt;/b&gt; &amp; more"), "{}", sent[1]);
+
+    bot.tg.push(tg::text(OWNER, 12, "/recent"));
+    let sent = bot.tg.wait_sent(OWNER, 3, T).await;
+    assert!(sent[2].contains("#1"));
+    bot.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strangers_are_refused_once_a_day_and_nothing_is_stored() {
+    let bot = InProcBot::start(&[OWNER]).await;
+    let stranger = 999_001;
+    bot.tg.push(tg::text(stranger, 1, "let me in"));
+    bot.tg.push(tg::text(stranger, 2, "my secret note"));
+    bot.tg.push(tg::text(stranger, 3, "/recent"));
+    // The owner's note afterwards proves the stranger's updates were handled.
+    bot.tg.push(tg::text(OWNER, 1, "owner note"));
+    bot.tg.wait_sent(OWNER, 1, T).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let refusals = bot.tg.sent_to(stranger);
+    assert_eq!(refusals.len(), 1, "one refusal a day: {refusals:?}");
+    assert!(refusals[0].contains("999001"), "shows their id: {refusals:?}");
+    assert_eq!(bot.core.store().count_notes().unwrap(), 1);
+    assert_eq!(bot.core.store().count_chat_notes(stranger).unwrap(), 0);
+    bot.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn editing_a_message_updates_its_note() {
+    let bot = InProcBot::start(&[OWNER]).await;
+    bot.tg.push(tg::text(OWNER, 20, "meeting with Anna on Monday"));
+    bot.tg.wait_sent(OWNER, 1, T).await;
+    bot.tg.push(tg::edited(OWNER, 20, "meeting with Priya on Tuesday"));
+    let sent = bot.tg.wait_sent(OWNER, 2, T).await;
+    assert!(sent[1].contains("#1"), "{sent:?}");
+    let note = bot.core.store().note(1).unwrap().unwrap();
+    assert_eq!(note.text, "meeting with Priya on Tuesday");
+    assert!(note.edited_at.is_some());
+    assert_eq!(bot.core.store().count_notes().unwrap(), 1, "an edit is not a new note");
+    assert!(bot.core.recall("Anna", Some(OWNER), 5).unwrap().is_empty());
+    assert_eq!(bot.core.recall("Priya", Some(OWNER), 5).unwrap().len(), 1);
+    bot.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forget_by_id_and_by_replying_to_the_acknowledgement() {
+    let bot = InProcBot::start(&[OWNER]).await;
+    bot.tg.push(tg::text(OWNER, 30, "first secret"));
+    bot.tg.push(tg::text(OWNER, 31, "second secret"));
+    bot.tg.wait_sent(OWNER, 2, T).await;
+    // Reply /forget to mnemo's acknowledgement of the second note.
+    let ack_of_second = bot.tg.calls("sendMessage")[1].message_id.unwrap();
+    bot.tg.push(tg::text_reply(OWNER, 32, "/forget", ack_of_second));
+    let sent = bot.tg.wait_sent(OWNER, 3, T).await;
+    assert!(sent[2].contains("#2"), "{sent:?}");
+    bot.tg.push(tg::text(OWNER, 33, "/forget 1"));
+    bot.tg.push(tg::text(OWNER, 34, "/forget 1"));
+    bot.tg.push(tg::text(OWNER, 35, "/forget"));
+    let sent = bot.tg.wait_sent(OWNER, 6, T).await;
+    assert!(sent[3].contains("#1"));
+    assert!(sent[4].contains("no note #1"), "{sent:?}");
+    assert!(sent[5].contains("Usage"), "{sent:?}");
+    assert_eq!(bot.core.store().count_notes().unwrap(), 0);
+    assert!(bot.core.recall("secret", None, 5).unwrap().is_empty());
+    bot.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_429_is_honoured_and_the_reply_still_arrives() {
+    let bot = InProcBot::start(&[OWNER]).await;
+    bot.tg.script("sendMessage", Script::RetryAfter(1));
+    bot.tg.push(tg::text(OWNER, 40, "note during a flood wait"));
+    let sent = bot.tg.wait_sent(OWNER, 1, T).await;
+    assert!(sent[0].contains("#1"));
+    let calls = bot.tg.calls("sendMessage");
+    assert_eq!(calls.len(), 2, "one refused, one accepted");
+    let waited = calls[1].at.duration_since(calls[0].at);
+    assert!(waited >= Duration::from_millis(950), "retry_after=1 honoured, waited {waited:?}");
+    assert_eq!(bot.core.store().outbox_len().unwrap(), 0);
+    bot.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_clear_replies_and_nothing_breaks() {
+    let bot = InProcBot::start(&[OWNER]).await;
+    let huge = "x".repeat(5000);
+    bot.tg.push(tg::text(OWNER, 50, &huge));
+    bot.tg.push(tg::photo(OWNER, 51));
+    bot.tg.push(tg::sticker(OWNER, 52));
+    bot.tg.push(tg::poll_answer(OWNER));
+    bot.tg.push(tg::text(OWNER, 53, "   "));
+    bot.tg.push(tg::text(OWNER, 54, "still alive"));
+    let sent = bot.tg.wait_sent(OWNER, 5, T).await;
+    assert!(sent[0].contains("5000") && sent[0].contains("4096"), "{sent:?}");
+    assert!(sent[1].contains("photo"), "{sent:?}");
+    assert!(sent[2].contains("sticker"), "{sent:?}");
+    assert!(sent[3].contains("empty"), "{sent:?}");
+    assert!(sent[4].contains("#1"), "{sent:?}");
+    assert_eq!(bot.core.store().count_notes().unwrap(), 1);
+    // Every update, handled or not, left the inbox and was confirmed.
+    assert!(bot.core.store().inbox(10).unwrap().is_empty());
+    bot.tg.wait_for("all updates confirmed", T, |_| true).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(bot.tg.pending_updates(), 0);
+    bot.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_replies_are_split_below_telegrams_limit() {
+    let bot = InProcBot::start(&[OWNER]).await;
+    // 20 notes of ~1000 characters with characters that need escaping.
+    let body = "<&> ".repeat(75) + &"wörter ".repeat(100);
+    for i in 0..20 {
+        bot.core
+            .handle(mnemo::core::Inbound {
+                origin: mnemo::core::Origin::Console,
+                chat_id: OWNER,
+                user_id: OWNER,
+                user_lang: None,
+                message_id: None,
+                reply_to: None,
+                at: 0,
+                body: mnemo::core::Body::Text(format!("{i} {body}")),
+            })
+            .unwrap();
+    }
+    bot.tg.push(tg::text(OWNER, 60, "/recent 20"));
+    let sent = bot.tg.wait_sent(OWNER, 2, T).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sent_all = bot.tg.sent_to(OWNER);
+    assert!(sent_all.len() >= 2, "{}", sent.len());
+    for s in &sent_all {
+        assert!(s.encode_utf16().count() <= 4096, "message of {} units", s.encode_utf16().count());
+    }
+    bot.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_follow_the_chat_language() {
+    let bot = InProcBot::start(&[OWNER]).await;
+    bot.tg.push(tg::text(OWNER, 70, "/lang de"));
+    bot.tg.push(tg::text(OWNER, 71, "Zahnarzt am Freitag"));
+    let sent = bot.tg.wait_sent(OWNER, 2, T).await;
+    assert!(sent[0].contains("Deutsch"), "{sent:?}");
+    assert!(sent[1].contains("Gespeichert"), "{sent:?}");
+    bot.stop().await.unwrap();
+}
