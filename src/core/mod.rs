@@ -179,22 +179,20 @@ impl Core {
 
     /// Handles one event; see the module docs for the order of things.
     pub fn handle(&self, ev: Inbound) -> Result<Vec<Outcome>, CoreError> {
+        let mut all = self.handle_batch(std::slice::from_ref(&ev))?;
+        Ok(all.pop().unwrap_or_default())
+    }
+
+    /// Handles several events in one transaction: one durable commit for all
+    /// (bulk ingest, imports). Either every event is applied or none is.
+    pub fn handle_batch(&self, events: &[Inbound]) -> Result<Vec<Vec<Outcome>>, CoreError> {
         let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let now = now_ms();
         let (outcomes, ops) = self.store.write(|tx| {
-            if let Origin::Telegram { update_id } = ev.origin {
-                if tx.is_processed(update_id)? {
-                    tracing::debug!(update_id, "duplicate update ignored");
-                    return Ok((Vec::new(), Vec::new()));
-                }
-            }
             let mut ops = Vec::new();
-            let outcomes = self.apply(tx, &ev, &mut ops)?;
-            if let Origin::Telegram { update_id } = ev.origin {
-                tx.mark_processed(update_id, now)?;
-                for o in &outcomes {
-                    tx.push_outbox(&serde_json::to_vec(o).expect("outcomes serialise"))?;
-                }
+            let mut outcomes = Vec::with_capacity(events.len());
+            for ev in events {
+                outcomes.push(self.handle_in(tx, ev, now, &mut ops)?);
             }
             Ok((outcomes, ops))
         })?;
@@ -205,6 +203,23 @@ impl Core {
                     IndexOp::Upsert(id, chat, text) => lex.insert(id, chat, &text),
                     IndexOp::Remove(id) => lex.remove(id),
                 }
+            }
+        }
+        Ok(outcomes)
+    }
+
+    fn handle_in(&self, tx: &mut Tx, ev: &Inbound, now: i64, ops: &mut Vec<IndexOp>) -> Result<Vec<Outcome>, StoreError> {
+        if let Origin::Telegram { update_id } = ev.origin {
+            if tx.is_processed(update_id)? {
+                tracing::debug!(update_id, "duplicate update ignored");
+                return Ok(Vec::new());
+            }
+        }
+        let outcomes = self.apply(tx, ev, ops)?;
+        if let Origin::Telegram { update_id } = ev.origin {
+            tx.mark_processed(update_id, now)?;
+            for o in &outcomes {
+                tx.push_outbox(&serde_json::to_vec(o).expect("outcomes serialise"))?;
             }
         }
         Ok(outcomes)
