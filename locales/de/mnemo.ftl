@@ -27,6 +27,7 @@ note-line = <b>#{ $id }</b> <i>{ $date }</i> { $text }
 recall-usage = Aufruf: /recall <i>gesuchte Wörter</i>
 recall-header = <b>Beste Treffer für</b> „{ $query }“
 recall-empty = Nichts gefunden für „{ $query }“.
+recall-failed = ⚠️ Die Suche ist gerade fehlgeschlagen; bitte versuch es gleich noch einmal.
 recall-hit = <b>#{ $id }</b> <i>{ $date } · { $source }</i> { $text }
 forget-usage = Aufruf: /forget <i>id</i>, oder /forget als Antwort auf die Notiz.
 forget-done = 🗑 Notiz <b>#{ $id }</b> vergessen.

@@ -27,6 +27,7 @@ note-line = <b>#{ $id }</b> <i>{ $date }</i> { $text }
 recall-usage = Usage: /recall <i>words to look for</i>
 recall-header = <b>Best matches for</b> “{ $query }”
 recall-empty = Nothing found for “{ $query }”.
+recall-failed = ⚠️ Search failed just now; please try again in a moment.
 recall-hit = <b>#{ $id }</b> <i>{ $date } · { $source }</i> { $text }
 forget-usage = Usage: /forget <i>id</i>, or reply /forget to the note.
 forget-done = 🗑 Note <b>#{ $id }</b> forgotten.

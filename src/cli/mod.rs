@@ -3,7 +3,9 @@
 
 mod chat;
 mod doctor;
+mod models;
 mod recall;
+mod reindex;
 mod serve;
 mod stats;
 
@@ -41,8 +43,13 @@ pub enum Command {
     Recall(recall::Args),
     /// Show counts.
     Stats(stats::Args),
-    /// Check config, data dir, database and token; exit non-zero when unhealthy.
+    /// Check config, data dir, database, models and token; exit non-zero when unhealthy.
     Doctor(doctor::Args),
+    /// Fetch or check the model files.
+    #[command(subcommand)]
+    Models(models::Cmd),
+    /// Rebuild every derived index (lexical, vectors) from the database.
+    Reindex(reindex::Args),
 }
 
 /// Parses arguments, runs the command, maps errors to a message and exit 1.
@@ -71,6 +78,8 @@ pub fn main() -> ExitCode {
         Command::Recall(a) => recall::run(&cfg, &a),
         Command::Stats(a) => stats::run(&cfg, &a),
         Command::Doctor(a) => return doctor::run(&cfg, &a),
+        Command::Models(c) => models::run(&cfg, &c),
+        Command::Reindex(a) => reindex::run(&cfg, &a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -82,11 +91,50 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Opens the store and builds the core (with its derived indexes).
+/// Opens the store and builds the core (with its derived indexes). When the
+/// model files are missing or damaged, mnemo still runs — notes are stored
+/// and queued for embedding, recall is lexical — and says how to fix it.
 pub fn open_core(cfg: &Config) -> anyhow::Result<Core> {
     let dir = cfg.data_dir()?;
     let store = Store::open(&dir)?;
-    Ok(Core::new(store, Settings::from_config(cfg))?)
+    let embedder = load_embedder(cfg);
+    Ok(Core::with_embedder(store, Settings::from_config(cfg), embedder)?)
+}
+
+/// The embedding model, or `None` with a warning that names the fix.
+pub fn load_embedder(cfg: &Config) -> Option<std::sync::Arc<crate::memory::embed::Embedder>> {
+    let dir = match cfg.models_dir() {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!("no models dir: {e:#}");
+            return None;
+        }
+    };
+    match crate::memory::embed::Embedder::shared(&crate::models::ModelSet::new(dir), cfg.models.embed_threads) {
+        Ok(e) => Some(e),
+        Err(e) => {
+            tracing::warn!("semantic recall is off: {e:#}");
+            eprintln!("warning: semantic recall is off: {e:#}");
+            None
+        }
+    }
+}
+
+/// A progress bar on stderr for `total` items (hidden when `show` is false
+/// or stderr is not a terminal).
+pub fn progress_bar(show: bool, total: u64, what: &str) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !show || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_message(what.to_owned());
+    bar
 }
 
 /// Prints `value` as pretty JSON on stdout.

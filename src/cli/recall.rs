@@ -1,15 +1,21 @@
 //! `mnemo recall <query>`: search notes from the command line.
+//!
+//! `--stdin` reads one query per line and writes one JSON array per line,
+//! loading the model once (for scripted evaluation).
+
+use std::io::{BufRead, Write};
 
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::core::format_date;
+use crate::core::{format_date, Core, Hit};
 use crate::i18n::{escape_html, html_to_plain, I18n, Line};
+use crate::memory::recall::Parts;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Words to look for.
-    #[arg(required = true, num_args = 1..)]
+    /// Words to look for (or use --stdin).
+    #[arg(required_unless_present = "stdin", num_args = 1..)]
     query: Vec<String>,
     /// Only notes of this chat (the console is chat 0).
     #[arg(long)]
@@ -20,6 +26,12 @@ pub struct Args {
     /// Print a JSON array of hits.
     #[arg(long)]
     json: bool,
+    /// Read one query per line from stdin; print one JSON array per line.
+    #[arg(long)]
+    stdin: bool,
+    /// Show each component of the score.
+    #[arg(long)]
+    explain: bool,
 }
 
 /// One hit as printed by `--json`.
@@ -33,28 +45,45 @@ pub struct JsonHit {
     /// RFC 3339.
     pub created_at: String,
     pub source: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explain: Option<Parts>,
+}
+
+fn json_hit(h: &Hit, explain: bool) -> JsonHit {
+    JsonHit {
+        id: h.note.id,
+        chat_id: h.note.chat_id,
+        message_id: h.note.message_id,
+        text: h.note.text.clone(),
+        score: h.score,
+        created_at: chrono::DateTime::from_timestamp_millis(h.note.created_at)
+            .unwrap_or_default()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        source: h.note.source.as_str(),
+        explain: explain.then_some(h.parts),
+    }
 }
 
 pub fn run(cfg: &Config, args: &Args) -> anyhow::Result<()> {
     let core = super::open_core(cfg)?;
-    let query = args.query.join(" ");
+    catch_up(&core)?;
     let k = args.k.unwrap_or(cfg.recall.default_k);
+    if args.stdin {
+        let stdin = std::io::stdin();
+        let mut out = std::io::stdout().lock();
+        for line in stdin.lock().lines() {
+            let q = line?;
+            let hits = if q.trim().is_empty() { Vec::new() } else { core.recall(&q, args.chat, k)? };
+            let arr: Vec<JsonHit> = hits.iter().map(|h| json_hit(h, args.explain)).collect();
+            writeln!(out, "{}", serde_json::to_string(&arr)?)?;
+            out.flush()?;
+        }
+        return Ok(());
+    }
+    let query = args.query.join(" ");
     let hits = core.recall(&query, args.chat, k)?;
     if args.json {
-        let out: Vec<JsonHit> = hits
-            .iter()
-            .map(|h| JsonHit {
-                id: h.note.id,
-                chat_id: h.note.chat_id,
-                message_id: h.note.message_id,
-                text: h.note.text.clone(),
-                score: h.score,
-                created_at: chrono::DateTime::from_timestamp_millis(h.note.created_at)
-                    .unwrap_or_default()
-                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                source: h.note.source.as_str(),
-            })
-            .collect();
+        let out: Vec<JsonHit> = hits.iter().map(|h| json_hit(h, args.explain)).collect();
         return super::print_json(&out);
     }
     let i18n = I18n::new();
@@ -71,6 +100,29 @@ pub fn run(cfg: &Config, args: &Args) -> anyhow::Result<()> {
             .text("score", format!("{:.3}", h.score))
             .text("text", h.note.text.clone());
         println!("{}", html_to_plain(&i18n.render(lang, &line, &escape_html)));
+        if args.explain {
+            let p = h.parts;
+            println!(
+                "    lexical {:.3} (bm25 {:.2}) + vector {:.3} (cosine {:.3}) + recency {:.3}",
+                p.lexical, p.bm25, p.vector, p.cosine, p.recency
+            );
+        }
     }
+    Ok(())
+}
+
+/// Embeds notes still queued (say, just typed into `mnemo chat`) so the
+/// answer covers everything stored.
+fn catch_up(core: &Core) -> anyhow::Result<()> {
+    let pending = core.store().embed_queue_len()?;
+    if pending == 0 || core.embedder().is_none() {
+        return Ok(());
+    }
+    let bar = super::progress_bar(pending > 200, pending, "embedding new notes");
+    core.embed_all_pending(|d, t| {
+        bar.set_length(t);
+        bar.set_position(d);
+    })?;
+    bar.finish_and_clear();
     Ok(())
 }

@@ -19,6 +19,7 @@ pub fn run(cfg: &Config) -> anyhow::Result<()> {
     let token = bot_token().context("TELEGRAM_BOT_TOKEN is not set; `mnemo chat` works without it")?;
     let core = Arc::new(super::open_core(cfg)?);
     let pid = PidFile::create(cfg.data_dir()?.join(PID_FILE))?;
+    let worker = crate::memory::worker::EmbedWorker::spawn(core.clone());
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let res = rt.block_on(async {
         let (tx, rx) = watch::channel(false);
@@ -42,6 +43,7 @@ pub fn run(cfg: &Config) -> anyhow::Result<()> {
     });
     // Do not wait for blocking tasks beyond a moment: everything is committed.
     rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    worker.stop();
     drop(pid);
     res
 }

@@ -68,31 +68,29 @@ impl Core {
         Ok(lines)
     }
 
-    fn cmd_recall(&self, tx: &mut Tx, cx: &Cx, query: &str) -> Result<Vec<Line>, StoreError> {
+    fn cmd_recall(&self, _tx: &mut Tx, cx: &Cx, query: &str) -> Result<Vec<Line>, StoreError> {
         if query.is_empty() {
             return Ok(vec![Line::new("recall-usage")]);
         }
-        let ids = self.lexical.read().unwrap_or_else(|p| p.into_inner()).search(
-            query,
-            Some(cx.ev.chat_id),
-            self.settings.recall_default_k,
-        );
-        let mut lines = Vec::new();
-        for (id, _) in ids {
-            if let Some(n) = tx.note(id)? {
-                lines.push(
-                    Line::new("recall-hit")
-                        .num("id", n.id)
-                        .text("date", format_date(n.created_at))
-                        .key("source", &format!("source-{}", n.source.as_str()))
-                        .text("text", snippet(&n.text, SNIPPET_CHARS)),
-                );
+        let hits = match self.recall(query, Some(cx.ev.chat_id), self.settings.recall_default_k) {
+            Ok(h) => h,
+            Err(super::CoreError::Store(e)) => return Err(e),
+            Err(e) => {
+                tracing::error!(error = %e, "recall failed");
+                return Ok(vec![Line::new("recall-failed")]);
             }
-        }
-        if lines.is_empty() {
+        };
+        if hits.is_empty() {
             return Ok(vec![Line::new("recall-empty").text("query", snippet(query, 100))]);
         }
-        lines.insert(0, Line::new("recall-header").text("query", snippet(query, 100)));
+        let mut lines = vec![Line::new("recall-header").text("query", snippet(query, 100))];
+        lines.extend(hits.iter().map(|h| {
+            Line::new("recall-hit")
+                .num("id", h.note.id)
+                .text("date", format_date(h.note.created_at))
+                .key("source", &format!("source-{}", h.note.source.as_str()))
+                .text("text", snippet(&h.note.text, SNIPPET_CHARS))
+        }));
         Ok(lines)
     }
 

@@ -20,13 +20,18 @@
 mod access;
 mod commands;
 
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::i18n::{self, Line};
+use crate::memory::embed::Embedder;
 use crate::memory::lexical::LexicalIndex;
+use crate::memory::recall::{self, Candidate, Parts, Weights};
+use crate::memory::vector::VectorIndex;
+use crate::models::EMBED_DIM;
 use crate::store::{NewNote, Note, Source, Store, StoreError, Tx};
 
 pub use access::PairingCode;
@@ -39,7 +44,12 @@ pub const CONSOLE_CHAT_ID: i64 = 0;
 pub enum CoreError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("embedding failed: {0}")]
+    Embed(String),
 }
+
+/// Candidates taken from each side before fusion.
+const CANDIDATES: usize = 50;
 
 /// Where an event came from, and so how its replies are delivered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +117,8 @@ pub struct Reply {
 pub struct Hit {
     pub note: Note,
     pub score: f32,
+    /// The weighted components of `score`.
+    pub parts: Parts,
 }
 
 /// Counts for /stats and `mnemo stats`.
@@ -118,6 +130,14 @@ pub struct Stats {
     pub db_bytes: u64,
     pub db_path: String,
     pub schema_version: u32,
+    /// Notes with a stored embedding.
+    pub embedded: u64,
+    /// Notes waiting for their embedding.
+    pub pending: u64,
+    /// Vectors in the in-memory index.
+    pub index_size: u64,
+    /// Embedding model id, `null` when no model is loaded.
+    pub model: Option<String>,
 }
 
 /// Tunables the core needs from [`Config`].
@@ -130,6 +150,7 @@ pub struct Settings {
     pub recall_max_k: usize,
     pub recent_default: usize,
     pub recent_max: usize,
+    pub weights: Weights,
 }
 
 impl Settings {
@@ -142,6 +163,12 @@ impl Settings {
             recall_max_k: c.recall.max_k,
             recent_default: c.recall.recent_default,
             recent_max: c.recall.recent_max,
+            weights: Weights {
+                lexical: c.recall.weight_lexical,
+                vector: c.recall.weight_vector,
+                recency: c.recall.weight_recency,
+                recency_half_life_days: c.recall.recency_half_life_days,
+            },
         }
     }
 }
@@ -160,13 +187,54 @@ pub struct Core {
     /// commit order. redb serialises writers anyway, so this costs nothing.
     writer: Mutex<()>,
     pairing: Mutex<Option<PairingCode>>,
+    embedder: Option<Arc<Embedder>>,
+    vectors: RwLock<VectorIndex>,
+    /// Set when new work for the embed worker was committed.
+    work: (Mutex<bool>, Condvar),
 }
 
 impl Core {
-    /// Wraps an open store and builds the derived indexes from it.
+    /// Wraps an open store and builds the derived indexes from it, without
+    /// embeddings (lexical recall only; notes still queue for embedding).
     pub fn new(store: Store, settings: Settings) -> Result<Core, CoreError> {
+        Core::with_embedder(store, settings, None)
+    }
+
+    /// Like [`Core::new`] with an embedding model: if the stored vectors
+    /// belong to another model they are dropped and every note is queued, so
+    /// vector spaces never mix.
+    pub fn with_embedder(store: Store, settings: Settings, embedder: Option<Arc<Embedder>>) -> Result<Core, CoreError> {
         let lexical = LexicalIndex::rebuild(&store)?;
-        Ok(Core { store, settings, lexical: RwLock::new(lexical), writer: Mutex::new(()), pairing: Mutex::new(None) })
+        let mut vectors = VectorIndex::new(EMBED_DIM);
+        if let Some(e) = &embedder {
+            if store.vector_model()?.as_deref() != Some(e.model_id()) {
+                let n = store.write(|tx| tx.reset_vectors(e.model_id()))?;
+                tracing::info!(model = e.model_id(), notes = n, "embedding model changed; re-embedding every note");
+            }
+            let mut bad = 0;
+            store.for_each_vector(|id, chat, v| {
+                if !vectors.insert(id, chat, &v) {
+                    bad += 1;
+                }
+            })?;
+            if bad > 0 {
+                tracing::warn!(bad, "stored vectors with a wrong dimension or NaN were ignored");
+            }
+        }
+        Ok(Core {
+            store,
+            settings,
+            lexical: RwLock::new(lexical),
+            writer: Mutex::new(()),
+            pairing: Mutex::new(None),
+            embedder,
+            vectors: RwLock::new(vectors),
+            work: (Mutex::new(true), Condvar::new()),
+        })
+    }
+
+    pub fn embedder(&self) -> Option<&Arc<Embedder>> {
+        self.embedder.as_ref()
     }
 
     pub fn store(&self) -> &Store {
@@ -198,14 +266,109 @@ impl Core {
         })?;
         if !ops.is_empty() {
             let mut lex = self.lexical.write().unwrap_or_else(|p| p.into_inner());
+            let mut vec = self.vectors.write().unwrap_or_else(|p| p.into_inner());
             for op in ops {
                 match op {
-                    IndexOp::Upsert(id, chat, text) => lex.insert(id, chat, &text),
-                    IndexOp::Remove(id) => lex.remove(id),
+                    IndexOp::Upsert(id, chat, text) => {
+                        lex.insert(id, chat, &text);
+                        // The old vector (if any) is stale; the worker adds the new one.
+                        vec.remove(id);
+                    }
+                    IndexOp::Remove(id) => {
+                        lex.remove(id);
+                        vec.remove(id);
+                    }
                 }
             }
+            drop((lex, vec));
+            self.wake_worker();
         }
         Ok(outcomes)
+    }
+
+    // ---- embeddings ---------------------------------------------------------
+
+    /// Wakes the embed worker.
+    pub fn wake_worker(&self) {
+        let (m, cv) = &self.work;
+        *m.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        cv.notify_all();
+    }
+
+    /// Blocks until there may be new work, or `timeout`.
+    pub fn wait_for_work(&self, timeout: Duration) {
+        let (m, cv) = &self.work;
+        let mut g = m.lock().unwrap_or_else(|p| p.into_inner());
+        if !*g {
+            g = cv.wait_timeout(g, timeout).unwrap_or_else(|p| p.into_inner()).0;
+        }
+        *g = false;
+    }
+
+    /// Embeds up to `max` queued notes in one model call and stores their
+    /// vectors in one commit. Returns how many queue entries were taken (0
+    /// when the queue is empty or there is no model).
+    pub fn embed_pending(&self, max: usize) -> Result<usize, CoreError> {
+        let Some(e) = &self.embedder else { return Ok(0) };
+        let batch = self.store.embed_queue(max)?;
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let texts: Vec<String> = batch.iter().map(|(_, _, n)| embed_text(n)).collect();
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let vecs = e.embed(&refs).map_err(|err| CoreError::Embed(format!("{err:#}")))?;
+        let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let applied = self.store.write(|tx| {
+            let mut applied = Vec::new();
+            for ((id, seq, note), v) in batch.iter().zip(&vecs) {
+                if v.len() != EMBED_DIM || v.iter().any(|x| !x.is_finite()) {
+                    tracing::error!(note = id, "model returned an unusable vector; note stays lexical-only");
+                    tx.skip_embed(*id, *seq)?;
+                } else if tx.put_vector(*id, *seq, v)? {
+                    applied.push((*id, note.chat_id, v));
+                }
+            }
+            Ok(applied)
+        })?;
+        let mut idx = self.vectors.write().unwrap_or_else(|p| p.into_inner());
+        for (id, chat, v) in applied {
+            idx.insert(id, chat, v);
+        }
+        Ok(batch.len())
+    }
+
+    /// Drains the whole queue now (CLI commands, reindex), reporting progress
+    /// as (done, total).
+    pub fn embed_all_pending(&self, mut progress: impl FnMut(u64, u64)) -> Result<u64, CoreError> {
+        if self.embedder.is_none() {
+            return Ok(0);
+        }
+        let total = self.store.embed_queue_len()?;
+        let mut done = 0;
+        loop {
+            let n = self.embed_pending(crate::memory::worker::BATCH)? as u64;
+            if n == 0 {
+                break;
+            }
+            done += n;
+            progress(done.min(total), total);
+        }
+        Ok(done)
+    }
+
+    /// Rebuilds every derived index from the store: lexical from the notes,
+    /// vectors by re-embedding every note (progress as (done, total)).
+    pub fn reindex(&self, progress: impl FnMut(u64, u64)) -> Result<u64, CoreError> {
+        {
+            let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+            let lex = LexicalIndex::rebuild(&self.store)?;
+            *self.lexical.write().unwrap_or_else(|p| p.into_inner()) = lex;
+            if let Some(e) = &self.embedder {
+                self.store.write(|tx| tx.reset_vectors(e.model_id()))?;
+                *self.vectors.write().unwrap_or_else(|p| p.into_inner()) = VectorIndex::new(EMBED_DIM);
+            }
+        }
+        self.embed_all_pending(progress)
     }
 
     fn handle_in(&self, tx: &mut Tx, ev: &Inbound, now: i64, ops: &mut Vec<IndexOp>) -> Result<Vec<Outcome>, StoreError> {
@@ -306,18 +469,43 @@ impl Core {
         Ok(vec![reply])
     }
 
-    /// Lexical recall; `chat` restricts to one chat.
+    /// Hybrid recall (lexical + vector + recency); `chat` restricts to one
+    /// chat. Without a model it is lexical with recency.
     pub fn recall(&self, query: &str, chat: Option<i64>, k: usize) -> Result<Vec<Hit>, CoreError> {
+        self.recall_weighted(query, chat, k, &self.settings.weights)
+    }
+
+    /// [`Core::recall`] with explicit fusion weights (evaluation: lexical
+    /// only is `vector = 0`, vector only is `lexical = 0`).
+    pub fn recall_weighted(&self, query: &str, chat: Option<i64>, k: usize, weights: &Weights) -> Result<Vec<Hit>, CoreError> {
         let k = k.clamp(1, self.settings.recall_max_k);
-        let ids = self.lexical.read().unwrap_or_else(|p| p.into_inner()).search(query, chat, k);
-        let mut hits = Vec::with_capacity(ids.len());
-        for (id, score) in ids {
-            // The index is derived: a note deleted since is simply skipped.
-            if let Some(note) = self.store.note(id)? {
-                hits.push(Hit { note, score });
+        let (lex, qweight) = {
+            let idx = self.lexical.read().unwrap_or_else(|p| p.into_inner());
+            (idx.search(query, chat, CANDIDATES.max(k)), idx.query_weight(query))
+        };
+        let qv = match &self.embedder {
+            Some(e) if !query.trim().is_empty() => {
+                Some(e.embed(&[query]).map_err(|err| CoreError::Embed(format!("{err:#}")))?.remove(0))
             }
+            _ => None,
+        };
+        let vectors = self.vectors.read().unwrap_or_else(|p| p.into_inner());
+        let vec = qv.as_ref().map(|q| vectors.search_exact(q, chat, CANDIDATES.max(k))).unwrap_or_default();
+        let mut notes = std::collections::HashMap::new();
+        let mut cands = Vec::new();
+        for (id, (bm25, cos)) in recall::merge(&lex, &vec) {
+            // The indexes are derived: a note deleted since is simply skipped.
+            let Some(note) = self.store.note(id)? else { continue };
+            let cosine = cos.or_else(|| Some(crate::memory::embed::dot(qv.as_ref()?, vectors.get(id)?)));
+            cands.push(Candidate { id, bm25, lexical: bm25 / qweight, cosine, created_at: note.created_at });
+            notes.insert(id, note);
         }
-        Ok(hits)
+        drop(vectors);
+        let ranked = recall::fuse(&cands, now_ms(), weights, k);
+        Ok(ranked
+            .into_iter()
+            .filter_map(|(id, score, parts)| notes.remove(&id).map(|note| Hit { note, score, parts }))
+            .collect())
     }
 
     pub fn stats(&self) -> Result<Stats, CoreError> {
@@ -328,6 +516,10 @@ impl Core {
             db_bytes: self.store.file_size(),
             db_path: self.store.path().display().to_string(),
             schema_version: self.store.schema_version()?,
+            embedded: self.store.vector_count()?,
+            pending: self.store.embed_queue_len()?,
+            index_size: self.vectors.read().unwrap_or_else(|p| p.into_inner()).len() as u64,
+            model: self.embedder.as_ref().map(|e| e.model_id().to_owned()),
         })
     }
 
@@ -422,6 +614,16 @@ impl Cx<'_> {
 /// Commands for Telegram's menu: (name, description locale key).
 pub fn commands_menu() -> &'static [(&'static str, &'static str)] {
     commands::MENU
+}
+
+/// What is embedded for a note: its date, then its text (the date helps
+/// questions about time, and dense retrieval most of all).
+pub fn embed_text(n: &Note) -> String {
+    let date = chrono::DateTime::from_timestamp_millis(n.created_at).map(|d| d.format("%Y-%m-%d").to_string());
+    match date {
+        Some(d) => format!("{d}: {}", n.text),
+        None => n.text.clone(),
+    }
 }
 
 pub fn now_ms() -> i64 {

@@ -7,8 +7,17 @@
 //! Scoring is Okapi BM25 with `k1 = 1.2` and a low length normalisation
 //! `b = 0.4`, which suits short chat messages. Ties are broken by newer note
 //! first, then by id, so results are deterministic.
+//!
+//! Analysis: Unicode words, lower-cased; English and German stop words
+//! dropped; Snowball stemming. A note is stemmed in the language its stop
+//! words suggest (German when it has more German than English stop words);
+//! a query is stemmed both ways, so "Zahnärzte" finds "Zahnarzt" and "moved"
+//! finds "moving" whichever language the user wrote in.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use rust_stemmers::{Algorithm, Stemmer};
 
 use crate::store::{Store, StoreError};
 
@@ -37,6 +46,48 @@ pub fn tokenize(text: &str) -> impl Iterator<Item = String> + '_ {
         .map(str::to_lowercase)
 }
 
+const STOP_EN: &[&str] = &[
+    "a", "about", "an", "and", "are", "as", "at", "be", "been", "but", "by", "can", "could", "did", "do", "does",
+    "for", "from", "had", "has", "have", "he", "her", "him", "his", "how", "i", "if", "in", "into", "is", "it",
+    "its", "me", "my", "of", "on", "or", "our", "she", "so", "that", "the", "their", "them", "then", "there",
+    "these", "they", "this", "to", "too", "us", "was", "we", "were", "what", "when", "where", "which", "who",
+    "why", "will", "with", "would", "you", "your",
+];
+const STOP_DE: &[&str] = &[
+    "aber", "als", "am", "an", "auch", "auf", "aus", "bei", "bin", "bis", "da", "das", "dass", "dem", "den",
+    "der", "des", "die", "doch", "du", "ein", "eine", "einem", "einen", "einer", "es", "für", "hab", "habe",
+    "hat", "ich", "ihr", "im", "ist", "ja", "mal", "man", "mein", "meine", "mich", "mir", "mit", "nach", "nicht",
+    "noch", "nur", "oder", "schon", "sie", "sind", "so", "über", "um", "und", "uns", "vom", "von", "vor", "war",
+    "was", "wann", "wer", "wie", "wir", "wo", "zu", "zum", "zur",
+];
+
+static EN: LazyLock<Stemmer> = LazyLock::new(|| Stemmer::create(Algorithm::English));
+static DE: LazyLock<Stemmer> = LazyLock::new(|| Stemmer::create(Algorithm::German));
+
+fn is_stop(w: &str) -> bool {
+    STOP_EN.contains(&w) || STOP_DE.contains(&w)
+}
+
+/// Index terms of a note.
+pub fn analyze_doc(text: &str) -> Vec<String> {
+    let words: Vec<String> = tokenize(text).collect();
+    let en = words.iter().filter(|w| STOP_EN.contains(&w.as_str())).count();
+    let de = words.iter().filter(|w| STOP_DE.contains(&w.as_str())).count();
+    let stemmer: &Stemmer = if de > en { &DE } else { &EN };
+    words.iter().filter(|w| !is_stop(w)).map(|w| stemmer.stem(w).into_owned()).collect()
+}
+
+/// Query terms: each word stemmed as English and as German.
+pub fn analyze_query(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = tokenize(text)
+        .filter(|w| !is_stop(w))
+        .flat_map(|w| [EN.stem(&w).into_owned(), DE.stem(&w).into_owned()])
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 impl LexicalIndex {
     pub fn new() -> Self {
         Self::default()
@@ -62,7 +113,7 @@ impl LexicalIndex {
         self.remove(id);
         let mut tf: HashMap<String, u32> = HashMap::new();
         let mut len = 0u32;
-        for t in tokenize(text) {
+        for t in analyze_doc(text) {
             *tf.entry(t).or_default() += 1;
             len += 1;
         }
@@ -82,6 +133,23 @@ impl LexicalIndex {
         });
     }
 
+    /// How much a note could score for `query`: the sum of the query terms'
+    /// idf (terms absent from the index count with the highest idf). A note's
+    /// BM25 divided by this is the share of the query it matches, in [0, ~1]
+    /// — unlike min-max over candidates, a lone weak match stays small.
+    pub fn query_weight(&self, query: &str) -> f32 {
+        let n = self.docs.len() as f32;
+        analyze_query(query)
+            .iter()
+            .map(|t| {
+                let df = self.postings.get(t).map_or(0, Vec::len) as f32;
+                ((n - df + 0.5) / (df + 0.5) + 1.0).ln()
+            })
+            .sum::<f32>()
+            // A query is stemmed two ways, so each word contributes up to two terms.
+            .max(1e-6)
+    }
+
     /// The best `k` notes for `query`, restricted to `chat` when given, as
     /// (note id, score) with the highest score first.
     pub fn search(&self, query: &str, chat: Option<i64>, k: usize) -> Vec<(u64, f32)> {
@@ -90,9 +158,7 @@ impl LexicalIndex {
         }
         let n = self.docs.len() as f32;
         let avg = (self.total_len as f32 / n).max(1.0);
-        let mut terms: Vec<String> = tokenize(query).collect();
-        terms.sort();
-        terms.dedup();
+        let terms = analyze_query(query);
         let mut scores: HashMap<u64, f32> = HashMap::new();
         for term in &terms {
             let Some(list) = self.postings.get(term) else { continue };
@@ -148,6 +214,17 @@ mod tests {
         // Equal scores: newer (higher id) first.
         assert_eq!(hits[1].0, 10);
         assert_eq!(hits[2].0, 9);
+    }
+
+    #[test]
+    fn stemming_and_stop_words_in_both_languages() {
+        let mut idx = LexicalIndex::new();
+        idx.insert(1, 1, "Der Zahnarzt hat den Termin verschoben");
+        idx.insert(2, 1, "The meeting was moved to Thursday");
+        idx.insert(3, 1, "the and of");
+        assert_eq!(idx.search("Zahnarztes Termine", None, 5)[0].0, 1);
+        assert_eq!(idx.search("meetings moving", None, 5)[0].0, 2);
+        assert!(idx.search("the", None, 5).is_empty(), "stop words alone match nothing");
     }
 
     #[test]

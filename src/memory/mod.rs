@@ -1,6 +1,15 @@
-//! Recall: derived indexes over the notes in the store.
+//! Recall: derived indexes over the notes in the store, and their fusion.
 //!
-//! Today a lexical BM25 index; local embeddings and a vector index join it in
-//! the semantic-memory work. Everything here is rebuilt from the store.
+//! - [`lexical`]: BM25 with stemming (English, German);
+//! - [`embed`]: sentence embeddings (MiniLM on ONNX Runtime);
+//! - [`vector`]: the in-memory vector index (exact, and ANN when large);
+//! - [`recall`]: hybrid fusion of the two with recency;
+//! - [`worker`]: the background embedder that drains the store's queue.
+//!
+//! Everything here is rebuilt from the store.
 
+pub mod embed;
 pub mod lexical;
+pub mod recall;
+pub mod vector;
+pub mod worker;

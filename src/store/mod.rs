@@ -287,6 +287,65 @@ impl Store {
     pub fn last_update_id(&self) -> Result<Option<u64>, StoreError> {
         self.meta_u64(KEY_LAST_UPDATE)
     }
+
+    /// The embedding space the stored vectors belong to.
+    pub fn vector_model(&self) -> Result<Option<String>, StoreError> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(META)?;
+        Ok(t.get(KEY_VECTOR_MODEL)?.map(|g| String::from_utf8_lossy(g.value()).into_owned()))
+    }
+
+    /// Up to `limit` queued notes: (note id, queue sequence, note).
+    pub fn embed_queue(&self, limit: usize) -> Result<Vec<(u64, u64, Note)>, StoreError> {
+        let r = self.db.begin_read()?;
+        let q = r.open_table(EMBED_QUEUE)?;
+        let notes = r.open_table(NOTES)?;
+        let mut out = Vec::new();
+        for row in q.iter()? {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = row?;
+            let id = k.value();
+            if let Some(g) = notes.get(id)? {
+                out.push((id, v.value(), decode_note(id, g.value())?));
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn embed_queue_len(&self) -> Result<u64, StoreError> {
+        let r = self.db.begin_read()?;
+        Ok(r.open_table(EMBED_QUEUE)?.len()?)
+    }
+
+    pub fn vector_count(&self) -> Result<u64, StoreError> {
+        let r = self.db.begin_read()?;
+        Ok(r.open_table(VECTORS)?.len()?)
+    }
+
+    /// Calls `f(note id, chat id, vector)` for every stored vector.
+    pub fn for_each_vector(&self, mut f: impl FnMut(u64, i64, Vec<f32>)) -> Result<(), StoreError> {
+        let r = self.db.begin_read()?;
+        let vt = r.open_table(VECTORS)?;
+        let notes = r.open_table(NOTES)?;
+        for row in vt.iter()? {
+            let (k, v) = row?;
+            let id = k.value();
+            let Some(n) = notes.get(id)? else { continue };
+            let chat = decode_note(id, n.value())?.chat_id;
+            f(id, chat, decode_vector(v.value()));
+        }
+        Ok(())
+    }
+}
+
+pub fn encode_vector(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+pub fn decode_vector(b: &[u8]) -> Vec<f32> {
+    b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
 }
 
 /// A write transaction with typed operations. Obtained from [`Store::write`].
@@ -318,7 +377,49 @@ impl Tx {
         if let Some(m) = note.message_id {
             self.link_message(note.chat_id, m, id)?;
         }
+        self.enqueue_embed(id)?;
         Ok(note)
+    }
+
+    /// Queues note `id` for (re-)embedding.
+    pub fn enqueue_embed(&mut self, id: u64) -> Result<(), StoreError> {
+        let seq = self.next_seq(KEY_EMBED_SEQ)?;
+        self.txn.open_table(EMBED_QUEUE)?.insert(id, seq)?;
+        Ok(())
+    }
+
+    /// Stores the embedding of note `id` computed for queue entry `seq`, if
+    /// that entry is still current (the note was not edited or deleted
+    /// meanwhile). Returns whether it was stored.
+    pub fn put_vector(&mut self, id: u64, seq: u64, v: &[f32]) -> Result<bool, StoreError> {
+        let mut q = self.txn.open_table(EMBED_QUEUE)?;
+        if q.get(id)?.map(|g| g.value()) != Some(seq) {
+            return Ok(false);
+        }
+        q.remove(id)?;
+        drop(q);
+        if self.txn.open_table(NOTES)?.get(id)?.is_none() {
+            return Ok(false);
+        }
+        self.txn.open_table(VECTORS)?.insert(id, encode_vector(v).as_slice())?;
+        Ok(true)
+    }
+
+    /// Drops the queue entry of a note that cannot be embedded (so it does not
+    /// block the queue); the note stays searchable lexically.
+    pub fn skip_embed(&mut self, id: u64, seq: u64) -> Result<(), StoreError> {
+        let mut q = self.txn.open_table(EMBED_QUEUE)?;
+        if q.get(id)?.map(|g| g.value()) == Some(seq) {
+            q.remove(id)?;
+        }
+        Ok(())
+    }
+
+    /// Switches the embedding space: drops all vectors and queues all notes.
+    pub fn reset_vectors(&mut self, model_id: &str) -> Result<u64, StoreError> {
+        let n = schema::queue_all_for_embedding(&self.txn)?;
+        self.txn.open_table(META)?.insert(KEY_VECTOR_MODEL, model_id.as_bytes())?;
+        Ok(n)
     }
 
     fn put_note(&mut self, note: &Note) -> Result<(), StoreError> {
@@ -350,6 +451,8 @@ impl Tx {
         note.text = text;
         note.edited_at = Some(at);
         self.put_note(&note)?;
+        self.txn.open_table(VECTORS)?.remove(id)?;
+        self.enqueue_embed(id)?;
         Ok(Some(note))
     }
 
@@ -361,6 +464,8 @@ impl Tx {
         }
         self.txn.open_table(NOTES)?.remove(id)?;
         self.txn.open_table(CHAT_NOTES)?.remove((chat_id, id))?;
+        self.txn.open_table(VECTORS)?.remove(id)?;
+        self.txn.open_table(EMBED_QUEUE)?.remove(id)?;
         self.txn
             .open_table(MSG_NOTE)?
             .retain_in((chat_id, i64::MIN)..=(chat_id, i64::MAX), |_, v| v != id)?;

@@ -9,13 +9,15 @@
 //!   seconds), no secondary indexes.
 //! - v2: `notes` with [`super::Note`] records (milliseconds, source, edits),
 //!   plus the `chat_notes` and `msg_note` indexes and the Telegram tables.
+//! - v3: `vectors` (sentence embeddings) and `embed_queue`; migrating
+//!   queues every existing note for embedding.
 
 use redb::{ReadableTable, TableDefinition, TableHandle, WriteTransaction};
 use serde::Deserialize;
 
 use super::{Note, Source, StoreError};
 
-pub const CURRENT_VERSION: u32 = 2;
+pub const CURRENT_VERSION: u32 = 3;
 
 /// Small typed settings: schema version, counters, owner, last update id.
 pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -36,6 +38,14 @@ pub const CHAT_LANG: TableDefinition<i64, &str> = TableDefinition::new("chat_lan
 /// User id → day number (unix days) of the last refusal sent to that stranger.
 pub const REFUSED: TableDefinition<i64, i64> = TableDefinition::new("refused");
 
+/// Note id → embedding (f32 little-endian), in the space named by
+/// `META["vector_model"]`.
+pub const VECTORS: TableDefinition<u64, &[u8]> = TableDefinition::new("vectors");
+/// Note id → enqueue sequence: notes whose embedding is missing or stale.
+/// The worker removes an entry only if its sequence is unchanged, so an edit
+/// during embedding is embedded again.
+pub const EMBED_QUEUE: TableDefinition<u64, u64> = TableDefinition::new("embed_queue");
+
 /// The v1 notes table, kept only to migrate from.
 pub const NOTES_V1: TableDefinition<u64, &[u8]> = TableDefinition::new("notes_v1");
 
@@ -44,6 +54,8 @@ pub const KEY_NEXT_NOTE: &str = "next_note_id";
 pub const KEY_NEXT_OUTBOX: &str = "next_outbox_seq";
 pub const KEY_OWNER: &str = "owner_user_id";
 pub const KEY_LAST_UPDATE: &str = "last_update_id";
+pub const KEY_EMBED_SEQ: &str = "embed_seq";
+pub const KEY_VECTOR_MODEL: &str = "vector_model";
 
 pub fn get_u64(txn: &WriteTransaction, key: &str) -> Result<Option<u64>, StoreError> {
     let meta = txn.open_table(META)?;
@@ -84,6 +96,9 @@ pub fn migrate(db: &redb::Database) -> Result<Migration, StoreError> {
     if from == 1 {
         migrated = migrate_v1_to_v2(&txn)?;
     }
+    if from <= 2 && from != CURRENT_VERSION {
+        queue_all_for_embedding(&txn)?;
+    }
     put_u64(&txn, KEY_VERSION, CURRENT_VERSION as u64)?;
     txn.commit()?;
     Ok(Migration { from, to: CURRENT_VERSION, notes_migrated: migrated })
@@ -107,7 +122,29 @@ fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(OUTBOX)?;
     txn.open_table(CHAT_LANG)?;
     txn.open_table(REFUSED)?;
+    txn.open_table(VECTORS)?;
+    txn.open_table(EMBED_QUEUE)?;
     Ok(())
+}
+
+/// Drops every vector and queues every note for embedding (v2 → v3, and a
+/// change of embedding model).
+pub fn queue_all_for_embedding(txn: &WriteTransaction) -> Result<u64, StoreError> {
+    let mut seq = get_u64(txn, KEY_EMBED_SEQ)?.unwrap_or(1);
+    let mut n = 0;
+    {
+        let notes = txn.open_table(NOTES)?;
+        let mut q = txn.open_table(EMBED_QUEUE)?;
+        txn.open_table(VECTORS)?.retain(|_, _| false)?;
+        for row in notes.iter()? {
+            let (k, _) = row?;
+            q.insert(k.value(), seq)?;
+            seq += 1;
+            n += 1;
+        }
+    }
+    put_u64(txn, KEY_EMBED_SEQ, seq)?;
+    Ok(n)
 }
 
 #[derive(Deserialize)]

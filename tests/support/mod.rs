@@ -67,6 +67,11 @@ impl InProcBot {
     }
 }
 
+/// The models dir of the user running the tests (filled by `make test`).
+pub fn models_dir() -> PathBuf {
+    Config::defaults().models_dir().expect("a home directory")
+}
+
 /// Path of the built binary.
 pub fn mnemo_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_mnemo"))
@@ -80,6 +85,7 @@ pub fn mnemo(data_dir: &Path) -> tokio::process::Command {
         .env("HOME", data_dir)
         .env("MNEMO_DATA_DIR", data_dir)
         .env("RUST_LOG", "info")
+        .env("MNEMO_MODELS__DIR", models_dir())
         .stdin(Stdio::null())
         .kill_on_drop(true);
     cmd

@@ -75,6 +75,7 @@ async fn handle(bot: Bot, deps: Deps, ev: Inbound) -> anyhow::Result<()> {
             }
             Err(anyhow::Error::new(e).context("storing an update failed; it stays in the inbox"))
         }
+        Err(e) => Err(anyhow::Error::new(e)),
     }
 }
 
