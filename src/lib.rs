@@ -13,6 +13,7 @@ pub mod config;
 pub mod core;
 pub mod extract;
 pub mod i18n;
+pub mod import;
 pub mod logging;
 pub mod memory;
 pub mod models;

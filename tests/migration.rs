@@ -52,6 +52,7 @@ fn a_v1_database_is_migrated_and_usable() {
                 text: "new".into(),
                 created_at: 0,
                 source: Source::Console,
+                author: None,
             })
         })
         .unwrap()

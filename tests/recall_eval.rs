@@ -60,6 +60,7 @@ fn load() -> (tempfile::TempDir, Core, Set, HashMap<u64, String>) {
                     text: n.text.clone(),
                     created_at: at,
                     source: Source::Import,
+                    author: None,
                 })?;
                 ids.insert(note.id, n.id.clone());
             }

@@ -3,6 +3,7 @@
 
 mod chat;
 mod doctor;
+mod import;
 mod models;
 mod recall;
 mod reindex;
@@ -50,6 +51,8 @@ pub enum Command {
     Models(models::Cmd),
     /// Rebuild every derived index (lexical, vectors) from the database.
     Reindex(reindex::Args),
+    /// Import a Telegram Desktop chat export (result.json).
+    Import(import::Args),
 }
 
 /// Parses arguments, runs the command, maps errors to a message and exit 1.
@@ -80,6 +83,7 @@ pub fn main() -> ExitCode {
         Command::Doctor(a) => return doctor::run(&cfg, &a),
         Command::Models(c) => models::run(&cfg, &c),
         Command::Reindex(a) => reindex::run(&cfg, &a),
+        Command::Import(a) => import::run(&cfg, &a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -140,6 +140,13 @@ pub struct Stats {
     pub model: Option<String>,
 }
 
+/// What an import did.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct ImportSummary {
+    pub imported: u64,
+    pub duplicates: u64,
+}
+
 /// Tunables the core needs from [`Config`].
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -461,6 +468,7 @@ impl Core {
                 Origin::Telegram { .. } => Source::Telegram,
                 Origin::Console => Source::Console,
             },
+            author: None,
         })?;
         ops.push(IndexOp::Upsert(note.id, note.chat_id, note.text.clone()));
         let mut reply = cx.reply_to_msg(vec![Line::new("note-saved").num("id", note.id)]);
@@ -506,6 +514,52 @@ impl Core {
             .into_iter()
             .filter_map(|(id, score, parts)| notes.remove(&id).map(|note| Hit { note, score, parts }))
             .collect())
+    }
+
+    /// Stores imported messages in batches of `batch` per transaction,
+    /// skipping any already present (same chat and message id). Reports
+    /// progress as (done, total) after each batch.
+    pub fn import(
+        &self,
+        msgs: &[crate::import::ImportedMessage],
+        batch: usize,
+        mut progress: impl FnMut(u64, u64),
+    ) -> Result<ImportSummary, CoreError> {
+        let mut sum = ImportSummary::default();
+        for chunk in msgs.chunks(batch.max(1)) {
+            let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+            let (added, dups) = self.store.write(|tx| {
+                let mut added = Vec::new();
+                let mut dups = 0;
+                for (i, m) in chunk.iter().enumerate() {
+                    if tx.note_by_message(m.chat_id, m.message_id)?.is_some() {
+                        dups += 1;
+                        continue;
+                    }
+                    let n = tx.insert_note(NewNote {
+                        chat_id: m.chat_id,
+                        user_id: m.user_id,
+                        message_id: Some(m.message_id),
+                        text: m.text.clone(),
+                        created_at: m.date,
+                        source: Source::Import,
+                        author: m.author.clone(),
+                    })?;
+                    added.push((n.id, i));
+                }
+                Ok((added, dups))
+            })?;
+            let mut lex = self.lexical.write().unwrap_or_else(|p| p.into_inner());
+            for &(id, i) in &added {
+                lex.insert(id, chunk[i].chat_id, &chunk[i].text);
+            }
+            drop(lex);
+            sum.imported += added.len() as u64;
+            sum.duplicates += dups;
+            progress(sum.imported + sum.duplicates, msgs.len() as u64);
+        }
+        self.wake_worker();
+        Ok(sum)
     }
 
     pub fn stats(&self) -> Result<Stats, CoreError> {

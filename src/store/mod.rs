@@ -94,6 +94,9 @@ pub struct Note {
     #[serde(default)]
     pub edited_at: Option<i64>,
     pub source: Source,
+    /// Display name of the author, when known (imports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
 }
 
 /// A note about to be stored; the id is assigned by [`Tx::insert_note`].
@@ -105,6 +108,7 @@ pub struct NewNote {
     pub text: String,
     pub created_at: i64,
     pub source: Source,
+    pub author: Option<String>,
 }
 
 pub struct Store {
@@ -371,6 +375,7 @@ impl Tx {
             created_at: n.created_at,
             edited_at: None,
             source: n.source,
+            author: n.author,
         };
         self.put_note(&note)?;
         self.txn.open_table(CHAT_NOTES)?.insert((note.chat_id, id), ())?;
@@ -577,7 +582,7 @@ mod tests {
     use super::*;
 
     fn new_note(chat: i64, msg: Option<i64>, text: &str) -> NewNote {
-        NewNote { chat_id: chat, user_id: 7, message_id: msg, text: text.into(), created_at: 1, source: Source::Telegram }
+        NewNote { chat_id: chat, user_id: 7, message_id: msg, text: text.into(), created_at: 1, source: Source::Telegram, author: None }
     }
 
     #[test]

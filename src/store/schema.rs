@@ -178,6 +178,7 @@ fn migrate_v1_to_v2(txn: &WriteTransaction) -> Result<u64, StoreError> {
                 created_at: n.ts * 1000,
                 edited_at: None,
                 source: if n.msg.is_some() { Source::Telegram } else { Source::Console },
+                author: None,
             };
             notes.insert(id, serde_json::to_vec(&note).expect("serialisable").as_slice())?;
             chat_notes.insert((note.chat_id, id), ())?;
