@@ -8,6 +8,7 @@
 //!
 //! Everything here is rebuilt from the store.
 
+pub mod ann;
 pub mod embed;
 pub mod lexical;
 pub mod recall;

@@ -1,0 +1,139 @@
+//! The ANN graph against exact search, and its persistence: reload, catch
+//! up, and rebuild when the files are missing, truncated, garbled or stale.
+
+use std::time::Instant;
+
+use mnemo::memory::ann::{Ann, Origin};
+use mnemo::memory::vector::VectorIndex;
+
+const DIM: usize = 384;
+const MODEL: &str = "test-model/384";
+
+/// Deterministic xorshift so the data is the same every run.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> f32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+    }
+}
+
+fn unit(mut v: Vec<f32>) -> Vec<f32> {
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.iter_mut().for_each(|x| *x /= n);
+    v
+}
+
+/// `n` vectors around 300 topic centres (sentence embeddings cluster by
+/// topic), spread over 5 chats.
+fn corpus(n: usize, seed: u64) -> VectorIndex {
+    let mut rng = Rng(seed);
+    let centres: Vec<Vec<f32>> = (0..300).map(|_| unit((0..DIM).map(|_| rng.next()).collect())).collect();
+    let mut idx = VectorIndex::new(DIM);
+    for i in 0..n {
+        let c = &centres[i % centres.len()];
+        let v = unit(c.iter().map(|x| x + 0.09 * rng.next()).collect());
+        assert!(idx.insert(i as u64 + 1, (i % 5) as i64, &v));
+    }
+    idx
+}
+
+fn queries(idx: &VectorIndex, n: usize) -> Vec<Vec<f32>> {
+    let mut rng = Rng(99);
+    (0..n)
+        .map(|i| {
+            let base = idx.get((i * 97 % idx.len()) as u64 + 1).unwrap();
+            unit(base.iter().map(|x| x + 0.05 * rng.next()).collect())
+        })
+        .collect()
+}
+
+fn recall_at_10(ann: &Ann, idx: &VectorIndex, qs: &[Vec<f32>], chat: Option<i64>) -> f64 {
+    let mut found = 0;
+    let mut total = 0;
+    for q in qs {
+        let exact: Vec<u64> = idx.search_exact(q, chat, 10).into_iter().map(|h| h.0).collect();
+        let keep = |id: u64| chat.is_none_or(|c| idx.chat_of(id) == Some(c));
+        let approx: Vec<u64> = ann.search(q, 10, &keep).into_iter().map(|h| h.0).collect();
+        found += exact.iter().filter(|id| approx.contains(id)).count();
+        total += exact.len();
+    }
+    found as f64 / total as f64
+}
+
+#[test]
+fn ann_recall_at_10_against_brute_force_on_20k_vectors() {
+    let idx = corpus(20_000, 7);
+    let t = Instant::now();
+    let ann = Ann::build(&idx, MODEL);
+    let built = t.elapsed();
+    let qs = queries(&idx, 200);
+    let r_all = recall_at_10(&ann, &idx, &qs, None);
+    let r_chat = recall_at_10(&ann, &idx, &qs, Some(3));
+    println!("20k: build {built:?}, recall@10 {r_all:.3} (all), {r_chat:.3} (one chat)");
+    assert!(r_all >= 0.95, "recall@10 {r_all}");
+    assert!(r_chat >= 0.95, "recall@10 within a chat {r_chat}");
+}
+
+#[test]
+fn the_graph_survives_restarts_and_is_rebuilt_when_damaged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ann");
+    let mut idx = corpus(3_000, 11);
+    let ann = Ann::build(&idx, MODEL);
+    ann.save(&dir).unwrap();
+    let qs = queries(&idx, 30);
+
+    // Clean reload: nothing to add, same answers.
+    let (loaded, how) = Ann::load_or_build(&dir, &idx, MODEL);
+    assert_eq!(how, Origin::Loaded { added: 0 });
+    assert!(recall_at_10(&loaded, &idx, &qs, None) >= 0.95);
+
+    // Stale: notes added, one deleted, one edited since the dump.
+    let extra = corpus(3_100, 12);
+    for (id, chat, v) in extra.iter().filter(|(id, _, _)| *id > 3_000) {
+        idx.insert(id, chat, v);
+    }
+    idx.remove(5);
+    let edited = unit(vec![1.0; DIM]);
+    idx.insert(6, 0, &edited);
+    let (loaded, how) = Ann::load_or_build(&dir, &idx, MODEL);
+    assert_eq!(how, Origin::Loaded { added: 101 }, "100 new + 1 edited");
+    assert!(loaded.search(idx.get(5 + 100).unwrap(), 50, &|_| true).iter().all(|h| h.0 != 5), "deleted note never returned");
+    assert_eq!(loaded.search(&edited, 1, &|_| true)[0].0, 6, "edited vector found");
+    assert_eq!(loaded.len(), idx.len());
+
+    // Another model's graph is not reused.
+    assert_eq!(Ann::load_or_build(&dir, &idx, "other/384").1, Origin::Rebuilt);
+
+    // Truncated data file.
+    let data = dir.join("vectors.hnsw.data");
+    let bytes = std::fs::read(&data).unwrap();
+    std::fs::write(&data, &bytes[..bytes.len() / 3]).unwrap();
+    let (rebuilt, how) = Ann::load_or_build(&dir, &idx, MODEL);
+    assert_eq!(how, Origin::Rebuilt);
+    assert!(recall_at_10(&rebuilt, &idx, &qs, None) >= 0.95);
+
+    // Garbled manifest.
+    rebuilt.save(&dir).unwrap();
+    std::fs::write(dir.join("manifest.json"), b"{\"model_id\": 12, garbage").unwrap();
+    assert_eq!(Ann::load_or_build(&dir, &idx, MODEL).1, Origin::Rebuilt);
+
+    // Garbled graph bytes (same length).
+    rebuilt.save(&dir).unwrap();
+    let graph = dir.join("vectors.hnsw.graph");
+    let mut g = std::fs::read(&graph).unwrap();
+    for b in g.iter_mut().skip(64).step_by(7) {
+        *b ^= 0x5A;
+    }
+    std::fs::write(&graph, &g).unwrap();
+    let (ann, how) = Ann::load_or_build(&dir, &idx, MODEL);
+    assert_eq!(how, Origin::Rebuilt);
+    assert_eq!(ann.len(), idx.len());
+
+    // Missing files.
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(Ann::load_or_build(&dir, &idx, MODEL).1, Origin::Rebuilt);
+}
