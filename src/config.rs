@@ -72,6 +72,7 @@ pub struct Telegram {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Notes {
     pub max_chars: usize,
+    pub duplicate_threshold: f32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -84,6 +85,7 @@ pub struct Recall {
     pub weight_vector: f32,
     pub weight_recency: f32,
     pub recency_half_life_days: f32,
+    pub ann_threshold: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -17,6 +17,7 @@ help =
     • /stats — wie viel ich weiß
     • /lang <i>Code</i> — Sprache der Antworten ({ $available })
 note-saved = ✅ Gespeichert als <b>#{ $id }</b>.
+note-duplicate = ♻️ Das hast du schon als <b>#{ $id }</b> gespeichert ({ $date }), daher wurde #{ $new } nicht behalten.
 note-updated = ✏️ Notiz <b>#{ $id }</b> aktualisiert.
 note-empty = Nichts zu speichern: die Nachricht ist leer.
 note-too-long = ⚠️ Nicht gespeichert: die Notiz hat { $len } Zeichen, erlaubt sind { $max }. Bitte teile sie auf.

@@ -17,6 +17,7 @@ help =
     • /stats — how much I remember
     • /lang <i>code</i> — reply language ({ $available })
 note-saved = ✅ Saved as <b>#{ $id }</b>.
+note-duplicate = ♻️ You saved this before as <b>#{ $id }</b> ({ $date }), so #{ $new } was not kept.
 note-updated = ✏️ Note <b>#{ $id }</b> updated.
 note-empty = Nothing to save: the message is empty.
 note-too-long = ⚠️ Not saved: the note has { $len } characters, the limit is { $max }. Please split it.

@@ -10,5 +10,6 @@ pub fn run(cfg: &Config) -> anyhow::Result<()> {
     let worker = crate::memory::worker::EmbedWorker::spawn(core.clone());
     let res = crate::channels::console::run_stdio(&core, &I18n::new());
     worker.stop();
+    core.persist();
     res
 }

@@ -51,6 +51,7 @@ pub fn run(cfg: &Config, args: &Args) -> anyhow::Result<()> {
         })?;
         bar.finish_and_clear();
     }
+    core.persist();
     let s = Summary {
         chats: parsed.chats,
         imported: sum.imported,

@@ -124,5 +124,6 @@ fn catch_up(core: &Core) -> anyhow::Result<()> {
         bar.set_position(d);
     })?;
     bar.finish_and_clear();
+    core.persist();
     Ok(())
 }

@@ -32,6 +32,7 @@ pub fn run(cfg: &Config, args: &Args) -> anyhow::Result<()> {
         bar.set_position(done);
     })?;
     bar.finish_and_clear();
+    core.persist();
     let s = Summary {
         notes: total,
         embedded,

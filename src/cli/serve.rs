@@ -22,6 +22,7 @@ pub fn run(cfg: &Config) -> anyhow::Result<()> {
     let worker = crate::memory::worker::EmbedWorker::spawn(core.clone());
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let res = rt.block_on(async {
+        let core = core.clone();
         let (tx, rx) = watch::channel(false);
         tokio::spawn(async move {
             let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
@@ -39,11 +40,12 @@ pub fn run(cfg: &Config) -> anyhow::Result<()> {
             tracing::warn!("second signal: exiting at once");
             std::process::exit(130);
         });
-        crate::channels::telegram::run(cfg, core, token, rx).await
+        crate::channels::telegram::run(cfg, core.clone(), token, rx).await
     });
     // Do not wait for blocking tasks beyond a moment: everything is committed.
     rt.shutdown_timeout(std::time::Duration::from_secs(1));
     worker.stop();
+    core.persist();
     drop(pid);
     res
 }

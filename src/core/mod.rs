@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::i18n::{self, Line};
+use crate::memory::ann::{self, Ann};
 use crate::memory::embed::Embedder;
 use crate::memory::lexical::LexicalIndex;
 use crate::memory::recall::{self, Candidate, Parts, Weights};
@@ -158,6 +159,11 @@ pub struct Settings {
     pub recent_default: usize,
     pub recent_max: usize,
     pub weights: Weights,
+    /// Above this many vectors, search goes through the ANN graph.
+    pub ann_threshold: usize,
+    /// Cosine at or above which a new note repeats an older one (> 1 turns
+    /// the check off).
+    pub duplicate_threshold: f32,
 }
 
 impl Settings {
@@ -176,6 +182,8 @@ impl Settings {
                 recency: c.recall.weight_recency,
                 recency_half_life_days: c.recall.recency_half_life_days,
             },
+            ann_threshold: c.recall.ann_threshold,
+            duplicate_threshold: c.notes.duplicate_threshold,
         }
     }
 }
@@ -196,8 +204,13 @@ pub struct Core {
     pairing: Mutex<Option<PairingCode>>,
     embedder: Option<Arc<Embedder>>,
     vectors: RwLock<VectorIndex>,
+    /// The ANN graph, once the index is above `ann_threshold`.
+    ann: RwLock<Option<Ann>>,
+    /// The graph changed since it was last saved.
+    ann_dirty: std::sync::atomic::AtomicBool,
     /// Set when new work for the embed worker was committed.
     work: (Mutex<bool>, Condvar),
+    outbox_hook: Mutex<Option<Box<dyn Fn() + Send + Sync>>>,
 }
 
 impl Core {
@@ -228,6 +241,17 @@ impl Core {
                 tracing::warn!(bad, "stored vectors with a wrong dimension or NaN were ignored");
             }
         }
+        let mut graph = None;
+        let mut dirty = false;
+        if let Some(e) = &embedder {
+            if vectors.len() >= settings.ann_threshold {
+                let dir = ann::dir_in(store.path().parent().unwrap_or(std::path::Path::new(".")));
+                let (g, how) = Ann::load_or_build(&dir, &vectors, e.model_id());
+                tracing::info!(?how, points = g.len(), "ANN graph ready");
+                dirty = how != ann::Origin::Loaded { added: 0 };
+                graph = Some(g);
+            }
+        }
         Ok(Core {
             store,
             settings,
@@ -236,7 +260,10 @@ impl Core {
             pairing: Mutex::new(None),
             embedder,
             vectors: RwLock::new(vectors),
+            ann: RwLock::new(graph),
+            ann_dirty: std::sync::atomic::AtomicBool::new(dirty),
             work: (Mutex::new(true), Condvar::new()),
+            outbox_hook: Mutex::new(None),
         })
     }
 
@@ -274,26 +301,44 @@ impl Core {
         if !ops.is_empty() {
             let mut lex = self.lexical.write().unwrap_or_else(|p| p.into_inner());
             let mut vec = self.vectors.write().unwrap_or_else(|p| p.into_inner());
+            let mut graph = self.ann.write().unwrap_or_else(|p| p.into_inner());
             for op in ops {
-                match op {
+                let id = match op {
                     IndexOp::Upsert(id, chat, text) => {
                         lex.insert(id, chat, &text);
                         // The old vector (if any) is stale; the worker adds the new one.
-                        vec.remove(id);
+                        id
                     }
                     IndexOp::Remove(id) => {
                         lex.remove(id);
-                        vec.remove(id);
+                        id
                     }
+                };
+                vec.remove(id);
+                if let Some(g) = graph.as_mut() {
+                    g.remove(id);
+                    self.ann_dirty.store(true, std::sync::atomic::Ordering::Release);
                 }
             }
-            drop((lex, vec));
+            drop((lex, vec, graph));
             self.wake_worker();
         }
         Ok(outcomes)
     }
 
     // ---- embeddings ---------------------------------------------------------
+
+    /// Registers what to call when the core queues replies on its own (the
+    /// embed worker's duplicate notices): the Telegram sender's wake-up.
+    pub fn on_outbox(&self, f: impl Fn() + Send + Sync + 'static) {
+        *self.outbox_hook.lock().unwrap_or_else(|p| p.into_inner()) = Some(Box::new(f));
+    }
+
+    fn notify_outbox(&self) {
+        if let Some(f) = self.outbox_hook.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            f();
+        }
+    }
 
     /// Wakes the embed worker.
     pub fn wake_worker(&self) {
@@ -324,10 +369,66 @@ impl Core {
         let texts: Vec<String> = batch.iter().map(|(_, _, n)| embed_text(n)).collect();
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
         let vecs = e.embed(&refs).map_err(|err| CoreError::Embed(format!("{err:#}")))?;
+        // Near-duplicates: a new note (not an import, not an edit) whose vector
+        // is this close to an older note of the same chat is not kept.
+        let dups: Vec<Option<(u64, f32)>> = {
+            let idx = self.vectors.read().unwrap_or_else(|p| p.into_inner());
+            batch
+                .iter()
+                .zip(&vecs)
+                .enumerate()
+                .map(|(i, ((id, _, note), v))| {
+                    if note.source == Source::Import || note.edited_at.is_some() || self.settings.duplicate_threshold > 1.0 {
+                        return None;
+                    }
+                    let earlier_in_batch = batch[..i]
+                        .iter()
+                        .zip(&vecs[..i])
+                        .filter(|((oid, _, o), _)| o.chat_id == note.chat_id && oid < id)
+                        .map(|((oid, _, _), ov)| (*oid, crate::memory::embed::dot(v, ov)));
+                    idx.search_exact(v, Some(note.chat_id), 1)
+                        .into_iter()
+                        .filter(|(oid, _)| oid < id)
+                        .chain(earlier_in_batch)
+                        .filter(|(_, c)| *c >= self.settings.duplicate_threshold)
+                        .max_by(|a, b| a.1.total_cmp(&b.1))
+                })
+                .collect()
+        };
         let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut removed = Vec::new();
+        let mut replied = false;
         let applied = self.store.write(|tx| {
             let mut applied = Vec::new();
-            for ((id, seq, note), v) in batch.iter().zip(&vecs) {
+            for (((id, seq, note), v), dup) in batch.iter().zip(&vecs).zip(&dups) {
+                if let Some((orig, cos)) = dup {
+                    let Some(o) = tx.note(*orig)? else { continue };
+                    if tx.delete_note(note.chat_id, *id)?.is_none() {
+                        continue;
+                    }
+                    tracing::info!(note = id, same_as = orig, cosine = cos, "near-duplicate note not kept");
+                    removed.push(*id);
+                    if let Some(m) = note.message_id {
+                        tx.link_message(note.chat_id, m, *orig)?;
+                    }
+                    if note.source == Source::Telegram {
+                        let lang = tx.chat_lang(note.chat_id)?.unwrap_or_else(|| self.settings.default_lang.clone());
+                        let reply = Outcome::Reply(Reply {
+                            chat_id: note.chat_id,
+                            reply_to: note.message_id,
+                            lang,
+                            lines: vec![Line::new("note-duplicate")
+                                .num("id", o.id)
+                                .num("new", *id)
+                                .text("date", format_date(o.created_at))],
+                            note_id: Some(o.id),
+                            chunks_sent: 0,
+                        });
+                        tx.push_outbox(&serde_json::to_vec(&reply).expect("outcomes serialise"))?;
+                        replied = true;
+                    }
+                    continue;
+                }
                 if v.len() != EMBED_DIM || v.iter().any(|x| !x.is_finite()) {
                     tracing::error!(note = id, "model returned an unusable vector; note stays lexical-only");
                     tx.skip_embed(*id, *seq)?;
@@ -337,11 +438,48 @@ impl Core {
             }
             Ok(applied)
         })?;
+        if !removed.is_empty() {
+            let mut lex = self.lexical.write().unwrap_or_else(|p| p.into_inner());
+            for id in &removed {
+                lex.remove(*id);
+            }
+        }
+        if replied {
+            self.notify_outbox();
+        }
         let mut idx = self.vectors.write().unwrap_or_else(|p| p.into_inner());
-        for (id, chat, v) in applied {
-            idx.insert(id, chat, v);
+        let mut graph = self.ann.write().unwrap_or_else(|p| p.into_inner());
+        for (id, chat, v) in &applied {
+            idx.insert(*id, *chat, v);
+            if let Some(g) = graph.as_mut() {
+                g.insert(*id, v);
+            }
+        }
+        if !applied.is_empty() && graph.is_some() {
+            self.ann_dirty.store(true, std::sync::atomic::Ordering::Release);
+        }
+        if graph.is_none() && idx.len() >= self.settings.ann_threshold {
+            tracing::info!(vectors = idx.len(), "index crossed the ANN threshold; building the graph");
+            *graph = Some(Ann::build(&idx, e.model_id()));
+            self.ann_dirty.store(true, std::sync::atomic::Ordering::Release);
         }
         Ok(batch.len())
+    }
+
+    /// Saves the ANN graph if it changed (call on the way out; a graph not
+    /// saved is caught up or rebuilt at the next start).
+    pub fn persist(&self) {
+        if !self.ann_dirty.swap(false, std::sync::atomic::Ordering::AcqRel) {
+            return;
+        }
+        let graph = self.ann.read().unwrap_or_else(|p| p.into_inner());
+        if let Some(g) = graph.as_ref() {
+            let dir = ann::dir_in(self.store.path().parent().unwrap_or(std::path::Path::new(".")));
+            match g.save(&dir) {
+                Ok(()) => tracing::info!(points = g.len(), "ANN graph saved"),
+                Err(e) => tracing::warn!(error = %e, "could not save the ANN graph; it will be rebuilt"),
+            }
+        }
     }
 
     /// Drains the whole queue now (CLI commands, reindex), reporting progress
@@ -373,6 +511,7 @@ impl Core {
             if let Some(e) = &self.embedder {
                 self.store.write(|tx| tx.reset_vectors(e.model_id()))?;
                 *self.vectors.write().unwrap_or_else(|p| p.into_inner()) = VectorIndex::new(EMBED_DIM);
+                *self.ann.write().unwrap_or_else(|p| p.into_inner()) = None;
             }
         }
         self.embed_all_pending(progress)
@@ -498,7 +637,16 @@ impl Core {
             _ => None,
         };
         let vectors = self.vectors.read().unwrap_or_else(|p| p.into_inner());
-        let vec = qv.as_ref().map(|q| vectors.search_exact(q, chat, CANDIDATES.max(k))).unwrap_or_default();
+        let graph = self.ann.read().unwrap_or_else(|p| p.into_inner());
+        let vec = match (qv.as_ref(), graph.as_ref()) {
+            (Some(q), Some(g)) => {
+                let keep = |id: u64| chat.is_none_or(|c| vectors.chat_of(id) == Some(c));
+                g.search(q, CANDIDATES.max(k), &keep)
+            }
+            (Some(q), None) => vectors.search_exact(q, chat, CANDIDATES.max(k)),
+            (None, _) => Vec::new(),
+        };
+        drop(graph);
         let mut notes = std::collections::HashMap::new();
         let mut cands = Vec::new();
         for (id, (bm25, cos)) in recall::merge(&lex, &vec) {

@@ -37,6 +37,7 @@ pub struct InProcBot {
     pub dir: tempfile::TempDir,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    worker: Option<mnemo::memory::worker::EmbedWorker>,
 }
 
 impl InProcBot {
@@ -45,11 +46,25 @@ impl InProcBot {
     }
 
     pub async fn start_with(allowed: &[i64], tweak: impl FnOnce(&mut Config)) -> InProcBot {
+        Self::start_full(allowed, false, tweak).await
+    }
+
+    /// With the real embedding model and the background embed worker.
+    pub async fn start_semantic(allowed: &[i64]) -> InProcBot {
+        Self::start_full(allowed, true, |_| {}).await
+    }
+
+    async fn start_full(allowed: &[i64], semantic: bool, tweak: impl FnOnce(&mut Config)) -> InProcBot {
         let tg = FakeTelegram::start().await;
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = config(&tg.url(), dir.path(), allowed);
         tweak(&mut cfg);
-        let core = Arc::new(Core::new(Store::open(dir.path()).unwrap(), Settings::from_config(&cfg)).unwrap());
+        let embedder = semantic.then(|| {
+            mnemo::memory::embed::Embedder::shared(&mnemo::models::ModelSet::new(models_dir()), 1)
+                .unwrap_or_else(|e| panic!("{e:#} (make test fetches the models)"))
+        });
+        let core = Arc::new(Core::with_embedder(Store::open(dir.path()).unwrap(), Settings::from_config(&cfg), embedder).unwrap());
+        let worker = semantic.then(|| mnemo::memory::worker::EmbedWorker::spawn(core.clone()));
         let (stop, rx) = watch::channel(false);
         let c = core.clone();
         let task = tokio::spawn(async move { mnemo::channels::telegram::run(&cfg, c, TOKEN.to_owned(), rx).await });
@@ -58,12 +73,16 @@ impl InProcBot {
             calls.iter().any(|c| c.method.eq_ignore_ascii_case("getUpdates"))
         })
         .await;
-        InProcBot { tg, core, dir, stop, task }
+        InProcBot { tg, core, dir, stop, task, worker }
     }
 
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.stop.send(true);
-        tokio::time::timeout(Duration::from_secs(10), self.task).await.expect("bot stops within 10 s").unwrap()
+        let r = tokio::time::timeout(Duration::from_secs(10), self.task).await.expect("bot stops within 10 s").unwrap();
+        if let Some(w) = self.worker {
+            tokio::task::spawn_blocking(move || w.stop()).await.unwrap();
+        }
+        r
     }
 }
 

@@ -73,6 +73,9 @@ pub async fn run(cfg: &Config, core: Arc<Core>, token: String, shutdown: watch::
         ),
     };
     let sender = tokio::spawn(sender.run(shutdown.clone(), DRAIN));
+    // The embed worker queues duplicate notices on its own; let it wake the sender.
+    let w = wake.clone();
+    core.on_outbox(move || w.notify_one());
     // Replies left over from the last run go out first.
     wake.notify_one();
 

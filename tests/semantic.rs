@@ -1,0 +1,139 @@
+//! Semantic memory with the real MiniLM model: recall by meaning through the
+//! real Telegram stack, near-duplicates, the durable embed queue and model
+//! changes.
+
+mod support;
+
+use std::time::Duration;
+
+use mnemo::config::Config;
+use mnemo::core::{Body, Core, Inbound, Origin, Settings};
+use mnemo::memory::embed::{dot, Embedder};
+use mnemo::models::ModelSet;
+use mnemo::store::Store;
+use support::fake_telegram as tg;
+use support::InProcBot;
+
+const OWNER: i64 = 4242;
+const T: Duration = Duration::from_secs(20);
+
+fn embedder() -> std::sync::Arc<Embedder> {
+    Embedder::shared(&ModelSet::new(support::models_dir()), 1).expect("models fetched by make test")
+}
+
+fn console(text: &str) -> Inbound {
+    Inbound {
+        origin: Origin::Console,
+        chat_id: 0,
+        user_id: 0,
+        user_lang: None,
+        message_id: None,
+        reply_to: None,
+        at: mnemo::core::now_ms(),
+        body: Body::Text(text.into()),
+    }
+}
+
+#[test]
+fn the_duplicate_threshold_separates_restatements_from_related_notes() {
+    let e = embedder();
+    let t = Settings::from_config(&Config::defaults()).duplicate_threshold;
+    let same = [
+        ("Buy milk and eggs tomorrow", "buy milk and eggs tomorrow!"),
+        ("Dentist appointment moved to Friday 3pm", "dentist appointment moved to friday 3 pm"),
+        ("Call Anna about the flat viewing", "Call Anna about the flat viewing."),
+    ];
+    let different = [
+        ("Buy milk and eggs tomorrow", "Buy oat milk for the office"),
+        ("Dentist appointment moved to Friday 3pm", "Dentist appointment on Tuesday 10am"),
+        ("Call Anna about the flat viewing", "Call Jonas about the car repair"),
+    ];
+    for (a, b) in same {
+        let v = e.embed(&[a, b]).unwrap();
+        let c = dot(&v[0], &v[1]);
+        println!("same      {c:.3}  {a:?} / {b:?}");
+        assert!(c >= t, "{a:?} / {b:?}: {c}");
+    }
+    for (a, b) in different {
+        let v = e.embed(&[a, b]).unwrap();
+        let c = dot(&v[0], &v[1]);
+        println!("different {c:.3}  {a:?} / {b:?}");
+        assert!(c < t, "{a:?} / {b:?}: {c}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recall_by_meaning_and_duplicates_through_telegram() {
+    let bot = InProcBot::start_semantic(&[OWNER]).await;
+    bot.tg.push(tg::text(OWNER, 1, "tooth appointment moved to Friday 3pm"));
+    bot.tg.push(tg::text(OWNER, 2, "buy milk and eggs"));
+    bot.tg.push(tg::text(OWNER, 3, "the wifi password hint is on the fridge"));
+    bot.tg.wait_sent(OWNER, 3, T).await;
+    // Wait for the worker to embed them.
+    let deadline = std::time::Instant::now() + T;
+    while bot.core.store().vector_count().unwrap() < 3 {
+        assert!(std::time::Instant::now() < deadline, "notes were not embedded");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bot.tg.push(tg::text(OWNER, 4, "/recall when is the dentist?"));
+    let sent = bot.tg.wait_sent(OWNER, 4, T).await;
+    let first_hit = sent[3].lines().nth(1).unwrap_or_default();
+    assert!(first_hit.contains("tooth appointment"), "no shared words, found by meaning: {}", sent[3]);
+
+    // A restatement is acknowledged, then recognised as a duplicate.
+    bot.tg.push(tg::text(OWNER, 5, "Buy milk and eggs!"));
+    let sent = bot.tg.wait_sent(OWNER, 6, T).await;
+    assert!(sent[4].contains("#4"), "{sent:?}");
+    assert!(sent[5].contains("#2") && sent[5].contains("#4"), "duplicate notice names both: {}", sent[5]);
+    assert_eq!(bot.core.store().count_notes().unwrap(), 3);
+    assert!(bot.core.store().note(4).unwrap().is_none());
+    // Replying /forget to the duplicate's message forgets the original.
+    bot.tg.push(tg::text_reply(OWNER, 6, "/forget", 5));
+    let sent = bot.tg.wait_sent(OWNER, 7, T).await;
+    assert!(sent[6].contains("#2"), "{sent:?}");
+    bot.stop().await.unwrap();
+}
+
+#[test]
+fn queued_embeddings_survive_a_restart_and_a_model_change_reembeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = Settings::from_config(&Config::defaults());
+    // A process without the model (or killed before embedding) leaves a queue.
+    {
+        let core = Core::new(Store::open(dir.path()).unwrap(), settings.clone()).unwrap();
+        for t in ["alpha note about gardening", "beta note about taxes", "gamma note about cycling"] {
+            core.handle(console(t)).unwrap();
+        }
+        assert_eq!(core.store().embed_queue_len().unwrap(), 3);
+        assert_eq!(core.store().vector_count().unwrap(), 0);
+    }
+    // The next process with the model drains it, once.
+    {
+        let core = Core::with_embedder(Store::open(dir.path()).unwrap(), settings.clone(), Some(embedder())).unwrap();
+        assert_eq!(core.embed_all_pending(|_, _| {}).unwrap(), 3);
+        assert_eq!(core.embed_all_pending(|_, _| {}).unwrap(), 0, "nothing embedded twice");
+        assert_eq!(core.store().vector_count().unwrap(), 3);
+        assert_eq!(core.recall("bicycle rides", None, 1).unwrap()[0].note.text, "gamma note about cycling");
+        // An edit while queued re-embeds the new text.
+        core.store().write(|tx| tx.edit_note(1, "alpha note about sailing".into(), 5).map(|_| ())).unwrap();
+        core.embed_all_pending(|_, _| {}).unwrap();
+    }
+    // Vectors from another model are never mixed in: all are re-embedded.
+    {
+        let store = Store::open(dir.path()).unwrap();
+        store.write(|tx| tx.reset_vectors("some-other-model/512")).unwrap();
+        store.write(|tx| {
+            // Pretend the other model had embedded everything.
+            for id in 1..=3 {
+                tx.put_vector(id, u64::MAX, &[0.5; 512])?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        let core = Core::with_embedder(store, settings, Some(embedder())).unwrap();
+        assert_eq!(core.store().embed_queue_len().unwrap(), 3, "model change queues every note");
+        core.embed_all_pending(|_, _| {}).unwrap();
+        assert_eq!(core.store().vector_model().unwrap().as_deref(), Some(mnemo::models::EMBED_MODEL_ID));
+        assert_eq!(core.recall("boats on the sea", None, 1).unwrap()[0].note.id, 1);
+    }
+}
