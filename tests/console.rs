@@ -108,6 +108,17 @@ async fn doctor_reports_reasons_and_exit_status() {
     assert!(out.status.success(), "{text}");
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["healthy"], true);
+    // Missing model files: unhealthy, naming the command that fixes it.
+    let out = support::mnemo(&dir)
+        .args(["doctor"])
+        .env("TELEGRAM_BOT_TOKEN", support::fake_telegram::TOKEN)
+        .env("MNEMO_MODELS__DIR", tmp.path().join("no-models"))
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("FAIL  models") && text.contains("mnemo models fetch"), "{text}");
     // A broken config file is a failed check, not a crash.
     let bad = tmp.path().join("bad.toml");
     std::fs::write(&bad, "[telegram\napi_url = 1").unwrap();

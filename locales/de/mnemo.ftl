@@ -37,6 +37,8 @@ stats =
     <b>Gedächtnis</b>
     Notizen in diesem Chat: { $chat }
     Notizen insgesamt: { $total }
+    Mit Embedding: { $embedded } (wartend: { $pending })
+    Vektorindex: { $index } · Modell { $model }
     Größe der Datenbank: { $size }
 lang-set = Antworten kommen jetzt auf Deutsch.
 lang-usage = Aufruf: /lang <i>Code</i>. Verfügbar: { $available }. Aktuell: { $current }.
@@ -76,8 +78,17 @@ console-banner = mnemo-Konsole — tippe eine Notiz oder /help. Strg-D beendet. 
 cli-stats =
     Notizen: { $memories }
     Chats: { $chats }
+    Mit Embedding: { $embedded } (wartend { $pending }), Index { $index }, Modell { $model }
     Ausstehende Antworten: { $outbox }
     Datenbank: { $path } ({ $size })
+cli-recall-explain =     lexikalisch { $lex } (bm25 { $bm25 }) + Vektor { $vec } (Kosinus { $cos }) + Aktualität { $rec }
+cli-models-current = Modelle sind aktuell in { $dir }
+cli-models-fetched = { $files } nach { $dir } geladen
+cli-models-ok = Modelle in Ordnung in { $dir }
+cli-reindexed = { $notes } Notizen neu indiziert ({ $embedded } mit Embedding) in { $secs } s
+cli-imported = { $imported } Nachrichten aus { $chats } Chats importiert ({ $skipped } übersprungen, { $dups } schon vorhanden, { $embedded } mit Embedding) in { $secs } s
+cli-semantic-off = Warnung: semantische Suche ist aus: { $reason }
+model-none = keins
 cli-recall-empty = Keine Treffer.
 cli-recall-hit = #{ $id } [{ $date }, Chat { $chat }, { $source }, Wert { $score }] { $text }
 doctor-ok = ok    { $check }: { $detail }

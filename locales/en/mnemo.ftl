@@ -37,6 +37,8 @@ stats =
     <b>Memory</b>
     Notes in this chat: { $chat }
     Notes in total: { $total }
+    With embeddings: { $embedded } (waiting: { $pending })
+    Vector index: { $index } · model { $model }
     Database size: { $size }
 lang-set = Replies are now in English.
 lang-usage = Usage: /lang <i>code</i>. Available: { $available }. Current: { $current }.
@@ -76,8 +78,17 @@ console-banner = mnemo console — type a note, or /help. Ctrl-D quits. Data: { 
 cli-stats =
     Notes: { $memories }
     Chats: { $chats }
+    Embedded: { $embedded } (pending { $pending }), index { $index }, model { $model }
     Pending outgoing replies: { $outbox }
     Database: { $path } ({ $size })
+cli-recall-explain =     lexical { $lex } (bm25 { $bm25 }) + vector { $vec } (cosine { $cos }) + recency { $rec }
+cli-models-current = models are up to date in { $dir }
+cli-models-fetched = fetched { $files } into { $dir }
+cli-models-ok = models ok in { $dir }
+cli-reindexed = reindexed { $notes } notes ({ $embedded } embedded) in { $secs } s
+cli-imported = imported { $imported } messages from { $chats } chats ({ $skipped } skipped, { $dups } already present, { $embedded } embedded) in { $secs } s
+cli-semantic-off = warning: semantic recall is off: { $reason }
+model-none = none
 cli-recall-empty = No matches.
 cli-recall-hit = #{ $id } [{ $date }, chat { $chat }, { $source }, score { $score }] { $text }
 doctor-ok = ok    { $check }: { $detail }

@@ -1,7 +1,8 @@
 //! `mnemo doctor`: checks that mnemo can run here, and says why not.
 //!
 //! Checks: configuration, data dir (exists or can be made, private, writable),
-//! database (opens, schema current; "in use by serve" is fine), bot token
+//! database (opens, schema current; "in use by serve" is fine), model files
+//! (present, sha256 as pinned), bot token
 //! (present and shaped like one — never printed) and the Bot API URL.
 //! Exit status 0 when nothing failed, 1 otherwise.
 
@@ -45,6 +46,7 @@ struct Report {
 pub fn run(cfg: &Config, args: &Args) -> ExitCode {
     let mut checks = vec![Check { name: "config", status: Status::Ok, detail: "loaded".into() }];
     checks.extend(check_data_dir(cfg));
+    checks.push(check_models(cfg));
     checks.push(check_token());
     checks.push(Check { name: "api_url", status: Status::Ok, detail: cfg.telegram.api_url.clone() });
     report(checks, args, &cfg.general.default_lang)
@@ -101,6 +103,17 @@ fn check_data_dir(cfg: &Config) -> Vec<Check> {
         Err(e) => Check { name: "database", status: Status::Fail, detail: e.to_string() },
     });
     out
+}
+
+fn check_models(cfg: &Config) -> Check {
+    let res = cfg.models_dir().and_then(|d| {
+        crate::models::ModelSet::new(d.clone()).verify()?;
+        Ok(d)
+    });
+    match res {
+        Ok(d) => Check { name: "models", status: Status::Ok, detail: format!("{} in {}", crate::models::EMBED_MODEL_ID, d.display()) },
+        Err(e) => Check { name: "models", status: Status::Fail, detail: format!("{e:#} (without them recall is lexical only)") },
+    }
 }
 
 fn check_token() -> Check {

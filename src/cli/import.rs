@@ -63,9 +63,15 @@ pub fn run(cfg: &Config, args: &Args) -> anyhow::Result<()> {
     if args.json {
         return super::print_json(&s);
     }
-    println!(
-        "imported {} messages from {} chats ({} skipped, {} already present, {} embedded) in {:.1} s",
-        s.imported, s.chats, s.skipped, s.duplicates, s.embedded, s.seconds
+    super::say(
+        cfg,
+        crate::i18n::Line::new("cli-imported")
+            .num("imported", s.imported)
+            .num("chats", s.chats)
+            .num("skipped", s.skipped)
+            .num("dups", s.duplicates)
+            .num("embedded", s.embedded)
+            .text("secs", format!("{:.1}", s.seconds)),
     );
     Ok(())
 }

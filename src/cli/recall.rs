@@ -102,10 +102,13 @@ pub fn run(cfg: &Config, args: &Args) -> anyhow::Result<()> {
         println!("{}", html_to_plain(&i18n.render(lang, &line, &escape_html)));
         if args.explain {
             let p = h.parts;
-            println!(
-                "    lexical {:.3} (bm25 {:.2}) + vector {:.3} (cosine {:.3}) + recency {:.3}",
-                p.lexical, p.bm25, p.vector, p.cosine, p.recency
-            );
+            let line = Line::new("cli-recall-explain")
+                .text("lex", format!("{:.3}", p.lexical))
+                .text("bm25", format!("{:.2}", p.bm25))
+                .text("vec", format!("{:.3}", p.vector))
+                .text("cos", format!("{:.3}", p.cosine))
+                .text("rec", format!("{:.3}", p.recency));
+            println!("{}", html_to_plain(&i18n.render(lang, &line, &escape_html)));
         }
     }
     Ok(())

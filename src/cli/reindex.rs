@@ -42,6 +42,12 @@ pub fn run(cfg: &Config, args: &Args) -> anyhow::Result<()> {
     if args.json {
         return super::print_json(&s);
     }
-    println!("reindexed {} notes ({} embedded) in {:.1} s", s.notes, s.embedded, s.seconds);
+    super::say(
+        cfg,
+        crate::i18n::Line::new("cli-reindexed")
+            .num("notes", s.notes)
+            .num("embedded", s.embedded)
+            .text("secs", format!("{:.1}", s.seconds)),
+    );
     Ok(())
 }

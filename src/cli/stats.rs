@@ -20,8 +20,15 @@ pub fn run(cfg: &Config, args: &Args) -> anyhow::Result<()> {
         .num("memories", s.memories)
         .num("chats", s.chats)
         .num("outbox", s.outbox)
+        .num("embedded", s.embedded)
+        .num("pending", s.pending)
+        .num("index", s.index_size)
         .text("path", s.db_path.clone())
         .text("size", crate::core::human_bytes(s.db_bytes));
+    let line = match &s.model {
+        Some(m) => line.text("model", m.clone()),
+        None => line.key("model", "model-none"),
+    };
     println!("{}", html_to_plain(&I18n::new().render(&cfg.general.default_lang, &line, &escape_html)));
     Ok(())
 }

@@ -117,10 +117,19 @@ impl Core {
     }
 
     fn cmd_stats(&self, _tx: &mut Tx, cx: &Cx) -> Result<Vec<Line>, StoreError> {
-        Ok(vec![Line::new("stats")
+        let index = self.vectors.read().unwrap_or_else(|p| p.into_inner()).len();
+        let line = Line::new("stats")
             .num("chat", self.store.count_chat_notes(cx.ev.chat_id)?)
             .num("total", self.store.count_notes()?)
-            .text("size", human_bytes(self.store.file_size()))])
+            .num("embedded", self.store.vector_count()?)
+            .num("pending", self.store.embed_queue_len()?)
+            .num("index", index as i64)
+            .text("size", human_bytes(self.store.file_size()));
+        let line = match &self.embedder {
+            Some(e) => line.text("model", e.model_id()),
+            None => line.key("model", "model-none"),
+        };
+        Ok(vec![line])
     }
 
     fn cmd_lang(&self, tx: &mut Tx, cx: &Cx, args: &str) -> Result<Vec<Outcome>, StoreError> {

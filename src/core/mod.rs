@@ -229,7 +229,9 @@ impl Core {
         if let Some(e) = &embedder {
             if store.vector_model()?.as_deref() != Some(e.model_id()) {
                 let n = store.write(|tx| tx.reset_vectors(e.model_id()))?;
-                tracing::info!(model = e.model_id(), notes = n, "embedding model changed; re-embedding every note");
+                if n > 0 {
+                    tracing::info!(model = e.model_id(), notes = n, "embedding model changed; re-embedding every note");
+                }
             }
             let mut bad = 0;
             store.for_each_vector(|id, chat, v| {

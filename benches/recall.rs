@@ -1,0 +1,185 @@
+//! Recall latency and memory at scale, and embedding throughput.
+//!
+//! `cargo bench --bench recall` — for each size N (env `BENCH_SIZES`,
+//! default `10000,100000`): N synthetic notes are imported into a real redb
+//! store, given clustered synthetic 384-d vectors (embedding N real notes is
+//! what `mnemo import` measures; see docs/BENCHMARKS.md), the core is opened
+//! with the real model (building or loading the ANN graph above
+//! `recall.ann_threshold`), and 200 real questions are asked through the full
+//! hybrid path: query embedding + BM25 + vector search + fusion. Prints
+//! p50/p99 latency, start-up time and resident memory. `BENCH_ANN=0` forces
+//! exact vector search. Under `cargo test` it runs a tiny smoke pass.
+
+use std::time::{Duration, Instant};
+
+use mnemo::config::Config;
+use mnemo::core::{Core, Settings};
+use mnemo::import::ImportedMessage;
+use mnemo::memory::embed::Embedder;
+use mnemo::models::ModelSet;
+use mnemo::store::Store;
+
+fn status(key: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+        / 1024
+}
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn f(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+    }
+}
+
+fn pct(v: &[Duration], p: f64) -> f64 {
+    v[((v.len() as f64 * p) as usize).min(v.len() - 1)].as_secs_f64() * 1e3
+}
+
+#[derive(serde::Deserialize)]
+struct Set {
+    notes: Vec<serde_json::Value>,
+    questions: Vec<serde_json::Value>,
+}
+
+fn main() {
+    let bench = std::env::args().any(|a| a == "--bench");
+    let sizes: Vec<usize> = if bench {
+        std::env::var("BENCH_SIZES")
+            .unwrap_or_else(|_| "10000,100000".into())
+            .split(',')
+            .filter_map(|s| s.trim().parse().ok())
+            .collect()
+    } else {
+        vec![2_000]
+    };
+    let set: Set = serde_json::from_str(include_str!("../tests/data/recall_eval.json")).unwrap();
+    let texts: Vec<String> = set.notes.iter().map(|n| n["text"].as_str().unwrap().to_owned()).collect();
+    let words: Vec<&str> = texts.iter().flat_map(|t| t.split_whitespace()).collect();
+    let questions: Vec<String> = set.questions.iter().map(|q| q["question"].as_str().unwrap().to_owned()).collect();
+    let cfg = Config::defaults();
+    let models = ModelSet::new(cfg.models_dir().unwrap());
+
+    if bench {
+        println!("embedding throughput (batches of 32 real notes, tokenisation included):");
+        let batch: Vec<&str> = texts.iter().cycle().take(512).map(String::as_str).collect();
+        for threads in [1, 2] {
+            let e = Embedder::load(&models, threads).unwrap();
+            e.embed(&batch[..32]).unwrap();
+            let t = Instant::now();
+            for c in batch.chunks(32) {
+                e.embed(c).unwrap();
+            }
+            println!("  {threads} thread(s): {:.0} notes/s", batch.len() as f64 / t.elapsed().as_secs_f64());
+        }
+    }
+    let embedder = Embedder::shared(&models, 1).expect("models (make models)");
+    let ann = std::env::var("BENCH_ANN").map(|v| v != "0").unwrap_or(true);
+    for n in sizes {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let msgs: Vec<ImportedMessage> = (0..n)
+            .map(|i| {
+                let text = if i % 3 == 0 {
+                    texts[i % texts.len()].clone()
+                } else {
+                    let k = 4 + (rng.next() % 20) as usize;
+                    (0..k).map(|_| words[(rng.next() % words.len() as u64) as usize]).collect::<Vec<_>>().join(" ")
+                };
+                ImportedMessage {
+                    chat_id: 1 + (i % 3) as i64,
+                    message_id: i as i64 + 1,
+                    author: None,
+                    user_id: 1,
+                    date: 1_609_459_200_000 + i as i64 * 60_000,
+                    text,
+                }
+            })
+            .collect();
+        let settings = {
+            let mut s = Settings::from_config(&cfg);
+            if !ann {
+                s.ann_threshold = usize::MAX;
+            }
+            s
+        };
+        let t = Instant::now();
+        {
+            let core = Core::new(Store::open(dir.path()).unwrap(), settings.clone()).unwrap();
+            core.import(&msgs, 1000, |_, _| {}).unwrap();
+        }
+        let import_s = t.elapsed().as_secs_f64();
+        // Synthetic clustered vectors for every note, stored under the real
+        // model's id so that opening the core does not re-embed them.
+        let centres: Vec<Vec<f32>> = (0..500).map(|_| unit((0..384).map(|_| rng.f()).collect())).collect();
+        mark_model(dir.path(), &mut rng, &centres);
+        let t = Instant::now();
+        let core = Core::with_embedder(Store::open(dir.path()).unwrap(), settings.clone(), Some(embedder.clone())).unwrap();
+        let open_s = t.elapsed().as_secs_f64();
+        core.persist();
+        let t = Instant::now();
+        drop(core);
+        let core = Core::with_embedder(Store::open(dir.path()).unwrap(), settings, Some(embedder.clone())).unwrap();
+        let reopen_s = t.elapsed().as_secs_f64();
+        let rss_idle = status("VmRSS:");
+        let mut lat = Vec::new();
+        for q in questions.iter().cycle().take(if bench { 400 } else { 20 }) {
+            let t = Instant::now();
+            let hits = core.recall(q, None, 10).unwrap();
+            lat.push(t.elapsed());
+            assert!(!hits.is_empty());
+        }
+        lat.sort();
+        println!(
+            "N={n:>8}: import {:.0} notes/s (no embedding) | open {:.1}s, reopen {:.1}s (ANN {}) | recall p50 {:.1} ms p99 {:.1} ms | RSS {} MB idle, peak {} MB",
+            n as f64 / import_s,
+            open_s,
+            reopen_s,
+            if ann && n >= Settings::from_config(&cfg).ann_threshold { "on" } else { "off" },
+            pct(&lat, 0.5),
+            pct(&lat, 0.99),
+            rss_idle,
+            status("VmHWM:")
+        );
+    }
+}
+
+fn unit(mut v: Vec<f32>) -> Vec<f32> {
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.iter_mut().for_each(|x| *x /= n);
+    v
+}
+
+/// Re-stores synthetic vectors under the real model id (reset_vectors
+/// re-queued everything; fill the queue again with vectors).
+fn mark_model(dir: &std::path::Path, rng: &mut Rng, centres: &[Vec<f32>]) {
+    let store = Store::open(dir).unwrap();
+    store.write(|tx| tx.reset_vectors(mnemo::models::EMBED_MODEL_ID)).unwrap();
+    loop {
+        let q = store.embed_queue(5000).unwrap();
+        if q.is_empty() {
+            break;
+        }
+        store
+            .write(|tx| {
+                for (id, seq, _) in &q {
+                    let c = &centres[(*id as usize * 7919) % centres.len()];
+                    let v = unit(c.iter().map(|x| x + 0.09 * rng.f()).collect());
+                    tx.put_vector(*id, *seq, &v)?;
+                }
+                Ok(())
+            })
+            .unwrap();
+    }
+}
