@@ -59,6 +59,26 @@ async fn import_is_complete_idempotent_and_searchable() {
     let (_, out, _) = support::run_mnemo(&dir, &["stats", "--json"]).await;
     let st: Value = serde_json::from_str(&out).unwrap();
     assert_eq!((st["memories"].as_u64(), st["embedded"].as_u64(), st["pending"].as_u64()), (Some(3), Some(3), Some(0)), "{out}");
+
+    // Scripted evaluation: one query per line in, one JSON array per line out,
+    // with --explain giving each component.
+    use tokio::io::AsyncWriteExt;
+    let mut child = support::mnemo(&dir)
+        .args(["recall", "--stdin", "--json", "--explain", "--k", "2"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"dentist\n\nrouter password\n").await.unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().await.unwrap();
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 3);
+    assert!(lines[0][0]["text"].as_str().unwrap().starts_with("Dentist"));
+    assert!(lines[0][0]["explain"]["bm25"].as_f64().unwrap() > 0.0);
+    assert_eq!(lines[1], json!([]));
+    assert!(lines[2][0]["text"].as_str().unwrap().starts_with("Wifi"), "{:?}", lines[2]);
 }
 
 #[tokio::test]
