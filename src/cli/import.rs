@@ -34,7 +34,7 @@ pub fn run(cfg: &Config, args: &Args) -> anyhow::Result<()> {
     let f = std::fs::File::open(&args.file).map_err(|e| anyhow::anyhow!("cannot open {}: {e}", args.file.display()))?;
     let parsed = crate::import::parse(std::io::BufReader::new(f))
         .map_err(|e| anyhow::anyhow!("{}: {e}; nothing was imported", args.file.display()))?;
-    let core = super::open_core(cfg)?;
+    let core = super::open_core_bulk(cfg)?;
     let bar = super::progress_bar(!args.json, parsed.messages.len() as u64, "importing");
     let sum = core.import(&parsed.messages, args.batch, |d, t| {
         bar.set_length(t);

@@ -99,14 +99,25 @@ pub fn main() -> ExitCode {
 /// model files are missing or damaged, mnemo still runs — notes are stored
 /// and queued for embedding, recall is lexical — and says how to fix it.
 pub fn open_core(cfg: &Config) -> anyhow::Result<Core> {
+    open_core_with(cfg, cfg.models.embed_threads)
+}
+
+/// [`open_core`] for bulk work (import, reindex): the model may use every
+/// core, since nothing else competes for them.
+pub fn open_core_bulk(cfg: &Config) -> anyhow::Result<Core> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    open_core_with(cfg, cfg.models.embed_threads.max(cores))
+}
+
+fn open_core_with(cfg: &Config, threads: usize) -> anyhow::Result<Core> {
     let dir = cfg.data_dir()?;
     let store = Store::open(&dir)?;
-    let embedder = load_embedder(cfg);
+    let embedder = load_embedder(cfg, threads);
     Ok(Core::with_embedder(store, Settings::from_config(cfg), embedder)?)
 }
 
 /// The embedding model, or `None` with a warning that names the fix.
-pub fn load_embedder(cfg: &Config) -> Option<std::sync::Arc<crate::memory::embed::Embedder>> {
+pub fn load_embedder(cfg: &Config, threads: usize) -> Option<std::sync::Arc<crate::memory::embed::Embedder>> {
     let dir = match cfg.models_dir() {
         Ok(d) => d,
         Err(e) => {
@@ -114,7 +125,7 @@ pub fn load_embedder(cfg: &Config) -> Option<std::sync::Arc<crate::memory::embed
             return None;
         }
     };
-    match crate::memory::embed::Embedder::shared(&crate::models::ModelSet::new(dir), cfg.models.embed_threads) {
+    match crate::memory::embed::Embedder::shared(&crate::models::ModelSet::new(dir), threads) {
         Ok(e) => Some(e),
         Err(e) => {
             tracing::warn!("semantic recall is off: {e:#}");

@@ -23,7 +23,7 @@ struct Summary {
 }
 
 pub fn run(cfg: &Config, args: &Args) -> anyhow::Result<()> {
-    let core = super::open_core(cfg)?;
+    let core = super::open_core_bulk(cfg)?;
     let t0 = std::time::Instant::now();
     let total = core.store().count_notes()?;
     let bar = super::progress_bar(args.progress, total, "re-embedding");

@@ -369,8 +369,18 @@ impl Core {
             return Ok(0);
         }
         let texts: Vec<String> = batch.iter().map(|(_, _, n)| embed_text(n)).collect();
-        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let vecs = e.embed(&refs).map_err(|err| CoreError::Embed(format!("{err:#}")))?;
+        // Model calls of similar lengths: padding to the longest text of a call
+        // is wasted work, so texts are sorted by length before chunking.
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| texts[i].len());
+        let mut vecs = vec![Vec::new(); texts.len()];
+        for chunk in order.chunks(crate::memory::worker::BATCH) {
+            let refs: Vec<&str> = chunk.iter().map(|&i| texts[i].as_str()).collect();
+            let out = e.embed(&refs).map_err(|err| CoreError::Embed(format!("{err:#}")))?;
+            for (&i, v) in chunk.iter().zip(out) {
+                vecs[i] = v;
+            }
+        }
         // Near-duplicates: a new note (not an import, not an edit) whose vector
         // is this close to an older note of the same chat is not kept.
         let dups: Vec<Option<(u64, f32)>> = {
@@ -493,7 +503,8 @@ impl Core {
         let total = self.store.embed_queue_len()?;
         let mut done = 0;
         loop {
-            let n = self.embed_pending(crate::memory::worker::BATCH)? as u64;
+            // Larger takes let the length sort cut padding; one commit per take.
+            let n = self.embed_pending(8 * crate::memory::worker::BATCH)? as u64;
             if n == 0 {
                 break;
             }

@@ -27,9 +27,9 @@ use super::vector::VectorIndex;
 
 const BASENAME: &str = "vectors";
 const MANIFEST: &str = "manifest.json";
-/// Graph parameters: 16 links per point, ef 100 at build time, 96+ at search.
+/// Graph parameters: 16 links per point, ef 64 at build time, 96+ at search.
 const M: usize = 16;
-const EF_CONSTRUCTION: usize = 100;
+const EF_CONSTRUCTION: usize = 64;
 const EF_SEARCH: usize = 96;
 
 /// Vectors enter the graph scaled by this. anndists' `DistDot` (`1 - a·b`,
