@@ -137,3 +137,13 @@ async fn doctor_reports_reasons_and_exit_status() {
     assert!(err.contains("error:"), "{err}");
     assert_eq!(std::fs::read(dir2.join("mnemo.redb")).unwrap(), vec![0x5Au8; 8192]);
 }
+
+#[tokio::test]
+async fn a_question_right_after_a_note_finds_it_by_meaning() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let (code, out, err) = chat(&dir, "tooth appointment moved to Friday 3pm\nbuy milk\n/recall when is the dentist?\n".as_bytes()).await;
+    assert_eq!(code, 0, "{err}");
+    let answer: Vec<&str> = out.lines().skip_while(|l| !l.starts_with("Best matches")).collect();
+    assert!(answer.get(1).is_some_and(|l| l.contains("tooth appointment")), "{out}");
+}

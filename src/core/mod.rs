@@ -51,6 +51,9 @@ pub enum CoreError {
 
 /// Candidates taken from each side before fusion.
 const CANDIDATES: usize = 50;
+/// Largest embedding backlog a recall waits for (larger ones — an import in
+/// progress — are left to the worker).
+const CATCH_UP_MAX: u64 = 256;
 
 /// Where an event came from, and so how its replies are delivered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -290,6 +293,17 @@ impl Core {
     /// Handles several events in one transaction: one durable commit for all
     /// (bulk ingest, imports). Either every event is applied or none is.
     pub fn handle_batch(&self, events: &[Inbound]) -> Result<Vec<Vec<Outcome>>, CoreError> {
+        // Read your writes: a question asked right after a note should see the
+        // note's embedding, so a small backlog is embedded before answering.
+        let asks = events.iter().any(|e| match &e.body {
+            Body::Text(t) => commands::parse(t).is_some_and(|(c, _)| c == "recall"),
+            _ => false,
+        });
+        if asks && self.embedder.is_some() && self.store.embed_queue_len()? <= CATCH_UP_MAX {
+            if let Err(e) = self.embed_all_pending(|_, _| {}) {
+                tracing::warn!(error = %e, "could not embed recent notes before recall");
+            }
+        }
         let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let now = now_ms();
         let (outcomes, ops) = self.store.write(|tx| {
