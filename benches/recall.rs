@@ -74,14 +74,18 @@ fn main() {
     if bench {
         println!("embedding throughput (batches of 32 real notes, tokenisation included):");
         let batch: Vec<&str> = texts.iter().cycle().take(512).map(String::as_str).collect();
+        let mut sorted = batch.clone();
+        sorted.sort_by_key(|t| t.len());
         for threads in [1, 2] {
             let e = Embedder::load(&models, threads).unwrap();
             e.embed(&batch[..32]).unwrap();
-            let t = Instant::now();
-            for c in batch.chunks(32) {
-                e.embed(c).unwrap();
+            for (name, input) in [("arrival order", &batch), ("length-sorted", &sorted)] {
+                let t = Instant::now();
+                for c in input.chunks(32) {
+                    e.embed(c).unwrap();
+                }
+                println!("  {threads} thread(s), {name}: {:.0} notes/s", input.len() as f64 / t.elapsed().as_secs_f64());
             }
-            println!("  {threads} thread(s): {:.0} notes/s", batch.len() as f64 / t.elapsed().as_secs_f64());
         }
     }
     let embedder = Embedder::shared(&models, 1).expect("models (make models)");

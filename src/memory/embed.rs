@@ -57,7 +57,10 @@ fn session(env: &Environment, model: &std::path::Path, threads: usize) -> ort::R
         .with_optimization_level(GraphOptimizationLevel::Level3)?
         .with_intra_threads(threads)?
         .with_inter_threads(1)?
-        .with_intra_op_spinning(false)?
+        // Spinning workers help a multi-threaded session on an otherwise idle
+        // machine (bulk import), and only burn a core under contention, so a
+        // single-threaded session (the bot's default) never spins.
+        .with_intra_op_spinning(threads > 1)?
         .commit_from_file(model)
 }
 
