@@ -60,6 +60,14 @@ async fn import_is_complete_idempotent_and_searchable() {
     let st: Value = serde_json::from_str(&out).unwrap();
     assert_eq!((st["memories"].as_u64(), st["embedded"].as_u64(), st["pending"].as_u64()), (Some(3), Some(3), Some(0)), "{out}");
 
+    // Rebuilding every derived index from the database gives the same answers.
+    let (code, out, err) = support::run_mnemo(&dir, &["reindex", "--json"]).await;
+    assert_eq!(code, 0, "{err}");
+    let r: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((r["notes"].as_u64(), r["embedded"].as_u64()), (Some(3), Some(3)), "{out}");
+    let (_, out, _) = support::run_mnemo(&dir, &["recall", "tooth", "doctor", "--json", "--chat", "777"]).await;
+    assert!(out.contains("Dentist appointment"), "{out}");
+
     // Scripted evaluation: one query per line in, one JSON array per line out,
     // with --explain giving each component.
     use tokio::io::AsyncWriteExt;

@@ -36,19 +36,13 @@ pub fn run(cfg: &Config, args: &Args) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("{}: {e}; nothing was imported", args.file.display()))?;
     let core = super::open_core_bulk(cfg)?;
     let bar = super::progress_bar(!args.json, parsed.messages.len() as u64, "importing");
-    let sum = core.import(&parsed.messages, args.batch, |d, t| {
-        bar.set_length(t);
-        bar.set_position(d);
-    })?;
+    let sum = core.import(&parsed.messages, args.batch, super::track(&bar))?;
     bar.finish_and_clear();
     let mut embedded = 0;
     if !args.no_embed && core.embedder().is_some() {
         let pending = core.store().embed_queue_len()?;
         let bar = super::progress_bar(!args.json, pending, "embedding");
-        embedded = core.embed_all_pending(|d, t| {
-            bar.set_length(t);
-            bar.set_position(d);
-        })?;
+        embedded = core.embed_all_pending(super::track(&bar))?;
         bar.finish_and_clear();
     }
     core.persist();

@@ -154,6 +154,14 @@ pub fn progress_bar(show: bool, total: u64, what: &str) -> indicatif::ProgressBa
     bar
 }
 
+/// A `(done, total)` progress callback that drives `bar`.
+pub fn track(bar: &indicatif::ProgressBar) -> impl FnMut(u64, u64) + '_ {
+    move |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    }
+}
+
 /// Prints a localised line (plain text) in the configured language.
 fn say(cfg: &Config, line: crate::i18n::Line) {
     use crate::i18n::{escape_html, html_to_plain, I18n};

@@ -122,10 +122,7 @@ fn catch_up(core: &Core) -> anyhow::Result<()> {
         return Ok(());
     }
     let bar = super::progress_bar(pending > 200, pending, "embedding new notes");
-    core.embed_all_pending(|d, t| {
-        bar.set_length(t);
-        bar.set_position(d);
-    })?;
+    core.embed_all_pending(super::track(&bar))?;
     bar.finish_and_clear();
     core.persist();
     Ok(())

@@ -27,10 +27,7 @@ pub fn run(cfg: &Config, args: &Args) -> anyhow::Result<()> {
     let t0 = std::time::Instant::now();
     let total = core.store().count_notes()?;
     let bar = super::progress_bar(args.progress, total, "re-embedding");
-    let embedded = core.reindex(|done, total| {
-        bar.set_length(total);
-        bar.set_position(done);
-    })?;
+    let embedded = core.reindex(super::track(&bar))?;
     bar.finish_and_clear();
     core.persist();
     let s = Summary {
