@@ -24,10 +24,12 @@ use crate::store::{Store, StoreError};
 const K1: f32 = 1.2;
 const B: f32 = 0.4;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Doc {
     chat_id: i64,
     len: u32,
+    /// The note's distinct terms, so removing it touches only their postings.
+    terms: Vec<String>,
 }
 
 #[derive(Default)]
@@ -117,20 +119,26 @@ impl LexicalIndex {
             *tf.entry(t).or_default() += 1;
             len += 1;
         }
+        let mut terms = Vec::with_capacity(tf.len());
         for (term, n) in tf {
-            self.postings.entry(term).or_default().push((id, n));
+            self.postings.entry(term.clone()).or_default().push((id, n));
+            terms.push(term);
         }
-        self.docs.insert(id, Doc { chat_id, len });
+        self.docs.insert(id, Doc { chat_id, len, terms });
         self.total_len += u64::from(len);
     }
 
     pub fn remove(&mut self, id: u64) {
         let Some(doc) = self.docs.remove(&id) else { return };
         self.total_len -= u64::from(doc.len);
-        self.postings.retain(|_, list| {
-            list.retain(|(d, _)| *d != id);
-            !list.is_empty()
-        });
+        for term in &doc.terms {
+            if let Some(list) = self.postings.get_mut(term) {
+                list.retain(|(d, _)| *d != id);
+                if list.is_empty() {
+                    self.postings.remove(term);
+                }
+            }
+        }
     }
 
     /// How much a note could score for `query`: the sum of the query terms'
@@ -165,7 +173,7 @@ impl LexicalIndex {
             let df = list.len() as f32;
             let idf = ((n - df + 0.5) / (df + 0.5) + 1.0).ln();
             for &(id, tf) in list {
-                let doc = self.docs[&id];
+                let doc = &self.docs[&id];
                 if chat.is_some_and(|c| c != doc.chat_id) {
                     continue;
                 }
