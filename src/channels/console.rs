@@ -15,7 +15,7 @@ use crate::i18n::{escape_html, html_to_plain, I18n, Line};
 pub fn run(core: &Core, i18n: &I18n, mut input: impl BufRead, mut out: impl Write, interactive: bool) -> anyhow::Result<()> {
     let lang = core.settings().default_lang.clone();
     if interactive {
-        let banner = Line::new("console-banner").text("dir", core.store().path().parent().map(|p| p.display().to_string()).unwrap_or_default());
+        let banner = Line::new("console-banner").text("dir", core.store().dir().display().to_string());
         writeln!(out, "{}", html_to_plain(&i18n.render(&lang, &banner, &escape_html)))?;
     }
     let mut buf = Vec::new();

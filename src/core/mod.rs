@@ -250,7 +250,7 @@ impl Core {
         let mut dirty = false;
         if let Some(e) = &embedder {
             if vectors.len() >= settings.ann_threshold {
-                let dir = ann::dir_in(store.path().parent().unwrap_or(std::path::Path::new(".")));
+                let dir = ann::dir_in(store.dir());
                 let (g, how) = Ann::load_or_build(&dir, &vectors, e.model_id());
                 tracing::info!(?how, points = g.len(), "ANN graph ready");
                 dirty = how != ann::Origin::Loaded { added: 0 };
@@ -500,7 +500,7 @@ impl Core {
         }
         let graph = self.ann.read().unwrap_or_else(|p| p.into_inner());
         if let Some(g) = graph.as_ref() {
-            let dir = ann::dir_in(self.store.path().parent().unwrap_or(std::path::Path::new(".")));
+            let dir = ann::dir_in(self.store.dir());
             match g.save(&dir) {
                 Ok(()) => tracing::info!(points = g.len(), "ANN graph saved"),
                 Err(e) => tracing::warn!(error = %e, "could not save the ANN graph; it will be rebuilt"),

@@ -156,6 +156,11 @@ impl Store {
         &self.path
     }
 
+    /// The data dir the database lives in.
+    pub fn dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("."))
+    }
+
     /// Size of the database file in bytes.
     pub fn file_size(&self) -> u64 {
         std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0)
@@ -182,12 +187,7 @@ impl Store {
     fn meta_u64(&self, key: &str) -> Result<Option<u64>, StoreError> {
         let r = self.db.begin_read()?;
         let t = r.open_table(META)?;
-        Ok(t.get(key)?.map(|g| {
-            let mut a = [0u8; 8];
-            let b = g.value();
-            a[..b.len().min(8)].copy_from_slice(&b[..b.len().min(8)]);
-            u64::from_le_bytes(a)
-        }))
+        Ok(t.get(key)?.map(|g| decode_u64(g.value())))
     }
 
     pub fn note(&self, id: u64) -> Result<Option<Note>, StoreError> {

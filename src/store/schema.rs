@@ -57,15 +57,17 @@ pub const KEY_LAST_UPDATE: &str = "last_update_id";
 pub const KEY_EMBED_SEQ: &str = "embed_seq";
 pub const KEY_VECTOR_MODEL: &str = "vector_model";
 
+/// A `META` value as a little-endian `u64` (shorter values are zero-extended).
+pub fn decode_u64(b: &[u8]) -> u64 {
+    let mut a = [0u8; 8];
+    let n = b.len().min(8);
+    a[..n].copy_from_slice(&b[..n]);
+    u64::from_le_bytes(a)
+}
+
 pub fn get_u64(txn: &WriteTransaction, key: &str) -> Result<Option<u64>, StoreError> {
     let meta = txn.open_table(META)?;
-    let v = meta.get(key)?.map(|g| {
-        let b = g.value();
-        let mut a = [0u8; 8];
-        let n = b.len().min(8);
-        a[..n].copy_from_slice(&b[..n]);
-        u64::from_le_bytes(a)
-    });
+    let v = meta.get(key)?.map(|g| decode_u64(g.value()));
     Ok(v)
 }
 
