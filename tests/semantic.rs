@@ -122,14 +122,18 @@ fn queued_embeddings_survive_a_restart_and_a_model_change_reembeds() {
     {
         let store = Store::open(dir.path()).unwrap();
         store.write(|tx| tx.reset_vectors("some-other-model/512")).unwrap();
-        store.write(|tx| {
-            // Pretend the other model had embedded everything.
-            for id in 1..=3 {
-                tx.put_vector(id, u64::MAX, &[0.5; 512])?;
-            }
-            Ok(())
-        })
-        .unwrap();
+        // The other model embeds everything (512-d vectors) and drains its queue.
+        let queued = store.embed_queue(10).unwrap();
+        assert_eq!(queued.len(), 3);
+        store
+            .write(|tx| {
+                for (id, seq, _) in &queued {
+                    assert!(tx.put_vector(*id, *seq, &[0.5; 512])?);
+                }
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!((store.vector_count().unwrap(), store.embed_queue_len().unwrap()), (3, 0));
         let core = Core::with_embedder(store, settings, Some(embedder())).unwrap();
         assert_eq!(core.store().embed_queue_len().unwrap(), 3, "model change queues every note");
         core.embed_all_pending(|_, _| {}).unwrap();
