@@ -47,7 +47,7 @@ fn main() {
         report("ack_latency", lat);
 
         bot.tg.push(tg::text(OWNER, 10_000, "/recall water plants"));
-        bot.tg.wait_sent(OWNER, 6 + n + 1, Duration::from_secs(30)).await;
+        bot.tg.wait_sent(OWNER, 6 + n, Duration::from_secs(30)).await;
         let (rid, _) = bot.tg.sent_messages(OWNER).pop().unwrap();
         let data = bot.tg.buttons(rid)[0][0].1.clone();
         let mut lat = Vec::with_capacity(n);
