@@ -356,7 +356,11 @@ fn fuzzed_presses_are_all_rejected() {
     const ALPHABET: &[u8] =
         b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=+/ \x00\xff";
     let mut accepted = 0;
-    for i in 0..10_000u64 {
+    let mut batch = Vec::new();
+    let mut tested = 0u64;
+    let mut i = 0u64;
+    while tested < 10_000 {
+        i += 1;
         let data: Vec<u8> = if i % 2 == 0 {
             // Mutate a genuine payload: flip, replace, insert or delete bytes.
             let mut d = genuine[(rnd() % genuine.len() as u64) as usize]
@@ -390,16 +394,70 @@ fn fuzzed_presses_are_all_rejected() {
         if genuine.contains(&data) {
             continue; // a mutation that undid itself
         }
-        let out = core.handle(ev(10 + i, Body::Press(data))).unwrap();
-        match out.as_slice() {
-            [Outcome::Answer(a)] if !a.chosen => {}
-            other => {
-                accepted += 1;
-                eprintln!("accepted: {other:?}");
+        batch.push(ev(10 + i, Body::Press(data)));
+        tested += 1;
+        // Batches of presses share one commit (each is still handled alone).
+        if batch.len() == 500 || tested == 10_000 {
+            for out in core.handle_batch(&batch).unwrap() {
+                match out.as_slice() {
+                    [Outcome::Answer(a)] if !a.chosen => {}
+                    other => {
+                        accepted += 1;
+                        eprintln!("accepted: {other:?}");
+                    }
+                }
             }
+            batch.clear();
         }
     }
     assert_eq!(accepted, 0);
     assert_eq!(core.store().count_notes().unwrap(), 1);
     assert_eq!(core.store().feedback_counts().unwrap(), Default::default());
+}
+
+/// Enough votes to trigger compaction from inside a press (it must not
+/// deadlock on the writer lock, and must keep every vote).
+#[test]
+fn many_votes_compact_the_log_on_the_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = mnemo::config::Config::defaults();
+    cfg.telegram.allowed_user_ids = vec![OWNER];
+    let store = mnemo::store::Store::open(dir.path()).unwrap();
+    let keys = Keyring::new([3; 32]);
+    let core = mnemo::core::Core::new(store, mnemo::core::Settings::from_config(&cfg))
+        .unwrap()
+        .with_keyring(keys.clone());
+    let ev = |update_id: u64, body: Body| Inbound {
+        origin: Origin::Telegram { update_id },
+        chat_id: OWNER,
+        user_id: OWNER,
+        user_lang: None,
+        message_id: Some(update_id as i64),
+        reply_to: None,
+        at: mnemo::core::now_ms(),
+        body,
+    };
+    for i in 0..3 {
+        core.handle(ev(i, Body::Text(format!("note number {i} about tulips"))))
+            .unwrap();
+    }
+    let now = mnemo::core::now_ms() / 1000;
+    for i in 0..150u64 {
+        let action = [Action::Helpful, Action::NotHelpful, Action::Outdated][(i % 3) as usize];
+        let data = keys.sign(&Payload::new(action, 1 + i % 3, now).unwrap(), OWNER, OWNER);
+        let out = core.handle(ev(100 + i, Body::Press(data))).unwrap();
+        assert!(
+            matches!(out.as_slice(), [Outcome::Answer(a)] if a.chosen),
+            "{out:?}"
+        );
+    }
+    let store = core.store();
+    assert!(
+        store.feedback_log_len().unwrap() < 64,
+        "compacted along the way"
+    );
+    assert!(!store.feedback_aggregates().unwrap().is_empty());
+    // One vote per memory and user survives: the last one cast.
+    let state = store.feedback_state().unwrap();
+    assert_eq!(state.values().map(|a| a.votes.len()).sum::<usize>(), 3);
 }

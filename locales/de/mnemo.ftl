@@ -67,7 +67,23 @@ press-expired = Dieser Knopf ist abgelaufen. Frag noch einmal, dann gibt es neue
 press-invalid = Dieser Knopf ist (nicht mehr) gültig.
 press-gone = Diese Notiz oder Aufgabe gibt es nicht mehr.
 press-not-allowed = ⛔ Dies ist ein privates mnemo.
-press-unavailable = Noch nicht verfügbar.
+press-audio-gone = Die Aufnahme dieser Sprachnotiz ist nicht mehr gespeichert (siehe [voice] keep_audio_days).
+press-retranscribing = 🔁 #{ $id } wird neu transkribiert…
+btn-retranscribe = 🔁 Neu transkribieren
+voice-saved = 🎙 Sprachnotiz gespeichert als <b>#{ $id }</b> ({ $duration }):
+voice-retranscribed = 🔁 Sprachnotiz <b>#{ $id }</b> neu transkribiert:
+voice-transcript = <i>{ $text }</i>
+voice-low-confidence = ⚠️ Geringe Sicherheit ({ $pct } %): die Abschrift kann falsch sein.
+voice-doubtful = ❔ Unsicher bei: { $words }
+voice-too-big = ⚠️ Die Datei ist { $size } MB groß; Bots können höchstens { $max } MB herunterladen. Nichts wurde gespeichert.
+voice-too-long = ⚠️ Die Sprachnotiz ist { $duration } lang; erlaubt sind { $max }. Nichts wurde gespeichert.
+voice-failed = ⚠️ Ich konnte diese Sprachnotiz nicht transkribieren.
+voice-kept = Die Aufnahme ist sicher gespeichert; ich versuche es nach einem Neustart oder mit <code>mnemo retry-voice</code> erneut.
+voice-err-no-speech = Ich habe darin keine Sprache gehört.
+voice-err-model = Das Sprachmodell ist nicht verfügbar: { $detail }
+voice-err-audio = Die Aufnahme lässt sich nicht dekodieren: { $detail }
+voice-err-download = Die Datei konnte nicht geladen werden: { $detail }
+voice-err-failed = Die Transkription ist fehlgeschlagen: { $detail }
 forget-usage = Aufruf: /forget <i>id</i>, oder /forget als Antwort auf die Notiz.
 forget-done = 🗑 Notiz <b>#{ $id }</b> vergessen.
 forget-not-found = In diesem Chat gibt es keine Notiz #{ $id }.
@@ -88,6 +104,7 @@ storage-error = ⚠️ Das konnte ich gerade nicht speichern (Speicherproblem). 
 source-telegram = Telegram
 source-console = Konsole
 source-import = Import
+source-voice = Sprachnotiz
 
 ## Befehlsbeschreibungen für das Telegram-Menü (setMyCommands)
 

@@ -67,7 +67,23 @@ press-expired = This button has expired. Ask again for fresh buttons.
 press-invalid = This button is not valid (anymore).
 press-gone = That note or item no longer exists.
 press-not-allowed = ⛔ This is a private mnemo.
-press-unavailable = Not available yet.
+press-audio-gone = The audio of that voice note is no longer kept (see [voice] keep_audio_days).
+press-retranscribing = 🔁 Transcribing #{ $id } again…
+btn-retranscribe = 🔁 Re-transcribe
+voice-saved = 🎙 Voice note saved as <b>#{ $id }</b> ({ $duration }):
+voice-retranscribed = 🔁 Voice note <b>#{ $id }</b> transcribed again:
+voice-transcript = <i>{ $text }</i>
+voice-low-confidence = ⚠️ Low confidence ({ $pct }%): the transcript may be wrong.
+voice-doubtful = ❔ Unsure about: { $words }
+voice-too-big = ⚠️ That file is { $size } MB; bots can only download up to { $max } MB. Nothing was saved.
+voice-too-long = ⚠️ That voice note is { $duration } long; the limit is { $max }. Nothing was saved.
+voice-failed = ⚠️ I could not transcribe that voice note.
+voice-kept = The audio is kept safe; I will try again after a restart or on <code>mnemo retry-voice</code>.
+voice-err-no-speech = I heard no speech in it.
+voice-err-model = The speech model is not available: { $detail }
+voice-err-audio = The audio cannot be decoded: { $detail }
+voice-err-download = The file could not be downloaded: { $detail }
+voice-err-failed = Transcription failed: { $detail }
 forget-usage = Usage: /forget <i>id</i>, or reply /forget to the note.
 forget-done = 🗑 Note <b>#{ $id }</b> forgotten.
 forget-not-found = There is no note #{ $id } in this chat.
@@ -88,6 +104,7 @@ storage-error = ⚠️ I could not save that right now (storage problem). It was
 source-telegram = telegram
 source-console = console
 source-import = import
+source-voice = voice
 
 ## Command descriptions for the Telegram menu (setMyCommands)
 

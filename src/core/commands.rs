@@ -263,6 +263,9 @@ impl Core {
         match tx.delete_note(cx.ev.chat_id, id)? {
             Some(n) => {
                 ops.push(IndexOp::Remove(n.id));
+                if let Some(a) = n.voice.and_then(|v| v.audio) {
+                    ops.push(IndexOp::DropAudio(a));
+                }
                 Ok(vec![Line::new("forget-done").num("id", n.id)])
             }
             None => Ok(vec![Line::new("forget-not-found").num("id", id)]),

@@ -20,6 +20,7 @@
 mod access;
 mod commands;
 mod press;
+mod voice;
 
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::Duration;
@@ -39,6 +40,7 @@ use crate::store::{Aggregate, FeedbackEvent, NewNote, Note, Source, Store, Store
 
 pub use access::PairingCode;
 pub use commands::human_bytes;
+pub use voice::{clock, VoiceFailure, VoiceIn, VoiceText, MAX_VOICE_BYTES};
 
 /// Chat id the console channel uses. Telegram never uses 0.
 pub const CONSOLE_CHAT_ID: i64 = 0;
@@ -94,6 +96,8 @@ pub enum Body {
     /// An inline button was pressed on message `message_id`: its callback
     /// data, as received (untrusted until verified).
     Press(String),
+    /// A voice note (or audio file) to fetch and transcribe.
+    Voice(VoiceIn),
 }
 
 /// What the adapter should do.
@@ -207,6 +211,8 @@ pub struct Settings {
     pub outdated_factor: f32,
     /// Buttons older than this are refused.
     pub button_max_age_secs: i64,
+    /// Longest voice note accepted.
+    pub max_voice_secs: u64,
 }
 
 impl Settings {
@@ -230,6 +236,7 @@ impl Settings {
             feedback_weight: c.recall.feedback_weight,
             outdated_factor: c.recall.outdated_factor,
             button_max_age_secs: i64::from(c.buttons.max_age_days) * 86_400,
+            max_voice_secs: 900,
         }
     }
 }
@@ -240,6 +247,8 @@ enum IndexOp {
     Remove(u64),
     /// A vote was logged: fold it into the in-memory feedback state.
     Vote(FeedbackEvent),
+    /// A forgotten voice note's audio file (in the voice dir) to delete.
+    DropAudio(String),
 }
 
 pub struct Core {
@@ -392,6 +401,19 @@ impl Core {
             }
             Ok((outcomes, ops))
         })?;
+        let voted = self.apply_ops(ops);
+        drop(_w);
+        if voted {
+            self.maybe_compact_feedback();
+        }
+        Ok(outcomes)
+    }
+
+    /// Brings the derived state up to date with a commit's changes (call
+    /// after the commit, still under the writer lock). Returns whether votes
+    /// were logged: the caller then runs [`Core::maybe_compact_feedback`]
+    /// once the lock is released.
+    fn apply_ops(&self, ops: Vec<IndexOp>) -> bool {
         let mut voted = false;
         if !ops.is_empty() {
             let mut lex = self.lexical.write().unwrap_or_else(|p| p.into_inner());
@@ -415,6 +437,13 @@ impl Core {
                         voted = true;
                         continue;
                     }
+                    IndexOp::DropAudio(name) => {
+                        let path = self.store.voice_dir().join(&name);
+                        if let Err(e) = std::fs::remove_file(&path) {
+                            tracing::warn!(error = %e, file = %path.display(), "could not delete a forgotten voice note's audio");
+                        }
+                        continue;
+                    }
                 };
                 vec.remove(id);
                 if let Some(g) = graph.as_mut() {
@@ -426,10 +455,7 @@ impl Core {
             drop((lex, vec, graph, fb));
             self.wake_worker();
         }
-        if voted {
-            self.maybe_compact_feedback();
-        }
-        Ok(outcomes)
+        voted
     }
 
     // ---- embeddings ---------------------------------------------------------
@@ -724,6 +750,7 @@ impl Core {
                 vec![Line::new("unsupported-kind").key("kind", &format!("kind-{kind}"))]
             }
             Body::Press(_) => unreachable!("handled above"),
+            Body::Voice(v) => return self.voice_in(tx, &cx, v),
             Body::Text(text) => match commands::parse(text) {
                 Some((cmd, args)) => return self.command(tx, &cx, &cmd, args, ops),
                 None => return self.save_note(tx, &cx, text, ops),

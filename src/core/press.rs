@@ -162,6 +162,9 @@ impl Core {
             Action::Undo => match tx.delete_note(chat, p.target)? {
                 Some(n) => {
                     ops.push(IndexOp::Remove(n.id));
+                    if let Some(a) = n.voice.and_then(|v| v.audio) {
+                        ops.push(IndexOp::DropAudio(a));
+                    }
                     cx.answer(Line::new("press-undone").num("id", n.id), true)
                 }
                 None => cx.answer(Line::new("press-gone"), false),
@@ -177,7 +180,7 @@ impl Core {
                     None => cx.answer(Line::new("press-gone"), false),
                 },
             },
-            Action::Retranscribe => cx.answer(Line::new("press-unavailable"), false),
+            Action::Retranscribe => self.retranscribe(tx, cx, p.target)?,
         };
         Ok(vec![answer])
     }

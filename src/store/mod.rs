@@ -15,9 +15,11 @@
 mod feedback;
 mod items;
 pub mod schema;
+mod voice;
 
 pub use feedback::{Aggregate, Ask, Compaction, FeedbackCounts, FeedbackEvent, Vote};
 pub use items::{Item, ItemCounts, ItemKind};
+pub use voice::{VoiceJob, VoiceMeta, VoiceState};
 
 use std::fs::{DirBuilder, OpenOptions, Permissions};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -88,6 +90,7 @@ pub enum Source {
     Telegram,
     Console,
     Import,
+    Voice,
 }
 
 impl Source {
@@ -96,6 +99,7 @@ impl Source {
             Source::Telegram => "telegram",
             Source::Console => "console",
             Source::Import => "import",
+            Source::Voice => "voice",
         }
     }
 }
@@ -115,6 +119,9 @@ pub struct Note {
     /// Display name of the author, when known (imports).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub author: Option<String>,
+    /// For voice notes: the audio and how it was transcribed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voice: Option<VoiceMeta>,
 }
 
 /// A note about to be stored; the id is assigned by [`Tx::insert_note`].
@@ -416,6 +423,7 @@ impl Tx {
             edited_at: None,
             source: n.source,
             author: n.author,
+            voice: None,
         };
         self.put_note(&note)?;
         self.txn
@@ -512,6 +520,15 @@ impl Tx {
             .open_table(MSG_NOTE)?
             .insert((chat_id, message_id), note_id)?;
         Ok(())
+    }
+
+    /// Attaches voice metadata to a note (right after [`Tx::insert_note`]).
+    pub fn set_note_voice(&mut self, id: u64, voice: Option<VoiceMeta>) -> Result<(), StoreError> {
+        let Some(mut note) = self.note(id)? else {
+            return Ok(());
+        };
+        note.voice = voice;
+        self.put_note(&note)
     }
 
     /// Replaces a note's text; `None` when the note does not exist.

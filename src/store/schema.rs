@@ -17,13 +17,15 @@
 //!   answered), `feedback_log` (append-only votes) and `feedback` (per-note
 //!   aggregates the log is compacted into); migrating extracts the items of
 //!   every existing note.
+//! - v5: `voice_jobs` (voice notes between receipt and transcript); notes
+//!   may carry `voice` metadata (new field, defaulted).
 
 use redb::{ReadableTable, TableDefinition, TableHandle, WriteTransaction};
 use serde::Deserialize;
 
 use super::{Note, Source, StoreError};
 
-pub const CURRENT_VERSION: u32 = 4;
+pub const CURRENT_VERSION: u32 = 5;
 
 /// Small typed settings: schema version, counters, owner, last update id.
 pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -69,6 +71,9 @@ pub const FEEDBACK_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("feed
 /// Note id → JSON [`super::Aggregate`]: compacted votes, one per user.
 pub const FEEDBACK: TableDefinition<u64, &[u8]> = TableDefinition::new("feedback");
 
+/// Job id → JSON [`super::VoiceJob`]: voice notes not yet transcribed.
+pub const VOICE_JOBS: TableDefinition<u64, &[u8]> = TableDefinition::new("voice_jobs");
+
 /// The v1 notes table, kept only to migrate from.
 pub const NOTES_V1: TableDefinition<u64, &[u8]> = TableDefinition::new("notes_v1");
 
@@ -82,6 +87,7 @@ pub const KEY_VECTOR_MODEL: &str = "vector_model";
 pub const KEY_NEXT_ITEM: &str = "next_item_id";
 pub const KEY_NEXT_ASK: &str = "next_ask_id";
 pub const KEY_NEXT_FEEDBACK: &str = "next_feedback_seq";
+pub const KEY_NEXT_VOICE: &str = "next_voice_job";
 
 /// A `META` value as a little-endian `u64` (shorter values are zero-extended).
 pub fn decode_u64(b: &[u8]) -> u64 {
@@ -170,6 +176,7 @@ fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(ASKS)?;
     txn.open_table(FEEDBACK_LOG)?;
     txn.open_table(FEEDBACK)?;
+    txn.open_table(VOICE_JOBS)?;
     Ok(())
 }
 
@@ -248,6 +255,7 @@ fn migrate_v1_to_v2(txn: &WriteTransaction) -> Result<u64, StoreError> {
                     Source::Console
                 },
                 author: None,
+                voice: None,
             };
             notes.insert(
                 id,

@@ -16,7 +16,7 @@ use tokio::sync::Notify;
 use teloxide::types::ParseMode;
 
 use super::render;
-use crate::core::{Answer, Body, Core, CoreError, Inbound, Origin, Outcome, Reply};
+use crate::core::{Answer, Body, Core, CoreError, Inbound, Origin, Outcome, Reply, VoiceIn};
 use crate::i18n::{self, html_to_plain, I18n, Line};
 
 /// The handler tree, in the style of teloxide's examples.
@@ -36,6 +36,8 @@ pub struct Deps {
     pub core: Arc<Core>,
     pub wake: Arc<Notify>,
     pub i18n: Arc<I18n>,
+    /// Wakes the voice fetcher.
+    pub voice: Arc<Notify>,
 }
 
 async fn on_message(bot: Bot, update: Update, msg: Message, deps: Deps) -> anyhow::Result<()> {
@@ -69,11 +71,15 @@ async fn discard(core: Arc<Core>, update: &Update) -> anyhow::Result<()> {
 
 async fn handle(bot: Bot, deps: Deps, ev: Inbound) -> anyhow::Result<()> {
     let (chat_id, reply_to, lang) = (ev.chat_id, ev.message_id, ev.user_lang.clone());
+    let voice = matches!(ev.body, Body::Voice(_));
     let core = deps.core.clone();
     match tokio::task::spawn_blocking(move || core.handle(ev)).await? {
         Ok(outcomes) => {
             if !outcomes.is_empty() {
                 deps.wake.notify_one();
+            }
+            if voice {
+                deps.voice.notify_one();
             }
             Ok(())
         }
@@ -264,8 +270,24 @@ fn body_of(msg: &Message, edited: bool) -> Option<Body> {
         MediaKind::Photo(_) => "photo",
         MediaKind::Video(_) | MediaKind::VideoNote(_) | MediaKind::Animation(_) => "video",
         MediaKind::Document(_) => "document",
-        MediaKind::Audio(_) => "audio",
-        MediaKind::Voice(_) => "voice",
+        // Voice notes and audio files are transcribed.
+        MediaKind::Voice(v) if !edited => {
+            return Some(Body::Voice(VoiceIn {
+                kind: "voice",
+                file_id: v.voice.file.id.0.clone(),
+                duration_secs: v.voice.duration.seconds(),
+                size: known_size(v.voice.file.size),
+            }));
+        }
+        MediaKind::Audio(a) if !edited => {
+            return Some(Body::Voice(VoiceIn {
+                kind: "audio",
+                file_id: a.audio.file.id.0.clone(),
+                duration_secs: a.audio.duration.seconds(),
+                size: known_size(a.audio.file.size),
+            }));
+        }
+        MediaKind::Audio(_) | MediaKind::Voice(_) => "audio",
         MediaKind::Location(_) | MediaKind::Venue(_) => "location",
         MediaKind::Contact(_) => "contact",
         MediaKind::Poll(_) => "poll",
@@ -276,4 +298,9 @@ fn body_of(msg: &Message, edited: bool) -> Option<Body> {
         return None;
     }
     Some(Body::Unsupported(kind))
+}
+
+/// teloxide reports a missing `file_size` as `u32::MAX`.
+fn known_size(size: u32) -> Option<u64> {
+    (size != u32::MAX).then_some(u64::from(size))
 }
