@@ -155,8 +155,10 @@ pub fn sniff(bytes: &[u8]) -> Option<Format> {
 
 /// The length of the audio, from headers only: the last granule position
 /// minus the pre-skip for Ogg/Opus (a walk over page headers, no decoding),
-/// the data chunk's size for WAV. Use it to refuse long audio before
-/// downloading the rest of the pipeline's work onto the CPU.
+/// the data chunk's size for WAV. Microseconds for a minute of voice: use it
+/// to refuse long audio before spending CPU on it ([`decode`] does too).
+/// A cut file is [`AudioError::Truncated`] here already; damage inside the
+/// audio pages is found only by [`decode`].
 pub fn probe_duration(bytes: &[u8]) -> Result<Duration, AudioError> {
     match container(bytes)? {
         Container::Ogg => Ok(duration_of(ogg_info(bytes)?.samples, OPUS_RATE)),
