@@ -719,7 +719,10 @@ fn damage() -> impl Strategy<Value = Damage> {
 }
 
 fn apply(bytes: &mut Vec<u8>, d: &Damage) {
-    let n = bytes.len().max(1);
+    if bytes.is_empty() {
+        return;
+    }
+    let n = bytes.len();
     match *d {
         Damage::Flip { at, mask } => bytes[at % n] ^= mask,
         Damage::Cut(at) => bytes.truncate(at % n),
