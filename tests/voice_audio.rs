@@ -270,7 +270,8 @@ fn granule(b: &[u8], p: &PageSpan) -> u64 {
 /// Re-muxes an Ogg/Opus file with at most `max_segments` lacing values per
 /// page, so packets longer than 255 bytes span two or more pages (pages with
 /// granule −1 in between). Granules come from the packets' own durations.
-fn repaginate(b: &[u8], max_segments: usize) -> Vec<u8> {
+/// With `empty_last`, the stream ends with an extra zero-byte packet.
+fn repaginate(b: &[u8], max_segments: usize, empty_last: bool) -> Vec<u8> {
     let mut reader = ogg::PacketReader::new(std::io::Cursor::new(b));
     let mut packets = Vec::new();
     let mut serial = 0;
@@ -311,7 +312,7 @@ fn repaginate(b: &[u8], max_segments: usize) -> Vec<u8> {
     let mut gp = 0u64;
     for (i, p) in packets[2..].iter().enumerate() {
         gp += opus::packet::get_nb_samples(p, 48_000).unwrap() as u64;
-        let is_last = i == packets.len() - 3;
+        let is_last = i == packets.len() - 3 && !empty_last;
         let gp_here = if is_last { last_granule } else { gp };
         let mut rest = p.as_slice();
         while rest.len() >= 255 {
@@ -319,6 +320,9 @@ fn repaginate(b: &[u8], max_segments: usize) -> Vec<u8> {
             rest = &rest[255..];
         }
         segments.push((rest, Some(gp_here)));
+    }
+    if empty_last {
+        segments.push((&[][..], Some(last_granule)));
     }
     let chunks: Vec<_> = segments.chunks(max_segments).collect();
     for (ci, chunk) in chunks.iter().enumerate() {
@@ -465,8 +469,8 @@ fn packets_spanning_pages() {
     // 128 kbit/s, 20 ms: 320-byte packets, two lacing values each.
     let ogg = dir.opus(&wav, &["--bitrate", "128", "--hard-cbr"]);
     let reference = decode(&ogg, MINUTE).unwrap();
-    for max_segments in [1, 3, 255] {
-        let remuxed = repaginate(&ogg, max_segments);
+    for (max_segments, empty_last) in [(1, false), (3, false), (255, false), (3, true)] {
+        let remuxed = repaginate(&ogg, max_segments, empty_last);
         let spans = pages(&remuxed);
         if max_segments == 1 {
             assert!(
@@ -478,7 +482,7 @@ fn packets_spanning_pages() {
         assert_eq!(
             pcm.samples,
             reference.samples,
-            "{max_segments} segments per page ({} pages)",
+            "{max_segments} segments per page ({} pages), empty last packet: {empty_last}",
             spans.len()
         );
         assert_eq!(
@@ -517,14 +521,15 @@ fn cut_off_notes_are_truncated() {
         spans[1].start + spans[1].len,
     ];
     let last = spans.last().unwrap();
-    cuts.extend([
-        ogg.len() / 3,
-        ogg.len() / 2,
-        last.start,
-        last.start + 20,
-        ogg.len() - 1,
-    ]);
+    cuts.extend([ogg.len() / 3, ogg.len() / 2, last.start + 20, ogg.len() - 1]);
     for cut in cuts {
+        // Mid-page: a cut between two audio pages is a valid shorter note
+        // (see `a_note_without_its_end_of_stream_flag_decodes`).
+        let cut = if spans[2..].iter().any(|p| p.start == cut) {
+            cut + 1
+        } else {
+            cut
+        };
         let part = &ogg[..cut];
         assert_eq!(
             decode(part, MINUTE),
@@ -547,6 +552,41 @@ fn cut_off_notes_are_truncated() {
             "WAV cut at {cut}"
         );
     }
+}
+
+#[test]
+fn a_note_without_its_end_of_stream_flag_decodes() {
+    // Telegram's Android recorder puts each packet on its own page and sets
+    // the end-of-stream flag only when the last frame is short.
+    let (ogg, _) = small_note();
+    let full = decode(ogg, MINUTE).unwrap();
+    let spans = pages(ogg);
+    let last = spans.last().unwrap();
+    let mut b = ogg.clone();
+    assert_eq!(b[last.start + 5] & 0x04, 0x04);
+    b[last.start + 5] &= !0x04;
+    fix_crc(&mut b, last);
+    assert_eq!(decode(&b, MINUTE).unwrap().samples, full.samples);
+
+    // Ending on a whole page: decoded up to that page's granule.
+    let dir = Dir::new();
+    let ogg = dir.opus(&dir.speech("speech.wav", SPEECH), &["--bitrate", "32"]);
+    let spans = pages(&ogg);
+    let pre_skip = u64::from(u16::from_le_bytes([
+        ogg[spans[0].header_end + 10],
+        ogg[spans[0].header_end + 11],
+    ]));
+    let end = &spans[spans.len() - 2];
+    let part = &ogg[..end.start + end.len];
+    let n48 = granule(&ogg, end) - pre_skip;
+    assert_eq!(
+        probe_duration(part).unwrap(),
+        Duration::from_nanos(n48 * 1_000_000_000 / 48_000)
+    );
+    let pcm = decode(part, MINUTE).unwrap();
+    assert_eq!(pcm.samples.len() as u64, (n48 * 16_000 + 24_000) / 48_000);
+    let whole = decode(&ogg, MINUTE).unwrap();
+    assert!(ncc(&whole.samples[..pcm.samples.len()], &pcm.samples, 0) > 0.999);
 }
 
 #[test]

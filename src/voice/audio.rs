@@ -27,7 +27,8 @@
 //!   page. The last packet is padded to a whole frame, so the final page's
 //!   granule is what trims the end: the audio has exactly
 //!   `last granule − pre-skip` samples.
-//! - The last page of a stream carries the end-of-stream flag.
+//! - The last page of a stream should carry the end-of-stream flag (not
+//!   every writer sets it: see below).
 //!
 //! That is why the length of an Ogg/Opus file is known from its headers:
 //! [`probe_duration`] walks the page headers (a few bytes per second of audio)
@@ -37,9 +38,16 @@
 //! # Choices
 //!
 //! - **Cut-off files are refused** ([`AudioError::Truncated`]), not decoded as
-//!   far as they go: a page cut short, or a stream without its end-of-stream
-//!   page, means the download or the upload was interrupted, and the user is
-//!   better told so than answered with half a transcript.
+//!   far as they go: a page cut short, or a stream that ends before its first
+//!   audio page, means the download or the upload was interrupted, and the
+//!   user is better told so than answered with half a transcript. A stream
+//!   that ends on a whole page *without* the end-of-stream flag is accepted,
+//!   up to its last granule: Telegram's Android recorder writes every packet
+//!   on its own page and sets the flag only when the last frame is short, so
+//!   such files are ordinary voice notes. (A cut exactly between two pages
+//!   therefore goes unnoticed; cuts fall mid-page almost always.)
+//! - Empty packets (a writer may end a stream with one) carry no audio and
+//!   are skipped.
 //! - **Length is bounded before and during decoding.** The length a file
 //!   claims is checked against `max` first; decoding then never produces more
 //!   than that claimed length (the end trim), so a file that lies about its
@@ -464,15 +472,22 @@ struct OggInfo {
 }
 
 /// Walks every page header from the start to the Opus stream's
-/// end-of-stream page (cost: a few bytes per page, ~1 page per second of
-/// voice), checking that each page is whole, and takes the last granule
-/// position.
+/// end-of-stream page or the end of the input (cost: a few bytes per page,
+/// ~1 page per second of voice), checking that each page is whole, and takes
+/// the last granule position.
 fn ogg_info(b: &[u8]) -> Result<OggInfo, AudioError> {
     let (serial, head, mut at) = ogg_head(b)?;
     let mut last: Option<Page<'_>> = None;
     loop {
-        // The input ends before the end-of-stream page: cut off.
-        let page = page_at(b, at)?.ok_or(AudioError::Truncated)?;
+        let Some(page) = page_at(b, at)? else {
+            // The input ends without the end-of-stream flag. After audio
+            // pages (granule > 0: header pages have 0) that is how some
+            // recorders end a note; before any, the file was cut.
+            match &last {
+                Some(p) if p.granule > 0 => break,
+                _ => return Err(AudioError::Truncated),
+            }
+        };
         at += page.raw.len();
         if page.serial != serial {
             continue;
@@ -575,10 +590,11 @@ fn decode_ogg(b: &[u8], max: Duration) -> Result<Pcm, AudioError> {
             _ => {}
         }
         if packet.data.is_empty() {
-            return Err(AudioError::Corrupt(format!(
-                "Opus packet {} is empty",
-                index - 2
-            )));
+            // No audio in it (RFC 6716 wants ≥ 1 byte; writers differ).
+            if packet.last_in_stream() {
+                break;
+            }
+            continue;
         }
         let n = decoder
             .decode_float(&packet.data, &mut frame, false)
