@@ -60,6 +60,9 @@ struct Inner {
     /// (with `reply_markup` kept up to date by editMessageReplyMarkup).
     messages: std::collections::HashMap<i64, Value>,
     next_callback_id: u64,
+    /// Files the bot may download: file id → bytes (served at
+    /// `/file/bot<token>/voice/<file id>.oga`).
+    files: std::collections::HashMap<String, Vec<u8>>,
 }
 
 pub struct FakeTelegram {
@@ -89,6 +92,7 @@ impl FakeTelegram {
         };
         let app = Router::new()
             .route("/{bot}/{method}", post(api))
+            .route("/file/{bot}/{dir}/{name}", axum::routing::get(file))
             .with_state(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -189,6 +193,11 @@ impl FakeTelegram {
             assert!(Instant::now() < deadline, "timed out waiting for {what}");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Makes `bytes` downloadable as file `file_id` (getFile + file URL).
+    pub fn add_file(&self, file_id: &str, bytes: Vec<u8>) {
+        self.inner.lock().unwrap().files.insert(file_id.to_owned(), bytes);
     }
 
     /// The message the bot sent with id `message_id`, as stored here.
@@ -401,6 +410,17 @@ async fn api(
             g.messages.insert(id, m.clone());
             ok(m)
         }
+        "getfile" => {
+            let g = st.inner.lock().unwrap();
+            let id = params["file_id"].as_str().unwrap_or_default();
+            match g.files.get(id) {
+                Some(b) => ok(json!({
+                    "file_id": id, "file_unique_id": format!("u{id}"), "file_size": b.len(),
+                    "file_path": format!("voice/{id}.oga"),
+                })),
+                None => err(400, "Bad Request: invalid file_id", None),
+            }
+        }
         "editmessagereplymarkup" => {
             let mut g = st.inner.lock().unwrap();
             let id = params["message_id"].as_i64().unwrap_or(0);
@@ -413,6 +433,19 @@ async fn api(
             }
         }
         _ => err(404, "Not Found: method not found", None),
+    }
+}
+
+async fn file(State(st): State<AppState>, Path((bot, dir, name)): Path<(String, String, String)>) -> Response {
+    if bot != format!("bot{TOKEN}") || dir != "voice" {
+        return (StatusCode::NOT_FOUND, "not found").into_response();
+    }
+    let id = name.trim_end_matches(".oga");
+    let mut g = st.inner.lock().unwrap();
+    g.calls.push(Call { method: "download".into(), params: json!({"file": id}), at: Instant::now(), message_id: None });
+    match g.files.get(id) {
+        Some(b) => b.clone().into_response(),
+        None => (StatusCode::NOT_FOUND, "not found").into_response(),
     }
 }
 
@@ -507,4 +540,25 @@ pub fn sticker(user_id: i64, message_id: i64) -> Value {
 /// An update kind mnemo does not handle at all.
 pub fn poll_answer(user_id: i64) -> Value {
     json!({"poll_answer": {"poll_id": "1", "user": {"id": user_id, "is_bot": false, "first_name": "U"}, "option_ids": [0]}})
+}
+
+/// A voice note (`file_id` must be registered with [`FakeTelegram::add_file`]
+/// to be downloadable). `size` is what Telegram reports.
+pub fn voice(user_id: i64, message_id: i64, file_id: &str, duration: u32, size: u64) -> Value {
+    let mut m = message(user_id, user_id, message_id);
+    m["voice"] = json!({
+        "file_id": file_id, "file_unique_id": format!("u{file_id}"),
+        "duration": duration, "mime_type": "audio/ogg", "file_size": size
+    });
+    json!({"message": m})
+}
+
+/// An audio file (sent as music/file rather than recorded).
+pub fn audio(user_id: i64, message_id: i64, file_id: &str, duration: u32, size: u64, mime: &str) -> Value {
+    let mut m = message(user_id, user_id, message_id);
+    m["audio"] = json!({
+        "file_id": file_id, "file_unique_id": format!("u{file_id}"),
+        "duration": duration, "mime_type": mime, "file_size": size
+    });
+    json!({"message": m})
 }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod fake_telegram;
+pub mod speech;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
