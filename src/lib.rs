@@ -18,3 +18,4 @@ pub mod logging;
 pub mod memory;
 pub mod models;
 pub mod store;
+pub mod voice;
