@@ -4,7 +4,7 @@
 //!
 //! 1. **Decode** (`audio`): the Telegram OGG/Opus file becomes mono 16 kHz
 //!    f32 samples — the only input format Whisper knows.
-//! 2. **Transcribe** (`whisper`): whisper.cpp turns the samples into text,
+//! 2. **Transcribe** ([`whisper`]): whisper.cpp turns the samples into text,
 //!    with timings and per-token confidence. One job at a time on its own
 //!    thread, the model loaded on demand and unloaded when idle.
 //! 3. The text is then an ordinary note for the core.
@@ -16,3 +16,4 @@
 //! other model file.
 
 pub mod ggml;
+pub mod whisper;
