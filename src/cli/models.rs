@@ -2,7 +2,7 @@
 
 use crate::config::Config;
 use crate::i18n::Line;
-use crate::models::{ModelSet, FILES};
+use crate::models::{ModelSet, FILES, SPEECH_MODEL};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Cmd {
@@ -37,12 +37,12 @@ pub fn run(cfg: &Config, cmd: &Cmd) -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Check { json } => {
-            let res = set.verify();
+            let res = set.verify_all();
             if *json {
                 super::print_json(&serde_json::json!({
                     "ok": res.is_ok(),
                     "dir": set.dir,
-                    "files": FILES.iter().map(|f| f.name).collect::<Vec<_>>(),
+                    "files": FILES.iter().map(|f| f.name).chain([SPEECH_MODEL.name]).collect::<Vec<_>>(),
                     "error": res.as_ref().err().map(|e| format!("{e:#}")),
                 }))?;
             } else if res.is_ok() {
