@@ -117,6 +117,8 @@ pub struct Voice {
     pub queue: usize,
     pub max_duration_secs: u64,
     pub low_confidence: f32,
+    /// Days the original audio of a voice note is kept (0 = forever).
+    pub keep_audio_days: u32,
 }
 
 impl Config {

@@ -56,8 +56,8 @@ async fn piped_notes_are_stored_and_answered_line_by_line() {
     let (_, out, _) = support::run_mnemo(&dir, &["recall", "dentist", "--json", "--chat", "77"]).await;
     assert_eq!(out.trim(), "[]", "another chat has no hits");
 
-    let (code, out, _) = support::run_mnemo(&dir, &["stats", "--json"]).await;
-    assert_eq!(code, 0);
+    let (code, out, err) = support::run_mnemo(&dir, &["stats", "--json"]).await;
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["memories"], 1);
 }

@@ -159,3 +159,7 @@ doctor-fail = FEHLER { $check }: { $detail }
 doctor-warn = warn  { $check }: { $detail }
 doctor-summary-ok = mnemo ist gesund.
 doctor-summary-fail = mnemo ist nicht gesund: { $count } Prüfung(en) fehlgeschlagen.
+cli-transcribed = ({ $secs } s Audio in { $took } s, { $rtf }× Echtzeit, Sicherheit { $pct } %)
+cli-doubtful = unsicher bei: { $words }
+cli-voice-saved = gespeichert als Notiz #{ $id }
+cli-voice-retried = Sprachnotizen: { $requeued } erneut eingereiht, { $stored } transkribiert und gespeichert, { $failed } wieder fehlgeschlagen, { $waiting } warten auf den Download (braucht mnemo serve)

@@ -159,3 +159,7 @@ doctor-fail = FAIL  { $check }: { $detail }
 doctor-warn = warn  { $check }: { $detail }
 doctor-summary-ok = mnemo is healthy.
 doctor-summary-fail = mnemo is not healthy: { $count } check(s) failed.
+cli-transcribed = ({ $secs } s of audio in { $took } s, { $rtf }× real time, confidence { $pct }%)
+cli-doubtful = unsure about: { $words }
+cli-voice-saved = saved as note #{ $id }
+cli-voice-retried = voice notes: { $requeued } requeued, { $stored } transcribed and stored, { $failed } failed again, { $waiting } waiting for download (needs mnemo serve)

@@ -7,9 +7,11 @@ mod import;
 mod models;
 mod recall;
 mod reindex;
+mod retry_voice;
 mod rotate_key;
 mod serve;
 mod stats;
+mod transcribe;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -56,6 +58,10 @@ pub enum Command {
     Import(import::Args),
     /// Replace the key inline buttons are signed with (the old one stays valid for a grace period).
     RotateKey(rotate_key::Args),
+    /// Transcribe a local voice note (OGG/Opus) or WAV file with the voice-note path.
+    Transcribe(transcribe::Args),
+    /// Transcribe again the voice notes that failed (after fixing the cause).
+    RetryVoice(retry_voice::Args),
 }
 
 /// Parses arguments, runs the command, maps errors to a message and exit 1.
@@ -88,6 +94,8 @@ pub fn main() -> ExitCode {
         Command::Reindex(a) => reindex::run(&cfg, &a),
         Command::Import(a) => import::run(&cfg, &a),
         Command::RotateKey(a) => rotate_key::run(&cfg, &a),
+        Command::Transcribe(a) => transcribe::run(&cfg, &a),
+        Command::RetryVoice(a) => retry_voice::run(&cfg, &a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

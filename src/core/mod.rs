@@ -236,7 +236,7 @@ impl Settings {
             feedback_weight: c.recall.feedback_weight,
             outdated_factor: c.recall.outdated_factor,
             button_max_age_secs: i64::from(c.buttons.max_age_days) * 86_400,
-            max_voice_secs: 900,
+            max_voice_secs: c.voice.max_duration_secs,
         }
     }
 }
@@ -249,6 +249,8 @@ enum IndexOp {
     Vote(FeedbackEvent),
     /// A forgotten voice note's audio file (in the voice dir) to delete.
     DropAudio(String),
+    /// A voice job became ready for transcription: wake the pipeline.
+    VoiceReady,
 }
 
 pub struct Core {
@@ -268,6 +270,8 @@ pub struct Core {
     /// Set when new work for the embed worker was committed.
     work: (Mutex<bool>, Condvar),
     outbox_hook: Mutex<Option<Box<dyn Fn() + Send + Sync>>>,
+    /// Wakes the voice pipeline (a job became `Ready`).
+    voice_hook: Mutex<Option<Box<dyn Fn() + Send + Sync>>>,
     /// Signs and verifies inline buttons; without it replies carry none.
     keys: Option<Keyring>,
     /// Every note's votes (derived from the store: aggregates + log).
@@ -344,6 +348,7 @@ impl Core {
             ann_dirty: std::sync::atomic::AtomicBool::new(dirty),
             work: (Mutex::new(true), Condvar::new()),
             outbox_hook: Mutex::new(None),
+            voice_hook: Mutex::new(None),
             keys: None,
             feedback: RwLock::new(feedback),
         })
@@ -437,6 +442,10 @@ impl Core {
                         voted = true;
                         continue;
                     }
+                    IndexOp::VoiceReady => {
+                        self.notify_voice();
+                        continue;
+                    }
                     IndexOp::DropAudio(name) => {
                         let path = self.store.voice_dir().join(&name);
                         if let Err(e) = std::fs::remove_file(&path) {
@@ -464,6 +473,18 @@ impl Core {
     /// embed worker's duplicate notices): the Telegram sender's wake-up.
     pub fn on_outbox(&self, f: impl Fn() + Send + Sync + 'static) {
         *self.outbox_hook.lock().unwrap_or_else(|p| p.into_inner()) = Some(Box::new(f));
+    }
+
+    /// Registers what to call when a voice job becomes ready (the
+    /// transcription pipeline's wake-up).
+    pub fn on_voice_ready(&self, f: impl Fn() + Send + Sync + 'static) {
+        *self.voice_hook.lock().unwrap_or_else(|p| p.into_inner()) = Some(Box::new(f));
+    }
+
+    pub(crate) fn notify_voice(&self) {
+        if let Some(f) = self.voice_hook.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            f();
+        }
     }
 
     fn notify_outbox(&self) {

@@ -180,7 +180,11 @@ impl Core {
                     None => cx.answer(Line::new("press-gone"), false),
                 },
             },
-            Action::Retranscribe => self.retranscribe(tx, cx, p.target)?,
+            Action::Retranscribe => {
+                let answer = self.retranscribe(tx, cx, p.target)?;
+                ops.push(IndexOp::VoiceReady);
+                answer
+            }
         };
         Ok(vec![answer])
     }

@@ -188,6 +188,7 @@ impl Core {
             job.state = VoiceState::Ready;
             tx.put_voice_job(&job)
         })?;
+        self.notify_voice();
         Ok(())
     }
 

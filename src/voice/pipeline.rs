@@ -52,7 +52,9 @@ impl Pipeline {
             if *shutdown.borrow() {
                 break;
             }
-            for job in self.ready_jobs().await {
+            let jobs = self.ready_jobs().await;
+            tracing::debug!(jobs = jobs.len(), "voice pipeline looking for work");
+            for job in jobs {
                 if *shutdown.borrow() {
                     break;
                 }
@@ -96,33 +98,55 @@ impl Pipeline {
     pub async fn process(&self, job: &VoiceJob) -> Done {
         let (core, j, max) = (self.core.clone(), job.clone(), self.max);
         let decoded = tokio::task::spawn_blocking(move || -> Result<audio::Pcm, VoiceFailure> {
-            let bytes = core
-                .voice_audio(&j)
-                .map_err(|e| VoiceFailure { key: "voice-err-audio", detail: format!("the stored audio cannot be read ({e})") })?;
-            audio::decode(&bytes, max).map_err(|e| VoiceFailure { key: "voice-err-audio", detail: audio_detail(&e) })
+            let bytes = core.voice_audio(&j).map_err(|e| VoiceFailure {
+                key: "voice-err-audio",
+                detail: format!("the stored audio cannot be read ({e})"),
+            })?;
+            audio::decode(&bytes, max).map_err(|e| VoiceFailure {
+                key: "voice-err-audio",
+                detail: audio_detail(&e),
+            })
         })
         .await;
         let pcm = match decoded {
             Ok(Ok(pcm)) => pcm,
             Ok(Err(why)) => return self.fail(job.id, why, false).await,
             Err(e) => {
-                let why = VoiceFailure { key: "voice-err-failed", detail: e.to_string() };
+                let why = VoiceFailure {
+                    key: "voice-err-failed",
+                    detail: e.to_string(),
+                };
                 return self.fail(job.id, why, false).await;
             }
         };
-        tracing::info!(job = job.id, secs = pcm.duration().as_secs_f32(), "transcribing voice note");
+        tracing::info!(
+            job = job.id,
+            secs = pcm.duration().as_secs_f32(),
+            "transcribing voice note"
+        );
         let t = match self.transcriber.transcribe(pcm.samples).await {
             Ok(t) => t,
             Err(e) => {
                 let later = matches!(e, TranscribeError::Busy { .. });
                 let key = match e {
-                    TranscribeError::ModelMissing { .. } | TranscribeError::ModelInvalid { .. } => "voice-err-model",
-                    TranscribeError::EmptyAudio | TranscribeError::InvalidAudio | TranscribeError::TooLong { .. } => {
-                        "voice-err-audio"
+                    TranscribeError::ModelMissing { .. } | TranscribeError::ModelInvalid { .. } => {
+                        "voice-err-model"
                     }
+                    TranscribeError::EmptyAudio
+                    | TranscribeError::InvalidAudio
+                    | TranscribeError::TooLong { .. } => "voice-err-audio",
                     _ => "voice-err-failed",
                 };
-                return self.fail(job.id, VoiceFailure { key, detail: e.to_string() }, later).await;
+                return self
+                    .fail(
+                        job.id,
+                        VoiceFailure {
+                            key,
+                            detail: e.to_string(),
+                        },
+                        later,
+                    )
+                    .await;
             }
         };
         tracing::info!(
@@ -135,7 +159,12 @@ impl Pipeline {
         let text = VoiceText {
             text: t.text.clone(),
             confidence: t.avg_confidence,
-            doubtful: t.low_confidence.iter().map(|w| w.text.trim().to_owned()).filter(|w| !w.is_empty()).collect(),
+            doubtful: t
+                .low_confidence
+                .iter()
+                .map(|w| w.text.trim().to_owned())
+                .filter(|w| !w.is_empty())
+                .collect(),
             language: t.language.clone(),
             audio_ms: (f64::from(t.audio_secs) * 1000.0).round() as u64,
         };

@@ -92,7 +92,7 @@ impl FakeTelegram {
         };
         let app = Router::new()
             .route("/{bot}/{method}", post(api))
-            .route("/file/{bot}/{dir}/{name}", axum::routing::get(file))
+            .route("/file/{bot}/{*path}", axum::routing::get(file))
             .with_state(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -197,7 +197,11 @@ impl FakeTelegram {
 
     /// Makes `bytes` downloadable as file `file_id` (getFile + file URL).
     pub fn add_file(&self, file_id: &str, bytes: Vec<u8>) {
-        self.inner.lock().unwrap().files.insert(file_id.to_owned(), bytes);
+        self.inner
+            .lock()
+            .unwrap()
+            .files
+            .insert(file_id.to_owned(), bytes);
     }
 
     /// The message the bot sent with id `message_id`, as stored here.
@@ -436,13 +440,25 @@ async fn api(
     }
 }
 
-async fn file(State(st): State<AppState>, Path((bot, dir, name)): Path<(String, String, String)>) -> Response {
-    if bot != format!("bot{TOKEN}") || dir != "voice" {
+/// File downloads. teloxide sends the file path percent-encoded as one
+/// segment (`voice%2Fv1.oga`), which axum decodes.
+async fn file(State(st): State<AppState>, Path((bot, path)): Path<(String, String)>) -> Response {
+    let Some(id) = path
+        .strip_prefix("voice/")
+        .and_then(|p| p.strip_suffix(".oga"))
+    else {
+        return (StatusCode::NOT_FOUND, "not found").into_response();
+    };
+    if bot != format!("bot{TOKEN}") {
         return (StatusCode::NOT_FOUND, "not found").into_response();
     }
-    let id = name.trim_end_matches(".oga");
     let mut g = st.inner.lock().unwrap();
-    g.calls.push(Call { method: "download".into(), params: json!({"file": id}), at: Instant::now(), message_id: None });
+    g.calls.push(Call {
+        method: "download".into(),
+        params: json!({"file": id}),
+        at: Instant::now(),
+        message_id: None,
+    });
     match g.files.get(id) {
         Some(b) => b.clone().into_response(),
         None => (StatusCode::NOT_FOUND, "not found").into_response(),
@@ -554,7 +570,14 @@ pub fn voice(user_id: i64, message_id: i64, file_id: &str, duration: u32, size: 
 }
 
 /// An audio file (sent as music/file rather than recorded).
-pub fn audio(user_id: i64, message_id: i64, file_id: &str, duration: u32, size: u64, mime: &str) -> Value {
+pub fn audio(
+    user_id: i64,
+    message_id: i64,
+    file_id: &str,
+    duration: u32,
+    size: u64,
+    mime: &str,
+) -> Value {
     let mut m = message(user_id, user_id, message_id);
     m["audio"] = json!({
         "file_id": file_id, "file_unique_id": format!("u{file_id}"),

@@ -88,6 +88,10 @@ pub async fn run(
 
     let voice = Arc::new(Notify::new());
     let ready = Arc::new(Notify::new());
+    let pipeline = voice_pipeline(cfg, &core)?;
+    let r = ready.clone();
+    core.on_voice_ready(move || r.notify_one());
+    let pipeline = tokio::spawn(pipeline.run(ready.clone(), shutdown.clone()));
     let fetcher = fetch::Fetcher {
         bot: bot.clone(),
         core: core.clone(),
@@ -140,9 +144,34 @@ pub async fn run(
         .await;
     stopper.abort();
     let _ = fetcher.await;
+    let _ = pipeline.await;
     let _ = sender.await;
     tracing::info!("telegram channel stopped");
     Ok(())
+}
+
+/// The transcription pipeline, with failed voice notes put back in line
+/// (their cause may be gone: a model fetched, disk space freed) and audio
+/// past its retention removed.
+fn voice_pipeline(cfg: &Config, core: &Arc<Core>) -> anyhow::Result<crate::voice::pipeline::Pipeline> {
+    let settings = crate::voice::whisper::Settings::from_config(cfg)?;
+    match core.voice_retry() {
+        Ok(n) if n > 0 => tracing::info!(jobs = n, "retrying voice notes that failed before"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot requeue failed voice notes"),
+    }
+    if cfg.voice.keep_audio_days > 0 {
+        match core.voice_prune_audio(cfg.voice.keep_audio_days) {
+            Ok(n) if n > 0 => tracing::info!(files = n, "old voice audio removed (transcripts kept)"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot prune old voice audio"),
+        }
+    }
+    Ok(crate::voice::pipeline::Pipeline {
+        core: core.clone(),
+        max: settings.max_duration,
+        transcriber: Arc::new(crate::voice::whisper::Transcriber::new(settings)),
+    })
 }
 
 /// Calls getMe until it works. A rejected token is fatal; network trouble
