@@ -99,7 +99,10 @@ async fn silence_and_noise_give_no_text_markers() {
         assert!(!tr.text.to_uppercase().contains("BLANK"), "{what}: {tr:?}");
         // tiny.en says "you" to 3 s of silence unless the no-speech rule drops it.
         assert!(tr.text.is_empty(), "{what} should give no text: {tr:?}");
-        assert!(tr.segments.is_empty() && tr.avg_confidence == 0.0, "{what}: {tr:?}");
+        assert!(
+            tr.segments.is_empty() && tr.avg_confidence == 0.0,
+            "{what}: {tr:?}"
+        );
     }
 }
 
