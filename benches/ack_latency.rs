@@ -4,6 +4,10 @@
 //! sender; latency is from queuing the update to the fake receiving the
 //! sendMessage. Prints p50/p90/p99/max.
 //!
+//! Then the same for button presses: a `callback_query` for a 👍 under a
+//! recall hit, from queuing the update to the fake receiving the
+//! answerCallbackQuery (verify, vote logged in one commit, answer).
+//!
 //! `cargo bench --bench ack_latency` (N=500). Under `cargo test` it runs a
 //! 10-note smoke pass.
 
@@ -40,16 +44,33 @@ fn main() {
             }
             lat.push(t0.elapsed());
         }
-        lat.sort();
-        let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
-        println!(
-            "ack_latency n={} p50={:.2}ms p90={:.2}ms p99={:.2}ms max={:.2}ms",
-            n,
-            pct(0.50).as_secs_f64() * 1e3,
-            pct(0.90).as_secs_f64() * 1e3,
-            pct(0.99).as_secs_f64() * 1e3,
-            lat[lat.len() - 1].as_secs_f64() * 1e3
-        );
+        report("ack_latency", lat);
+
+        bot.tg.push(tg::text(OWNER, 10_000, "/recall water plants"));
+        bot.tg.wait_sent(OWNER, 6 + n, Duration::from_secs(30)).await;
+        let (rid, _) = bot.tg.sent_messages(OWNER).pop().unwrap();
+        let data = bot.tg.buttons(rid)[0][0].1.clone();
+        let mut lat = Vec::with_capacity(n);
+        for _ in 0..n {
+            let t0 = Instant::now();
+            let qid = bot.tg.press(OWNER, rid, &data);
+            bot.tg.wait_answer(&qid, Duration::from_secs(30)).await;
+            lat.push(t0.elapsed());
+        }
+        report("press_answer_latency", lat);
         bot.stop().await.unwrap();
     });
+}
+
+fn report(what: &str, mut lat: Vec<Duration>) {
+    lat.sort();
+    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
+    println!(
+        "{what} n={} p50={:.2}ms p90={:.2}ms p99={:.2}ms max={:.2}ms",
+        lat.len(),
+        pct(0.50).as_secs_f64() * 1e3,
+        pct(0.90).as_secs_f64() * 1e3,
+        pct(0.99).as_secs_f64() * 1e3,
+        lat[lat.len() - 1].as_secs_f64() * 1e3
+    );
 }

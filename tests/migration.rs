@@ -11,10 +11,24 @@ use mnemo::store::{Source, Store, DB_FILE};
 
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/schema_v1.redb");
 
-fn v1_notes() -> Vec<(u64, i64, i64, Option<i64>, &'static str, i64)> {
+fn v1_notes() -> Vec<mnemo::store::schema::V1Note<'static>> {
     vec![
-        (1, 42, 42, Some(100), "dentist on Tuesday at 10", 1_735_725_600),
-        (2, 42, 42, Some(101), "call Anna about the flat", 1_735_812_000),
+        (
+            1,
+            42,
+            42,
+            Some(100),
+            "dentist on Tuesday at 10",
+            1_735_725_600,
+        ),
+        (
+            2,
+            42,
+            42,
+            Some(101),
+            "call Anna about the flat",
+            1_735_812_000,
+        ),
         (7, 0, 0, None, "console note about bread", 1_735_898_400),
     ]
 }
@@ -35,11 +49,22 @@ fn a_v1_database_is_migrated_and_usable() {
     assert_eq!(store.count_notes().unwrap(), 3);
     let n = store.note(1).unwrap().unwrap();
     assert_eq!(n.text, "dentist on Tuesday at 10");
-    assert_eq!(n.created_at, 1_735_725_600_000, "seconds became milliseconds");
+    assert_eq!(
+        n.created_at, 1_735_725_600_000,
+        "seconds became milliseconds"
+    );
     assert_eq!(n.source, Source::Telegram);
     assert_eq!(store.note(7).unwrap().unwrap().source, Source::Console);
     // Secondary indexes were built.
-    assert_eq!(store.recent(42, 10).unwrap().iter().map(|n| n.id).collect::<Vec<_>>(), vec![2, 1]);
+    assert_eq!(
+        store
+            .recent(42, 10)
+            .unwrap()
+            .iter()
+            .map(|n| n.id)
+            .collect::<Vec<_>>(),
+        vec![2, 1]
+    );
     // New notes continue after the highest old id, and recall sees old notes.
     let core = Core::new(store, Settings::from_config(&Config::defaults())).unwrap();
     let id = core
@@ -72,7 +97,10 @@ fn a_database_from_a_newer_mnemo_is_refused_untouched() {
     {
         let db = redb::Database::create(&path).unwrap();
         let txn = db.begin_write().unwrap();
-        txn.open_table(mnemo::store::schema::META).unwrap().insert("schema_version", 99u64.to_le_bytes().as_slice()).unwrap();
+        txn.open_table(mnemo::store::schema::META)
+            .unwrap()
+            .insert("schema_version", 99u64.to_le_bytes().as_slice())
+            .unwrap();
         txn.commit().unwrap();
     }
     let err = Store::open(dir.path()).err().expect("must refuse");
@@ -82,7 +110,14 @@ fn a_database_from_a_newer_mnemo_is_refused_untouched() {
     use redb::ReadableDatabase;
     let db = redb::Database::open(&path).unwrap();
     let r = db.begin_read().unwrap();
-    let v = r.open_table(mnemo::store::schema::META).unwrap().get("schema_version").unwrap().unwrap().value().to_vec();
+    let v = r
+        .open_table(mnemo::store::schema::META)
+        .unwrap()
+        .get("schema_version")
+        .unwrap()
+        .unwrap()
+        .value()
+        .to_vec();
     assert_eq!(v, 99u64.to_le_bytes());
     assert_eq!(r.list_tables().unwrap().count(), 1);
 }

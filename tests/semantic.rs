@@ -40,13 +40,25 @@ fn the_duplicate_threshold_separates_restatements_from_related_notes() {
     let t = Settings::from_config(&Config::defaults()).duplicate_threshold;
     let same = [
         ("Buy milk and eggs tomorrow", "buy milk and eggs tomorrow!"),
-        ("Dentist appointment moved to Friday 3pm", "dentist appointment moved to friday 3 pm"),
-        ("Call Anna about the flat viewing", "Call Anna about the flat viewing."),
+        (
+            "Dentist appointment moved to Friday 3pm",
+            "dentist appointment moved to friday 3 pm",
+        ),
+        (
+            "Call Anna about the flat viewing",
+            "Call Anna about the flat viewing.",
+        ),
     ];
     let different = [
         ("Buy milk and eggs tomorrow", "Buy oat milk for the office"),
-        ("Dentist appointment moved to Friday 3pm", "Dentist appointment on Tuesday 10am"),
-        ("Call Anna about the flat viewing", "Call Jonas about the car repair"),
+        (
+            "Dentist appointment moved to Friday 3pm",
+            "Dentist appointment on Tuesday 10am",
+        ),
+        (
+            "Call Anna about the flat viewing",
+            "Call Jonas about the car repair",
+        ),
     ];
     for (a, b) in same {
         let v = e.embed(&[a, b]).unwrap();
@@ -65,26 +77,43 @@ fn the_duplicate_threshold_separates_restatements_from_related_notes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recall_by_meaning_and_duplicates_through_telegram() {
     let bot = InProcBot::start_semantic(&[OWNER]).await;
-    bot.tg.push(tg::text(OWNER, 1, "tooth appointment moved to Friday 3pm"));
+    bot.tg
+        .push(tg::text(OWNER, 1, "tooth appointment moved to Friday 3pm"));
     bot.tg.push(tg::text(OWNER, 2, "buy milk and eggs"));
-    bot.tg.push(tg::text(OWNER, 3, "the wifi password hint is on the fridge"));
+    bot.tg.push(tg::text(
+        OWNER,
+        3,
+        "the wifi password hint is on the fridge",
+    ));
     bot.tg.wait_sent(OWNER, 3, T).await;
     // Wait for the worker to embed them.
     let deadline = std::time::Instant::now() + T;
     while bot.core.store().vector_count().unwrap() < 3 {
-        assert!(std::time::Instant::now() < deadline, "notes were not embedded");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "notes were not embedded"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    bot.tg.push(tg::text(OWNER, 4, "/recall when is the dentist?"));
+    bot.tg
+        .push(tg::text(OWNER, 4, "/recall when is the dentist?"));
     let sent = bot.tg.wait_sent(OWNER, 4, T).await;
     let first_hit = sent[3].lines().nth(1).unwrap_or_default();
-    assert!(first_hit.contains("tooth appointment"), "no shared words, found by meaning: {}", sent[3]);
+    assert!(
+        first_hit.contains("tooth appointment"),
+        "no shared words, found by meaning: {}",
+        sent[3]
+    );
 
     // A restatement is acknowledged, then recognised as a duplicate.
     bot.tg.push(tg::text(OWNER, 5, "Buy milk and eggs!"));
     let sent = bot.tg.wait_sent(OWNER, 6, T).await;
     assert!(sent[4].contains("#4"), "{sent:?}");
-    assert!(sent[5].contains("#2") && sent[5].contains("#4"), "duplicate notice names both: {}", sent[5]);
+    assert!(
+        sent[5].contains("#2") && sent[5].contains("#4"),
+        "duplicate notice names both: {}",
+        sent[5]
+    );
     assert_eq!(bot.core.store().count_notes().unwrap(), 3);
     assert!(bot.core.store().note(4).unwrap().is_none());
     // Replying /forget to the duplicate's message forgets the original.
@@ -101,7 +130,11 @@ fn queued_embeddings_survive_a_restart_and_a_model_change_reembeds() {
     // A process without the model (or killed before embedding) leaves a queue.
     {
         let core = Core::new(Store::open(dir.path()).unwrap(), settings.clone()).unwrap();
-        for t in ["alpha note about gardening", "beta note about taxes", "gamma note about cycling"] {
+        for t in [
+            "alpha note about gardening",
+            "beta note about taxes",
+            "gamma note about cycling",
+        ] {
             core.handle(console(t)).unwrap();
         }
         assert_eq!(core.store().embed_queue_len().unwrap(), 3);
@@ -109,19 +142,38 @@ fn queued_embeddings_survive_a_restart_and_a_model_change_reembeds() {
     }
     // The next process with the model drains it, once.
     {
-        let core = Core::with_embedder(Store::open(dir.path()).unwrap(), settings.clone(), Some(embedder())).unwrap();
+        let core = Core::with_embedder(
+            Store::open(dir.path()).unwrap(),
+            settings.clone(),
+            Some(embedder()),
+        )
+        .unwrap();
         assert_eq!(core.embed_all_pending(|_, _| {}).unwrap(), 3);
-        assert_eq!(core.embed_all_pending(|_, _| {}).unwrap(), 0, "nothing embedded twice");
+        assert_eq!(
+            core.embed_all_pending(|_, _| {}).unwrap(),
+            0,
+            "nothing embedded twice"
+        );
         assert_eq!(core.store().vector_count().unwrap(), 3);
-        assert_eq!(core.recall("bicycle rides", None, 1).unwrap()[0].note.text, "gamma note about cycling");
+        assert_eq!(
+            core.recall("bicycle rides", None, 1).unwrap()[0].note.text,
+            "gamma note about cycling"
+        );
         // An edit while queued re-embeds the new text.
-        core.store().write(|tx| tx.edit_note(1, "alpha note about sailing".into(), 5).map(|_| ())).unwrap();
+        core.store()
+            .write(|tx| {
+                tx.edit_note(1, "alpha note about sailing".into(), 5)
+                    .map(|_| ())
+            })
+            .unwrap();
         core.embed_all_pending(|_, _| {}).unwrap();
     }
     // Vectors from another model are never mixed in: all are re-embedded.
     {
         let store = Store::open(dir.path()).unwrap();
-        store.write(|tx| tx.reset_vectors("some-other-model/512")).unwrap();
+        store
+            .write(|tx| tx.reset_vectors("some-other-model/512"))
+            .unwrap();
         // The other model embeds everything (512-d vectors) and drains its queue.
         let queued = store.embed_queue(10).unwrap();
         assert_eq!(queued.len(), 3);
@@ -133,11 +185,76 @@ fn queued_embeddings_survive_a_restart_and_a_model_change_reembeds() {
                 Ok(())
             })
             .unwrap();
-        assert_eq!((store.vector_count().unwrap(), store.embed_queue_len().unwrap()), (3, 0));
+        assert_eq!(
+            (
+                store.vector_count().unwrap(),
+                store.embed_queue_len().unwrap()
+            ),
+            (3, 0)
+        );
         let core = Core::with_embedder(store, settings, Some(embedder())).unwrap();
-        assert_eq!(core.store().embed_queue_len().unwrap(), 3, "model change queues every note");
+        assert_eq!(
+            core.store().embed_queue_len().unwrap(),
+            3,
+            "model change queues every note"
+        );
         core.embed_all_pending(|_, _| {}).unwrap();
-        assert_eq!(core.store().vector_model().unwrap().as_deref(), Some(mnemo::models::EMBED_MODEL_ID));
-        assert_eq!(core.recall("boats on the sea", None, 1).unwrap()[0].note.id, 1);
+        assert_eq!(
+            core.store().vector_model().unwrap().as_deref(),
+            Some(mnemo::models::EMBED_MODEL_ID)
+        );
+        assert_eq!(
+            core.recall("boats on the sea", None, 1).unwrap()[0].note.id,
+            1
+        );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vote_counts_for_similar_questions_only() {
+    let bot = InProcBot::start_semantic(&[OWNER]).await;
+    for (i, text) in [
+        "Dentist appointment on Monday at 9",
+        "Dr. Weber's practice, phone 030 1234",
+        "Bike: chain replaced, brakes adjusted",
+    ]
+    .iter()
+    .enumerate()
+    {
+        bot.tg.push(tg::text(OWNER, i as i64 + 1, text));
+    }
+    bot.tg.wait_sent(OWNER, 3, T).await;
+    bot.tg
+        .push(tg::text(OWNER, 10, "/recall when do I see the dentist"));
+    bot.tg.wait_sent(OWNER, 4, T).await;
+    let (rid, _) = bot.tg.sent_messages(OWNER).pop().unwrap();
+    let rows = bot.tg.buttons(rid);
+    let first = bot
+        .core
+        .recall("when do I see the dentist", Some(OWNER), 1)
+        .unwrap()[0]
+        .note
+        .id;
+    let qid = bot.tg.press(OWNER, rid, &rows[0][0].1);
+    assert!(bot.tg.wait_answer(&qid, T).await.contains("rank higher"));
+
+    let boost = |q: &str| {
+        bot.core
+            .recall(q, Some(OWNER), 5)
+            .unwrap()
+            .into_iter()
+            .find(|h| h.note.id == first)
+            .map_or(0.0, |h| h.parts.feedback)
+    };
+    let same = boost("when do I see the dentist");
+    let similar = boost("what time is my dentist visit");
+    let unrelated = boost("bike brakes");
+    println!("feedback boost: same {same:.3}, similar {similar:.3}, unrelated {unrelated:.3}");
+    assert!(
+        same > 0.25,
+        "the same question gets (nearly) the full weight: {same}"
+    );
+    assert!(similar > 0.0, "a paraphrase still counts: {similar}");
+    assert_eq!(unrelated, 0.0, "an unrelated question is not affected");
+    bot.stop().await.unwrap();
 }

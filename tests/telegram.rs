@@ -18,14 +18,21 @@ async fn start_and_help_are_answered_and_commands_registered() {
     bot.tg.push(tg::text(OWNER, 2, "/help"));
     let sent = bot.tg.wait_sent(OWNER, 2, T).await;
     assert!(sent[0].contains("mnemo"), "{sent:?}");
-    assert!(sent[1].contains("/recall") && sent[1].contains("/forget"), "{sent:?}");
+    assert!(
+        sent[1].contains("/recall") && sent[1].contains("/forget"),
+        "{sent:?}"
+    );
     // HTML parse mode is used, and the menu is registered in both locales.
     let calls = bot.tg.calls("sendMessage");
     assert_eq!(calls[0].params["parse_mode"], "HTML");
     let menus = bot.tg.calls("setMyCommands");
     assert_eq!(menus.len(), 2);
     assert!(menus.iter().any(|c| c.params["language_code"] == "de"));
-    assert!(menus[0].params["commands"].as_array().unwrap().iter().any(|c| c["command"] == "recall"));
+    assert!(menus[0].params["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["command"] == "recall"));
     // Commands are not notes.
     assert_eq!(bot.core.store().count_notes().unwrap(), 0);
     bot.stop().await.unwrap();
@@ -34,22 +41,37 @@ async fn start_and_help_are_answered_and_commands_registered() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_note_is_stored_acknowledged_and_findable() {
     let bot = InProcBot::start(&[OWNER]).await;
-    bot.tg.push(tg::text(OWNER, 10, "Dentist appointment moved to Friday 3pm <b>really</b> & more"));
+    bot.tg.push(tg::text(
+        OWNER,
+        10,
+        "Dentist appointment moved to Friday 3pm <b>really</b> & more",
+    ));
     let sent = bot.tg.wait_sent(OWNER, 1, T).await;
     assert!(sent[0].contains("#1"), "{sent:?}");
     let ack = &bot.tg.calls("sendMessage")[0];
-    assert_eq!(ack.params["reply_parameters"]["message_id"], 10, "the ack quotes the note");
+    assert_eq!(
+        ack.params["reply_parameters"]["message_id"], 10,
+        "the ack quotes the note"
+    );
 
     let note = bot.core.store().note(1).unwrap().expect("stored");
     assert_eq!(note.chat_id, OWNER);
     assert_eq!(note.message_id, Some(10));
-    assert!(note.text.contains("<b>really</b> & more"), "stored verbatim: {}", note.text);
+    assert!(
+        note.text.contains("<b>really</b> & more"),
+        "stored verbatim: {}",
+        note.text
+    );
 
     bot.tg.push(tg::text(OWNER, 11, "/recall dentist friday"));
     let sent = bot.tg.wait_sent(OWNER, 2, T).await;
     assert!(sent[1].contains("Dentist appointment"), "{sent:?}");
     // User text is escaped for HTML, not interpreted.
-    assert!(sent[1].contains("&lt;b&gt;really&lt;/b&gt; &amp; more"), "{}", sent[1]);
+    assert!(
+        sent[1].contains("&lt;b&gt;really&lt;/b&gt; &amp; more"),
+        "{}",
+        sent[1]
+    );
 
     bot.tg.push(tg::text(OWNER, 12, "/recent"));
     let sent = bot.tg.wait_sent(OWNER, 3, T).await;
@@ -70,7 +92,10 @@ async fn strangers_are_refused_once_a_day_and_nothing_is_stored() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let refusals = bot.tg.sent_to(stranger);
     assert_eq!(refusals.len(), 1, "one refusal a day: {refusals:?}");
-    assert!(refusals[0].contains("999001"), "shows their id: {refusals:?}");
+    assert!(
+        refusals[0].contains("999001"),
+        "shows their id: {refusals:?}"
+    );
     assert_eq!(bot.core.store().count_notes().unwrap(), 1);
     assert_eq!(bot.core.store().count_chat_notes(stranger).unwrap(), 0);
     bot.stop().await.unwrap();
@@ -79,15 +104,21 @@ async fn strangers_are_refused_once_a_day_and_nothing_is_stored() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn editing_a_message_updates_its_note() {
     let bot = InProcBot::start(&[OWNER]).await;
-    bot.tg.push(tg::text(OWNER, 20, "meeting with Anna on Monday"));
+    bot.tg
+        .push(tg::text(OWNER, 20, "meeting with Anna on Monday"));
     bot.tg.wait_sent(OWNER, 1, T).await;
-    bot.tg.push(tg::edited(OWNER, 20, "meeting with Priya on Tuesday"));
+    bot.tg
+        .push(tg::edited(OWNER, 20, "meeting with Priya on Tuesday"));
     let sent = bot.tg.wait_sent(OWNER, 2, T).await;
     assert!(sent[1].contains("#1"), "{sent:?}");
     let note = bot.core.store().note(1).unwrap().unwrap();
     assert_eq!(note.text, "meeting with Priya on Tuesday");
     assert!(note.edited_at.is_some());
-    assert_eq!(bot.core.store().count_notes().unwrap(), 1, "an edit is not a new note");
+    assert_eq!(
+        bot.core.store().count_notes().unwrap(),
+        1,
+        "an edit is not a new note"
+    );
     assert!(bot.core.recall("Anna", Some(OWNER), 5).unwrap().is_empty());
     assert_eq!(bot.core.recall("Priya", Some(OWNER), 5).unwrap().len(), 1);
     bot.stop().await.unwrap();
@@ -101,7 +132,8 @@ async fn forget_by_id_and_by_replying_to_the_acknowledgement() {
     bot.tg.wait_sent(OWNER, 2, T).await;
     // Reply /forget to mnemo's acknowledgement of the second note.
     let ack_of_second = bot.tg.calls("sendMessage")[1].message_id.unwrap();
-    bot.tg.push(tg::text_reply(OWNER, 32, "/forget", ack_of_second));
+    bot.tg
+        .push(tg::text_reply(OWNER, 32, "/forget", ack_of_second));
     let sent = bot.tg.wait_sent(OWNER, 3, T).await;
     assert!(sent[2].contains("#2"), "{sent:?}");
     bot.tg.push(tg::text(OWNER, 33, "/forget 1"));
@@ -126,8 +158,19 @@ async fn retry_after_429_is_honoured_and_the_reply_still_arrives() {
     let calls = bot.tg.calls("sendMessage");
     assert_eq!(calls.len(), 2, "one refused, one accepted");
     let waited = calls[1].at.duration_since(calls[0].at);
-    assert!(waited >= Duration::from_millis(950), "retry_after=1 honoured, waited {waited:?}");
-    assert_eq!(bot.core.store().outbox_len().unwrap(), 0);
+    assert!(
+        waited >= Duration::from_millis(950),
+        "retry_after=1 honoured, waited {waited:?}"
+    );
+    // The entry is removed just after Telegram accepted the message.
+    let deadline = std::time::Instant::now() + T;
+    while bot.core.store().outbox_len().unwrap() != 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the delivered reply left the outbox"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     bot.stop().await.unwrap();
 }
 
@@ -142,7 +185,10 @@ async fn bad_input_gets_clear_replies_and_nothing_breaks() {
     bot.tg.push(tg::text(OWNER, 53, "   "));
     bot.tg.push(tg::text(OWNER, 54, "still alive"));
     let sent = bot.tg.wait_sent(OWNER, 5, T).await;
-    assert!(sent[0].contains("5000") && sent[0].contains("4096"), "{sent:?}");
+    assert!(
+        sent[0].contains("5000") && sent[0].contains("4096"),
+        "{sent:?}"
+    );
     assert!(sent[1].contains("photo"), "{sent:?}");
     assert!(sent[2].contains("sticker"), "{sent:?}");
     assert!(sent[3].contains("empty"), "{sent:?}");
@@ -181,7 +227,11 @@ async fn long_replies_are_split_below_telegrams_limit() {
     let sent_all = bot.tg.sent_to(OWNER);
     assert!(sent_all.len() >= 2, "{}", sent.len());
     for s in &sent_all {
-        assert!(s.encode_utf16().count() <= 4096, "message of {} units", s.encode_utf16().count());
+        assert!(
+            s.encode_utf16().count() <= 4096,
+            "message of {} units",
+            s.encode_utf16().count()
+        );
     }
     bot.stop().await.unwrap();
 }

@@ -14,9 +14,14 @@ help =
     • /recall <i>Wörter</i> — Notizen finden
     • /recent [<i>n</i>] — die neuesten Notizen
     • /forget <i>id</i> — eine Notiz löschen (oder /forget als Antwort auf sie)
+    • /todos — offene Aufgaben aus deinen Notizen (✅ hakt eine ab)
+    • /decisions — Entscheidungen aus deinen Notizen
+    • /feedback — deine letzten 👍 👎 ⌛ Bewertungen von Suchtreffern
+    Mit den Knöpfen unter Suchtreffern bringst du mir bei, was hilft: 👍 hilfreich, 👎 nicht hilfreich, ⌛ veraltet.
     • /stats — wie viel ich weiß
     • /lang <i>Code</i> — Sprache der Antworten ({ $available })
 note-saved = ✅ Gespeichert als <b>#{ $id }</b>.
+note-priority = ❗ Sieht nach einer Priorität aus ({ $cue }).
 note-duplicate = ♻️ Das hast du schon als <b>#{ $id }</b> gespeichert ({ $date }), daher wurde #{ $new } nicht behalten.
 note-updated = ✏️ Notiz <b>#{ $id }</b> aktualisiert.
 note-empty = Nichts zu speichern: die Nachricht ist leer.
@@ -24,12 +29,61 @@ note-too-long = ⚠️ Nicht gespeichert: die Notiz hat { $len } Zeichen, erlaub
 unsupported-kind = ⚠️ { $kind }-Nachrichten kann ich noch nicht speichern; schick bitte Text. Es wurde nichts gespeichert.
 recent-header = <b>Die neuesten { $count } Notizen</b>
 recent-empty = Noch keine Notizen. Schick mir einen Text, um anzufangen.
-note-line = <b>#{ $id }</b> <i>{ $date }</i> { $text }
+note-line = <b>#{ $id }</b> <i>{ $date }</i> { $flag }{ $text }
 recall-usage = Aufruf: /recall <i>gesuchte Wörter</i>
 recall-header = <b>Beste Treffer für</b> „{ $query }“
 recall-empty = Nichts gefunden für „{ $query }“.
 recall-failed = ⚠️ Die Suche ist gerade fehlgeschlagen; bitte versuch es gleich noch einmal.
-recall-hit = <b>#{ $id }</b> <i>{ $date } · { $source }</i> { $text }
+recall-hit = { $n }. <b>#{ $id }</b> <i>{ $date } · { $source }</i> { $flag }{ $text }
+flag-none = {""}
+flag-priority = ❗{" "}
+flag-outdated = ⌛ <i>veraltet</i>{" "}
+todos-header = <b>Offene Aufgaben ({ $count })</b> — ✅ hakt eine ab
+todos-empty = Keine offenen Aufgaben. Notizen wie „todo: Bank anrufen“ oder „Ich muss den Pass verlängern“ erscheinen hier.
+todo-line = { $n }. { $text } <i>(#{ $id }, { $date })</i>
+decisions-header = <b>Entscheidungen ({ $count })</b>
+decisions-empty = Noch keine Entscheidungen. Notizen wie „Wir haben entschieden, den Zug zu nehmen“ erscheinen hier.
+decision-line = • { $text } <i>(#{ $id }, { $date })</i>
+feedback-header = <b>Deine letzten { $count } Bewertungen</b>
+feedback-empty = Noch keine Bewertungen. Nutze die Knöpfe 👍 👎 ⌛ unter den Ergebnissen von /recall.
+feedback-line = { $vote } <b>#{ $id }</b> { $text } — für „{ $query }“ <i>({ $date })</i>
+feedback-no-query = jede Frage
+vote-helpful = 👍
+vote-not-helpful = 👎
+vote-outdated = ⌛
+btn-helpful = 👍 { $n }
+btn-not-helpful = 👎 { $n }
+btn-outdated = ⌛ { $n }
+btn-undo = ↩ Rückgängig
+btn-done = ✅ { $n }
+press-helpful = 👍 Danke: #{ $id } steht bei ähnlichen Fragen künftig weiter oben.
+press-not-helpful = 👎 Notiert: #{ $id } steht bei ähnlichen Fragen künftig weiter unten.
+press-outdated = ⌛ Notiert: #{ $id } ist als veraltet markiert.
+press-undone = ↩ Notiz #{ $id } entfernt.
+press-done = ✅ Erledigt: { $text }
+press-done-already = ✅ Das war schon erledigt.
+press-used = Dieser Knopf wurde schon benutzt.
+press-expired = Dieser Knopf ist abgelaufen. Frag noch einmal, dann gibt es neue Knöpfe.
+press-invalid = Dieser Knopf ist (nicht mehr) gültig.
+press-gone = Diese Notiz oder Aufgabe gibt es nicht mehr.
+press-not-allowed = ⛔ Dies ist ein privates mnemo.
+press-audio-gone = Die Aufnahme dieser Sprachnotiz ist nicht mehr gespeichert (siehe [voice] keep_audio_days).
+press-retranscribing = 🔁 #{ $id } wird neu transkribiert…
+btn-retranscribe = 🔁 Neu transkribieren
+voice-saved = 🎙 Sprachnotiz gespeichert als <b>#{ $id }</b> ({ $duration }):
+voice-retranscribed = 🔁 Sprachnotiz <b>#{ $id }</b> neu transkribiert:
+voice-transcript = <i>{ $text }</i>
+voice-low-confidence = ⚠️ Geringe Sicherheit ({ $pct } %): die Abschrift kann falsch sein.
+voice-doubtful = ❔ Unsicher bei: { $words }
+voice-too-big = ⚠️ Die Datei ist { $size } MB groß; Bots können höchstens { $max } MB herunterladen. Nichts wurde gespeichert.
+voice-too-long = ⚠️ Die Sprachnotiz ist { $duration } lang; erlaubt sind { $max }. Nichts wurde gespeichert.
+voice-failed = ⚠️ Ich konnte diese Sprachnotiz nicht transkribieren.
+voice-kept = Die Aufnahme ist sicher gespeichert; ich versuche es nach einem Neustart oder mit <code>mnemo retry-voice</code> erneut.
+voice-err-no-speech = Ich habe darin keine Sprache gehört.
+voice-err-model = Das Sprachmodell ist nicht verfügbar: { $detail }
+voice-err-audio = Die Aufnahme lässt sich nicht dekodieren: { $detail }
+voice-err-download = Die Datei konnte nicht geladen werden: { $detail }
+voice-err-failed = Die Transkription ist fehlgeschlagen: { $detail }
 forget-usage = Aufruf: /forget <i>id</i>, oder /forget als Antwort auf die Notiz.
 forget-done = 🗑 Notiz <b>#{ $id }</b> vergessen.
 forget-not-found = In diesem Chat gibt es keine Notiz #{ $id }.
@@ -39,6 +93,8 @@ stats =
     Notizen insgesamt: { $total }
     Mit Embedding: { $embedded } (wartend: { $pending })
     Vektorindex: { $index } · Modell { $model }
+    Bewertungen: 👍 { $helpful } · 👎 { $not_helpful } · ⌛ { $outdated }
+    Aufgaben: { $todos } offen, { $done } erledigt · Entscheidungen: { $decisions }
     Größe der Datenbank: { $size }
 lang-set = Antworten kommen jetzt auf Deutsch.
 lang-usage = Aufruf: /lang <i>Code</i>. Verfügbar: { $available }. Aktuell: { $current }.
@@ -48,6 +104,7 @@ storage-error = ⚠️ Das konnte ich gerade nicht speichern (Speicherproblem). 
 source-telegram = Telegram
 source-console = Konsole
 source-import = Import
+source-voice = Sprachnotiz
 
 ## Befehlsbeschreibungen für das Telegram-Menü (setMyCommands)
 
@@ -56,6 +113,9 @@ cmd-help = Was mnemo kann
 cmd-recent = Neueste Notizen
 cmd-recall = Notizen finden
 cmd-forget = Eine Notiz löschen
+cmd-todos = Offene Aufgaben
+cmd-decisions = Entscheidungen
+cmd-feedback = Letzte Bewertungen
 cmd-stats = Statistik
 cmd-lang = Sprache der Antworten
 
@@ -79,9 +139,12 @@ cli-stats =
     Notizen: { $memories }
     Chats: { $chats }
     Mit Embedding: { $embedded } (wartend { $pending }), Index { $index }, Modell { $model }
+    Bewertungen: { $helpful } hilfreich, { $not_helpful } nicht hilfreich, { $outdated } veraltet
+    Aufgaben: { $todos } offen, { $done } erledigt; Entscheidungen: { $decisions }
     Ausstehende Antworten: { $outbox }
     Datenbank: { $path } ({ $size })
-cli-recall-explain =     lexikalisch { $lex } (bm25 { $bm25 }) + Vektor { $vec } (Kosinus { $cos }) + Aktualität { $rec }
+cli-recall-explain =     lexikalisch { $lex } (bm25 { $bm25 }) + Vektor { $vec } (Kosinus { $cos }) + Aktualität { $rec } + Bewertungen { $fb }
+cli-key-rotated = neuer Knopf-Schlüssel { $fingerprint }; der bisherige bleibt gültig bis { $until }
 cli-models-current = Modelle sind aktuell in { $dir }
 cli-models-fetched = { $files } nach { $dir } geladen
 cli-models-ok = Modelle in Ordnung in { $dir }

@@ -14,9 +14,14 @@ help =
     • /recall <i>words</i> — find notes
     • /recent [<i>n</i>] — the latest notes
     • /forget <i>id</i> — delete a note (or reply /forget to it)
+    • /todos — open to-dos found in your notes (✅ ticks one off)
+    • /decisions — decisions found in your notes
+    • /feedback — your latest 👍 👎 ⌛ votes on search results
+    Buttons under search results teach me what helps: 👍 helpful, 👎 not helpful, ⌛ outdated.
     • /stats — how much I remember
     • /lang <i>code</i> — reply language ({ $available })
 note-saved = ✅ Saved as <b>#{ $id }</b>.
+note-priority = ❗ Looks like a priority ({ $cue }).
 note-duplicate = ♻️ You saved this before as <b>#{ $id }</b> ({ $date }), so #{ $new } was not kept.
 note-updated = ✏️ Note <b>#{ $id }</b> updated.
 note-empty = Nothing to save: the message is empty.
@@ -24,12 +29,61 @@ note-too-long = ⚠️ Not saved: the note has { $len } characters, the limit is
 unsupported-kind = ⚠️ I cannot store { $kind } messages yet; send text instead. Nothing was saved.
 recent-header = <b>Latest { $count } notes</b>
 recent-empty = No notes yet. Send me some text to start.
-note-line = <b>#{ $id }</b> <i>{ $date }</i> { $text }
+note-line = <b>#{ $id }</b> <i>{ $date }</i> { $flag }{ $text }
 recall-usage = Usage: /recall <i>words to look for</i>
 recall-header = <b>Best matches for</b> “{ $query }”
 recall-empty = Nothing found for “{ $query }”.
 recall-failed = ⚠️ Search failed just now; please try again in a moment.
-recall-hit = <b>#{ $id }</b> <i>{ $date } · { $source }</i> { $text }
+recall-hit = { $n }. <b>#{ $id }</b> <i>{ $date } · { $source }</i> { $flag }{ $text }
+flag-none = {""}
+flag-priority = ❗{" "}
+flag-outdated = ⌛ <i>outdated</i>{" "}
+todos-header = <b>Open to-dos ({ $count })</b> — ✅ ticks one off
+todos-empty = No open to-dos. Notes like “todo: call the bank” or “I need to renew my passport” show up here.
+todo-line = { $n }. { $text } <i>(#{ $id }, { $date })</i>
+decisions-header = <b>Decisions ({ $count })</b>
+decisions-empty = No decisions yet. Notes like “We decided to take the train” show up here.
+decision-line = • { $text } <i>(#{ $id }, { $date })</i>
+feedback-header = <b>Your latest { $count } votes</b>
+feedback-empty = No votes yet. Use the 👍 👎 ⌛ buttons under /recall results.
+feedback-line = { $vote } <b>#{ $id }</b> { $text } — for “{ $query }” <i>({ $date })</i>
+feedback-no-query = any question
+vote-helpful = 👍
+vote-not-helpful = 👎
+vote-outdated = ⌛
+btn-helpful = 👍 { $n }
+btn-not-helpful = 👎 { $n }
+btn-outdated = ⌛ { $n }
+btn-undo = ↩ Undo
+btn-done = ✅ { $n }
+press-helpful = 👍 Thanks: #{ $id } will rank higher for questions like this.
+press-not-helpful = 👎 Noted: #{ $id } will rank lower for questions like this.
+press-outdated = ⌛ Noted: #{ $id } is marked outdated.
+press-undone = ↩ Note #{ $id } removed.
+press-done = ✅ Done: { $text }
+press-done-already = ✅ That one was already done.
+press-used = This button was already used.
+press-expired = This button has expired. Ask again for fresh buttons.
+press-invalid = This button is not valid (anymore).
+press-gone = That note or item no longer exists.
+press-not-allowed = ⛔ This is a private mnemo.
+press-audio-gone = The audio of that voice note is no longer kept (see [voice] keep_audio_days).
+press-retranscribing = 🔁 Transcribing #{ $id } again…
+btn-retranscribe = 🔁 Re-transcribe
+voice-saved = 🎙 Voice note saved as <b>#{ $id }</b> ({ $duration }):
+voice-retranscribed = 🔁 Voice note <b>#{ $id }</b> transcribed again:
+voice-transcript = <i>{ $text }</i>
+voice-low-confidence = ⚠️ Low confidence ({ $pct }%): the transcript may be wrong.
+voice-doubtful = ❔ Unsure about: { $words }
+voice-too-big = ⚠️ That file is { $size } MB; bots can only download up to { $max } MB. Nothing was saved.
+voice-too-long = ⚠️ That voice note is { $duration } long; the limit is { $max }. Nothing was saved.
+voice-failed = ⚠️ I could not transcribe that voice note.
+voice-kept = The audio is kept safe; I will try again after a restart or on <code>mnemo retry-voice</code>.
+voice-err-no-speech = I heard no speech in it.
+voice-err-model = The speech model is not available: { $detail }
+voice-err-audio = The audio cannot be decoded: { $detail }
+voice-err-download = The file could not be downloaded: { $detail }
+voice-err-failed = Transcription failed: { $detail }
 forget-usage = Usage: /forget <i>id</i>, or reply /forget to the note.
 forget-done = 🗑 Note <b>#{ $id }</b> forgotten.
 forget-not-found = There is no note #{ $id } in this chat.
@@ -39,6 +93,8 @@ stats =
     Notes in total: { $total }
     With embeddings: { $embedded } (waiting: { $pending })
     Vector index: { $index } · model { $model }
+    Feedback: 👍 { $helpful } · 👎 { $not_helpful } · ⌛ { $outdated }
+    To-dos: { $todos } open, { $done } done · decisions: { $decisions }
     Database size: { $size }
 lang-set = Replies are now in English.
 lang-usage = Usage: /lang <i>code</i>. Available: { $available }. Current: { $current }.
@@ -48,6 +104,7 @@ storage-error = ⚠️ I could not save that right now (storage problem). It was
 source-telegram = telegram
 source-console = console
 source-import = import
+source-voice = voice
 
 ## Command descriptions for the Telegram menu (setMyCommands)
 
@@ -56,6 +113,9 @@ cmd-help = What mnemo can do
 cmd-recent = Latest notes
 cmd-recall = Find notes
 cmd-forget = Delete a note
+cmd-todos = Open to-dos
+cmd-decisions = Decisions
+cmd-feedback = Latest votes on results
 cmd-stats = Memory statistics
 cmd-lang = Reply language
 
@@ -79,9 +139,12 @@ cli-stats =
     Notes: { $memories }
     Chats: { $chats }
     Embedded: { $embedded } (pending { $pending }), index { $index }, model { $model }
+    Feedback: { $helpful } helpful, { $not_helpful } not helpful, { $outdated } outdated
+    To-dos: { $todos } open, { $done } done; decisions: { $decisions }
     Pending outgoing replies: { $outbox }
     Database: { $path } ({ $size })
-cli-recall-explain =     lexical { $lex } (bm25 { $bm25 }) + vector { $vec } (cosine { $cos }) + recency { $rec }
+cli-recall-explain =     lexical { $lex } (bm25 { $bm25 }) + vector { $vec } (cosine { $cos }) + recency { $rec } + feedback { $fb }
+cli-key-rotated = new button key { $fingerprint }; the previous key stays valid until { $until }
 cli-models-current = models are up to date in { $dir }
 cli-models-fetched = fetched { $files } into { $dir }
 cli-models-ok = models ok in { $dir }

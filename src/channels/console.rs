@@ -12,11 +12,22 @@ use crate::i18n::{escape_html, html_to_plain, I18n, Line};
 
 /// Reads lines from `input` until end of input, answering each on `out`.
 /// Blank lines are skipped. Input that is not UTF-8 is decoded lossily.
-pub fn run(core: &Core, i18n: &I18n, mut input: impl BufRead, mut out: impl Write, interactive: bool) -> anyhow::Result<()> {
+pub fn run(
+    core: &Core,
+    i18n: &I18n,
+    mut input: impl BufRead,
+    mut out: impl Write,
+    interactive: bool,
+) -> anyhow::Result<()> {
     let lang = core.settings().default_lang.clone();
     if interactive {
-        let banner = Line::new("console-banner").text("dir", core.store().dir().display().to_string());
-        writeln!(out, "{}", html_to_plain(&i18n.render(&lang, &banner, &escape_html)))?;
+        let banner =
+            Line::new("console-banner").text("dir", core.store().dir().display().to_string());
+        writeln!(
+            out,
+            "{}",
+            html_to_plain(&i18n.render(&lang, &banner, &escape_html))
+        )?;
     }
     let mut buf = Vec::new();
     loop {
@@ -45,13 +56,19 @@ pub fn run(core: &Core, i18n: &I18n, mut input: impl BufRead, mut out: impl Writ
         };
         match core.handle(ev) {
             Ok(outcomes) => {
+                // The console has no buttons to press, so replies carry none.
                 for o in outcomes {
-                    let Outcome::Reply(r) = o;
-                    writeln!(out, "{}", html_to_plain(&i18n.render_all(&r.lang, &r.lines, &escape_html)))?;
+                    let Outcome::Reply(r) = o else { continue };
+                    writeln!(
+                        out,
+                        "{}",
+                        html_to_plain(&i18n.render_all(&r.lang, &r.lines, &escape_html))
+                    )?;
                 }
             }
             Err(e) => {
-                let msg = html_to_plain(&i18n.render(&lang, &Line::new("storage-error"), &escape_html));
+                let msg =
+                    html_to_plain(&i18n.render(&lang, &Line::new("storage-error"), &escape_html));
                 writeln!(out, "{msg}")?;
                 tracing::error!(error = %e, "console event failed");
             }
@@ -65,5 +82,11 @@ pub fn run(core: &Core, i18n: &I18n, mut input: impl BufRead, mut out: impl Writ
 pub fn run_stdio(core: &Core, i18n: &I18n) -> anyhow::Result<()> {
     let stdin = std::io::stdin();
     let interactive = stdin.is_terminal();
-    run(core, i18n, stdin.lock(), std::io::stdout().lock(), interactive)
+    run(
+        core,
+        i18n,
+        stdin.lock(),
+        std::io::stdout().lock(),
+        interactive,
+    )
 }

@@ -7,6 +7,7 @@ mod import;
 mod models;
 mod recall;
 mod reindex;
+mod rotate_key;
 mod serve;
 mod stats;
 
@@ -53,6 +54,8 @@ pub enum Command {
     Reindex(reindex::Args),
     /// Import a Telegram Desktop chat export (result.json).
     Import(import::Args),
+    /// Replace the key inline buttons are signed with (the old one stays valid for a grace period).
+    RotateKey(rotate_key::Args),
 }
 
 /// Parses arguments, runs the command, maps errors to a message and exit 1.
@@ -84,6 +87,7 @@ pub fn main() -> ExitCode {
         Command::Models(c) => models::run(&cfg, &c),
         Command::Reindex(a) => reindex::run(&cfg, &a),
         Command::Import(a) => import::run(&cfg, &a),
+        Command::RotateKey(a) => rotate_key::run(&cfg, &a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -113,7 +117,16 @@ fn open_core_with(cfg: &Config, threads: usize) -> anyhow::Result<Core> {
     let dir = cfg.data_dir()?;
     let store = Store::open(&dir)?;
     let embedder = load_embedder(cfg, threads);
-    Ok(Core::with_embedder(store, Settings::from_config(cfg), embedder)?)
+    let keys = load_keyring(cfg, &dir)?;
+    Ok(Core::with_embedder(store, Settings::from_config(cfg), embedder)?.with_keyring(keys))
+}
+
+/// The button signing keys: from `MNEMO_CALLBACK_SECRET`, else the key file
+/// in the data dir (created on first start, mode 0600). Never logged.
+pub fn load_keyring(cfg: &Config, dir: &std::path::Path) -> anyhow::Result<crate::buttons::Keyring> {
+    let grace = i64::from(cfg.buttons.key_grace_days) * 86_400;
+    let now = crate::core::now_ms() / 1000;
+    Ok(crate::buttons::Keyring::load_or_create(dir, crate::config::callback_secret().as_deref(), grace, now)?)
 }
 
 /// The embedding model, or `None` with a warning that names the fix.

@@ -45,6 +45,8 @@ pub struct JsonHit {
     /// RFC 3339.
     pub created_at: String,
     pub source: &'static str,
+    /// Someone marked it outdated with the ⌛ button.
+    pub outdated: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub explain: Option<Parts>,
 }
@@ -60,6 +62,7 @@ fn json_hit(h: &Hit, explain: bool) -> JsonHit {
             .unwrap_or_default()
             .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         source: h.note.source.as_str(),
+        outdated: h.outdated,
         explain: explain.then_some(h.parts),
     }
 }
@@ -73,7 +76,11 @@ pub fn run(cfg: &Config, args: &Args) -> anyhow::Result<()> {
         let mut out = std::io::stdout().lock();
         for line in stdin.lock().lines() {
             let q = line?;
-            let hits = if q.trim().is_empty() { Vec::new() } else { core.recall(&q, args.chat, k)? };
+            let hits = if q.trim().is_empty() {
+                Vec::new()
+            } else {
+                core.recall(&q, args.chat, k)?
+            };
             let arr: Vec<JsonHit> = hits.iter().map(|h| json_hit(h, args.explain)).collect();
             writeln!(out, "{}", serde_json::to_string(&arr)?)?;
             out.flush()?;
@@ -89,7 +96,10 @@ pub fn run(cfg: &Config, args: &Args) -> anyhow::Result<()> {
     let i18n = I18n::new();
     let lang = &cfg.general.default_lang;
     if hits.is_empty() {
-        println!("{}", html_to_plain(&i18n.render(lang, &Line::new("cli-recall-empty"), &escape_html)));
+        println!(
+            "{}",
+            html_to_plain(&i18n.render(lang, &Line::new("cli-recall-empty"), &escape_html))
+        );
     }
     for h in hits {
         let line = Line::new("cli-recall-hit")
@@ -107,7 +117,8 @@ pub fn run(cfg: &Config, args: &Args) -> anyhow::Result<()> {
                 .text("bm25", format!("{:.2}", p.bm25))
                 .text("vec", format!("{:.3}", p.vector))
                 .text("cos", format!("{:.3}", p.cosine))
-                .text("rec", format!("{:.3}", p.recency));
+                .text("rec", format!("{:.3}", p.recency))
+                .text("fb", format!("{:+.3}", p.feedback));
             println!("{}", html_to_plain(&i18n.render(lang, &line, &escape_html)));
         }
     }

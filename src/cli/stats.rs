@@ -24,11 +24,20 @@ pub fn run(cfg: &Config, args: &Args) -> anyhow::Result<()> {
         .num("pending", s.pending)
         .num("index", s.index_size)
         .text("path", s.db_path.clone())
-        .text("size", crate::core::human_bytes(s.db_bytes));
+        .text("size", crate::core::human_bytes(s.db_bytes))
+        .num("helpful", s.feedback.helpful)
+        .num("not_helpful", s.feedback.not_helpful)
+        .num("outdated", s.feedback.outdated)
+        .num("todos", s.items.todos_open)
+        .num("done", s.items.todos_done)
+        .num("decisions", s.items.decisions);
     let line = match &s.model {
         Some(m) => line.text("model", m.clone()),
         None => line.key("model", "model-none"),
     };
-    println!("{}", html_to_plain(&I18n::new().render(&cfg.general.default_lang, &line, &escape_html)));
+    println!(
+        "{}",
+        html_to_plain(&I18n::new().render(&cfg.general.default_lang, &line, &escape_html))
+    );
     Ok(())
 }

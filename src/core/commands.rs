@@ -1,11 +1,16 @@
 //! Slash commands: parsing and one small handler each.
 
-use super::{format_date, snippet, Core, Cx, IndexOp, Outcome};
+use super::{format_date, snippet, Button, Core, Cx, IndexOp, Outcome};
+use crate::buttons::Action;
 use crate::i18n::{self, Line};
-use crate::store::{StoreError, Tx};
+use crate::store::{ItemKind, Note, StoreError, Tx, Vote};
 
 /// Longest preview of a note in lists.
 const SNIPPET_CHARS: usize = 300;
+/// Items listed by /todos and /decisions, and votes by /feedback.
+const LIST_MAX: usize = 20;
+/// Buttons per keyboard row in lists.
+const ROW: usize = 5;
 
 /// A command the bot offers in Telegram's menu: name and description key.
 pub const MENU: &[(&str, &str)] = &[
@@ -14,6 +19,9 @@ pub const MENU: &[(&str, &str)] = &[
     ("recent", "cmd-recent"),
     ("recall", "cmd-recall"),
     ("forget", "cmd-forget"),
+    ("todos", "cmd-todos"),
+    ("decisions", "cmd-decisions"),
+    ("feedback", "cmd-feedback"),
     ("stats", "cmd-stats"),
     ("lang", "cmd-lang"),
 ];
@@ -43,7 +51,10 @@ impl Core {
             "start" => vec![Line::new("start-welcome")],
             "help" => vec![Line::new("help").text("available", i18n::LOCALES.join(", "))],
             "recent" => self.cmd_recent(tx, cx, args)?,
-            "recall" => self.cmd_recall(tx, cx, args)?,
+            "recall" => return self.cmd_recall(tx, cx, args),
+            "todos" => return self.cmd_todos(cx),
+            "decisions" => self.cmd_decisions(cx)?,
+            "feedback" => self.cmd_feedback(tx, cx)?,
             "forget" => self.cmd_forget(tx, cx, args, ops)?,
             "stats" => self.cmd_stats(tx, cx)?,
             "lang" => return self.cmd_lang(tx, cx, args),
@@ -52,12 +63,30 @@ impl Core {
         Ok(vec![cx.reply(lines)])
     }
 
-    fn note_line(&self, n: &crate::store::Note) -> Line {
-        Line::new("note-line").num("id", n.id).text("date", format_date(n.created_at)).text("text", snippet(&n.text, SNIPPET_CHARS))
+    fn note_line(&self, n: &Note) -> Line {
+        Line::new("note-line")
+            .num("id", n.id)
+            .text("date", format_date(n.created_at))
+            .key("flag", self.flag(n, self.is_outdated(n.id)))
+            .text("text", snippet(&n.text, SNIPPET_CHARS))
+    }
+
+    /// The marker shown before a note in lists: outdated, priority or none.
+    fn flag(&self, n: &Note, outdated: bool) -> &'static str {
+        if outdated {
+            "flag-outdated"
+        } else if crate::extract::extract(&n.text).priority.is_some() {
+            "flag-priority"
+        } else {
+            "flag-none"
+        }
     }
 
     fn cmd_recent(&self, tx: &mut Tx, cx: &Cx, args: &str) -> Result<Vec<Line>, StoreError> {
-        let n = args.parse::<usize>().unwrap_or(self.settings.recent_default).clamp(1, self.settings.recent_max);
+        let n = args
+            .parse::<usize>()
+            .unwrap_or(self.settings.recent_default)
+            .clamp(1, self.settings.recent_max);
         let _ = tx; // reads see committed data; nothing of this event is written yet
         let notes = self.store.recent(cx.ev.chat_id, n)?;
         if notes.is_empty() {
@@ -68,33 +97,155 @@ impl Core {
         Ok(lines)
     }
 
-    fn cmd_recall(&self, _tx: &mut Tx, cx: &Cx, query: &str) -> Result<Vec<Line>, StoreError> {
+    fn cmd_recall(&self, tx: &mut Tx, cx: &Cx, query: &str) -> Result<Vec<Outcome>, StoreError> {
+        let lines_only = |lines| Ok(vec![cx.reply(lines)]);
         if query.is_empty() {
-            return Ok(vec![Line::new("recall-usage")]);
+            return lines_only(vec![Line::new("recall-usage")]);
         }
-        let hits = match self.recall(query, Some(cx.ev.chat_id), self.settings.recall_default_k) {
+        let (hits, qvec) = match self.recall_full(
+            query,
+            Some(cx.ev.chat_id),
+            self.settings.recall_default_k,
+            &self.settings.weights,
+        ) {
             Ok(h) => h,
             Err(super::CoreError::Store(e)) => return Err(e),
             Err(e) => {
                 tracing::error!(error = %e, "recall failed");
-                return Ok(vec![Line::new("recall-failed")]);
+                return lines_only(vec![Line::new("recall-failed")]);
             }
         };
         if hits.is_empty() {
-            return Ok(vec![Line::new("recall-empty").text("query", snippet(query, 100))]);
+            return lines_only(vec![
+                Line::new("recall-empty").text("query", snippet(query, 100))
+            ]);
         }
         let mut lines = vec![Line::new("recall-header").text("query", snippet(query, 100))];
-        lines.extend(hits.iter().map(|h| {
+        lines.extend(hits.iter().enumerate().map(|(i, h)| {
             Line::new("recall-hit")
+                .num("n", i + 1)
                 .num("id", h.note.id)
                 .text("date", format_date(h.note.created_at))
                 .key("source", &format!("source-{}", h.note.source.as_str()))
+                .key("flag", self.flag(&h.note, h.outdated))
                 .text("text", snippet(&h.note.text, SNIPPET_CHARS))
+        }));
+        let mut reply = cx.reply(lines);
+        if self.buttons_on(cx) {
+            // One row per hit: 👍 n · 👎 n · ⌛ n. The vote buttons share the
+            // nonce naming this question.
+            let ask = self.put_ask(tx, cx, query, qvec)?;
+            let rows: Vec<Vec<Button>> = hits
+                .iter()
+                .enumerate()
+                .map(|(i, h)| {
+                    [
+                        (Action::Helpful, "btn-helpful"),
+                        (Action::NotHelpful, "btn-not-helpful"),
+                        (Action::Outdated, "btn-outdated"),
+                    ]
+                    .into_iter()
+                    .filter_map(|(a, key)| {
+                        self.button(cx, a, h.note.id, Some(ask), Line::new(key).num("n", i + 1))
+                    })
+                    .collect()
+                })
+                .collect();
+            if let Outcome::Reply(r) = &mut reply {
+                r.buttons = rows;
+            }
+        }
+        Ok(vec![reply])
+    }
+
+    fn cmd_todos(&self, cx: &Cx) -> Result<Vec<Outcome>, StoreError> {
+        let items = self
+            .store
+            .items(cx.ev.chat_id, ItemKind::Todo, true, LIST_MAX)?;
+        if items.is_empty() {
+            return Ok(vec![cx.reply(vec![Line::new("todos-empty")])]);
+        }
+        let mut lines = vec![Line::new("todos-header").num("count", items.len())];
+        lines.extend(items.iter().enumerate().map(|(i, it)| {
+            Line::new("todo-line")
+                .num("n", i + 1)
+                .num("id", it.note_id)
+                .text("date", format_date(it.created_at))
+                .text("text", snippet(&it.text, SNIPPET_CHARS))
+        }));
+        let buttons: Vec<Button> = items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, it)| {
+                self.button(
+                    cx,
+                    Action::Done,
+                    it.id,
+                    None,
+                    Line::new("btn-done").num("n", i + 1),
+                )
+            })
+            .collect();
+        let mut reply = cx.reply(lines);
+        if let Outcome::Reply(r) = &mut reply {
+            r.buttons = buttons.chunks(ROW).map(<[Button]>::to_vec).collect();
+        }
+        Ok(vec![reply])
+    }
+
+    fn cmd_decisions(&self, cx: &Cx) -> Result<Vec<Line>, StoreError> {
+        let items = self
+            .store
+            .items(cx.ev.chat_id, ItemKind::Decision, false, LIST_MAX)?;
+        if items.is_empty() {
+            return Ok(vec![Line::new("decisions-empty")]);
+        }
+        let mut lines = vec![Line::new("decisions-header").num("count", items.len())];
+        lines.extend(items.iter().map(|it| {
+            Line::new("decision-line")
+                .num("id", it.note_id)
+                .text("date", format_date(it.created_at))
+                .text("text", snippet(&it.text, SNIPPET_CHARS))
         }));
         Ok(lines)
     }
 
-    fn cmd_forget(&self, tx: &mut Tx, cx: &Cx, args: &str, ops: &mut Vec<IndexOp>) -> Result<Vec<Line>, StoreError> {
+    fn cmd_feedback(&self, tx: &mut Tx, cx: &Cx) -> Result<Vec<Line>, StoreError> {
+        let votes = self.recent_feedback(cx.ev.chat_id, LIST_MAX);
+        if votes.is_empty() {
+            return Ok(vec![Line::new("feedback-empty")]);
+        }
+        let mut lines = vec![Line::new("feedback-header").num("count", votes.len())];
+        for v in &votes {
+            let Some(n) = tx.note(v.note_id)? else {
+                continue;
+            };
+            let vote = match v.vote {
+                Vote::Helpful => "vote-helpful",
+                Vote::NotHelpful => "vote-not-helpful",
+                Vote::Outdated => "vote-outdated",
+            };
+            let line = Line::new("feedback-line")
+                .key("vote", vote)
+                .num("id", n.id)
+                .text("date", format_date(v.at))
+                .text("text", snippet(&n.text, 80));
+            lines.push(if v.query.is_empty() {
+                line.key("query", "feedback-no-query")
+            } else {
+                line.text("query", snippet(&v.query, 80))
+            });
+        }
+        Ok(lines)
+    }
+
+    fn cmd_forget(
+        &self,
+        tx: &mut Tx,
+        cx: &Cx,
+        args: &str,
+        ops: &mut Vec<IndexOp>,
+    ) -> Result<Vec<Line>, StoreError> {
         let target = if args.is_empty() {
             match cx.ev.reply_to {
                 Some(m) => tx.note_by_message(cx.ev.chat_id, m)?,
@@ -106,10 +257,15 @@ impl Core {
                 Err(_) => return Ok(vec![Line::new("forget-usage")]),
             }
         };
-        let Some(id) = target else { return Ok(vec![Line::new("forget-usage")]) };
+        let Some(id) = target else {
+            return Ok(vec![Line::new("forget-usage")]);
+        };
         match tx.delete_note(cx.ev.chat_id, id)? {
             Some(n) => {
                 ops.push(IndexOp::Remove(n.id));
+                if let Some(a) = n.voice.and_then(|v| v.audio) {
+                    ops.push(IndexOp::DropAudio(a));
+                }
                 Ok(vec![Line::new("forget-done").num("id", n.id)])
             }
             None => Ok(vec![Line::new("forget-not-found").num("id", id)]),
@@ -125,6 +281,15 @@ impl Core {
             .num("pending", self.store.embed_queue_len()?)
             .num("index", index as i64)
             .text("size", human_bytes(self.store.file_size()));
+        let fb = self.store.feedback_counts()?;
+        let items = self.store.count_items()?;
+        let line = line
+            .num("helpful", fb.helpful)
+            .num("not_helpful", fb.not_helpful)
+            .num("outdated", fb.outdated)
+            .num("todos", items.todos_open)
+            .num("done", items.todos_done)
+            .num("decisions", items.decisions);
         let line = match &self.embedder {
             Some(e) => line.text("model", e.model_id()),
             None => line.key("model", "model-none"),
@@ -137,8 +302,9 @@ impl Core {
         if i18n::is_supported(&code) {
             tx.set_chat_lang(cx.ev.chat_id, &code)?;
             let mut o = cx.reply(vec![Line::new("lang-set")]);
-            let Outcome::Reply(r) = &mut o;
-            r.lang = code;
+            if let Outcome::Reply(r) = &mut o {
+                r.lang = code;
+            }
             return Ok(vec![o]);
         }
         Ok(vec![cx.reply(vec![Line::new("lang-usage")
@@ -170,7 +336,10 @@ mod tests {
     #[test]
     fn parses_commands() {
         assert_eq!(parse("/help"), Some(("help".into(), "")));
-        assert_eq!(parse("/Recall@mnemo_bot  dentist friday "), Some(("recall".into(), "dentist friday")));
+        assert_eq!(
+            parse("/Recall@mnemo_bot  dentist friday "),
+            Some(("recall".into(), "dentist friday"))
+        );
         assert_eq!(parse("  /recent 3"), Some(("recent".into(), "3")));
         assert_eq!(parse("just text /not"), None);
         assert_eq!(parse("/"), Some(("".into(), "")));

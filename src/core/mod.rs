@@ -19,12 +19,15 @@
 
 mod access;
 mod commands;
+mod press;
+mod voice;
 
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::buttons::Keyring;
 use crate::config::Config;
 use crate::i18n::{self, Line};
 use crate::memory::ann::{self, Ann};
@@ -33,10 +36,11 @@ use crate::memory::lexical::LexicalIndex;
 use crate::memory::recall::{self, Candidate, Parts, Weights};
 use crate::memory::vector::VectorIndex;
 use crate::models::EMBED_DIM;
-use crate::store::{NewNote, Note, Source, Store, StoreError, Tx};
+use crate::store::{Aggregate, FeedbackEvent, NewNote, Note, Source, Store, StoreError, Tx};
 
 pub use access::PairingCode;
 pub use commands::human_bytes;
+pub use voice::{clock, VoiceFailure, VoiceIn, VoiceText, MAX_VOICE_BYTES};
 
 /// Chat id the console channel uses. Telegram never uses 0.
 pub const CONSOLE_CHAT_ID: i64 = 0;
@@ -89,6 +93,11 @@ pub enum Body {
     /// A message kind mnemo cannot store (sticker, photo, …): the locale key
     /// suffix of its name, e.g. `"sticker"`.
     Unsupported(&'static str),
+    /// An inline button was pressed on message `message_id`: its callback
+    /// data, as received (untrusted until verified).
+    Press(String),
+    /// A voice note (or audio file) to fetch and transcribe.
+    Voice(VoiceIn),
 }
 
 /// What the adapter should do.
@@ -96,6 +105,28 @@ pub enum Body {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Outcome {
     Reply(Reply),
+    /// The answer to a button press: shown at once as a small notice
+    /// (Telegram's answerCallbackQuery). Never queued in the outbox — an
+    /// answer is only useful within seconds of the press.
+    Answer(Answer),
+}
+
+/// The answer to a button press.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Answer {
+    pub lang: String,
+    pub line: Line,
+    /// Whether the press took effect: the adapter then shows the pressed
+    /// button as chosen (and its row's other buttons as not).
+    pub chosen: bool,
+}
+
+/// An inline button: its label and its signed callback data
+/// ([`crate::buttons`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Button {
+    pub label: Line,
+    pub data: String,
 }
 
 /// A message to send.
@@ -114,6 +145,9 @@ pub struct Reply {
     /// sender as it goes, so a restart does not repeat them).
     #[serde(default)]
     pub chunks_sent: u32,
+    /// Inline buttons under the (last chunk of the) reply, row by row.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub buttons: Vec<Vec<Button>>,
 }
 
 /// A recall hit.
@@ -123,6 +157,8 @@ pub struct Hit {
     pub score: f32,
     /// The weighted components of `score`.
     pub parts: Parts,
+    /// Someone marked this memory outdated (it is demoted, and shown so).
+    pub outdated: bool,
 }
 
 /// Counts for /stats and `mnemo stats`.
@@ -142,6 +178,8 @@ pub struct Stats {
     pub index_size: u64,
     /// Embedding model id, `null` when no model is loaded.
     pub model: Option<String>,
+    pub feedback: crate::store::FeedbackCounts,
+    pub items: crate::store::ItemCounts,
 }
 
 /// What an import did.
@@ -167,6 +205,14 @@ pub struct Settings {
     /// Cosine at or above which a new note repeats an older one (> 1 turns
     /// the check off).
     pub duplicate_threshold: f32,
+    /// How far one 👍/👎 moves a memory for an identical question.
+    pub feedback_weight: f32,
+    /// Score factor for memories marked outdated.
+    pub outdated_factor: f32,
+    /// Buttons older than this are refused.
+    pub button_max_age_secs: i64,
+    /// Longest voice note accepted.
+    pub max_voice_secs: u64,
 }
 
 impl Settings {
@@ -187,6 +233,10 @@ impl Settings {
             },
             ann_threshold: c.recall.ann_threshold,
             duplicate_threshold: c.notes.duplicate_threshold,
+            feedback_weight: c.recall.feedback_weight,
+            outdated_factor: c.recall.outdated_factor,
+            button_max_age_secs: i64::from(c.buttons.max_age_days) * 86_400,
+            max_voice_secs: 900,
         }
     }
 }
@@ -195,6 +245,10 @@ impl Settings {
 enum IndexOp {
     Upsert(u64, i64, String),
     Remove(u64),
+    /// A vote was logged: fold it into the in-memory feedback state.
+    Vote(FeedbackEvent),
+    /// A forgotten voice note's audio file (in the voice dir) to delete.
+    DropAudio(String),
 }
 
 pub struct Core {
@@ -214,6 +268,10 @@ pub struct Core {
     /// Set when new work for the embed worker was committed.
     work: (Mutex<bool>, Condvar),
     outbox_hook: Mutex<Option<Box<dyn Fn() + Send + Sync>>>,
+    /// Signs and verifies inline buttons; without it replies carry none.
+    keys: Option<Keyring>,
+    /// Every note's votes (derived from the store: aggregates + log).
+    feedback: RwLock<std::collections::HashMap<u64, Aggregate>>,
 }
 
 impl Core {
@@ -226,14 +284,22 @@ impl Core {
     /// Like [`Core::new`] with an embedding model: if the stored vectors
     /// belong to another model they are dropped and every note is queued, so
     /// vector spaces never mix.
-    pub fn with_embedder(store: Store, settings: Settings, embedder: Option<Arc<Embedder>>) -> Result<Core, CoreError> {
+    pub fn with_embedder(
+        store: Store,
+        settings: Settings,
+        embedder: Option<Arc<Embedder>>,
+    ) -> Result<Core, CoreError> {
         let lexical = LexicalIndex::rebuild(&store)?;
         let mut vectors = VectorIndex::new(EMBED_DIM);
         if let Some(e) = &embedder {
             if store.vector_model()?.as_deref() != Some(e.model_id()) {
                 let n = store.write(|tx| tx.reset_vectors(e.model_id()))?;
                 if n > 0 {
-                    tracing::info!(model = e.model_id(), notes = n, "embedding model changed; re-embedding every note");
+                    tracing::info!(
+                        model = e.model_id(),
+                        notes = n,
+                        "embedding model changed; re-embedding every note"
+                    );
                 }
             }
             let mut bad = 0;
@@ -243,7 +309,10 @@ impl Core {
                 }
             })?;
             if bad > 0 {
-                tracing::warn!(bad, "stored vectors with a wrong dimension or NaN were ignored");
+                tracing::warn!(
+                    bad,
+                    "stored vectors with a wrong dimension or NaN were ignored"
+                );
             }
         }
         let mut graph = None;
@@ -257,6 +326,12 @@ impl Core {
                 graph = Some(g);
             }
         }
+        // Votes only tune ranking: an unreadable one must not keep mnemo from
+        // starting. It stays in the store (and in the error log) untouched.
+        let feedback = store.feedback_state().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "cannot read feedback; ranking ignores votes until this is fixed");
+            Default::default()
+        });
         Ok(Core {
             store,
             settings,
@@ -269,7 +344,19 @@ impl Core {
             ann_dirty: std::sync::atomic::AtomicBool::new(dirty),
             work: (Mutex::new(true), Condvar::new()),
             outbox_hook: Mutex::new(None),
+            keys: None,
+            feedback: RwLock::new(feedback),
         })
+    }
+
+    /// Enables inline buttons, signed with `keys`.
+    pub fn with_keyring(mut self, keys: Keyring) -> Core {
+        self.keys = Some(keys);
+        self
+    }
+
+    pub fn keyring(&self) -> Option<&Keyring> {
+        self.keys.as_ref()
     }
 
     pub fn embedder(&self) -> Option<&Arc<Embedder>> {
@@ -314,10 +401,25 @@ impl Core {
             }
             Ok((outcomes, ops))
         })?;
+        let voted = self.apply_ops(ops);
+        drop(_w);
+        if voted {
+            self.maybe_compact_feedback();
+        }
+        Ok(outcomes)
+    }
+
+    /// Brings the derived state up to date with a commit's changes (call
+    /// after the commit, still under the writer lock). Returns whether votes
+    /// were logged: the caller then runs [`Core::maybe_compact_feedback`]
+    /// once the lock is released.
+    fn apply_ops(&self, ops: Vec<IndexOp>) -> bool {
+        let mut voted = false;
         if !ops.is_empty() {
             let mut lex = self.lexical.write().unwrap_or_else(|p| p.into_inner());
             let mut vec = self.vectors.write().unwrap_or_else(|p| p.into_inner());
             let mut graph = self.ann.write().unwrap_or_else(|p| p.into_inner());
+            let mut fb = self.feedback.write().unwrap_or_else(|p| p.into_inner());
             for op in ops {
                 let id = match op {
                     IndexOp::Upsert(id, chat, text) => {
@@ -327,19 +429,33 @@ impl Core {
                     }
                     IndexOp::Remove(id) => {
                         lex.remove(id);
+                        fb.remove(&id);
                         id
+                    }
+                    IndexOp::Vote(ev) => {
+                        fb.entry(ev.note_id).or_default().apply(ev);
+                        voted = true;
+                        continue;
+                    }
+                    IndexOp::DropAudio(name) => {
+                        let path = self.store.voice_dir().join(&name);
+                        if let Err(e) = std::fs::remove_file(&path) {
+                            tracing::warn!(error = %e, file = %path.display(), "could not delete a forgotten voice note's audio");
+                        }
+                        continue;
                     }
                 };
                 vec.remove(id);
                 if let Some(g) = graph.as_mut() {
                     g.remove(id);
-                    self.ann_dirty.store(true, std::sync::atomic::Ordering::Release);
+                    self.ann_dirty
+                        .store(true, std::sync::atomic::Ordering::Release);
                 }
             }
-            drop((lex, vec, graph));
+            drop((lex, vec, graph, fb));
             self.wake_worker();
         }
-        Ok(outcomes)
+        voted
     }
 
     // ---- embeddings ---------------------------------------------------------
@@ -351,7 +467,12 @@ impl Core {
     }
 
     fn notify_outbox(&self) {
-        if let Some(f) = self.outbox_hook.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        if let Some(f) = self
+            .outbox_hook
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
             f();
         }
     }
@@ -368,7 +489,10 @@ impl Core {
         let (m, cv) = &self.work;
         let mut g = m.lock().unwrap_or_else(|p| p.into_inner());
         if !*g {
-            g = cv.wait_timeout(g, timeout).unwrap_or_else(|p| p.into_inner()).0;
+            g = cv
+                .wait_timeout(g, timeout)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
         }
         *g = false;
     }
@@ -377,7 +501,9 @@ impl Core {
     /// vectors in one commit. Returns how many queue entries were taken (0
     /// when the queue is empty or there is no model).
     pub fn embed_pending(&self, max: usize) -> Result<usize, CoreError> {
-        let Some(e) = &self.embedder else { return Ok(0) };
+        let Some(e) = &self.embedder else {
+            return Ok(0);
+        };
         let batch = self.store.embed_queue(max)?;
         if batch.is_empty() {
             return Ok(0);
@@ -390,7 +516,9 @@ impl Core {
         let mut vecs = vec![Vec::new(); texts.len()];
         for chunk in order.chunks(crate::memory::worker::BATCH) {
             let refs: Vec<&str> = chunk.iter().map(|&i| texts[i].as_str()).collect();
-            let out = e.embed(&refs).map_err(|err| CoreError::Embed(format!("{err:#}")))?;
+            let out = e
+                .embed(&refs)
+                .map_err(|err| CoreError::Embed(format!("{err:#}")))?;
             for (&i, v) in chunk.iter().zip(out) {
                 vecs[i] = v;
             }
@@ -404,7 +532,10 @@ impl Core {
                 .zip(&vecs)
                 .enumerate()
                 .map(|(i, ((id, _, note), v))| {
-                    if note.source == Source::Import || note.edited_at.is_some() || self.settings.duplicate_threshold > 1.0 {
+                    if note.source == Source::Import
+                        || note.edited_at.is_some()
+                        || self.settings.duplicate_threshold > 1.0
+                    {
                         return None;
                     }
                     let earlier_in_batch = batch[..i]
@@ -432,13 +563,20 @@ impl Core {
                     if tx.delete_note(note.chat_id, *id)?.is_none() {
                         continue;
                     }
-                    tracing::info!(note = id, same_as = orig, cosine = cos, "near-duplicate note not kept");
+                    tracing::info!(
+                        note = id,
+                        same_as = orig,
+                        cosine = cos,
+                        "near-duplicate note not kept"
+                    );
                     removed.push(*id);
                     if let Some(m) = note.message_id {
                         tx.link_message(note.chat_id, m, *orig)?;
                     }
                     if note.source == Source::Telegram {
-                        let lang = tx.chat_lang(note.chat_id)?.unwrap_or_else(|| self.settings.default_lang.clone());
+                        let lang = tx
+                            .chat_lang(note.chat_id)?
+                            .unwrap_or_else(|| self.settings.default_lang.clone());
                         let reply = Outcome::Reply(Reply {
                             chat_id: note.chat_id,
                             reply_to: note.message_id,
@@ -449,6 +587,7 @@ impl Core {
                                 .text("date", format_date(o.created_at))],
                             note_id: Some(o.id),
                             chunks_sent: 0,
+                            buttons: Vec::new(),
                         });
                         tx.push_outbox(&serde_json::to_vec(&reply).expect("outcomes serialise"))?;
                         replied = true;
@@ -456,7 +595,10 @@ impl Core {
                     continue;
                 }
                 if v.len() != EMBED_DIM || v.iter().any(|x| !x.is_finite()) {
-                    tracing::error!(note = id, "model returned an unusable vector; note stays lexical-only");
+                    tracing::error!(
+                        note = id,
+                        "model returned an unusable vector; note stays lexical-only"
+                    );
                     tx.skip_embed(*id, *seq)?;
                 } else if tx.put_vector(*id, *seq, v)? {
                     applied.push((*id, note.chat_id, v));
@@ -482,12 +624,17 @@ impl Core {
             }
         }
         if !applied.is_empty() && graph.is_some() {
-            self.ann_dirty.store(true, std::sync::atomic::Ordering::Release);
+            self.ann_dirty
+                .store(true, std::sync::atomic::Ordering::Release);
         }
         if graph.is_none() && idx.len() >= self.settings.ann_threshold {
-            tracing::info!(vectors = idx.len(), "index crossed the ANN threshold; building the graph");
+            tracing::info!(
+                vectors = idx.len(),
+                "index crossed the ANN threshold; building the graph"
+            );
             *graph = Some(Ann::build(&idx, e.model_id()));
-            self.ann_dirty.store(true, std::sync::atomic::Ordering::Release);
+            self.ann_dirty
+                .store(true, std::sync::atomic::Ordering::Release);
         }
         Ok(batch.len())
     }
@@ -495,7 +642,10 @@ impl Core {
     /// Saves the ANN graph if it changed (call on the way out; a graph not
     /// saved is caught up or rebuilt at the next start).
     pub fn persist(&self) {
-        if !self.ann_dirty.swap(false, std::sync::atomic::Ordering::AcqRel) {
+        if !self
+            .ann_dirty
+            .swap(false, std::sync::atomic::Ordering::AcqRel)
+        {
             return;
         }
         let graph = self.ann.read().unwrap_or_else(|p| p.into_inner());
@@ -503,7 +653,9 @@ impl Core {
             let dir = ann::dir_in(self.store.dir());
             match g.save(&dir) {
                 Ok(()) => tracing::info!(points = g.len(), "ANN graph saved"),
-                Err(e) => tracing::warn!(error = %e, "could not save the ANN graph; it will be rebuilt"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not save the ANN graph; it will be rebuilt")
+                }
             }
         }
     }
@@ -537,14 +689,21 @@ impl Core {
             *self.lexical.write().unwrap_or_else(|p| p.into_inner()) = lex;
             if let Some(e) = &self.embedder {
                 self.store.write(|tx| tx.reset_vectors(e.model_id()))?;
-                *self.vectors.write().unwrap_or_else(|p| p.into_inner()) = VectorIndex::new(EMBED_DIM);
+                *self.vectors.write().unwrap_or_else(|p| p.into_inner()) =
+                    VectorIndex::new(EMBED_DIM);
                 *self.ann.write().unwrap_or_else(|p| p.into_inner()) = None;
             }
         }
         self.embed_all_pending(progress)
     }
 
-    fn handle_in(&self, tx: &mut Tx, ev: &Inbound, now: i64, ops: &mut Vec<IndexOp>) -> Result<Vec<Outcome>, StoreError> {
+    fn handle_in(
+        &self,
+        tx: &mut Tx,
+        ev: &Inbound,
+        now: i64,
+        ops: &mut Vec<IndexOp>,
+    ) -> Result<Vec<Outcome>, StoreError> {
         if let Origin::Telegram { update_id } = ev.origin {
             if tx.is_processed(update_id)? {
                 tracing::debug!(update_id, "duplicate update ignored");
@@ -554,20 +713,34 @@ impl Core {
         let outcomes = self.apply(tx, ev, ops)?;
         if let Origin::Telegram { update_id } = ev.origin {
             tx.mark_processed(update_id, now)?;
-            for o in &outcomes {
+            for o in outcomes.iter().filter(|o| matches!(o, Outcome::Reply(_))) {
                 tx.push_outbox(&serde_json::to_vec(o).expect("outcomes serialise"))?;
             }
         }
         Ok(outcomes)
     }
 
-    fn apply(&self, tx: &mut Tx, ev: &Inbound, ops: &mut Vec<IndexOp>) -> Result<Vec<Outcome>, StoreError> {
+    fn apply(
+        &self,
+        tx: &mut Tx,
+        ev: &Inbound,
+        ops: &mut Vec<IndexOp>,
+    ) -> Result<Vec<Outcome>, StoreError> {
         let lang = match tx.chat_lang(ev.chat_id)? {
             Some(l) => l,
             None => i18n::negotiate(ev.user_lang.as_deref(), &self.settings.default_lang),
         };
         let cx = Cx { ev, lang };
-        match self.check_access(tx, &cx)? {
+        let verdict = self.check_access(tx, &cx)?;
+        if let Body::Press(data) = &ev.body {
+            // A press always gets an answer (Telegram shows a spinner until
+            // then), but a stranger's press gets nothing else.
+            return match verdict {
+                access::Verdict::Allowed => self.press(tx, &cx, data, ops),
+                _ => Ok(vec![cx.answer(Line::new("press-not-allowed"), false)]),
+            };
+        }
+        match verdict {
             access::Verdict::Allowed => {}
             access::Verdict::Reply(lines) => return Ok(vec![cx.reply(lines)]),
             access::Verdict::Silent => return Ok(Vec::new()),
@@ -576,6 +749,8 @@ impl Core {
             Body::Unsupported(kind) => {
                 vec![Line::new("unsupported-kind").key("kind", &format!("kind-{kind}"))]
             }
+            Body::Press(_) => unreachable!("handled above"),
+            Body::Voice(v) => return self.voice_in(tx, &cx, v),
             Body::Text(text) => match commands::parse(text) {
                 Some((cmd, args)) => return self.command(tx, &cx, &cmd, args, ops),
                 None => return self.save_note(tx, &cx, text, ops),
@@ -614,12 +789,20 @@ impl Core {
         }
         let len = clean.chars().count();
         if len > self.settings.max_note_chars {
-            return Err(Line::new("note-too-long").num("len", len as i64).num("max", self.settings.max_note_chars as i64));
+            return Err(Line::new("note-too-long")
+                .num("len", len as i64)
+                .num("max", self.settings.max_note_chars as i64));
         }
         Ok(clean)
     }
 
-    fn save_note(&self, tx: &mut Tx, cx: &Cx, text: &str, ops: &mut Vec<IndexOp>) -> Result<Vec<Outcome>, StoreError> {
+    fn save_note(
+        &self,
+        tx: &mut Tx,
+        cx: &Cx,
+        text: &str,
+        ops: &mut Vec<IndexOp>,
+    ) -> Result<Vec<Outcome>, StoreError> {
         let clean = match self.validate(text) {
             Ok(c) => c,
             Err(line) => return Ok(vec![cx.reply_to_msg(vec![line])]),
@@ -637,9 +820,24 @@ impl Core {
             author: None,
         })?;
         ops.push(IndexOp::Upsert(note.id, note.chat_id, note.text.clone()));
-        let mut reply = cx.reply_to_msg(vec![Line::new("note-saved").num("id", note.id)]);
-        let Outcome::Reply(r) = &mut reply;
-        r.note_id = Some(note.id);
+        let mut lines = vec![Line::new("note-saved").num("id", note.id)];
+        if let Some(p) = crate::extract::extract(&note.text).priority {
+            lines.push(Line::new("note-priority").text("cue", p.cue));
+        }
+        let mut reply = cx.reply_to_msg(lines);
+        if let Outcome::Reply(r) = &mut reply {
+            r.note_id = Some(note.id);
+            r.buttons = self
+                .button(
+                    cx,
+                    crate::buttons::Action::Undo,
+                    note.id,
+                    None,
+                    Line::new("btn-undo"),
+                )
+                .map(|b| vec![vec![b]])
+                .unwrap_or_default();
+        }
         Ok(vec![reply])
     }
 
@@ -651,16 +849,39 @@ impl Core {
 
     /// [`Core::recall`] with explicit fusion weights (evaluation: lexical
     /// only is `vector = 0`, vector only is `lexical = 0`).
-    pub fn recall_weighted(&self, query: &str, chat: Option<i64>, k: usize, weights: &Weights) -> Result<Vec<Hit>, CoreError> {
+    pub fn recall_weighted(
+        &self,
+        query: &str,
+        chat: Option<i64>,
+        k: usize,
+        weights: &Weights,
+    ) -> Result<Vec<Hit>, CoreError> {
+        Ok(self.recall_full(query, chat, k, weights)?.0)
+    }
+
+    /// The hits and the query's embedding (kept with vote buttons, so a vote
+    /// knows which questions are similar).
+    fn recall_full(
+        &self,
+        query: &str,
+        chat: Option<i64>,
+        k: usize,
+        weights: &Weights,
+    ) -> Result<(Vec<Hit>, Option<Vec<f32>>), CoreError> {
         let k = k.clamp(1, self.settings.recall_max_k);
         let (lex, qweight) = {
             let idx = self.lexical.read().unwrap_or_else(|p| p.into_inner());
-            (idx.search(query, chat, CANDIDATES.max(k)), idx.query_weight(query))
+            (
+                idx.search(query, chat, CANDIDATES.max(k)),
+                idx.query_weight(query),
+            )
         };
         let qv = match &self.embedder {
-            Some(e) if !query.trim().is_empty() => {
-                Some(e.embed(&[query]).map_err(|err| CoreError::Embed(format!("{err:#}")))?.remove(0))
-            }
+            Some(e) if !query.trim().is_empty() => Some(
+                e.embed(&[query])
+                    .map_err(|err| CoreError::Embed(format!("{err:#}")))?
+                    .remove(0),
+            ),
             _ => None,
         };
         let vectors = self.vectors.read().unwrap_or_else(|p| p.into_inner());
@@ -678,17 +899,37 @@ impl Core {
         let mut cands = Vec::new();
         for (id, (bm25, cos)) in recall::merge(&lex, &vec) {
             // The indexes are derived: a note deleted since is simply skipped.
-            let Some(note) = self.store.note(id)? else { continue };
-            let cosine = cos.or_else(|| Some(crate::memory::embed::dot(qv.as_ref()?, vectors.get(id)?)));
-            cands.push(Candidate { id, bm25, lexical: bm25 / qweight, cosine, created_at: note.created_at });
+            let Some(note) = self.store.note(id)? else {
+                continue;
+            };
+            let cosine =
+                cos.or_else(|| Some(crate::memory::embed::dot(qv.as_ref()?, vectors.get(id)?)));
+            cands.push(Candidate {
+                id,
+                bm25,
+                lexical: bm25 / qweight,
+                cosine,
+                created_at: note.created_at,
+            });
             notes.insert(id, note);
         }
         drop(vectors);
-        let ranked = recall::fuse(&cands, now_ms(), weights, k);
-        Ok(ranked
+        // Rank every candidate, then let feedback move them before cutting to k.
+        let mut ranked = recall::fuse(&cands, now_ms(), weights, cands.len());
+        let outdated = self.apply_feedback(&mut ranked, query, qv.as_deref());
+        ranked.truncate(k);
+        let hits = ranked
             .into_iter()
-            .filter_map(|(id, score, parts)| notes.remove(&id).map(|note| Hit { note, score, parts }))
-            .collect())
+            .filter_map(|(id, score, parts)| {
+                notes.remove(&id).map(|note| Hit {
+                    note,
+                    score,
+                    parts,
+                    outdated: outdated.contains(&id),
+                })
+            })
+            .collect();
+        Ok((hits, qv))
     }
 
     /// Stores imported messages in batches of `batch` per transaction,
@@ -749,6 +990,8 @@ impl Core {
             pending: self.store.embed_queue_len()?,
             index_size: self.vectors.read().unwrap_or_else(|p| p.into_inner()).len() as u64,
             model: self.embedder.as_ref().map(|e| e.model_id().to_owned()),
+            feedback: self.store.feedback_counts()?,
+            items: self.store.count_items()?,
         })
     }
 
@@ -767,7 +1010,9 @@ impl Core {
 
     /// Marks an update that needs no handling (an unsupported update kind).
     pub fn discard_update(&self, update_id: u64) -> Result<(), CoreError> {
-        Ok(self.store.write(|tx| tx.mark_processed(update_id, now_ms()))?)
+        Ok(self
+            .store
+            .write(|tx| tx.mark_processed(update_id, now_ms()))?)
     }
 
     /// Queued replies, oldest first. Undecodable entries are dropped with an
@@ -777,6 +1022,10 @@ impl Core {
         for (seq, bytes) in self.store.outbox(limit)? {
             match serde_json::from_slice::<Outcome>(&bytes) {
                 Ok(Outcome::Reply(r)) => out.push((seq, r)),
+                Ok(other) => {
+                    tracing::error!(seq, ?other, "dropping an outbox entry that is not a reply");
+                    self.store.write(|tx| tx.remove_outbox(seq))?;
+                }
                 Err(e) => {
                     tracing::error!(seq, error = %e, "dropping unreadable outbox entry");
                     self.store.write(|tx| tx.remove_outbox(seq))?;
@@ -794,7 +1043,12 @@ impl Core {
 
     /// Removes a delivered (or undeliverable) reply and links the sent message
     /// ids to the acknowledged note.
-    pub fn outbox_done(&self, seq: u64, reply: &Reply, sent_message_ids: &[i64]) -> Result<(), CoreError> {
+    pub fn outbox_done(
+        &self,
+        seq: u64,
+        reply: &Reply,
+        sent_message_ids: &[i64],
+    ) -> Result<(), CoreError> {
         Ok(self.store.write(|tx| {
             tx.remove_outbox(seq)?;
             if let Some(note) = reply.note_id {
@@ -808,9 +1062,15 @@ impl Core {
         })?)
     }
 
-    /// Drops processed-update markers older than a week.
+    /// Drops processed-update markers older than a week, and the used
+    /// nonces and recall questions of buttons that have expired.
     pub fn prune(&self) -> Result<u64, CoreError> {
-        Ok(self.store.write(|tx| tx.prune_processed(now_ms() - 7 * 86_400_000))?)
+        let now = now_ms();
+        let horizon =
+            now / 1000 - self.settings.button_max_age_secs - crate::buttons::MAX_CLOCK_SKEW_SECS;
+        Ok(self.store.write(|tx| {
+            Ok(tx.prune_processed(now - 7 * 86_400_000)? + tx.prune_buttons(horizon)?)
+        })?)
     }
 }
 
@@ -829,13 +1089,23 @@ impl Cx<'_> {
             lines,
             note_id: None,
             chunks_sent: 0,
+            buttons: Vec::new(),
+        })
+    }
+
+    fn answer(&self, line: Line, chosen: bool) -> Outcome {
+        Outcome::Answer(Answer {
+            lang: self.lang.clone(),
+            line,
+            chosen,
         })
     }
 
     fn reply_to_msg(&self, lines: Vec<Line>) -> Outcome {
         let mut o = self.reply(lines);
-        let Outcome::Reply(r) = &mut o;
-        r.reply_to = self.ev.message_id;
+        if let Outcome::Reply(r) = &mut o {
+            r.reply_to = self.ev.message_id;
+        }
         o
     }
 }
@@ -848,7 +1118,8 @@ pub fn commands_menu() -> &'static [(&'static str, &'static str)] {
 /// What is embedded for a note: its date, then its text (the date helps
 /// questions about time, and dense retrieval most of all).
 pub fn embed_text(n: &Note) -> String {
-    let date = chrono::DateTime::from_timestamp_millis(n.created_at).map(|d| d.format("%Y-%m-%d").to_string());
+    let date = chrono::DateTime::from_timestamp_millis(n.created_at)
+        .map(|d| d.format("%Y-%m-%d").to_string());
     match date {
         Some(d) => format!("{d}: {}", n.text),
         None => n.text.clone(),

@@ -26,7 +26,12 @@ pub struct Weights {
 
 impl Default for Weights {
     fn default() -> Self {
-        Weights { lexical: 0.45, vector: 0.55, recency: 0.05, recency_half_life_days: 180.0 }
+        Weights {
+            lexical: 0.45,
+            vector: 0.55,
+            recency: 0.05,
+            recency_half_life_days: 180.0,
+        }
     }
 }
 
@@ -39,6 +44,8 @@ pub struct Parts {
     /// Raw BM25 and cosine before normalisation.
     pub bm25: f32,
     pub cosine: f32,
+    /// What feedback (votes from inline buttons) added or took away.
+    pub feedback: f32,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -54,7 +61,15 @@ pub struct Candidate {
 /// Ranks candidates; returns the best `k` as (id, score, parts).
 pub fn fuse(cands: &[Candidate], now: i64, w: &Weights, k: usize) -> Vec<(u64, f32, Parts)> {
     let (vmin, vmax) = min_max(cands.iter().filter_map(|c| c.cosine));
-    let norm = |x: f32, lo: f32, hi: f32| if hi - lo > 1e-9 { (x - lo) / (hi - lo) } else if hi > 0.0 { 1.0 } else { 0.0 };
+    let norm = |x: f32, lo: f32, hi: f32| {
+        if hi - lo > 1e-9 {
+            (x - lo) / (hi - lo)
+        } else if hi > 0.0 {
+            1.0
+        } else {
+            0.0
+        }
+    };
     let half_life_ms = (w.recency_half_life_days.max(0.01) * 86_400_000.0) as f64;
     let mut out: Vec<(u64, f32, Parts)> = cands
         .iter()
@@ -69,6 +84,7 @@ pub fn fuse(cands: &[Candidate], now: i64, w: &Weights, k: usize) -> Vec<(u64, f
                 recency: w.recency * rec,
                 bm25: c.bm25,
                 cosine: c.cosine.unwrap_or(0.0),
+                feedback: 0.0,
             };
             (c.id, parts.lexical + parts.vector + parts.recency, parts)
         })
@@ -79,7 +95,9 @@ pub fn fuse(cands: &[Candidate], now: i64, w: &Weights, k: usize) -> Vec<(u64, f
 }
 
 fn min_max(it: impl Iterator<Item = f32>) -> (f32, f32) {
-    it.fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), x| (lo.min(x), hi.max(x)))
+    it.fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), x| {
+        (lo.min(x), hi.max(x))
+    })
 }
 
 /// Merges lexical hits and vector hits into one candidate set (by id).
@@ -99,14 +117,27 @@ mod tests {
     use super::*;
 
     fn c(id: u64, bm25: f32, cos: Option<f32>) -> Candidate {
-        Candidate { id, bm25, lexical: bm25 / 10.0, cosine: cos, created_at: 0 }
+        Candidate {
+            id,
+            bm25,
+            lexical: bm25 / 10.0,
+            cosine: cos,
+            created_at: 0,
+        }
     }
 
     #[test]
     fn both_signals_count_and_ties_are_deterministic() {
-        let w = Weights { recency: 0.0, ..Weights::default() };
+        let w = Weights {
+            recency: 0.0,
+            ..Weights::default()
+        };
         // 1: lexical only; 2: vector only; 3: both moderately.
-        let cands = [c(1, 5.0, Some(0.1)), c(2, 0.0, Some(0.8)), c(3, 4.0, Some(0.7))];
+        let cands = [
+            c(1, 5.0, Some(0.1)),
+            c(2, 0.0, Some(0.8)),
+            c(3, 4.0, Some(0.7)),
+        ];
         let r = fuse(&cands, 0, &w, 3);
         assert_eq!(r[0].0, 3, "{r:?}");
         // Identical candidates: newer id first.
@@ -118,11 +149,29 @@ mod tests {
     fn recency_breaks_near_ties_only() {
         let w = Weights::default();
         let day = 86_400_000;
-        let old = Candidate { id: 1, bm25: 3.0, lexical: 0.3, cosine: Some(0.6), created_at: 0 };
-        let new = Candidate { id: 2, bm25: 3.0, lexical: 0.3, cosine: Some(0.6), created_at: 700 * day };
+        let old = Candidate {
+            id: 1,
+            bm25: 3.0,
+            lexical: 0.3,
+            cosine: Some(0.6),
+            created_at: 0,
+        };
+        let new = Candidate {
+            id: 2,
+            bm25: 3.0,
+            lexical: 0.3,
+            cosine: Some(0.6),
+            created_at: 700 * day,
+        };
         let r = fuse(&[old, new], 700 * day, &w, 2);
         assert_eq!(r[0].0, 2);
-        let strong_old = Candidate { id: 1, bm25: 9.0, lexical: 0.9, cosine: Some(0.9), created_at: 0 };
+        let strong_old = Candidate {
+            id: 1,
+            bm25: 9.0,
+            lexical: 0.9,
+            cosine: Some(0.9),
+            created_at: 0,
+        };
         let r = fuse(&[strong_old, new], 700 * day, &w, 2);
         assert_eq!(r[0].0, 1, "relevance beats recency");
     }

@@ -12,7 +12,14 @@
 //! The file is created with mode 0600 inside a 0700 directory. redb takes an
 //! exclusive lock on it; a second process gets [`StoreError::InUse`].
 
+mod feedback;
+mod items;
 pub mod schema;
+mod voice;
+
+pub use feedback::{Aggregate, Ask, Compaction, FeedbackCounts, FeedbackEvent, Vote};
+pub use items::{Item, ItemCounts, ItemKind};
+pub use voice::{VoiceJob, VoiceMeta, VoiceState};
 
 use std::fs::{DirBuilder, OpenOptions, Permissions};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -34,10 +41,15 @@ pub enum StoreError {
     InUse { path: PathBuf, holder: String },
     #[error("the database was written by a newer mnemo (schema v{found}, this build knows up to v{supported}); upgrade mnemo")]
     TooNew { found: u32, supported: u32 },
-    #[error("the database is damaged: {0}. Restore {DB_FILE} from a backup; mnemo did not modify it")]
+    #[error(
+        "the database is damaged: {0}. Restore {DB_FILE} from a backup; mnemo did not modify it"
+    )]
     Corrupt(String),
     #[error("{context}: {source}")]
-    Io { context: String, source: std::io::Error },
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
     #[error("database error: {0}")]
     Db(#[from] redb::Error),
 }
@@ -50,7 +62,9 @@ impl StoreError {
             StoreError::Db(redb::Error::Io(e)) => Some(e),
             _ => None,
         };
-        io.is_some_and(|e| e.kind() == std::io::ErrorKind::StorageFull || e.raw_os_error() == Some(122))
+        io.is_some_and(|e| {
+            e.kind() == std::io::ErrorKind::StorageFull || e.raw_os_error() == Some(122)
+        })
     }
 }
 
@@ -61,7 +75,13 @@ macro_rules! from_redb {
         }
     )*};
 }
-from_redb!(redb::DatabaseError, redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError);
+from_redb!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
 
 /// Where a note came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,6 +90,7 @@ pub enum Source {
     Telegram,
     Console,
     Import,
+    Voice,
 }
 
 impl Source {
@@ -78,6 +99,7 @@ impl Source {
             Source::Telegram => "telegram",
             Source::Console => "console",
             Source::Import => "import",
+            Source::Voice => "voice",
         }
     }
 }
@@ -97,6 +119,9 @@ pub struct Note {
     /// Display name of the author, when known (imports).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub author: Option<String>,
+    /// For voice notes: the audio and how it was transcribed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voice: Option<VoiceMeta>,
 }
 
 /// A note about to be stored; the id is assigned by [`Tx::insert_note`].
@@ -138,16 +163,28 @@ impl Store {
             .map_err(|e| io_err(format!("cannot set mode 0600 on {}", path.display()), e))?;
         drop(f);
         let db = Database::create(&path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse { holder: holder(dir), path: path.clone() },
-            redb::DatabaseError::Storage(redb::StorageError::Corrupted(msg)) => StoreError::Corrupt(msg),
-            redb::DatabaseError::Storage(redb::StorageError::Io(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse {
+                holder: holder(dir),
+                path: path.clone(),
+            },
+            redb::DatabaseError::Storage(redb::StorageError::Corrupted(msg)) => {
+                StoreError::Corrupt(msg)
+            }
+            redb::DatabaseError::Storage(redb::StorageError::Io(e))
+                if e.kind() == std::io::ErrorKind::InvalidData =>
+            {
                 StoreError::Corrupt(e.to_string())
             }
             other => other.into(),
         })?;
         let m = schema::migrate(&db)?;
         if m.from != m.to {
-            tracing::info!(from = m.from, to = m.to, notes = m.notes_migrated, "migrated database schema");
+            tracing::info!(
+                from = m.from,
+                to = m.to,
+                notes = m.notes_migrated,
+                "migrated database schema"
+            );
         }
         Ok(Store { db, path })
     }
@@ -168,7 +205,10 @@ impl Store {
 
     /// Runs `f` in one write transaction and commits it durably.
     /// If `f` fails nothing is written.
-    pub fn write<T>(&self, f: impl FnOnce(&mut Tx) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    pub fn write<T>(
+        &self,
+        f: impl FnOnce(&mut Tx) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let txn = self.db.begin_write()?;
         let mut tx = Tx { txn };
         let out = f(&mut tx)?;
@@ -272,7 +312,11 @@ impl Store {
         self.dump(INBOX, limit)
     }
 
-    fn dump(&self, table: redb::TableDefinition<u64, &[u8]>, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+    fn dump(
+        &self,
+        table: redb::TableDefinition<u64, &[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
         let r = self.db.begin_read()?;
         let t = r.open_table(table)?;
         let mut out = Vec::new();
@@ -296,7 +340,8 @@ impl Store {
     pub fn vector_model(&self) -> Result<Option<String>, StoreError> {
         let r = self.db.begin_read()?;
         let t = r.open_table(META)?;
-        Ok(t.get(KEY_VECTOR_MODEL)?.map(|g| String::from_utf8_lossy(g.value()).into_owned()))
+        Ok(t.get(KEY_VECTOR_MODEL)?
+            .map(|g| String::from_utf8_lossy(g.value()).into_owned()))
     }
 
     /// Up to `limit` queued notes: (note id, queue sequence, note).
@@ -349,7 +394,9 @@ pub fn encode_vector(v: &[f32]) -> Vec<u8> {
 }
 
 pub fn decode_vector(b: &[u8]) -> Vec<f32> {
-    b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+    b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
 }
 
 /// A write transaction with typed operations. Obtained from [`Store::write`].
@@ -376,13 +423,17 @@ impl Tx {
             edited_at: None,
             source: n.source,
             author: n.author,
+            voice: None,
         };
         self.put_note(&note)?;
-        self.txn.open_table(CHAT_NOTES)?.insert((note.chat_id, id), ())?;
+        self.txn
+            .open_table(CHAT_NOTES)?
+            .insert((note.chat_id, id), ())?;
         if let Some(m) = note.message_id {
             self.link_message(note.chat_id, m, id)?;
         }
         self.enqueue_embed(id)?;
+        items::put_items_txn(&self.txn, &note)?;
         Ok(note)
     }
 
@@ -406,7 +457,9 @@ impl Tx {
         if self.txn.open_table(NOTES)?.get(id)?.is_none() {
             return Ok(false);
         }
-        self.txn.open_table(VECTORS)?.insert(id, encode_vector(v).as_slice())?;
+        self.txn
+            .open_table(VECTORS)?
+            .insert(id, encode_vector(v).as_slice())?;
         Ok(true)
     }
 
@@ -423,13 +476,17 @@ impl Tx {
     /// Switches the embedding space: drops all vectors and queues all notes.
     pub fn reset_vectors(&mut self, model_id: &str) -> Result<u64, StoreError> {
         let n = schema::queue_all_for_embedding(&self.txn)?;
-        self.txn.open_table(META)?.insert(KEY_VECTOR_MODEL, model_id.as_bytes())?;
+        self.txn
+            .open_table(META)?
+            .insert(KEY_VECTOR_MODEL, model_id.as_bytes())?;
         Ok(n)
     }
 
     fn put_note(&mut self, note: &Note) -> Result<(), StoreError> {
         let bytes = serde_json::to_vec(note).expect("notes serialise");
-        self.txn.open_table(NOTES)?.insert(note.id, bytes.as_slice())?;
+        self.txn
+            .open_table(NOTES)?
+            .insert(note.id, bytes.as_slice())?;
         Ok(())
     }
 
@@ -441,29 +498,63 @@ impl Tx {
 
     /// The note that message `message_id` in `chat_id` belongs to: the user's
     /// own message or mnemo's acknowledgement of it.
-    pub fn note_by_message(&self, chat_id: i64, message_id: i64) -> Result<Option<u64>, StoreError> {
-        Ok(self.txn.open_table(MSG_NOTE)?.get((chat_id, message_id))?.map(|g| g.value()))
+    pub fn note_by_message(
+        &self,
+        chat_id: i64,
+        message_id: i64,
+    ) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .txn
+            .open_table(MSG_NOTE)?
+            .get((chat_id, message_id))?
+            .map(|g| g.value()))
     }
 
-    pub fn link_message(&mut self, chat_id: i64, message_id: i64, note_id: u64) -> Result<(), StoreError> {
-        self.txn.open_table(MSG_NOTE)?.insert((chat_id, message_id), note_id)?;
+    pub fn link_message(
+        &mut self,
+        chat_id: i64,
+        message_id: i64,
+        note_id: u64,
+    ) -> Result<(), StoreError> {
+        self.txn
+            .open_table(MSG_NOTE)?
+            .insert((chat_id, message_id), note_id)?;
         Ok(())
     }
 
+    /// Attaches voice metadata to a note (right after [`Tx::insert_note`]).
+    pub fn set_note_voice(&mut self, id: u64, voice: Option<VoiceMeta>) -> Result<(), StoreError> {
+        let Some(mut note) = self.note(id)? else {
+            return Ok(());
+        };
+        note.voice = voice;
+        self.put_note(&note)
+    }
+
     /// Replaces a note's text; `None` when the note does not exist.
-    pub fn edit_note(&mut self, id: u64, text: String, at: i64) -> Result<Option<Note>, StoreError> {
-        let Some(mut note) = self.note(id)? else { return Ok(None) };
+    pub fn edit_note(
+        &mut self,
+        id: u64,
+        text: String,
+        at: i64,
+    ) -> Result<Option<Note>, StoreError> {
+        let Some(mut note) = self.note(id)? else {
+            return Ok(None);
+        };
         note.text = text;
         note.edited_at = Some(at);
         self.put_note(&note)?;
         self.txn.open_table(VECTORS)?.remove(id)?;
         self.enqueue_embed(id)?;
+        self.replace_items(&note)?;
         Ok(Some(note))
     }
 
     /// Deletes a note of `chat_id` with every index entry that points at it.
     pub fn delete_note(&mut self, chat_id: i64, id: u64) -> Result<Option<Note>, StoreError> {
-        let Some(note) = self.note(id)? else { return Ok(None) };
+        let Some(note) = self.note(id)? else {
+            return Ok(None);
+        };
         if note.chat_id != chat_id {
             return Ok(None);
         }
@@ -474,6 +565,8 @@ impl Tx {
         self.txn
             .open_table(MSG_NOTE)?
             .retain_in((chat_id, i64::MIN)..=(chat_id, i64::MAX), |_, v| v != id)?;
+        self.delete_items(id)?;
+        self.delete_feedback(id)?;
         Ok(Some(note))
     }
 
@@ -534,7 +627,11 @@ impl Tx {
     }
 
     pub fn chat_lang(&self, chat_id: i64) -> Result<Option<String>, StoreError> {
-        Ok(self.txn.open_table(CHAT_LANG)?.get(chat_id)?.map(|g| g.value().to_owned()))
+        Ok(self
+            .txn
+            .open_table(CHAT_LANG)?
+            .get(chat_id)?
+            .map(|g| g.value().to_owned()))
     }
 
     pub fn set_chat_lang(&mut self, chat_id: i64, lang: &str) -> Result<(), StoreError> {
@@ -561,8 +658,9 @@ impl Tx {
     }
 }
 
-fn decode_note(id: u64, bytes: &[u8]) -> Result<Note, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("note {id} is unreadable: {e}")))
+pub(crate) fn decode_note(id: u64, bytes: &[u8]) -> Result<Note, StoreError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| StoreError::Corrupt(format!("note {id} is unreadable: {e}")))
 }
 
 fn io_err(context: String, source: std::io::Error) -> StoreError {
@@ -582,7 +680,15 @@ mod tests {
     use super::*;
 
     fn new_note(chat: i64, msg: Option<i64>, text: &str) -> NewNote {
-        NewNote { chat_id: chat, user_id: 7, message_id: msg, text: text.into(), created_at: 1, source: Source::Telegram, author: None }
+        NewNote {
+            chat_id: chat,
+            user_id: 7,
+            message_id: msg,
+            text: text.into(),
+            created_at: 1,
+            source: Source::Telegram,
+            author: None,
+        }
     }
 
     #[test]
@@ -598,7 +704,15 @@ mod tests {
                 Ok((a, b))
             })
             .unwrap();
-        assert_eq!(store.recent(1, 10).unwrap().iter().map(|n| n.id).collect::<Vec<_>>(), vec![b.id, a.id]);
+        assert_eq!(
+            store
+                .recent(1, 10)
+                .unwrap()
+                .iter()
+                .map(|n| n.id)
+                .collect::<Vec<_>>(),
+            vec![b.id, a.id]
+        );
         assert_eq!(store.count_chats().unwrap(), 2);
         // Deleting from the wrong chat does nothing; from the right chat removes links.
         store
@@ -631,7 +745,11 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("data");
         let store = Store::open(&dir).unwrap();
-        let mode = std::fs::metadata(store.path()).unwrap().permissions().mode() & 0o777;
+        let mode = std::fs::metadata(store.path())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(mode, 0o600);
         let dmode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
         assert_eq!(dmode, 0o700);
@@ -646,8 +764,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let garbage = vec![0xA5u8; 64 * 1024];
         std::fs::write(dir.path().join(DB_FILE), &garbage).unwrap();
-        let err = Store::open(dir.path()).err().expect("garbage must not open");
-        assert!(err.to_string().contains("damaged") || err.to_string().contains("database error"), "{err}");
+        let err = Store::open(dir.path())
+            .err()
+            .expect("garbage must not open");
+        assert!(
+            err.to_string().contains("damaged") || err.to_string().contains("database error"),
+            "{err}"
+        );
         assert_eq!(std::fs::read(dir.path().join(DB_FILE)).unwrap(), garbage);
     }
 

@@ -11,13 +11,21 @@
 //!   plus the `chat_notes` and `msg_note` indexes and the Telegram tables.
 //! - v3: `vectors` (sentence embeddings) and `embed_queue`; migrating
 //!   queues every existing note for embedding.
+//! - v4: inline buttons and what they act on: `items` (to-dos and decisions
+//!   extracted from notes, with `chat_items`/`note_items` indexes),
+//!   `used_nonces` (single-use presses), `asks` (the question a recall
+//!   answered), `feedback_log` (append-only votes) and `feedback` (per-note
+//!   aggregates the log is compacted into); migrating extracts the items of
+//!   every existing note.
+//! - v5: `voice_jobs` (voice notes between receipt and transcript); notes
+//!   may carry `voice` metadata (new field, defaulted).
 
 use redb::{ReadableTable, TableDefinition, TableHandle, WriteTransaction};
 use serde::Deserialize;
 
 use super::{Note, Source, StoreError};
 
-pub const CURRENT_VERSION: u32 = 3;
+pub const CURRENT_VERSION: u32 = 5;
 
 /// Small typed settings: schema version, counters, owner, last update id.
 pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -46,6 +54,26 @@ pub const VECTORS: TableDefinition<u64, &[u8]> = TableDefinition::new("vectors")
 /// during embedding is embedded again.
 pub const EMBED_QUEUE: TableDefinition<u64, u64> = TableDefinition::new("embed_queue");
 
+/// Item id → JSON [`super::Item`]: a to-do or decision found in a note.
+pub const ITEMS: TableDefinition<u64, &[u8]> = TableDefinition::new("items");
+/// (chat id, item id) → (): a chat's items in id (= time) order.
+pub const CHAT_ITEMS: TableDefinition<(i64, u64), ()> = TableDefinition::new("chat_items");
+/// (note id, item id) → (): the items of one note (edits, deletes).
+pub const NOTE_ITEMS: TableDefinition<(u64, u64), ()> = TableDefinition::new("note_items");
+/// Nonce of an accepted single-use button press → its issue time (unix s).
+/// Entries older than the button lifetime are pruned: such presses expire.
+pub const USED_NONCES: TableDefinition<u64, i64> = TableDefinition::new("used_nonces");
+/// Ask id → JSON [`super::Ask`]: a recall question whose hits carry vote
+/// buttons (the vote needs the question to know what "similar" means).
+pub const ASKS: TableDefinition<u64, &[u8]> = TableDefinition::new("asks");
+/// Sequence → JSON [`super::FeedbackEvent`]: votes not yet compacted.
+pub const FEEDBACK_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("feedback_log");
+/// Note id → JSON [`super::Aggregate`]: compacted votes, one per user.
+pub const FEEDBACK: TableDefinition<u64, &[u8]> = TableDefinition::new("feedback");
+
+/// Job id → JSON [`super::VoiceJob`]: voice notes not yet transcribed.
+pub const VOICE_JOBS: TableDefinition<u64, &[u8]> = TableDefinition::new("voice_jobs");
+
 /// The v1 notes table, kept only to migrate from.
 pub const NOTES_V1: TableDefinition<u64, &[u8]> = TableDefinition::new("notes_v1");
 
@@ -56,6 +84,10 @@ pub const KEY_OWNER: &str = "owner_user_id";
 pub const KEY_LAST_UPDATE: &str = "last_update_id";
 pub const KEY_EMBED_SEQ: &str = "embed_seq";
 pub const KEY_VECTOR_MODEL: &str = "vector_model";
+pub const KEY_NEXT_ITEM: &str = "next_item_id";
+pub const KEY_NEXT_ASK: &str = "next_ask_id";
+pub const KEY_NEXT_FEEDBACK: &str = "next_feedback_seq";
+pub const KEY_NEXT_VOICE: &str = "next_voice_job";
 
 /// A `META` value as a little-endian `u64` (shorter values are zero-extended).
 pub fn decode_u64(b: &[u8]) -> u64 {
@@ -72,7 +104,8 @@ pub fn get_u64(txn: &WriteTransaction, key: &str) -> Result<Option<u64>, StoreEr
 }
 
 pub fn put_u64(txn: &WriteTransaction, key: &str, v: u64) -> Result<(), StoreError> {
-    txn.open_table(META)?.insert(key, v.to_le_bytes().as_slice())?;
+    txn.open_table(META)?
+        .insert(key, v.to_le_bytes().as_slice())?;
     Ok(())
 }
 
@@ -91,7 +124,10 @@ pub fn migrate(db: &redb::Database) -> Result<Migration, StoreError> {
         None => 1,
     };
     if from > CURRENT_VERSION {
-        return Err(StoreError::TooNew { found: from, supported: CURRENT_VERSION });
+        return Err(StoreError::TooNew {
+            found: from,
+            supported: CURRENT_VERSION,
+        });
     }
     create_tables(&txn)?;
     let mut migrated = 0;
@@ -101,9 +137,16 @@ pub fn migrate(db: &redb::Database) -> Result<Migration, StoreError> {
     if from <= 2 && from != CURRENT_VERSION {
         queue_all_for_embedding(&txn)?;
     }
+    if from <= 3 && from != CURRENT_VERSION {
+        extract_all_items(&txn)?;
+    }
     put_u64(&txn, KEY_VERSION, CURRENT_VERSION as u64)?;
     txn.commit()?;
-    Ok(Migration { from, to: CURRENT_VERSION, notes_migrated: migrated })
+    Ok(Migration {
+        from,
+        to: CURRENT_VERSION,
+        notes_migrated: migrated,
+    })
 }
 
 /// What [`migrate`] did.
@@ -126,7 +169,33 @@ fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(REFUSED)?;
     txn.open_table(VECTORS)?;
     txn.open_table(EMBED_QUEUE)?;
+    txn.open_table(ITEMS)?;
+    txn.open_table(CHAT_ITEMS)?;
+    txn.open_table(NOTE_ITEMS)?;
+    txn.open_table(USED_NONCES)?;
+    txn.open_table(ASKS)?;
+    txn.open_table(FEEDBACK_LOG)?;
+    txn.open_table(FEEDBACK)?;
+    txn.open_table(VOICE_JOBS)?;
     Ok(())
+}
+
+/// v3 → v4: the to-dos and decisions of every stored note.
+fn extract_all_items(txn: &WriteTransaction) -> Result<u64, StoreError> {
+    let notes: Vec<Note> = {
+        let t = txn.open_table(NOTES)?;
+        let mut v = Vec::new();
+        for row in t.iter()? {
+            let (k, val) = row?;
+            v.push(super::decode_note(k.value(), val.value())?);
+        }
+        v
+    };
+    let mut n = 0;
+    for note in &notes {
+        n += super::items::put_items_txn(txn, note)?;
+    }
+    Ok(n)
 }
 
 /// Drops every vector and queues every note for embedding (v2 → v3, and a
@@ -170,7 +239,8 @@ fn migrate_v1_to_v2(txn: &WriteTransaction) -> Result<u64, StoreError> {
         for row in old.iter()? {
             let (k, v) = row?;
             let id = k.value();
-            let n: NoteV1 = serde_json::from_slice(v.value()).map_err(|e| StoreError::Corrupt(format!("v1 note {id}: {e}")))?;
+            let n: NoteV1 = serde_json::from_slice(v.value())
+                .map_err(|e| StoreError::Corrupt(format!("v1 note {id}: {e}")))?;
             let note = Note {
                 id,
                 chat_id: n.chat,
@@ -179,10 +249,18 @@ fn migrate_v1_to_v2(txn: &WriteTransaction) -> Result<u64, StoreError> {
                 text: n.text,
                 created_at: n.ts * 1000,
                 edited_at: None,
-                source: if n.msg.is_some() { Source::Telegram } else { Source::Console },
+                source: if n.msg.is_some() {
+                    Source::Telegram
+                } else {
+                    Source::Console
+                },
                 author: None,
+                voice: None,
             };
-            notes.insert(id, serde_json::to_vec(&note).expect("serialisable").as_slice())?;
+            notes.insert(
+                id,
+                serde_json::to_vec(&note).expect("serialisable").as_slice(),
+            )?;
             chat_notes.insert((note.chat_id, id), ())?;
             if let Some(m) = note.message_id {
                 msg_note.insert((note.chat_id, m), id)?;
@@ -199,14 +277,18 @@ fn migrate_v1_to_v2(txn: &WriteTransaction) -> Result<u64, StoreError> {
 
 /// Writes a v1 database, exactly as version 1 laid it out. Used to make the
 /// committed fixture `tests/data/schema_v1.redb` and by the migration tests.
+/// One v1 note: (id, chat, user, message id, text, unix seconds).
+pub type V1Note<'a> = (u64, i64, i64, Option<i64>, &'a str, i64);
+
 #[doc(hidden)]
-pub fn write_v1_fixture(path: &std::path::Path, notes: &[(u64, i64, i64, Option<i64>, &str, i64)]) -> Result<(), StoreError> {
+pub fn write_v1_fixture(path: &std::path::Path, notes: &[V1Note]) -> Result<(), StoreError> {
     let db = redb::Database::create(path)?;
     let txn = db.begin_write()?;
     {
         let mut t = txn.open_table(NOTES_V1)?;
         for (id, chat, user, msg, text, ts) in notes {
-            let v = serde_json::json!({"chat": chat, "user": user, "msg": msg, "text": text, "ts": ts});
+            let v =
+                serde_json::json!({"chat": chat, "user": user, "msg": msg, "text": text, "ts": ts});
             t.insert(*id, serde_json::to_vec(&v).expect("json").as_slice())?;
         }
     }

@@ -2,9 +2,11 @@
 //!
 //! It implements just enough of the Bot API for mnemo: `getMe`,
 //! `deleteWebhook`, `setMyCommands`, long-polling `getUpdates` with real offset
-//! confirmation, and `sendMessage` (recorded). Tests push updates in, read
-//! what the bot sent, and script failures: a `429 retry_after`, a hanging
-//! send, lost offset confirmations, a wrong token.
+//! confirmation, `sendMessage` (recorded, with its inline keyboard), and for
+//! buttons `answerCallbackQuery` and `editMessageReplyMarkup`. Tests push
+//! updates in (including presses of the buttons the bot sent), read what the
+//! bot sent, and script failures: a `429 retry_after`, a hanging send, lost
+//! offset confirmations, a wrong token.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -54,6 +56,13 @@ struct Inner {
     ignore_confirmations: bool,
     calls: Vec<Call>,
     scripts: Vec<(String, Script)>,
+    /// Messages the bot sent, by message id, as Telegram would return them
+    /// (with `reply_markup` kept up to date by editMessageReplyMarkup).
+    messages: std::collections::HashMap<i64, Value>,
+    next_callback_id: u64,
+    /// Files the bot may download: file id → bytes (served at
+    /// `/file/bot<token>/voice/<file id>.oga`).
+    files: std::collections::HashMap<String, Vec<u8>>,
 }
 
 pub struct FakeTelegram {
@@ -71,16 +80,35 @@ struct AppState {
 
 impl FakeTelegram {
     pub async fn start() -> FakeTelegram {
-        let inner = Arc::new(Mutex::new(Inner { next_update_id: 1000, next_message_id: 50_000, ..Default::default() }));
+        let inner = Arc::new(Mutex::new(Inner {
+            next_update_id: 1000,
+            next_message_id: 50_000,
+            ..Default::default()
+        }));
         let new_update = Arc::new(Notify::new());
-        let state = AppState { inner: inner.clone(), new_update: new_update.clone() };
-        let app = Router::new().route("/{bot}/{method}", post(api)).with_state(state);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let state = AppState {
+            inner: inner.clone(),
+            new_update: new_update.clone(),
+        };
+        let app = Router::new()
+            .route("/{bot}/{method}", post(api))
+            .route("/file/{bot}/{dir}/{name}", axum::routing::get(file))
+            .with_state(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.expect("fake telegram server");
+            axum::serve(listener, app)
+                .await
+                .expect("fake telegram server");
         });
-        FakeTelegram { addr, inner, new_update, task }
+        FakeTelegram {
+            addr,
+            inner,
+            new_update,
+            task,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -105,7 +133,11 @@ impl FakeTelegram {
 
     /// Makes the next call of `method` answer with `script`.
     pub fn script(&self, method: &str, script: Script) {
-        self.inner.lock().unwrap().scripts.push((method.to_ascii_lowercase(), script));
+        self.inner
+            .lock()
+            .unwrap()
+            .scripts
+            .push((method.to_ascii_lowercase(), script));
     }
 
     pub fn clear_scripts(&self) {
@@ -114,14 +146,23 @@ impl FakeTelegram {
 
     pub fn calls(&self, method: &str) -> Vec<Call> {
         let m = method.to_ascii_lowercase();
-        self.inner.lock().unwrap().calls.iter().filter(|c| c.method.to_ascii_lowercase() == m).cloned().collect()
+        self.inner
+            .lock()
+            .unwrap()
+            .calls
+            .iter()
+            .filter(|c| c.method.to_ascii_lowercase() == m)
+            .cloned()
+            .collect()
     }
 
     /// Texts of messages the bot sent to `chat_id`, in order.
     pub fn sent_to(&self, chat_id: i64) -> Vec<String> {
         self.calls("sendMessage")
             .into_iter()
-            .filter(|c| c.params["chat_id"].as_i64() == Some(chat_id) && c.params.get("_status").is_none())
+            .filter(|c| {
+                c.params["chat_id"].as_i64() == Some(chat_id) && c.params.get("_status").is_none()
+            })
             .map(|c| c.params["text"].as_str().unwrap_or_default().to_owned())
             .collect()
     }
@@ -134,7 +175,10 @@ impl FakeTelegram {
             if sent.len() >= n {
                 return sent;
             }
-            assert!(Instant::now() < deadline, "timed out waiting for {n} messages to chat {chat_id}; got {sent:?}");
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {n} messages to chat {chat_id}; got {sent:?}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -148,6 +192,115 @@ impl FakeTelegram {
             }
             assert!(Instant::now() < deadline, "timed out waiting for {what}");
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Makes `bytes` downloadable as file `file_id` (getFile + file URL).
+    pub fn add_file(&self, file_id: &str, bytes: Vec<u8>) {
+        self.inner.lock().unwrap().files.insert(file_id.to_owned(), bytes);
+    }
+
+    /// The message the bot sent with id `message_id`, as stored here.
+    pub fn message(&self, message_id: i64) -> Option<Value> {
+        self.inner
+            .lock()
+            .unwrap()
+            .messages
+            .get(&message_id)
+            .cloned()
+    }
+
+    /// (message id, text) of every message the bot sent to `chat_id`.
+    pub fn sent_messages(&self, chat_id: i64) -> Vec<(i64, String)> {
+        self.calls("sendMessage")
+            .into_iter()
+            .filter(|c| c.params["chat_id"].as_i64() == Some(chat_id) && c.message_id.is_some())
+            .map(|c| {
+                (
+                    c.message_id.unwrap_or_default(),
+                    c.params["text"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    /// The inline keyboard of a sent message: rows of (label, callback data).
+    pub fn buttons(&self, message_id: i64) -> Vec<Vec<(String, String)>> {
+        let Some(m) = self.message(message_id) else {
+            return Vec::new();
+        };
+        m["reply_markup"]["inline_keyboard"]
+            .as_array()
+            .map(|rows| {
+                rows.iter()
+                    .map(|row| {
+                        row.as_array()
+                            .map(|bs| {
+                                bs.iter()
+                                    .map(|b| {
+                                        (
+                                            b["text"].as_str().unwrap_or_default().to_owned(),
+                                            b["callback_data"]
+                                                .as_str()
+                                                .unwrap_or_default()
+                                                .to_owned(),
+                                        )
+                                    })
+                                    .collect()
+                            })
+                            .unwrap_or_default()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// `user_id` presses a button carrying `data` on message `message_id` in
+    /// chat `chat_id` (the message as the bot sent it, when known). Returns
+    /// the callback query id.
+    pub fn press_in(&self, chat_id: i64, user_id: i64, message_id: i64, data: &str) -> String {
+        let (qid, msg) = {
+            let mut g = self.inner.lock().unwrap();
+            g.next_callback_id += 1;
+            let msg = g.messages.get(&message_id).cloned().unwrap_or_else(|| {
+                let mut m = message(chat_id, BOT_ID, message_id);
+                m["text"] = json!("…");
+                m
+            });
+            (format!("cq{}", g.next_callback_id), msg)
+        };
+        self.push(json!({"callback_query": {
+            "id": qid,
+            "from": {"id": user_id, "is_bot": false, "first_name": "User", "language_code": "en"},
+            "message": msg,
+            "chat_instance": "42",
+            "data": data,
+        }}));
+        qid
+    }
+
+    /// [`FakeTelegram::press_in`] in the user's private chat.
+    pub fn press(&self, user_id: i64, message_id: i64, data: &str) -> String {
+        self.press_in(user_id, user_id, message_id, data)
+    }
+
+    /// Waits for the answer to callback query `qid` and returns its text.
+    pub async fn wait_answer(&self, qid: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let found = self
+                .calls("answerCallbackQuery")
+                .into_iter()
+                .find(|c| c.params["callback_query_id"].as_str() == Some(qid))
+                .map(|c| c.params["text"].as_str().unwrap_or_default().to_owned());
+            if let Some(t) = found {
+                return t;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "callback query {qid} was not answered"
+            );
+            tokio::time::sleep(Duration::from_micros(200)).await;
         }
     }
 
@@ -172,10 +325,18 @@ fn err(code: u16, description: &str, params: Option<Value>) -> Response {
     if let Some(p) = params {
         body["parameters"] = p;
     }
-    (StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST), Json(body)).into_response()
+    (
+        StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST),
+        Json(body),
+    )
+        .into_response()
 }
 
-async fn api(State(st): State<AppState>, Path((bot, method)): Path<(String, String)>, body: Bytes) -> Response {
+async fn api(
+    State(st): State<AppState>,
+    Path((bot, method)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
     let params: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     if bot != format!("bot{TOKEN}") {
         return err(401, "Unauthorized", None);
@@ -183,19 +344,32 @@ async fn api(State(st): State<AppState>, Path((bot, method)): Path<(String, Stri
     let lower = method.to_ascii_lowercase();
     let script = {
         let mut g = st.inner.lock().unwrap();
-        let script = g.scripts.iter().position(|(m, _)| *m == lower).map(|i| g.scripts.remove(i).1);
+        let script = g
+            .scripts
+            .iter()
+            .position(|(m, _)| *m == lower)
+            .map(|i| g.scripts.remove(i).1);
         let mut recorded = params.clone();
         if script.is_some() && recorded.is_object() {
             // Mark calls that were answered with a scripted failure.
             recorded["_status"] = json!("scripted");
         }
-        g.calls.push(Call { method: method.clone(), params: recorded, at: Instant::now(), message_id: None });
+        g.calls.push(Call {
+            method: method.clone(),
+            params: recorded,
+            at: Instant::now(),
+            message_id: None,
+        });
         (script, g.calls.len() - 1)
     };
     let (script, call_index) = script;
     match script {
         Some(Script::RetryAfter(s)) => {
-            return err(429, &format!("Too Many Requests: retry after {s}"), Some(json!({"retry_after": s})))
+            return err(
+                429,
+                &format!("Too Many Requests: retry after {s}"),
+                Some(json!({"retry_after": s})),
+            )
         }
         Some(Script::Error(code, d)) => return err(code, &d, None),
         Some(Script::Hang) => {
@@ -210,8 +384,12 @@ async fn api(State(st): State<AppState>, Path((bot, method)): Path<(String, Stri
             "can_join_groups": false, "can_read_all_group_messages": false,
             "supports_inline_queries": false, "has_main_web_app": false
         })),
-        "deletewebhook" | "setmycommands" | "sendchataction" | "answercallbackquery" => ok(json!(true)),
-        "getwebhookinfo" => ok(json!({"url": "", "has_custom_certificate": false, "pending_update_count": 0})),
+        "deletewebhook" | "setmycommands" | "sendchataction" | "answercallbackquery" => {
+            ok(json!(true))
+        }
+        "getwebhookinfo" => {
+            ok(json!({"url": "", "has_custom_certificate": false, "pending_update_count": 0}))
+        }
         "getupdates" => get_updates(&st, &params).await,
         "sendmessage" => {
             let mut g = st.inner.lock().unwrap();
@@ -219,15 +397,55 @@ async fn api(State(st): State<AppState>, Path((bot, method)): Path<(String, Stri
             let id = g.next_message_id;
             g.calls[call_index].message_id = Some(id);
             let chat_id = params["chat_id"].as_i64().unwrap_or(0);
-            ok(json!({
+            let mut m = json!({
                 "message_id": g.next_message_id,
                 "date": chrono_now(),
                 "chat": {"id": chat_id, "type": "private", "first_name": "User"},
                 "from": {"id": BOT_ID, "is_bot": true, "first_name": "mnemo", "username": "mnemo_test_bot"},
                 "text": params["text"].clone(),
-            }))
+            });
+            if !params["reply_markup"].is_null() {
+                m["reply_markup"] = params["reply_markup"].clone();
+            }
+            g.messages.insert(id, m.clone());
+            ok(m)
+        }
+        "getfile" => {
+            let g = st.inner.lock().unwrap();
+            let id = params["file_id"].as_str().unwrap_or_default();
+            match g.files.get(id) {
+                Some(b) => ok(json!({
+                    "file_id": id, "file_unique_id": format!("u{id}"), "file_size": b.len(),
+                    "file_path": format!("voice/{id}.oga"),
+                })),
+                None => err(400, "Bad Request: invalid file_id", None),
+            }
+        }
+        "editmessagereplymarkup" => {
+            let mut g = st.inner.lock().unwrap();
+            let id = params["message_id"].as_i64().unwrap_or(0);
+            match g.messages.get_mut(&id) {
+                Some(m) => {
+                    m["reply_markup"] = params["reply_markup"].clone();
+                    ok(m.clone())
+                }
+                None => err(400, "Bad Request: message to edit not found", None),
+            }
         }
         _ => err(404, "Not Found: method not found", None),
+    }
+}
+
+async fn file(State(st): State<AppState>, Path((bot, dir, name)): Path<(String, String, String)>) -> Response {
+    if bot != format!("bot{TOKEN}") || dir != "voice" {
+        return (StatusCode::NOT_FOUND, "not found").into_response();
+    }
+    let id = name.trim_end_matches(".oga");
+    let mut g = st.inner.lock().unwrap();
+    g.calls.push(Call { method: "download".into(), params: json!({"file": id}), at: Instant::now(), message_id: None });
+    match g.files.get(id) {
+        Some(b) => b.clone().into_response(),
+        None => (StatusCode::NOT_FOUND, "not found").into_response(),
     }
 }
 
@@ -241,12 +459,15 @@ async fn get_updates(st: &AppState, params: &Value) -> Response {
         {
             let mut g = st.inner.lock().unwrap();
             if !g.ignore_confirmations {
-                g.updates.retain(|u| u["update_id"].as_i64().unwrap_or(0) >= offset);
+                g.updates
+                    .retain(|u| u["update_id"].as_i64().unwrap_or(0) >= offset);
             }
             let ready: Vec<Value> = g
                 .updates
                 .iter()
-                .filter(|u| g.ignore_confirmations || u["update_id"].as_i64().unwrap_or(0) >= offset)
+                .filter(|u| {
+                    g.ignore_confirmations || u["update_id"].as_i64().unwrap_or(0) >= offset
+                })
                 .take(limit)
                 .cloned()
                 .collect();
@@ -260,7 +481,10 @@ async fn get_updates(st: &AppState, params: &Value) -> Response {
 }
 
 fn chrono_now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 // ---- update builders ------------------------------------------------------
@@ -316,4 +540,25 @@ pub fn sticker(user_id: i64, message_id: i64) -> Value {
 /// An update kind mnemo does not handle at all.
 pub fn poll_answer(user_id: i64) -> Value {
     json!({"poll_answer": {"poll_id": "1", "user": {"id": user_id, "is_bot": false, "first_name": "U"}, "option_ids": [0]}})
+}
+
+/// A voice note (`file_id` must be registered with [`FakeTelegram::add_file`]
+/// to be downloadable). `size` is what Telegram reports.
+pub fn voice(user_id: i64, message_id: i64, file_id: &str, duration: u32, size: u64) -> Value {
+    let mut m = message(user_id, user_id, message_id);
+    m["voice"] = json!({
+        "file_id": file_id, "file_unique_id": format!("u{file_id}"),
+        "duration": duration, "mime_type": "audio/ogg", "file_size": size
+    });
+    json!({"message": m})
+}
+
+/// An audio file (sent as music/file rather than recorded).
+pub fn audio(user_id: i64, message_id: i64, file_id: &str, duration: u32, size: u64, mime: &str) -> Value {
+    let mut m = message(user_id, user_id, message_id);
+    m["audio"] = json!({
+        "file_id": file_id, "file_unique_id": format!("u{file_id}"),
+        "duration": duration, "mime_type": mime, "file_size": size
+    });
+    json!({"message": m})
 }

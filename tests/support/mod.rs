@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod fake_telegram;
+pub mod speech;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -38,6 +39,7 @@ pub struct InProcBot {
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
     worker: Option<mnemo::memory::worker::EmbedWorker>,
+    pub cfg: Config,
 }
 
 impl InProcBot {
@@ -54,7 +56,11 @@ impl InProcBot {
         Self::start_full(allowed, true, |_| {}).await
     }
 
-    async fn start_full(allowed: &[i64], semantic: bool, tweak: impl FnOnce(&mut Config)) -> InProcBot {
+    async fn start_full(
+        allowed: &[i64],
+        semantic: bool,
+        tweak: impl FnOnce(&mut Config),
+    ) -> InProcBot {
         let tg = FakeTelegram::start().await;
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = config(&tg.url(), dir.path(), allowed);
@@ -63,27 +69,122 @@ impl InProcBot {
             mnemo::memory::embed::Embedder::shared(&mnemo::models::ModelSet::new(models_dir()), 1)
                 .unwrap_or_else(|e| panic!("{e:#} (make test fetches the models)"))
         });
-        let core = Arc::new(Core::with_embedder(Store::open(dir.path()).unwrap(), Settings::from_config(&cfg), embedder).unwrap());
+        let core = Arc::new(open_core(&cfg, dir.path(), embedder));
         let worker = semantic.then(|| mnemo::memory::worker::EmbedWorker::spawn(core.clone()));
         let (stop, rx) = watch::channel(false);
         let c = core.clone();
-        let task = tokio::spawn(async move { mnemo::channels::telegram::run(&cfg, c, TOKEN.to_owned(), rx).await });
+        let run_cfg = cfg.clone();
+        let task = tokio::spawn(async move {
+            mnemo::channels::telegram::run(&run_cfg, c, TOKEN.to_owned(), rx).await
+        });
         // Ready once it polls.
         tg.wait_for("first getUpdates", Duration::from_secs(10), |calls| {
-            calls.iter().any(|c| c.method.eq_ignore_ascii_case("getUpdates"))
+            calls
+                .iter()
+                .any(|c| c.method.eq_ignore_ascii_case("getUpdates"))
         })
         .await;
-        InProcBot { tg, core, dir, stop, task, worker }
+        InProcBot {
+            tg,
+            core,
+            dir,
+            stop,
+            task,
+            worker,
+            cfg,
+        }
+    }
+
+    /// Stops the bot and starts it again on the same data dir and fake API
+    /// (a restart: keys, notes and buttons persist).
+    pub async fn restart(self) -> InProcBot {
+        let InProcBot {
+            tg,
+            core,
+            dir,
+            stop,
+            task,
+            worker,
+            cfg,
+        } = self;
+        let _ = stop.send(true);
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("bot stops")
+            .unwrap()
+            .unwrap();
+        if let Some(w) = worker {
+            tokio::task::spawn_blocking(move || w.stop()).await.unwrap();
+        }
+        let embedder = core.embedder().cloned();
+        let semantic = embedder.is_some();
+        drop(core);
+        let core = Arc::new(open_core(&cfg, dir.path(), embedder));
+        let worker = semantic.then(|| mnemo::memory::worker::EmbedWorker::spawn(core.clone()));
+        let (stop, rx) = watch::channel(false);
+        let c = core.clone();
+        let polls = tg.calls("getUpdates").len();
+        let run_cfg = cfg.clone();
+        let task = tokio::spawn(async move {
+            mnemo::channels::telegram::run(&run_cfg, c, TOKEN.to_owned(), rx).await
+        });
+        tg.wait_for(
+            "getUpdates after restart",
+            Duration::from_secs(10),
+            |calls| {
+                calls
+                    .iter()
+                    .filter(|c| c.method.eq_ignore_ascii_case("getUpdates"))
+                    .count()
+                    > polls
+            },
+        )
+        .await;
+        InProcBot {
+            tg,
+            core,
+            dir,
+            stop,
+            task,
+            worker,
+            cfg,
+        }
     }
 
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.stop.send(true);
-        let r = tokio::time::timeout(Duration::from_secs(10), self.task).await.expect("bot stops within 10 s").unwrap();
+        let r = tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .expect("bot stops within 10 s")
+            .unwrap();
         if let Some(w) = self.worker {
             tokio::task::spawn_blocking(move || w.stop()).await.unwrap();
         }
         r
     }
+}
+
+/// The core as `mnemo serve` builds it: store, settings, model, button keys
+/// from the data dir.
+fn open_core(
+    cfg: &Config,
+    dir: &Path,
+    embedder: Option<Arc<mnemo::memory::embed::Embedder>>,
+) -> Core {
+    let keys = mnemo::buttons::Keyring::load_or_create(
+        dir,
+        None,
+        7 * 86_400,
+        mnemo::core::now_ms() / 1000,
+    )
+    .unwrap();
+    Core::with_embedder(
+        Store::open(dir).unwrap(),
+        Settings::from_config(cfg),
+        embedder,
+    )
+    .unwrap()
+    .with_keyring(keys)
 }
 
 /// The models dir of the user running the tests (filled by `make test`).
@@ -118,7 +219,8 @@ pub struct ServeProcess {
 
 impl ServeProcess {
     pub fn spawn(data_dir: &Path, api_url: &str, allowed: &str, token: &str) -> ServeProcess {
-        let log = data_dir.with_extension(format!("log{}", std::process::id() as u64 + rand_suffix()));
+        let log =
+            data_dir.with_extension(format!("log{}", std::process::id() as u64 + rand_suffix()));
         let f = std::fs::File::create(&log).unwrap();
         let child = mnemo(data_dir)
             .arg("serve")
@@ -147,7 +249,11 @@ impl ServeProcess {
             if let Some(l) = self.log_text().lines().find(|l| pred(l)) {
                 return l.to_owned();
             }
-            assert!(Instant::now() < deadline, "log line not seen; log:\n{}", self.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "log line not seen; log:\n{}",
+                self.log_text()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -163,7 +269,10 @@ impl ServeProcess {
     }
 
     pub async fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
-        tokio::time::timeout(timeout, self.child.wait()).await.expect("process exits in time").unwrap()
+        tokio::time::timeout(timeout, self.child.wait())
+            .await
+            .expect("process exits in time")
+            .unwrap()
     }
 }
 
@@ -174,7 +283,11 @@ fn rand_suffix() -> u64 {
 }
 
 fn signal(pid: i32, sig: &str) {
-    let st = std::process::Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status().unwrap();
+    let st = std::process::Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
     assert!(st.success());
 }
 

@@ -8,20 +8,23 @@ use std::sync::Arc;
 
 use teloxide::dispatching::{UpdateFilterExt, UpdateHandler};
 use teloxide::prelude::*;
-use teloxide::types::{MediaKind, MessageKind};
+use teloxide::types::{
+    CallbackQuery, InlineKeyboardButtonKind, InlineKeyboardMarkup, MediaKind, MessageKind,
+};
 use tokio::sync::Notify;
 
 use teloxide::types::ParseMode;
 
 use super::render;
-use crate::core::{Body, Core, CoreError, Inbound, Origin, Reply};
-use crate::i18n::{self, I18n, Line};
+use crate::core::{Answer, Body, Core, CoreError, Inbound, Origin, Outcome, Reply, VoiceIn};
+use crate::i18n::{self, html_to_plain, I18n, Line};
 
 /// The handler tree, in the style of teloxide's examples.
 pub fn schema() -> UpdateHandler<anyhow::Error> {
     dptree::entry()
         .branch(Update::filter_message().endpoint(on_message))
         .branch(Update::filter_edited_message().endpoint(on_edited_message))
+        .branch(Update::filter_callback_query().endpoint(on_callback))
         // Anything else (channel posts, member updates, …) is recorded as
         // processed so it leaves the inbox.
         .endpoint(on_other)
@@ -33,15 +36,26 @@ pub struct Deps {
     pub core: Arc<Core>,
     pub wake: Arc<Notify>,
     pub i18n: Arc<I18n>,
+    /// Wakes the voice fetcher.
+    pub voice: Arc<Notify>,
 }
 
 async fn on_message(bot: Bot, update: Update, msg: Message, deps: Deps) -> anyhow::Result<()> {
-    let Some(body) = body_of(&msg, false) else { return discard(deps.core, &update).await };
+    let Some(body) = body_of(&msg, false) else {
+        return discard(deps.core, &update).await;
+    };
     handle(bot, deps, inbound(&update, &msg, body)).await
 }
 
-async fn on_edited_message(bot: Bot, update: Update, msg: Message, deps: Deps) -> anyhow::Result<()> {
-    let Some(body) = body_of(&msg, true) else { return discard(deps.core, &update).await };
+async fn on_edited_message(
+    bot: Bot,
+    update: Update,
+    msg: Message,
+    deps: Deps,
+) -> anyhow::Result<()> {
+    let Some(body) = body_of(&msg, true) else {
+        return discard(deps.core, &update).await;
+    };
     handle(bot, deps, inbound(&update, &msg, body)).await
 }
 
@@ -57,11 +71,15 @@ async fn discard(core: Arc<Core>, update: &Update) -> anyhow::Result<()> {
 
 async fn handle(bot: Bot, deps: Deps, ev: Inbound) -> anyhow::Result<()> {
     let (chat_id, reply_to, lang) = (ev.chat_id, ev.message_id, ev.user_lang.clone());
+    let voice = matches!(ev.body, Body::Voice(_));
     let core = deps.core.clone();
     match tokio::task::spawn_blocking(move || core.handle(ev)).await? {
         Ok(outcomes) => {
             if !outcomes.is_empty() {
                 deps.wake.notify_one();
+            }
+            if voice {
+                deps.voice.notify_one();
             }
             Ok(())
         }
@@ -69,9 +87,20 @@ async fn handle(bot: Bot, deps: Deps, ev: Inbound) -> anyhow::Result<()> {
         // start. Tell the user directly: the outbox lives in the failing store.
         Err(CoreError::Store(e)) => {
             let lang = i18n::negotiate(lang.as_deref(), &deps.core.settings().default_lang);
-            let reply = Reply { chat_id, reply_to, lang, lines: vec![Line::new("storage-error")], note_id: None, chunks_sent: 0 };
+            let reply = Reply {
+                chat_id,
+                reply_to,
+                lang,
+                lines: vec![Line::new("storage-error")],
+                note_id: None,
+                chunks_sent: 0,
+                buttons: Vec::new(),
+            };
             for chunk in render::render(&deps.i18n, &reply) {
-                let _ = bot.send_message(ChatId(chat_id), chunk).parse_mode(ParseMode::Html).await;
+                let _ = bot
+                    .send_message(ChatId(chat_id), chunk)
+                    .parse_mode(ParseMode::Html)
+                    .await;
             }
             Err(anyhow::Error::new(e).context("storing an update failed; it stays in the inbox"))
         }
@@ -79,10 +108,139 @@ async fn handle(bot: Bot, deps: Deps, ev: Inbound) -> anyhow::Result<()> {
     }
 }
 
+/// A button press: verified and applied by the core, answered here at once
+/// (Telegram shows a spinner until answerCallbackQuery, and an answer is
+/// only accepted for a short while), then the pressed button is marked.
+async fn on_callback(bot: Bot, update: Update, q: CallbackQuery, deps: Deps) -> anyhow::Result<()> {
+    let data = q.data.clone().unwrap_or_default();
+    let lang = q.from.language_code.clone();
+    let Some(msg) = q.message.as_ref() else {
+        // Presses on inline-mode messages: mnemo never sends those.
+        let _ = answer(
+            &bot,
+            &deps,
+            &q,
+            &fallback_answer(&deps, lang.as_deref(), "press-invalid"),
+        )
+        .await;
+        return discard(deps.core, &update).await;
+    };
+    let (chat_id, message_id) = (msg.chat().id, msg.id());
+    let ev = Inbound {
+        origin: Origin::Telegram {
+            update_id: u64::from(update.id.0),
+        },
+        chat_id: chat_id.0,
+        user_id: q.from.id.0 as i64,
+        user_lang: lang.clone(),
+        message_id: Some(i64::from(message_id.0)),
+        reply_to: None,
+        at: crate::core::now_ms(),
+        body: Body::Press(data.clone()),
+    };
+    let core = deps.core.clone();
+    let outcomes = match tokio::task::spawn_blocking(move || core.handle(ev)).await? {
+        Ok(o) => o,
+        Err(e) => {
+            let _ = answer(
+                &bot,
+                &deps,
+                &q,
+                &fallback_answer(&deps, lang.as_deref(), "storage-error"),
+            )
+            .await;
+            return Err(anyhow::Error::new(e)
+                .context("a button press could not be stored; it stays in the inbox"));
+        }
+    };
+    let mut answered = false;
+    for o in outcomes {
+        match o {
+            Outcome::Answer(a) => {
+                if let Err(e) = answer(&bot, &deps, &q, &a).await {
+                    // Late (e.g. replayed from the inbox after a restart): the
+                    // effect is stored; only the notice is lost.
+                    tracing::info!(error = %e, "press applied but its answer was not accepted");
+                }
+                answered = true;
+                let markup = msg.regular_message().and_then(|m| m.reply_markup());
+                if let (true, Some(markup)) = (a.chosen, markup) {
+                    let marked = mark_chosen(markup, &data);
+                    if &marked != markup {
+                        if let Err(e) = bot
+                            .edit_message_reply_markup(chat_id, message_id)
+                            .reply_markup(marked)
+                            .await
+                        {
+                            tracing::info!(error = %e, "could not mark the pressed button");
+                        }
+                    }
+                }
+            }
+            Outcome::Reply(_) => deps.wake.notify_one(),
+        }
+    }
+    if !answered {
+        // A re-delivered press (processed before): stop the spinner quietly.
+        let _ = bot.answer_callback_query(q.id.clone()).await;
+    }
+    Ok(())
+}
+
+fn fallback_answer(deps: &Deps, lang: Option<&str>, key: &str) -> Answer {
+    Answer {
+        lang: i18n::negotiate(lang, &deps.core.settings().default_lang),
+        line: Line::new(key),
+        chosen: false,
+    }
+}
+
+async fn answer(
+    bot: &Bot,
+    deps: &Deps,
+    q: &CallbackQuery,
+    a: &Answer,
+) -> Result<(), teloxide::RequestError> {
+    let text = html_to_plain(&deps.i18n.render(&a.lang, &a.line, &i18n::escape_html));
+    bot.answer_callback_query(q.id.clone())
+        .text(text)
+        .await
+        .map(drop)
+}
+
+/// Prefix of a button shown as chosen.
+pub const CHOSEN: &str = "✓ ";
+
+/// The keyboard with the button carrying `data` marked chosen and the other
+/// buttons of its row unmarked (a vote replaces the earlier one).
+pub fn mark_chosen(markup: &InlineKeyboardMarkup, data: &str) -> InlineKeyboardMarkup {
+    let mut out = markup.clone();
+    for row in &mut out.inline_keyboard {
+        let pressed = row
+            .iter()
+            .any(|b| matches!(&b.kind, InlineKeyboardButtonKind::CallbackData(d) if d == data));
+        if !pressed {
+            continue;
+        }
+        for b in row.iter_mut() {
+            let plain = b.text.strip_prefix(CHOSEN).unwrap_or(&b.text).to_owned();
+            let is_it = matches!(&b.kind, InlineKeyboardButtonKind::CallbackData(d) if d == data);
+            b.text = if is_it {
+                format!("{CHOSEN}{plain}")
+            } else {
+                plain
+            };
+        }
+    }
+    out
+}
+
 fn inbound(update: &Update, msg: &Message, body: Body) -> Inbound {
     let user = msg.from.as_ref();
     Inbound {
-        origin: Origin::Telegram { update_id: u64::from(update.id.0) },
+        origin: Origin::Telegram {
+            update_id: u64::from(update.id.0),
+        },
         chat_id: msg.chat.id.0,
         // No sender (channel posts): id 0 is never allowed.
         user_id: user.map_or(0, |u| u.id.0 as i64),
@@ -97,17 +255,39 @@ fn inbound(update: &Update, msg: &Message, body: Body) -> Inbound {
 /// What the core should see of a message; `None` for service messages
 /// (joins, pins, …), which need no answer.
 fn body_of(msg: &Message, edited: bool) -> Option<Body> {
-    let MessageKind::Common(common) = &msg.kind else { return None };
+    let MessageKind::Common(common) = &msg.kind else {
+        return None;
+    };
     let kind = match &common.media_kind {
         MediaKind::Text(t) => {
-            return Some(if edited { Body::Edited(t.text.clone()) } else { Body::Text(t.text.clone()) });
+            return Some(if edited {
+                Body::Edited(t.text.clone())
+            } else {
+                Body::Text(t.text.clone())
+            });
         }
         MediaKind::Sticker(_) => "sticker",
         MediaKind::Photo(_) => "photo",
         MediaKind::Video(_) | MediaKind::VideoNote(_) | MediaKind::Animation(_) => "video",
         MediaKind::Document(_) => "document",
-        MediaKind::Audio(_) => "audio",
-        MediaKind::Voice(_) => "voice",
+        // Voice notes and audio files are transcribed.
+        MediaKind::Voice(v) if !edited => {
+            return Some(Body::Voice(VoiceIn {
+                kind: "voice",
+                file_id: v.voice.file.id.0.clone(),
+                duration_secs: v.voice.duration.seconds(),
+                size: known_size(v.voice.file.size),
+            }));
+        }
+        MediaKind::Audio(a) if !edited => {
+            return Some(Body::Voice(VoiceIn {
+                kind: "audio",
+                file_id: a.audio.file.id.0.clone(),
+                duration_secs: a.audio.duration.seconds(),
+                size: known_size(a.audio.file.size),
+            }));
+        }
+        MediaKind::Audio(_) | MediaKind::Voice(_) => "audio",
         MediaKind::Location(_) | MediaKind::Venue(_) => "location",
         MediaKind::Contact(_) => "contact",
         MediaKind::Poll(_) => "poll",
@@ -118,4 +298,9 @@ fn body_of(msg: &Message, edited: bool) -> Option<Body> {
         return None;
     }
     Some(Body::Unsupported(kind))
+}
+
+/// teloxide reports a missing `file_size` as `u32::MAX`.
+fn known_size(size: u32) -> Option<u64> {
+    (size != u32::MAX).then_some(u64::from(size))
 }

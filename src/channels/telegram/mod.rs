@@ -3,12 +3,14 @@
 //! - [`listener`]: long polling that records each update before dispatch;
 //! - [`handler`]: the dptree tree turning updates into core events;
 //! - [`send`]: the outbox sender with rate limits and `retry_after`;
+//! - [`fetch`]: downloads voice notes for the transcription pipeline;
 //! - [`render`]: HTML rendering and splitting at 4096 characters.
 //!
 //! [`run`] wires them together and owns the shutdown path: SIGTERM or SIGINT
 //! stops polling, lets in-flight handlers finish, drains the outbox briefly
 //! and returns.
 
+pub mod fetch;
 pub mod handler;
 pub mod listener;
 pub mod render;
@@ -35,7 +37,12 @@ const DRAIN: Duration = Duration::from_secs(2);
 
 /// Serves Telegram until a stop signal. Errors out early when the token is
 /// rejected (so a typo is reported in seconds, not retried forever).
-pub async fn run(cfg: &Config, core: Arc<Core>, token: String, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+pub async fn run(
+    cfg: &Config,
+    core: Arc<Core>,
+    token: String,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
     let url = reqwest_url(&cfg.telegram.api_url)?;
     let bot = Bot::new(token).set_api_url(url);
     let i18n = Arc::new(I18n::new());
@@ -79,11 +86,28 @@ pub async fn run(cfg: &Config, core: Arc<Core>, token: String, shutdown: watch::
     // Replies left over from the last run go out first.
     wake.notify_one();
 
-    let deps = handler::Deps { core: core.clone(), wake, i18n };
+    let voice = Arc::new(Notify::new());
+    let ready = Arc::new(Notify::new());
+    let fetcher = fetch::Fetcher {
+        bot: bot.clone(),
+        core: core.clone(),
+        wake: voice.clone(),
+        ready: ready.clone(),
+    };
+    let fetcher = tokio::spawn(fetcher.run(shutdown.clone()));
+
+    let deps = handler::Deps {
+        core: core.clone(),
+        wake,
+        i18n,
+        voice,
+    };
     let mut dispatcher = Dispatcher::builder(bot.clone(), handler::schema())
         .dependencies(dptree::deps![deps])
         .default_handler(|_| async {})
-        .error_handler(LoggingErrorHandler::with_custom_text("an update handler failed"))
+        .error_handler(LoggingErrorHandler::with_custom_text(
+            "an update handler failed",
+        ))
         .build();
 
     let token = dispatcher.shutdown_token();
@@ -109,9 +133,13 @@ pub async fn run(cfg: &Config, core: Arc<Core>, token: String, shutdown: watch::
         shutdown.clone(),
     );
     dispatcher
-        .dispatch_with_listener(listener, LoggingErrorHandler::with_custom_text("polling Telegram failed"))
+        .dispatch_with_listener(
+            listener,
+            LoggingErrorHandler::with_custom_text("polling Telegram failed"),
+        )
         .await;
     stopper.abort();
+    let _ = fetcher.await;
     let _ = sender.await;
     tracing::info!("telegram channel stopped");
     Ok(())
@@ -119,7 +147,10 @@ pub async fn run(cfg: &Config, core: Arc<Core>, token: String, shutdown: watch::
 
 /// Calls getMe until it works. A rejected token is fatal; network trouble
 /// is retried with backoff until `shutdown`. `None` when stopped first.
-async fn connect(bot: &Bot, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<Option<teloxide::types::Me>> {
+async fn connect(
+    bot: &Bot,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<Option<teloxide::types::Me>> {
     let mut delay = Duration::from_secs(1);
     loop {
         let attempt = tokio::time::timeout(Duration::from_secs(12), bot.get_me());
@@ -132,7 +163,9 @@ async fn connect(bot: &Bot, mut shutdown: watch::Receiver<bool>) -> anyhow::Resu
             Ok(Err(RequestError::Api(ApiError::InvalidToken))) => {
                 bail!("Telegram rejected the bot token (401 Unauthorized): check TELEGRAM_BOT_TOKEN, as given by @BotFather")
             }
-            Ok(Err(e)) => tracing::warn!(error = %e, retry_in = ?delay, "cannot reach Telegram (getMe)"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, retry_in = ?delay, "cannot reach Telegram (getMe)")
+            }
             Err(_) => tracing::warn!(retry_in = ?delay, "getMe timed out"),
         }
         tokio::select! {
@@ -148,7 +181,9 @@ async fn register_commands(bot: &Bot, i18n: &I18n) {
     for (n, lang) in i18n::LOCALES.iter().enumerate() {
         let commands: Vec<BotCommand> = commands_menu()
             .iter()
-            .map(|(name, key)| BotCommand::new(*name, i18n.render(lang, &Line::new(key), &|s| s.to_owned())))
+            .map(|(name, key)| {
+                BotCommand::new(*name, i18n.render(lang, &Line::new(key), &|s| s.to_owned()))
+            })
             .collect();
         let mut req = bot.set_my_commands(commands);
         // The first locale is the default for every client language.

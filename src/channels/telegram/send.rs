@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use teloxide::payloads::SendMessageSetters;
 use teloxide::prelude::*;
-use teloxide::types::{ParseMode, ReplyParameters};
+use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup, ParseMode, ReplyParameters};
 use teloxide::{ApiError, RequestError};
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
@@ -39,7 +39,12 @@ struct Bucket {
 
 impl Bucket {
     fn new(burst: f64, rate: f64) -> Bucket {
-        Bucket { tokens: burst, burst, rate, at: Instant::now() }
+        Bucket {
+            tokens: burst,
+            burst,
+            rate,
+            at: Instant::now(),
+        }
     }
 
     fn refill(&mut self, now: Instant) {
@@ -87,7 +92,10 @@ impl RateLimiter {
         loop {
             let now = Instant::now();
             let (burst, rate) = (self.chat_burst, self.chat_rate);
-            let bucket = self.chats.entry(chat).or_insert_with(|| Bucket::new(burst, rate));
+            let bucket = self
+                .chats
+                .entry(chat)
+                .or_insert_with(|| Bucket::new(burst, rate));
             let wait = bucket.wait(now).max(self.global.wait(now));
             if wait.is_zero() {
                 bucket.take();
@@ -199,7 +207,13 @@ impl Sender {
                 continue;
             }
             self.limiter.acquire(reply.chat_id).await;
-            let mut req = self.bot.send_message(ChatId(reply.chat_id), chunk.clone()).parse_mode(ParseMode::Html);
+            let mut req = self
+                .bot
+                .send_message(ChatId(reply.chat_id), chunk.clone())
+                .parse_mode(ParseMode::Html);
+            if i + 1 == chunks.len() && !reply.buttons.is_empty() {
+                req = req.reply_markup(keyboard(&self.i18n, &reply));
+            }
             if let Some(m) = reply_to.filter(|_| i == 0) {
                 req = req.reply_parameters(ReplyParameters {
                     allow_sending_without_reply: Some(true),
@@ -213,7 +227,8 @@ impl Sender {
                     if i < chunks.len() {
                         reply.chunks_sent = i as u32;
                         let r = reply.clone();
-                        self.persist(move |core| core.outbox_progress(seq, &r)).await;
+                        self.persist(move |core| core.outbox_progress(seq, &r))
+                            .await;
                     }
                 }
                 Err(RequestError::RetryAfter(secs)) => {
@@ -221,10 +236,16 @@ impl Sender {
                     tokio::time::sleep(secs.duration()).await;
                 }
                 Err(RequestError::Api(ApiError::MessageToReplyNotFound)) => reply_to = None,
-                Err(e @ (RequestError::Network(_) | RequestError::Io(_) | RequestError::InvalidJson { .. })) => {
+                Err(
+                    e @ (RequestError::Network(_)
+                    | RequestError::Io(_)
+                    | RequestError::InvalidJson { .. }),
+                ) => {
                     return Delivery::Later(e.to_string());
                 }
-                Err(RequestError::Api(ApiError::Unknown(ref d))) if d.contains("Internal Server Error") || d.contains("Bad Gateway") => {
+                Err(RequestError::Api(ApiError::Unknown(ref d)))
+                    if d.contains("Internal Server Error") || d.contains("Bad Gateway") =>
+                {
                     return Delivery::Later(d.clone());
                 }
                 Err(e) => {
@@ -234,11 +255,15 @@ impl Sender {
             }
         }
         let r = reply.clone();
-        self.persist(move |core| core.outbox_done(seq, &r, &sent)).await;
+        self.persist(move |core| core.outbox_done(seq, &r, &sent))
+            .await;
         Delivery::Done
     }
 
-    async fn persist(&self, f: impl FnOnce(&Core) -> Result<(), crate::core::CoreError> + Send + 'static) {
+    async fn persist(
+        &self,
+        f: impl FnOnce(&Core) -> Result<(), crate::core::CoreError> + Send + 'static,
+    ) {
         let core = self.core.clone();
         match tokio::task::spawn_blocking(move || f(&core)).await {
             Ok(Ok(())) => {}
@@ -246,6 +271,20 @@ impl Sender {
             Err(e) => tracing::error!(error = %e, "outbox update panicked"),
         }
     }
+}
+
+/// The reply's buttons as an inline keyboard (labels rendered as plain text).
+fn keyboard(i18n: &I18n, reply: &Reply) -> InlineKeyboardMarkup {
+    InlineKeyboardMarkup::new(reply.buttons.iter().map(|row| {
+        row.iter()
+            .map(|b| {
+                InlineKeyboardButton::callback(
+                    html_to_plain(&i18n.render(&reply.lang, &b.label, &crate::i18n::escape_html)),
+                    b.data.clone(),
+                )
+            })
+            .collect::<Vec<_>>()
+    }))
 }
 
 #[cfg(test)]
@@ -263,7 +302,10 @@ mod tests {
         rl.acquire(1).await;
         rl.acquire(1).await;
         let e = t0.elapsed();
-        assert!(e >= Duration::from_millis(1990) && e <= Duration::from_millis(2100), "{e:?}");
+        assert!(
+            e >= Duration::from_millis(1990) && e <= Duration::from_millis(2100),
+            "{e:?}"
+        );
         // Another chat is not held back by the first one.
         let t1 = Instant::now();
         rl.acquire(2).await;
@@ -279,6 +321,9 @@ mod tests {
         }
         // 10 free, then 10 more at 10/s.
         let e = t0.elapsed();
-        assert!(e >= Duration::from_millis(990) && e <= Duration::from_millis(1100), "{e:?}");
+        assert!(
+            e >= Duration::from_millis(990) && e <= Duration::from_millis(1100),
+            "{e:?}"
+        );
     }
 }

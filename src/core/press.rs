@@ -1,0 +1,341 @@
+//! Inline buttons: issuing them on replies, acting on presses, and letting
+//! the votes they record change ranking.
+//!
+//! A button's callback data is signed ([`crate::buttons`]) for the chat and
+//! user it was issued to. A press is verified before anything else; a
+//! single-use press (undo, done) records its nonce in the same transaction
+//! as its effect, so a replay changes nothing. Votes (👍 👎 ⌛) are
+//! idempotent instead: a user's later vote on a memory replaces the earlier.
+//!
+//! Vote buttons of one recall share their nonce, which names the stored
+//! question ([`crate::store::Ask`]): "helpful" then means "helpful for
+//! questions like this one", judged at ranking time by the cosine between
+//! the two questions' embeddings (or their shared terms without a model).
+
+use std::collections::HashSet;
+
+use super::{Core, Cx, IndexOp, Outcome};
+use crate::buttons::{Action, Payload, Reject};
+use crate::i18n::Line;
+use crate::memory::embed::dot;
+use crate::memory::lexical::analyze_query;
+use crate::memory::recall::Parts;
+use crate::store::{Ask, FeedbackEvent, StoreError, Tx, Vote};
+
+/// The log is compacted into aggregates once it holds this many votes.
+pub(super) const COMPACT_EVERY: u64 = 64;
+
+/// Cosine between two questions at which a vote starts to count, and the
+/// width of the ramp to full weight: paraphrases score 0.7–0.95 on MiniLM,
+/// unrelated questions below 0.4.
+const SIMILAR_FROM: f32 = 0.5;
+const SIMILAR_RAMP: f32 = 0.4;
+
+impl Core {
+    /// A signed button for this event's chat and user, or `None` when
+    /// buttons are off (no keyring) or the channel cannot press them
+    /// (console). `nonce` fixes the nonce (votes name their question);
+    /// otherwise it is random.
+    pub(super) fn button(
+        &self,
+        cx: &Cx,
+        action: Action,
+        target: u64,
+        nonce: Option<u64>,
+        label: Line,
+    ) -> Option<crate::core::Button> {
+        let keys = self.keys.as_ref()?;
+        if !matches!(cx.ev.origin, super::Origin::Telegram { .. }) {
+            return None;
+        }
+        let now = super::now_ms() / 1000;
+        let payload = match nonce {
+            Some(nonce) => Payload {
+                action,
+                target,
+                issued_at: now,
+                nonce,
+            },
+            None => match Payload::new(action, target, now) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::error!(error = %e, "no randomness for a button nonce; reply sent without it");
+                    return None;
+                }
+            },
+        };
+        Some(crate::core::Button {
+            label,
+            data: keys.sign(&payload, cx.ev.chat_id, cx.ev.user_id),
+        })
+    }
+
+    /// Whether vote buttons can be issued here (stores an [`Ask`] first).
+    pub(super) fn buttons_on(&self, cx: &Cx) -> bool {
+        self.keys.is_some() && matches!(cx.ev.origin, super::Origin::Telegram { .. })
+    }
+
+    /// Records the question of a recall whose hits get vote buttons.
+    pub(super) fn put_ask(
+        &self,
+        tx: &mut Tx,
+        cx: &Cx,
+        query: &str,
+        qvec: Option<Vec<f32>>,
+    ) -> Result<u64, StoreError> {
+        tx.put_ask(&Ask {
+            chat_id: cx.ev.chat_id,
+            user_id: cx.ev.user_id,
+            query: query.to_owned(),
+            at: super::now_ms(),
+            qvec,
+        })
+    }
+
+    /// Acts on a press. Always returns exactly one [`Outcome::Answer`].
+    pub(super) fn press(
+        &self,
+        tx: &mut Tx,
+        cx: &Cx,
+        data: &str,
+        ops: &mut Vec<IndexOp>,
+    ) -> Result<Vec<Outcome>, StoreError> {
+        let (chat, user) = (cx.ev.chat_id, cx.ev.user_id);
+        let Some(keys) = &self.keys else {
+            return Ok(vec![cx.answer(Line::new("press-invalid"), false)]);
+        };
+        let now_ms = super::now_ms();
+        let p = match keys.verify(
+            data,
+            chat,
+            user,
+            now_ms / 1000,
+            self.settings.button_max_age_secs,
+        ) {
+            Ok(p) => p,
+            Err(r) => {
+                // Never log the data itself: it is attacker-controlled.
+                tracing::warn!(reason = r.code(), chat, user, "button press rejected");
+                let key = match r {
+                    Reject::Expired => "press-expired",
+                    _ => "press-invalid",
+                };
+                return Ok(vec![cx.answer(Line::new(key), false)]);
+            }
+        };
+        if p.single_use() && !tx.use_nonce(p.nonce, p.issued_at)? {
+            tracing::warn!(action = ?p.action, chat, user, "replayed single-use button refused");
+            return Ok(vec![cx.answer(Line::new("press-used"), false)]);
+        }
+        let answer = match p.action {
+            Action::Helpful | Action::NotHelpful | Action::Outdated => {
+                let vote = match p.action {
+                    Action::Helpful => Vote::Helpful,
+                    Action::NotHelpful => Vote::NotHelpful,
+                    _ => Vote::Outdated,
+                };
+                match tx.note(p.target)?.filter(|n| n.chat_id == chat) {
+                    None => cx.answer(Line::new("press-gone"), false),
+                    Some(n) => {
+                        let ask = tx.ask(p.nonce)?.filter(|a| a.chat_id == chat);
+                        let (query, qvec) = ask.map(|a| (a.query, a.qvec)).unwrap_or_default();
+                        let ev = FeedbackEvent {
+                            note_id: n.id,
+                            chat_id: chat,
+                            user_id: user,
+                            vote,
+                            at: now_ms,
+                            query,
+                            qvec,
+                        };
+                        tx.append_feedback(&ev)?;
+                        ops.push(IndexOp::Vote(ev));
+                        let key = match vote {
+                            Vote::Helpful => "press-helpful",
+                            Vote::NotHelpful => "press-not-helpful",
+                            Vote::Outdated => "press-outdated",
+                        };
+                        cx.answer(Line::new(key).num("id", n.id), true)
+                    }
+                }
+            }
+            Action::Undo => match tx.delete_note(chat, p.target)? {
+                Some(n) => {
+                    ops.push(IndexOp::Remove(n.id));
+                    if let Some(a) = n.voice.and_then(|v| v.audio) {
+                        ops.push(IndexOp::DropAudio(a));
+                    }
+                    cx.answer(Line::new("press-undone").num("id", n.id), true)
+                }
+                None => cx.answer(Line::new("press-gone"), false),
+            },
+            Action::Done => match tx.item(p.target)?.filter(|i| i.chat_id == chat) {
+                None => cx.answer(Line::new("press-gone"), false),
+                Some(_) => match tx.set_item_done(p.target, now_ms)? {
+                    Some(before) if before.done_at.is_none() => cx.answer(
+                        Line::new("press-done").text("text", super::snippet(&before.text, 120)),
+                        true,
+                    ),
+                    Some(_) => cx.answer(Line::new("press-done-already"), true),
+                    None => cx.answer(Line::new("press-gone"), false),
+                },
+            },
+            Action::Retranscribe => self.retranscribe(tx, cx, p.target)?,
+        };
+        Ok(vec![answer])
+    }
+
+    /// Moves ranked candidates by their votes and re-sorts them. Returns the
+    /// ids marked outdated.
+    ///
+    /// For each vote: 👍 adds and 👎 subtracts `feedback_weight × r`, where
+    /// `r ∈ [0, 1]` is how similar this question is to the one voted on;
+    /// ⌛ multiplies the score by `outdated_factor` whatever the question.
+    pub(super) fn apply_feedback(
+        &self,
+        ranked: &mut [(u64, f32, Parts)],
+        query: &str,
+        qv: Option<&[f32]>,
+    ) -> HashSet<u64> {
+        let fb = self.feedback.read().unwrap_or_else(|p| p.into_inner());
+        let mut outdated = HashSet::new();
+        if fb.is_empty() {
+            return outdated;
+        }
+        let qterms: HashSet<String> = analyze_query(query).into_iter().collect();
+        for (id, score, parts) in ranked.iter_mut() {
+            let Some(agg) = fb.get(id) else { continue };
+            let mut delta = 0.0;
+            let mut old = false;
+            for v in &agg.votes {
+                match v.vote {
+                    Vote::Outdated => old = true,
+                    Vote::Helpful | Vote::NotHelpful => {
+                        let r = relevance(qv, &qterms, v);
+                        let sign = if v.vote == Vote::Helpful { 1.0 } else { -1.0 };
+                        delta += sign * self.settings.feedback_weight * r;
+                    }
+                }
+            }
+            let before = *score;
+            *score += delta;
+            if old {
+                *score *= self.settings.outdated_factor;
+                outdated.insert(*id);
+            }
+            parts.feedback = *score - before;
+        }
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));
+        outdated
+    }
+
+    /// Compacts the vote log once it is long enough (after a vote).
+    pub(super) fn maybe_compact_feedback(&self) {
+        match self.store.feedback_log_len() {
+            Ok(n) if n >= COMPACT_EVERY => {
+                if let Err(e) = self.compact_feedback() {
+                    tracing::warn!(error = %e, "feedback compaction failed; the log is kept and tried again later");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot read the feedback log length"),
+        }
+    }
+
+    /// Folds the vote log into per-memory aggregates (one transaction).
+    pub fn compact_feedback(&self) -> Result<crate::store::Compaction, super::CoreError> {
+        let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let c = self.store.write(|tx| tx.compact_feedback())?;
+        if c.folded > 0 {
+            tracing::debug!(
+                folded = c.folded,
+                dropped = c.dropped,
+                "feedback log compacted"
+            );
+        }
+        Ok(c)
+    }
+
+    /// The latest votes in a chat, newest first.
+    pub(super) fn recent_feedback(&self, chat: i64, n: usize) -> Vec<FeedbackEvent> {
+        let fb = self.feedback.read().unwrap_or_else(|p| p.into_inner());
+        let mut all: Vec<FeedbackEvent> = fb
+            .values()
+            .flat_map(|a| a.votes.iter())
+            .filter(|v| v.chat_id == chat)
+            .cloned()
+            .collect();
+        all.sort_by(|a, b| b.at.cmp(&a.at).then(b.note_id.cmp(&a.note_id)));
+        all.truncate(n);
+        all
+    }
+
+    /// Whether someone marked note `id` outdated.
+    pub(super) fn is_outdated(&self, id: u64) -> bool {
+        let fb = self.feedback.read().unwrap_or_else(|p| p.into_inner());
+        fb.get(&id)
+            .is_some_and(|a| a.votes.iter().any(|v| v.vote == Vote::Outdated))
+    }
+}
+
+/// How much a vote cast for another question applies to this one, 0..=1.
+fn relevance(qv: Option<&[f32]>, qterms: &HashSet<String>, v: &FeedbackEvent) -> f32 {
+    if let (Some(a), Some(b)) = (qv, v.qvec.as_deref()) {
+        if a.len() == b.len() {
+            return ((dot(a, b) - SIMILAR_FROM) / SIMILAR_RAMP).clamp(0.0, 1.0);
+        }
+    }
+    let theirs: HashSet<String> = analyze_query(&v.query).into_iter().collect();
+    let union = qterms.union(&theirs).count();
+    if union == 0 {
+        return 0.0;
+    }
+    qterms.intersection(&theirs).count() as f32 / union as f32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(query: &str, qvec: Option<Vec<f32>>) -> FeedbackEvent {
+        FeedbackEvent {
+            note_id: 1,
+            chat_id: 1,
+            user_id: 1,
+            vote: Vote::Helpful,
+            at: 0,
+            query: query.into(),
+            qvec,
+        }
+    }
+
+    #[test]
+    fn relevance_by_embedding_ramps_from_similar_to_identical() {
+        let q = vec![1.0, 0.0];
+        assert_eq!(
+            relevance(Some(&q), &HashSet::new(), &ev("", Some(vec![1.0, 0.0]))),
+            1.0
+        );
+        assert_eq!(
+            relevance(Some(&q), &HashSet::new(), &ev("", Some(vec![0.0, 1.0]))),
+            0.0
+        );
+        let mid = relevance(Some(&q), &HashSet::new(), &ev("", Some(vec![0.7, 0.714])));
+        assert!(mid > 0.4 && mid < 0.6, "{mid}");
+    }
+
+    #[test]
+    fn relevance_without_embeddings_is_term_overlap() {
+        let q: HashSet<String> = analyze_query("when is the dentist appointment")
+            .into_iter()
+            .collect();
+        assert_eq!(
+            relevance(None, &q, &ev("when is the dentist appointment", None)),
+            1.0
+        );
+        assert_eq!(relevance(None, &q, &ev("bike repair shop", None)), 0.0);
+        let part = relevance(None, &q, &ev("dentist phone number", None));
+        assert!(part > 0.0 && part < 1.0, "{part}");
+        assert_eq!(relevance(None, &q, &ev("", None)), 0.0);
+    }
+}
