@@ -53,6 +53,14 @@ pub struct Settings {
     pub max_duration: Duration,
     /// Words with a token probability below this are reported as doubtful.
     pub low_confidence: f32,
+    /// whisper.cpp's flash attention: less memory for the attention
+    /// buffers. On by default (see docs/BENCHMARKS.md); not a config key.
+    pub flash_attn: bool,
+    /// Encode notes shorter than 30 s with an audio context cut to their
+    /// length (+1.3 s) instead of Whisper's fixed 30 s window: 3-8x faster
+    /// for short notes, same text on the test clips (whisper.cpp marks the
+    /// option experimental). On by default; not a config key.
+    pub trim_audio_ctx: bool,
 }
 
 impl Settings {
@@ -77,6 +85,8 @@ impl Settings {
             queue: v.queue,
             max_duration: Duration::from_secs(v.max_duration_secs),
             low_confidence: v.low_confidence,
+            flash_attn: true,
+            trim_audio_ctx: true,
         })
     }
 }
@@ -103,6 +113,8 @@ pub struct Segment {
     pub start_ms: u64,
     pub end_ms: u64,
     pub text: String,
+    /// Whisper's probability that the segment's window holds no speech.
+    pub no_speech: f32,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -307,8 +319,7 @@ impl Worker {
             }
         }
         let mut params = WhisperContextParameters::default();
-        // Flash attention: same text, ~60 MB less memory for the attention buffers.
-        params.use_gpu(false).flash_attn(true);
+        params.use_gpu(false).flash_attn(self.settings.flash_attn);
         let ctx = WhisperContext::new_with_params(path, params).map_err(|e| {
             TranscribeError::ModelInvalid {
                 path: path.clone(),
@@ -355,6 +366,12 @@ impl Worker {
         params.set_print_progress(false);
         params.set_print_realtime(false);
         params.set_print_timestamps(false);
+        if self.settings.trim_audio_ctx {
+            // 50 encoder frames per second, plus a margin, in steps of 64.
+            let frames = pcm.len() / 320 + 64;
+            let ctx_frames = (frames.div_ceil(64) * 64).min(1500);
+            params.set_audio_ctx(ctx_frames as i32);
+        }
         state.full(params, pcm).map_err(failed)?;
 
         let eot = ctx.token_eot();
@@ -382,6 +399,12 @@ impl Worker {
                     _ => seg_words.push((bytes.to_vec(), p, vec![p])),
                 }
             }
+            if is_silence(
+                seg.no_speech_probability(),
+                seg_words.iter().flat_map(|w| w.2.iter().copied()),
+            ) {
+                continue;
+            }
             let kept = drop_non_speech(
                 seg_words
                     .into_iter()
@@ -404,6 +427,7 @@ impl Worker {
                 start_ms: cs_to_ms(seg.start_timestamp()),
                 end_ms: cs_to_ms(seg.end_timestamp()),
                 text,
+                no_speech: seg.no_speech_probability(),
             });
             words.extend(kept.into_iter().map(|(w, p, _)| (w, p)));
         }
@@ -474,6 +498,21 @@ where
     out
 }
 
+/// Whisper's own rule for a window without speech (as in OpenAI's
+/// `transcribe`): the no-speech probability is above 0.6 *and* the decoded
+/// text is unlikely (mean token log-probability below -1). Either alone is
+/// not enough: quiet speech can score a high no-speech probability, and
+/// hard-to-hear words a low log-probability. On silence, tiny.en tends to
+/// produce "you" with exactly this signature (no-speech 0.99, p 0.19).
+pub fn is_silence(no_speech: f32, token_p: impl IntoIterator<Item = f32>) -> bool {
+    const NO_SPEECH: f32 = 0.6;
+    const LOGPROB: f64 = -1.0;
+    let (sum, n) = token_p.into_iter().fold((0f64, 0usize), |(s, n), p| {
+        (s + f64::from(p.max(1e-10)).ln(), n + 1)
+    });
+    no_speech > NO_SPEECH && (n == 0 || sum / (n as f64) < LOGPROB)
+}
+
 /// Gives freed heap pages back to the OS (glibc holds on to them otherwise).
 fn trim_heap() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -514,6 +553,14 @@ mod tests {
         assert!(words(&["[unclosed", "rest", "of", "it"]).is_empty());
     }
 
+    #[test]
+    fn silence_needs_both_signals() {
+        assert!(is_silence(0.99, [0.19]));
+        assert!(is_silence(0.7, []));
+        assert!(!is_silence(0.99, [0.9, 0.8]), "confident text is kept");
+        assert!(!is_silence(0.3, [0.1, 0.2]), "doubtful speech is kept");
+    }
+
     fn settings(model: PathBuf) -> Settings {
         Settings {
             model,
@@ -524,6 +571,8 @@ mod tests {
             queue: 2,
             max_duration: Duration::from_secs(2),
             low_confidence: 0.4,
+            flash_attn: true,
+            trim_audio_ctx: false,
         }
     }
 
