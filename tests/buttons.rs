@@ -35,11 +35,17 @@ async fn row_becomes(bot: &InProcBot, message_id: i64, row: usize, want: &[&str]
     let deadline = std::time::Instant::now() + T;
     loop {
         let rows = bot.tg.buttons(message_id);
-        let got: Vec<&str> = rows.get(row).map(|r| r.iter().map(|b| b.0.as_str()).collect()).unwrap_or_default();
+        let got: Vec<&str> = rows
+            .get(row)
+            .map(|r| r.iter().map(|b| b.0.as_str()).collect())
+            .unwrap_or_default();
         if got == want {
             return;
         }
-        assert!(std::time::Instant::now() < deadline, "row {row} is {got:?}, expected {want:?}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "row {row} is {got:?}, expected {want:?}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -468,4 +474,49 @@ fn many_votes_compact_the_log_on_the_way() {
     // One vote per memory and user survives: the last one cast.
     let state = store.feedback_state().unwrap();
     assert_eq!(state.values().map(|a| a.votes.len()).sum::<usize>(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotate_key_keeps_the_old_key_for_the_grace_period() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = support::run_mnemo(dir.path(), &["rotate-key", "--json"]).await;
+    assert_eq!(code, 0, "{err}");
+    let first: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let (code, out, _) = support::run_mnemo(dir.path(), &["rotate-key", "--json"]).await;
+    assert_eq!(code, 0);
+    let second: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_ne!(first["fingerprint"], second["fingerprint"], "a new key");
+    let until = second["previous_valid_until"]
+        .as_i64()
+        .expect("the old key stays valid");
+    let now = mnemo::core::now_ms() / 1000;
+    assert!(
+        (until - now - 7 * 86_400).abs() < 120,
+        "valid for the 7-day grace period: {until}"
+    );
+    let key = dir.path().join(mnemo::buttons::KEY_FILE);
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(
+        !err.contains(&std::fs::read_to_string(&key).unwrap()),
+        "the key is never printed"
+    );
+
+    let (code, out, err) = support::run_mnemo(dir.path(), &["rotate-key"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("new button key") && out.contains("stays valid until"),
+        "{out}"
+    );
+    let out = support::mnemo(dir.path())
+        .arg("rotate-key")
+        .env("MNEMO_CALLBACK_SECRET", "s3cret-long-enough-for-a-key")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("MNEMO_CALLBACK_SECRET"));
 }

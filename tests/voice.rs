@@ -354,3 +354,68 @@ async fn the_cli_transcribes_files_and_retries_failed_notes() {
         "{out}"
     );
 }
+
+/// Retention: old audio is removed, the transcript stays, and 🔁 then says
+/// the audio is gone. (The core's voice path without whisper: the
+/// transcript is handed in directly.)
+#[test]
+fn audio_past_its_retention_is_removed_and_the_transcript_kept() {
+    use mnemo::buttons::{Action, Keyring, Payload};
+    use mnemo::core::{Body, Core, Inbound, Origin, Outcome, Settings, VoiceText};
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = mnemo::config::Config::defaults();
+    cfg.telegram.allowed_user_ids = vec![OWNER];
+    let keys = Keyring::new([5; 32]);
+    let store = mnemo::store::Store::open(dir.path()).unwrap();
+    let core = Core::new(store, Settings::from_config(&cfg))
+        .unwrap()
+        .with_keyring(keys.clone());
+    let job = core
+        .voice_add_file(OWNER, OWNER, b"OggS fake audio bytes", "memo.ogg")
+        .unwrap();
+    assert_eq!(job.state, VoiceState::Ready);
+    let text = VoiceText {
+        text: "Water the tomatoes".into(),
+        confidence: 0.9,
+        doubtful: vec![],
+        language: "en".into(),
+        audio_ms: 1500,
+    };
+    let id = core
+        .voice_transcribed(job.id, &text)
+        .unwrap()
+        .expect("stored");
+    let note = core.store().note(id).unwrap().unwrap();
+    let audio = dir
+        .path()
+        .join("voice")
+        .join(note.voice.as_ref().unwrap().audio.as_deref().unwrap());
+    assert!(audio.exists());
+
+    assert_eq!(core.voice_prune_audio(0).unwrap(), 1);
+    assert!(!audio.exists());
+    let note = core.store().note(id).unwrap().unwrap();
+    assert_eq!(note.text, "Water the tomatoes", "the transcript stays");
+    assert!(note.voice.unwrap().audio.is_none());
+
+    let data = keys.sign(
+        &Payload::new(Action::Retranscribe, id, mnemo::core::now_ms() / 1000).unwrap(),
+        OWNER,
+        OWNER,
+    );
+    let ev = Inbound {
+        origin: Origin::Telegram { update_id: 1 },
+        chat_id: OWNER,
+        user_id: OWNER,
+        user_lang: None,
+        message_id: Some(1),
+        reply_to: None,
+        at: mnemo::core::now_ms(),
+        body: Body::Press(data),
+    };
+    match core.handle(ev).unwrap().as_slice() {
+        [Outcome::Answer(a)] => assert_eq!(a.line.key, "press-audio-gone"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(core.store().voice_job_count().unwrap(), 0, "nothing queued");
+}
