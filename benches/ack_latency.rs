@@ -58,6 +58,26 @@ fn main() {
             lat.push(t0.elapsed());
         }
         report("press_answer_latency", lat);
+
+        // A 4 s voice note: update queued → transcript reply received
+        // (download, decode, whisper tiny.en on 1 thread, commit, send).
+        let ogg = support::speech::voice_note("Remember to buy oat milk and call the plumber on Tuesday.");
+        bot.tg.add_file("bench-voice", ogg.clone());
+        let runs = if bench { 10 } else { 1 };
+        let mut lat = Vec::with_capacity(runs);
+        for i in 0..runs {
+            let before = bot.tg.sent_to(OWNER).len();
+            let t0 = Instant::now();
+            bot.tg.push(tg::voice(OWNER, 20_000 + i as i64, "bench-voice", 4, ogg.len() as u64));
+            loop {
+                if bot.tg.sent_to(OWNER).len() > before {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            lat.push(t0.elapsed());
+        }
+        report("voice_reply_latency", lat);
         bot.stop().await.unwrap();
     });
 }
