@@ -535,16 +535,11 @@ impl Core {
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| texts[i].len());
         let mut vecs = vec![Vec::new(); texts.len()];
-        let chunks: Vec<&[usize]> = order.chunks(crate::memory::worker::BATCH).collect();
-        let inputs: Vec<Vec<&str>> = chunks
-            .iter()
-            .map(|c| c.iter().map(|&i| texts[i].as_str()).collect())
-            .collect();
-        // The chunks run on every session of the model at once (bulk work).
-        let outs = e
-            .embed_chunks(&inputs)
-            .map_err(|err| CoreError::Embed(format!("{err:#}")))?;
-        for (chunk, out) in chunks.iter().zip(outs) {
+        for chunk in order.chunks(crate::memory::worker::BATCH) {
+            let refs: Vec<&str> = chunk.iter().map(|&i| texts[i].as_str()).collect();
+            let out = e
+                .embed(&refs)
+                .map_err(|err| CoreError::Embed(format!("{err:#}")))?;
             for (&i, v) in chunk.iter().zip(out) {
                 vecs[i] = v;
             }

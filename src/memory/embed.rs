@@ -29,12 +29,7 @@ static ENV: OnceLock<Result<Environment, String>> = OnceLock::new();
 static SHARED: OnceLock<Mutex<HashMap<std::path::PathBuf, Arc<Embedder>>>> = OnceLock::new();
 
 pub struct Embedder {
-    /// One single-threaded session per thread asked for. Batches of one
-    /// call run on one session; [`Embedder::embed_chunks`] runs chunks on
-    /// all of them at once. On small batches of short texts that beats one
-    /// session with several intra-op threads, which synchronise per
-    /// operator (measured: docs/BENCHMARKS.md).
-    sessions: Vec<Mutex<Session>>,
+    session: Mutex<Session>,
     tokenizer: Tokenizer,
 }
 
@@ -57,12 +52,15 @@ fn environment(models: &ModelSet) -> anyhow::Result<&'static Environment> {
     env.as_ref().map_err(|e| anyhow!("cannot load ONNX Runtime: {e}; run `mnemo models fetch`"))
 }
 
-fn session(env: &Environment, model: &std::path::Path) -> ort::Result<Session> {
+fn session(env: &Environment, model: &std::path::Path, threads: usize) -> ort::Result<Session> {
     Session::builder(env)?
         .with_optimization_level(GraphOptimizationLevel::Level3)?
-        .with_intra_threads(1)?
+        .with_intra_threads(threads)?
         .with_inter_threads(1)?
-        .with_intra_op_spinning(false)?
+        // Spinning workers help a multi-threaded session on an otherwise idle
+        // machine (bulk import), and only burn a core under contention, so a
+        // single-threaded session (the bot's default) never spins.
+        .with_intra_op_spinning(threads > 1)?
         .commit_from_file(model)
 }
 
@@ -71,16 +69,13 @@ impl Embedder {
     pub fn load(models: &ModelSet, threads: usize) -> anyhow::Result<Embedder> {
         models.verify()?;
         let env = environment(models)?;
-        let sessions = (0..threads.max(1))
-            .map(|_| session(env, &models.embed_model()).map(Mutex::new))
-            .collect::<Result<Vec<_>, _>>()
-            .context("cannot load the embedding model")?;
+        let session = session(env, &models.embed_model(), threads.max(1)).context("cannot load the embedding model")?;
         let mut tokenizer = Tokenizer::from_file(models.tokenizer()).map_err(|e| anyhow!("tokenizer: {e}"))?;
         tokenizer.with_padding(Some(PaddingParams { strategy: PaddingStrategy::BatchLongest, ..Default::default() }));
         tokenizer
             .with_truncation(Some(TruncationParams { max_length: MAX_TOKENS, ..Default::default() }))
             .map_err(|e| anyhow!("tokenizer truncation: {e}"))?;
-        Ok(Embedder { sessions, tokenizer })
+        Ok(Embedder { session: Mutex::new(session), tokenizer })
     }
 
     /// One embedder per models dir per process.
@@ -103,45 +98,8 @@ impl Embedder {
         EMBED_DIM
     }
 
-    /// How many model calls can run at once.
-    pub fn parallelism(&self) -> usize {
-        self.sessions.len()
-    }
-
-    /// Embeds `texts` in one batch; each vector is unit length. Uses a free
-    /// session (or waits for the first one).
+    /// Embeds `texts` in one batch; each vector is unit length.
     pub fn embed(&self, texts: &[&str]) -> anyhow::Result<Vec<Vec<f32>>> {
-        let session = self.sessions.iter().find_map(|s| s.try_lock().ok()).unwrap_or_else(|| self.sessions[0].lock().unwrap_or_else(|p| p.into_inner()));
-        self.embed_on(session, texts)
-    }
-
-    /// Embeds several batches, running them on every session in parallel.
-    /// The result has one entry per chunk, in order.
-    pub fn embed_chunks(&self, chunks: &[Vec<&str>]) -> anyhow::Result<Vec<Vec<Vec<f32>>>> {
-        if self.sessions.len() == 1 || chunks.len() < 2 {
-            return chunks.iter().map(|c| self.embed(c)).collect();
-        }
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let results: Vec<Mutex<Option<anyhow::Result<Vec<Vec<f32>>>>>> = chunks.iter().map(|_| Mutex::new(None)).collect();
-        std::thread::scope(|scope| {
-            for s in &self.sessions {
-                let (next, results) = (&next, &results);
-                scope.spawn(move || loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(chunk) = chunks.get(i) else { break };
-                    let session = s.lock().unwrap_or_else(|p| p.into_inner());
-                    let r = self.embed_on(session, chunk);
-                    *results[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
-                });
-            }
-        });
-        results
-            .into_iter()
-            .map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner()).unwrap_or_else(|| Err(anyhow!("a chunk was not embedded"))))
-            .collect()
-    }
-
-    fn embed_on(&self, mut session: std::sync::MutexGuard<'_, Session>, texts: &[&str]) -> anyhow::Result<Vec<Vec<f32>>> {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
@@ -157,6 +115,7 @@ impl Embedder {
             types.extend(e.get_type_ids().iter().map(|&x| i64::from(x)));
         }
         let shape = [batch, seq];
+        let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
         let outputs = session.run(ort::inputs![
             "input_ids" => Tensor::from_array((shape, ids))?,
             "attention_mask" => Tensor::from_array((shape, mask.clone()))?,
