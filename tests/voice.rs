@@ -103,6 +103,22 @@ async fn a_voice_note_becomes_a_recallable_memory() {
         "the job is done"
     );
 
+    // The same speech as a WAV attachment (a document with an audio type).
+    let wav = std::fs::read(support::speech::jfk_wav()).unwrap();
+    bot.tg.add_file("doc", wav.clone());
+    bot.tg.push(tg::document(
+        OWNER,
+        3,
+        "doc",
+        wav.len() as u64,
+        "audio/x-wav",
+    ));
+    let (_, jfk) = wait_reply(&bot, "for a WAV attachment", |t| {
+        t.contains("Voice note saved as <b>#2")
+    })
+    .await;
+    assert!(lower(&jfk).contains("country"), "{jfk}");
+
     bot.tg.push(tg::text(OWNER, 2, "/recall plumber"));
     let (_, found) = wait_reply(&bot, "to /recall", |t| t.contains("Best matches")).await;
     assert!(found.contains("#1") && found.contains("voice"), "{found}");
@@ -115,15 +131,15 @@ async fn a_voice_note_becomes_a_recallable_memory() {
     assert!(lower(&again).contains("plumber"), "{again}");
     assert_eq!(
         bot.core.store().count_notes().unwrap(),
-        1,
-        "re-transcription replaces, never adds"
+        2,
+        "re-transcription replaces, never adds (the WAV is #2)"
     );
 
     // ↩ removes the note and its audio.
     let undo = bot.tg.buttons(rid)[0][1].1.clone();
     let qid = bot.tg.press(OWNER, rid, &undo);
     assert!(bot.tg.wait_answer(&qid, T).await.contains("removed"));
-    assert_eq!(bot.core.store().count_notes().unwrap(), 0);
+    assert_eq!(bot.core.store().count_notes().unwrap(), 1);
     assert!(!audio.exists(), "forgetting a voice note deletes its audio");
     bot.stop().await.unwrap();
 }

@@ -569,6 +569,16 @@ pub fn voice(user_id: i64, message_id: i64, file_id: &str, duration: u32, size: 
     json!({"message": m})
 }
 
+/// A file attachment with mime type `mime`.
+pub fn document(user_id: i64, message_id: i64, file_id: &str, size: u64, mime: &str) -> Value {
+    let mut m = message(user_id, user_id, message_id);
+    m["document"] = json!({
+        "file_id": file_id, "file_unique_id": format!("u{file_id}"),
+        "file_name": "memo.wav", "mime_type": mime, "file_size": size
+    });
+    json!({"message": m})
+}
+
 /// An audio file (sent as music/file rather than recorded).
 pub fn audio(
     user_id: i64,

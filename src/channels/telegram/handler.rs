@@ -269,6 +269,15 @@ fn body_of(msg: &Message, edited: bool) -> Option<Body> {
         MediaKind::Sticker(_) => "sticker",
         MediaKind::Photo(_) => "photo",
         MediaKind::Video(_) | MediaKind::VideoNote(_) | MediaKind::Animation(_) => "video",
+        // An audio file sent as a document (e.g. a .wav or .ogg attachment).
+        MediaKind::Document(d) if !edited && d.document.mime_type.as_ref().is_some_and(|m| m.type_() == "audio") => {
+            return Some(Body::Voice(VoiceIn {
+                kind: "audio",
+                file_id: d.document.file.id.0.clone(),
+                duration_secs: 0,
+                size: known_size(d.document.file.size),
+            }));
+        }
         MediaKind::Document(_) => "document",
         // Voice notes and audio files are transcribed.
         MediaKind::Voice(v) if !edited => {
