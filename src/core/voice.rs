@@ -76,22 +76,17 @@ impl Core {
                 .text("max", clock(self.settings.max_voice_secs * 1000))])]);
         }
         let job = tx.add_voice_job(VoiceJob {
-            id: 0,
-            chat_id: cx.ev.chat_id,
-            user_id: cx.ev.user_id,
             message_id: cx.ev.message_id,
-            lang: cx.lang.clone(),
-            kind: v.kind.to_owned(),
-            file_id: v.file_id.clone(),
             duration_secs: v.duration_secs,
             size: v.size,
-            at: cx.ev.at,
-            audio: None,
-            state: VoiceState::Fetch,
-            attempts: 0,
-            error: None,
-            notified: false,
-            note_id: None,
+            ..VoiceJob::new(
+                cx.ev.chat_id,
+                cx.ev.user_id,
+                &cx.lang,
+                v.kind,
+                &v.file_id,
+                cx.ev.at,
+            )
         })?;
         tracing::info!(
             job = job.id,
@@ -116,22 +111,8 @@ impl Core {
                 .chat_lang(chat_id)?
                 .unwrap_or_else(|| self.settings.default_lang.clone());
             tx.add_voice_job(VoiceJob {
-                id: 0,
-                chat_id,
-                user_id,
-                message_id: None,
-                lang,
-                kind: "file".into(),
-                file_id: name.to_owned(),
-                duration_secs: 0,
                 size: Some(bytes.len() as u64),
-                at: now_ms(),
-                audio: None,
-                state: VoiceState::Fetch,
-                attempts: 0,
-                error: None,
-                notified: false,
-                note_id: None,
+                ..VoiceJob::new(chat_id, user_id, &lang, "file", name, now_ms())
             })
         })?;
         self.voice_fetched(job.id, bytes)?;
@@ -413,22 +394,19 @@ impl Core {
             return Ok(cx.answer(Line::new("press-audio-gone"), false));
         };
         tx.add_voice_job(VoiceJob {
-            id: 0,
-            chat_id: note.chat_id,
-            user_id: cx.ev.user_id,
             message_id: note.message_id,
-            lang: cx.lang.clone(),
-            kind: "voice".into(),
-            file_id: meta.file_id.clone(),
             duration_secs: (meta.duration_ms / 1000) as u32,
-            size: None,
-            at: note.created_at,
             audio: Some(audio),
             state: VoiceState::Ready,
-            attempts: 0,
-            error: None,
-            notified: false,
             note_id: Some(note.id),
+            ..VoiceJob::new(
+                note.chat_id,
+                cx.ev.user_id,
+                &cx.lang,
+                "voice",
+                &meta.file_id,
+                note.created_at,
+            )
         })?;
         Ok(cx.answer(Line::new("press-retranscribing").num("id", note.id), true))
     }

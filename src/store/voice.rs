@@ -65,6 +65,38 @@ pub struct VoiceJob {
     pub note_id: Option<u64>,
 }
 
+impl VoiceJob {
+    /// A job waiting for its audio (`Fetch`); the id is given by
+    /// [`Tx::add_voice_job`].
+    pub fn new(
+        chat_id: i64,
+        user_id: i64,
+        lang: &str,
+        kind: &str,
+        file_id: &str,
+        at: i64,
+    ) -> VoiceJob {
+        VoiceJob {
+            id: 0,
+            chat_id,
+            user_id,
+            message_id: None,
+            lang: lang.to_owned(),
+            kind: kind.to_owned(),
+            file_id: file_id.to_owned(),
+            duration_secs: 0,
+            size: None,
+            at,
+            audio: None,
+            state: VoiceState::Fetch,
+            attempts: 0,
+            error: None,
+            notified: false,
+            note_id: None,
+        }
+    }
+}
+
 /// What a voice memory keeps besides its transcript.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VoiceMeta {

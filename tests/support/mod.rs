@@ -69,19 +69,34 @@ impl InProcBot {
             mnemo::memory::embed::Embedder::shared(&mnemo::models::ModelSet::new(models_dir()), 1)
                 .unwrap_or_else(|e| panic!("{e:#} (make test fetches the models)"))
         });
+        InProcBot::launch(tg, dir, cfg, embedder).await
+    }
+
+    /// Opens the core on `dir` and runs the Telegram channel (and, with a
+    /// model, the embed worker) against `tg`; returns once it polls.
+    async fn launch(
+        tg: FakeTelegram,
+        dir: tempfile::TempDir,
+        cfg: Config,
+        embedder: Option<Arc<mnemo::memory::embed::Embedder>>,
+    ) -> InProcBot {
+        let semantic = embedder.is_some();
         let core = Arc::new(open_core(&cfg, dir.path(), embedder));
         let worker = semantic.then(|| mnemo::memory::worker::EmbedWorker::spawn(core.clone()));
         let (stop, rx) = watch::channel(false);
         let c = core.clone();
         let run_cfg = cfg.clone();
+        let polls = tg.calls("getUpdates").len();
         let task = tokio::spawn(async move {
             mnemo::channels::telegram::run(&run_cfg, c, TOKEN.to_owned(), rx).await
         });
         // Ready once it polls.
-        tg.wait_for("first getUpdates", Duration::from_secs(10), |calls| {
+        tg.wait_for("getUpdates", Duration::from_secs(10), |calls| {
             calls
                 .iter()
-                .any(|c| c.method.eq_ignore_ascii_case("getUpdates"))
+                .filter(|c| c.method.eq_ignore_ascii_case("getUpdates"))
+                .count()
+                > polls
         })
         .await;
         InProcBot {
@@ -117,38 +132,8 @@ impl InProcBot {
             tokio::task::spawn_blocking(move || w.stop()).await.unwrap();
         }
         let embedder = core.embedder().cloned();
-        let semantic = embedder.is_some();
         drop(core);
-        let core = Arc::new(open_core(&cfg, dir.path(), embedder));
-        let worker = semantic.then(|| mnemo::memory::worker::EmbedWorker::spawn(core.clone()));
-        let (stop, rx) = watch::channel(false);
-        let c = core.clone();
-        let polls = tg.calls("getUpdates").len();
-        let run_cfg = cfg.clone();
-        let task = tokio::spawn(async move {
-            mnemo::channels::telegram::run(&run_cfg, c, TOKEN.to_owned(), rx).await
-        });
-        tg.wait_for(
-            "getUpdates after restart",
-            Duration::from_secs(10),
-            |calls| {
-                calls
-                    .iter()
-                    .filter(|c| c.method.eq_ignore_ascii_case("getUpdates"))
-                    .count()
-                    > polls
-            },
-        )
-        .await;
-        InProcBot {
-            tg,
-            core,
-            dir,
-            stop,
-            task,
-            worker,
-            cfg,
-        }
+        InProcBot::launch(tg, dir, cfg, embedder).await
     }
 
     pub async fn stop(self) -> anyhow::Result<()> {

@@ -270,31 +270,22 @@ fn body_of(msg: &Message, edited: bool) -> Option<Body> {
         MediaKind::Photo(_) => "photo",
         MediaKind::Video(_) | MediaKind::VideoNote(_) | MediaKind::Animation(_) => "video",
         // An audio file sent as a document (e.g. a .wav or .ogg attachment).
-        MediaKind::Document(d) if !edited && d.document.mime_type.as_ref().is_some_and(|m| m.type_() == "audio") => {
-            return Some(Body::Voice(VoiceIn {
-                kind: "audio",
-                file_id: d.document.file.id.0.clone(),
-                duration_secs: 0,
-                size: known_size(d.document.file.size),
-            }));
+        MediaKind::Document(d)
+            if !edited
+                && d.document
+                    .mime_type
+                    .as_ref()
+                    .is_some_and(|m| m.type_() == "audio") =>
+        {
+            return Some(voice_in("audio", &d.document.file, 0));
         }
         MediaKind::Document(_) => "document",
         // Voice notes and audio files are transcribed.
         MediaKind::Voice(v) if !edited => {
-            return Some(Body::Voice(VoiceIn {
-                kind: "voice",
-                file_id: v.voice.file.id.0.clone(),
-                duration_secs: v.voice.duration.seconds(),
-                size: known_size(v.voice.file.size),
-            }));
+            return Some(voice_in("voice", &v.voice.file, v.voice.duration.seconds()))
         }
         MediaKind::Audio(a) if !edited => {
-            return Some(Body::Voice(VoiceIn {
-                kind: "audio",
-                file_id: a.audio.file.id.0.clone(),
-                duration_secs: a.audio.duration.seconds(),
-                size: known_size(a.audio.file.size),
-            }));
+            return Some(voice_in("audio", &a.audio.file, a.audio.duration.seconds()))
         }
         MediaKind::Audio(_) | MediaKind::Voice(_) => "audio",
         MediaKind::Location(_) | MediaKind::Venue(_) => "location",
@@ -309,7 +300,12 @@ fn body_of(msg: &Message, edited: bool) -> Option<Body> {
     Some(Body::Unsupported(kind))
 }
 
-/// teloxide reports a missing `file_size` as `u32::MAX`.
-fn known_size(size: u32) -> Option<u64> {
-    (size != u32::MAX).then_some(u64::from(size))
+fn voice_in(kind: &'static str, file: &teloxide::types::FileMeta, duration_secs: u32) -> Body {
+    Body::Voice(VoiceIn {
+        kind,
+        file_id: file.id.0.clone(),
+        duration_secs,
+        // teloxide reports a missing `file_size` as `u32::MAX`.
+        size: (file.size != u32::MAX).then_some(u64::from(file.size)),
+    })
 }
