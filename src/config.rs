@@ -119,6 +119,9 @@ pub struct Voice {
     pub low_confidence: f32,
     /// Days the original audio of a voice note is kept (0 = forever).
     pub keep_audio_days: u32,
+    /// How often voice notes that failed for a fixable cause (a missing or
+    /// damaged model) are tried again while mnemo runs.
+    pub retry_failed_secs: u64,
 }
 
 impl Config {
@@ -179,8 +182,8 @@ impl Config {
         }
         url_ok(&self.telegram.api_url)?;
         let v = &self.voice;
-        if v.threads == 0 || v.queue == 0 || v.max_duration_secs == 0 || v.idle_unload_secs == 0 {
-            bail!("voice.threads, voice.queue, voice.max_duration_secs and voice.idle_unload_secs must be at least 1");
+        if v.threads == 0 || v.queue == 0 || v.max_duration_secs == 0 || v.idle_unload_secs == 0 || v.retry_failed_secs == 0 {
+            bail!("voice.threads, voice.queue, voice.max_duration_secs, voice.idle_unload_secs and voice.retry_failed_secs must be at least 1");
         }
         if !(0.0..=1.0).contains(&v.low_confidence) {
             bail!("voice.low_confidence must be between 0 and 1, got {}", v.low_confidence);

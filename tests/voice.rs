@@ -435,3 +435,40 @@ fn audio_past_its_retention_is_removed_and_the_transcript_kept() {
     }
     assert_eq!(core.store().voice_job_count().unwrap(), 0, "nothing queued");
 }
+
+/// The model file appears while mnemo runs (the owner ran `mnemo models
+/// fetch`): voice notes that failed for want of it are transcribed without a
+/// restart, and the user is not told about the failure twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_that_comes_back_is_used_without_a_restart() {
+    let models = tempfile::tempdir().unwrap();
+    let path = models.path().join("ggml-custom.bin");
+    let p = path.to_str().unwrap().to_owned();
+    let bot = InProcBot::start_with(&[OWNER], |c| {
+        c.voice.model = p;
+        c.voice.retry_failed_secs = 1;
+    })
+    .await;
+    let ogg = voice_note("Renew the car insurance in March.");
+    bot.tg.add_file("v", ogg.clone());
+    bot.tg.push(tg::voice(OWNER, 1, "v", 3, ogg.len() as u64));
+    wait_reply(&bot, "about the model", |t| {
+        t.contains("could not transcribe")
+    })
+    .await;
+
+    std::os::unix::fs::symlink(support::models_dir().join("ggml-tiny.en.bin"), &path).unwrap();
+    let (_, r) = wait_reply(&bot, "once the model is there", |t| {
+        t.contains("Voice note saved")
+    })
+    .await;
+    assert!(lower(&r).contains("insurance"), "{r}");
+    let told = bot
+        .tg
+        .sent_to(OWNER)
+        .iter()
+        .filter(|t| t.contains("could not transcribe"))
+        .count();
+    assert_eq!(told, 1);
+    bot.stop().await.unwrap();
+}

@@ -35,6 +35,7 @@ pub fn run(cfg: &Config, args: &Args) -> anyhow::Result<()> {
     let pipeline = Pipeline {
         core: core.clone(),
         max: settings.max_duration,
+        recheck: std::time::Duration::from_secs(cfg.voice.retry_failed_secs),
         transcriber: Arc::new(Transcriber::new(settings)),
     };
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -109,6 +109,7 @@ fn save(
         core: core.clone(),
         transcriber,
         max,
+        recheck: std::time::Duration::from_secs(cfg.voice.retry_failed_secs),
     };
     let done = rt.block_on(pipeline.process(&job));
     core.embed_all_pending(|_, _| {})?;

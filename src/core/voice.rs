@@ -348,6 +348,19 @@ impl Core {
     /// Puts failed jobs back in line (their cause may be fixed: a model
     /// fetched, a disk freed). Returns how many.
     pub fn voice_retry(&self) -> Result<u64, CoreError> {
+        self.voice_retry_where(|_| true)
+    }
+
+    /// [`Core::voice_retry`] for the failed jobs `pick` selects.
+    pub fn voice_retry_where(&self, pick: impl Fn(&VoiceJob) -> bool) -> Result<u64, CoreError> {
+        let n = self.voice_retry_inner(pick)?;
+        if n > 0 {
+            self.notify_voice();
+        }
+        Ok(n)
+    }
+
+    fn voice_retry_inner(&self, pick: impl Fn(&VoiceJob) -> bool) -> Result<u64, CoreError> {
         Ok(self.store.write(|tx| {
             let failed = {
                 let mut v = Vec::new();
@@ -361,6 +374,9 @@ impl Core {
                 let Some(mut job) = tx.voice_job(id)? else {
                     continue;
                 };
+                if job.state != VoiceState::Failed || !pick(&job) {
+                    continue;
+                }
                 job.state = if job.audio.is_some() {
                     VoiceState::Ready
                 } else {

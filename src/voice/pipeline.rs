@@ -40,6 +40,9 @@ pub struct Pipeline {
     pub transcriber: Arc<Transcriber>,
     /// Longest audio decoded.
     pub max: Duration,
+    /// How often [`Pipeline::run`] looks whether jobs that failed for want
+    /// of the model can be retried (the model file is there again).
+    pub recheck: Duration,
 }
 
 impl Pipeline {
@@ -65,11 +68,37 @@ impl Pipeline {
             }
             tokio::select! {
                 _ = ready.notified() => {}
-                _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+                _ = tokio::time::sleep(self.recheck) => self.retry_model_failures().await,
                 _ = shutdown.changed() => {}
             }
         }
         tracing::debug!("voice pipeline stopped");
+    }
+
+    /// Requeues jobs that failed because the model was missing or damaged,
+    /// once the model file exists again (the owner ran `mnemo models fetch`
+    /// or fixed `[voice] model`). Their users were told already and are not
+    /// told again.
+    async fn retry_model_failures(&self) {
+        if !self.transcriber.settings().model.exists() {
+            return;
+        }
+        let core = self.core.clone();
+        let n = tokio::task::spawn_blocking(move || {
+            core.voice_retry_where(|j| {
+                j.error
+                    .as_deref()
+                    .is_some_and(|e| e.starts_with("voice-err-model"))
+            })
+        })
+        .await;
+        match n {
+            Ok(Ok(n)) if n > 0 => {
+                tracing::info!(jobs = n, "the speech model is back; retrying voice notes")
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot requeue voice notes"),
+            _ => {}
+        }
     }
 
     /// Transcribes every `Ready` job now (`mnemo retry-voice`); returns what

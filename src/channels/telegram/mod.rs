@@ -170,6 +170,7 @@ fn voice_pipeline(cfg: &Config, core: &Arc<Core>) -> anyhow::Result<crate::voice
     Ok(crate::voice::pipeline::Pipeline {
         core: core.clone(),
         max: settings.max_duration,
+        recheck: std::time::Duration::from_secs(cfg.voice.retry_failed_secs),
         transcriber: Arc::new(crate::voice::whisper::Transcriber::new(settings)),
     })
 }
