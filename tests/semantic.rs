@@ -200,8 +200,8 @@ fn queued_embeddings_survive_a_restart_and_a_model_change_reembeds() {
         );
         core.embed_all_pending(|_, _| {}).unwrap();
         assert_eq!(
-            core.store().vector_model().unwrap().as_deref(),
-            Some(mnemo::models::EMBED_MODEL_ID)
+            core.store().vector_model().unwrap(),
+            Some(mnemo::core::vector_space(&embedder()))
         );
         assert_eq!(
             core.recall("boats on the sea", None, 1).unwrap()[0].note.id,

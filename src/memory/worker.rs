@@ -11,8 +11,13 @@ use std::time::Duration;
 
 use crate::core::Core;
 
-/// Notes per model call.
-pub const BATCH: usize = 32;
+/// Notes per model call. Small: the queue is taken [`TAKE`] notes at a time
+/// and sorted by length first, so a call of 8 similar-length texts pads
+/// almost nothing; measured faster than 16 or 32 on 1 and 2 threads
+/// (docs/BENCHMARKS.md).
+pub const BATCH: usize = 8;
+/// Queued notes taken (and length-sorted) per commit.
+pub const TAKE: usize = 256;
 
 pub struct EmbedWorker {
     stop: Arc<AtomicBool>,
@@ -30,7 +35,7 @@ impl EmbedWorker {
             .spawn(move || {
                 let mut backoff = Duration::from_millis(500);
                 while !s.load(Ordering::Acquire) {
-                    match c.embed_pending(BATCH) {
+                    match c.embed_pending(TAKE) {
                         Ok(0) => c.wait_for_work(Duration::from_secs(5)),
                         Ok(_) => backoff = Duration::from_millis(500),
                         Err(e) => {
