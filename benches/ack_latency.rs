@@ -23,7 +23,11 @@ const OWNER: i64 = 4242;
 fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
     let n = if bench { 500 } else { 10 };
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async move {
         let bot = support::InProcBot::start(&[OWNER]).await;
         // Warm up (first sends open connections).
@@ -35,7 +39,11 @@ fn main() {
         for i in 0..n {
             let want = 6 + i;
             let t0 = Instant::now();
-            bot.tg.push(tg::text(OWNER, 100 + i as i64, &format!("note {i}: remember to water the plants")));
+            bot.tg.push(tg::text(
+                OWNER,
+                100 + i as i64,
+                &format!("note {i}: remember to water the plants"),
+            ));
             loop {
                 if bot.tg.sent_to(OWNER).len() >= want {
                     break;
@@ -47,7 +55,9 @@ fn main() {
         report("ack_latency", lat);
 
         bot.tg.push(tg::text(OWNER, 10_000, "/recall water plants"));
-        bot.tg.wait_sent(OWNER, 6 + n, Duration::from_secs(30)).await;
+        bot.tg
+            .wait_sent(OWNER, 6 + n, Duration::from_secs(30))
+            .await;
         let (rid, _) = bot.tg.sent_messages(OWNER).pop().unwrap();
         let data = bot.tg.buttons(rid)[0][0].1.clone();
         let mut lat = Vec::with_capacity(n);
@@ -61,14 +71,22 @@ fn main() {
 
         // A 4 s voice note: update queued → transcript reply received
         // (download, decode, whisper tiny.en on 1 thread, commit, send).
-        let ogg = support::speech::voice_note("Remember to buy oat milk and call the plumber on Tuesday.");
+        let ogg = support::speech::voice_note(
+            "Remember to buy oat milk and call the plumber on Tuesday.",
+        );
         bot.tg.add_file("bench-voice", ogg.clone());
         let runs = if bench { 10 } else { 1 };
         let mut lat = Vec::with_capacity(runs);
         for i in 0..runs {
             let before = bot.tg.sent_to(OWNER).len();
             let t0 = Instant::now();
-            bot.tg.push(tg::voice(OWNER, 20_000 + i as i64, "bench-voice", 4, ogg.len() as u64));
+            bot.tg.push(tg::voice(
+                OWNER,
+                20_000 + i as i64,
+                "bench-voice",
+                4,
+                ogg.len() as u64,
+            ));
             loop {
                 if bot.tg.sent_to(OWNER).len() > before {
                     break;

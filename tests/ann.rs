@@ -30,7 +30,9 @@ fn unit(mut v: Vec<f32>) -> Vec<f32> {
 /// topic), spread over 5 chats.
 fn corpus(n: usize, seed: u64) -> VectorIndex {
     let mut rng = Rng(seed);
-    let centres: Vec<Vec<f32>> = (0..300).map(|_| unit((0..DIM).map(|_| rng.next()).collect())).collect();
+    let centres: Vec<Vec<f32>> = (0..300)
+        .map(|_| unit((0..DIM).map(|_| rng.next()).collect()))
+        .collect();
     let mut idx = VectorIndex::new(DIM);
     for i in 0..n {
         let c = &centres[i % centres.len()];
@@ -54,7 +56,11 @@ fn recall_at_10(ann: &Ann, idx: &VectorIndex, qs: &[Vec<f32>], chat: Option<i64>
     let mut found = 0;
     let mut total = 0;
     for q in qs {
-        let exact: Vec<u64> = idx.search_exact(q, chat, 10).into_iter().map(|h| h.0).collect();
+        let exact: Vec<u64> = idx
+            .search_exact(q, chat, 10)
+            .into_iter()
+            .map(|h| h.0)
+            .collect();
         let keep = |id: u64| chat.is_none_or(|c| idx.chat_of(id) == Some(c));
         let approx: Vec<u64> = ann.search(q, 10, &keep).into_iter().map(|h| h.0).collect();
         found += exact.iter().filter(|id| approx.contains(id)).count();
@@ -101,12 +107,25 @@ fn the_graph_survives_restarts_and_is_rebuilt_when_damaged() {
     idx.insert(6, 0, &edited);
     let (loaded, how) = Ann::load_or_build(&dir, &idx, MODEL);
     assert_eq!(how, Origin::Loaded { added: 101 }, "100 new + 1 edited");
-    assert!(loaded.search(idx.get(5 + 100).unwrap(), 50, &|_| true).iter().all(|h| h.0 != 5), "deleted note never returned");
-    assert_eq!(loaded.search(&edited, 1, &|_| true)[0].0, 6, "edited vector found");
+    assert!(
+        loaded
+            .search(idx.get(5 + 100).unwrap(), 50, &|_| true)
+            .iter()
+            .all(|h| h.0 != 5),
+        "deleted note never returned"
+    );
+    assert_eq!(
+        loaded.search(&edited, 1, &|_| true)[0].0,
+        6,
+        "edited vector found"
+    );
     assert_eq!(loaded.len(), idx.len());
 
     // Another model's graph is not reused.
-    assert_eq!(Ann::load_or_build(&dir, &idx, "other/384").1, Origin::Rebuilt);
+    assert_eq!(
+        Ann::load_or_build(&dir, &idx, "other/384").1,
+        Origin::Rebuilt
+    );
 
     // Truncated data file.
     let data = dir.join("vectors.hnsw.data");

@@ -35,14 +35,27 @@ async fn piped_notes_are_stored_and_answered_line_by_line() {
     assert_eq!(code, 0, "{err}");
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "✅ Saved as #1.");
-    assert_eq!(lines[1], "✅ Saved as #2.", "blank lines are skipped: {out}");
-    assert!(out.contains("buy <milk> & eggs"), "plain text, unescaped: {out}");
-    assert!(out.contains("Best matches") && out.contains("Dentist appointment"), "{out}");
+    assert_eq!(
+        lines[1], "✅ Saved as #2.",
+        "blank lines are skipped: {out}"
+    );
+    assert!(
+        out.contains("buy <milk> & eggs"),
+        "plain text, unescaped: {out}"
+    );
+    assert!(
+        out.contains("Best matches") && out.contains("Dentist appointment"),
+        "{out}"
+    );
     assert!(out.contains("Note #2 forgotten"), "{out}");
     assert!(out.contains("Notes in total: 1"), "{out}");
     assert!(out.contains("Unknown command /nope"), "{out}");
 
-    let (code, out, _) = support::run_mnemo(&dir, &["recall", "friday", "dentist", "--json", "--chat", "0"]).await;
+    let (code, out, _) = support::run_mnemo(
+        &dir,
+        &["recall", "friday", "dentist", "--json", "--chat", "0"],
+    )
+    .await;
     assert_eq!(code, 0);
     let hits: serde_json::Value = serde_json::from_str(&out).unwrap();
     let h = &hits[0];
@@ -53,7 +66,8 @@ async fn piped_notes_are_stored_and_answered_line_by_line() {
     assert!(h["message_id"].is_null());
     assert!(chrono::DateTime::parse_from_rfc3339(h["created_at"].as_str().unwrap()).is_ok());
 
-    let (_, out, _) = support::run_mnemo(&dir, &["recall", "dentist", "--json", "--chat", "77"]).await;
+    let (_, out, _) =
+        support::run_mnemo(&dir, &["recall", "dentist", "--json", "--chat", "77"]).await;
     assert_eq!(out.trim(), "[]", "another chat has no hits");
 
     let (code, out, err) = support::run_mnemo(&dir, &["stats", "--json"]).await;
@@ -72,8 +86,14 @@ async fn oversize_empty_and_invalid_utf8_input_is_refused_clearly() {
     let (code, out, err) = chat(&dir, &input).await;
     assert_eq!(code, 0, "{err}");
     let lines: Vec<&str> = out.lines().collect();
-    assert!(lines[0].contains("5000") && lines[0].contains("4096"), "{out}");
-    assert!(lines[1].contains("Saved as #1"), "lossy UTF-8 is still kept: {out}");
+    assert!(
+        lines[0].contains("5000") && lines[0].contains("4096"),
+        "{out}"
+    );
+    assert!(
+        lines[1].contains("Saved as #1"),
+        "lossy UTF-8 is still kept: {out}"
+    );
     let (_, out, _) = support::run_mnemo(&dir, &["stats", "--json"]).await;
     assert!(out.contains("\"memories\": 1"), "{out}");
 }
@@ -118,12 +138,19 @@ async fn doctor_reports_reasons_and_exit_status() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains("FAIL  models") && text.contains("mnemo models fetch"), "{text}");
-    assert!(text.contains("speech_model") && text.contains("voice notes cannot be transcribed"), "{text}");
+    assert!(
+        text.contains("FAIL  models") && text.contains("mnemo models fetch"),
+        "{text}"
+    );
+    assert!(
+        text.contains("speech_model") && text.contains("voice notes cannot be transcribed"),
+        "{text}"
+    );
     // A broken config file is a failed check, not a crash.
     let bad = tmp.path().join("bad.toml");
     std::fs::write(&bad, "[telegram\napi_url = 1").unwrap();
-    let (code, out, _) = support::run_mnemo(&dir, &["--config", bad.to_str().unwrap(), "doctor"]).await;
+    let (code, out, _) =
+        support::run_mnemo(&dir, &["--config", bad.to_str().unwrap(), "doctor"]).await;
     assert_eq!(code, 1);
     assert!(out.contains("config"), "{out}");
     // A damaged database is reported, not overwritten.
@@ -136,15 +163,31 @@ async fn doctor_reports_reasons_and_exit_status() {
     let (code, _, err) = support::run_mnemo(&dir2, &["stats"]).await;
     assert_eq!(code, 1);
     assert!(err.contains("error:"), "{err}");
-    assert_eq!(std::fs::read(dir2.join("mnemo.redb")).unwrap(), vec![0x5Au8; 8192]);
+    assert_eq!(
+        std::fs::read(dir2.join("mnemo.redb")).unwrap(),
+        vec![0x5Au8; 8192]
+    );
 }
 
 #[tokio::test]
 async fn a_question_right_after_a_note_finds_it_by_meaning() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
-    let (code, out, err) = chat(&dir, "tooth appointment moved to Friday 3pm\nbuy milk\n/recall when is the dentist?\n".as_bytes()).await;
+    let (code, out, err) = chat(
+        &dir,
+        "tooth appointment moved to Friday 3pm\nbuy milk\n/recall when is the dentist?\n"
+            .as_bytes(),
+    )
+    .await;
     assert_eq!(code, 0, "{err}");
-    let answer: Vec<&str> = out.lines().skip_while(|l| !l.starts_with("Best matches")).collect();
-    assert!(answer.get(1).is_some_and(|l| l.contains("tooth appointment")), "{out}");
+    let answer: Vec<&str> = out
+        .lines()
+        .skip_while(|l| !l.starts_with("Best matches"))
+        .collect();
+    assert!(
+        answer
+            .get(1)
+            .is_some_and(|l| l.contains("tooth appointment")),
+        "{out}"
+    );
 }

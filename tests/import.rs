@@ -35,37 +35,80 @@ async fn import_is_complete_idempotent_and_searchable() {
     let file = tmp.path().join("result.json");
     std::fs::write(&file, serde_json::to_vec_pretty(&export()).unwrap()).unwrap();
 
-    let (code, out, err) = support::run_mnemo(&dir, &["import", file.to_str().unwrap(), "--json"]).await;
+    let (code, out, err) =
+        support::run_mnemo(&dir, &["import", file.to_str().unwrap(), "--json"]).await;
     assert_eq!(code, 0, "{err}");
     let s: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!((s["chats"].as_u64(), s["imported"].as_u64(), s["skipped"].as_u64(), s["duplicates"].as_u64()), (Some(2), Some(3), Some(2), Some(0)), "{out}");
+    assert_eq!(
+        (
+            s["chats"].as_u64(),
+            s["imported"].as_u64(),
+            s["skipped"].as_u64(),
+            s["duplicates"].as_u64()
+        ),
+        (Some(2), Some(3), Some(2), Some(0)),
+        "{out}"
+    );
     assert_eq!(s["embedded"], 3, "{out}");
 
     // Again: nothing stored twice.
-    let (code, out, _) = support::run_mnemo(&dir, &["import", file.to_str().unwrap(), "--json"]).await;
+    let (code, out, _) =
+        support::run_mnemo(&dir, &["import", file.to_str().unwrap(), "--json"]).await;
     assert_eq!(code, 0);
     let s: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!((s["imported"].as_u64(), s["duplicates"].as_u64()), (Some(0), Some(3)), "{out}");
+    assert_eq!(
+        (s["imported"].as_u64(), s["duplicates"].as_u64()),
+        (Some(0), Some(3)),
+        "{out}"
+    );
 
     // Found by meaning, with chat, message id, author date preserved.
-    let (_, out, _) = support::run_mnemo(&dir, &["recall", "when", "is", "the", "tooth", "doctor?", "--json", "--chat", "777"]).await;
+    let (_, out, _) = support::run_mnemo(
+        &dir,
+        &[
+            "recall", "when", "is", "the", "tooth", "doctor?", "--json", "--chat", "777",
+        ],
+    )
+    .await;
     let hits: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(hits[0]["text"], "Dentist appointment moved to Friday 3pm", "{out}");
+    assert_eq!(
+        hits[0]["text"], "Dentist appointment moved to Friday 3pm",
+        "{out}"
+    );
     assert_eq!(hits[0]["message_id"], 1);
     assert_eq!(hits[0]["source"], "import");
     assert_eq!(hits[0]["created_at"], "2024-03-01T09:00:00.000Z");
     let (_, out, _) = support::run_mnemo(&dir, &["recall", "wifi", "--json"]).await;
-    assert!(out.contains("Wifi password hint: grandma's street + 42"), "entities flattened: {out}");
+    assert!(
+        out.contains("Wifi password hint: grandma's street + 42"),
+        "entities flattened: {out}"
+    );
     let (_, out, _) = support::run_mnemo(&dir, &["stats", "--json"]).await;
     let st: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!((st["memories"].as_u64(), st["embedded"].as_u64(), st["pending"].as_u64()), (Some(3), Some(3), Some(0)), "{out}");
+    assert_eq!(
+        (
+            st["memories"].as_u64(),
+            st["embedded"].as_u64(),
+            st["pending"].as_u64()
+        ),
+        (Some(3), Some(3), Some(0)),
+        "{out}"
+    );
 
     // Rebuilding every derived index from the database gives the same answers.
     let (code, out, err) = support::run_mnemo(&dir, &["reindex", "--json"]).await;
     assert_eq!(code, 0, "{err}");
     let r: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!((r["notes"].as_u64(), r["embedded"].as_u64()), (Some(3), Some(3)), "{out}");
-    let (_, out, _) = support::run_mnemo(&dir, &["recall", "tooth", "doctor", "--json", "--chat", "777"]).await;
+    assert_eq!(
+        (r["notes"].as_u64(), r["embedded"].as_u64()),
+        (Some(3), Some(3)),
+        "{out}"
+    );
+    let (_, out, _) = support::run_mnemo(
+        &dir,
+        &["recall", "tooth", "doctor", "--json", "--chat", "777"],
+    )
+    .await;
     assert!(out.contains("Dentist appointment"), "{out}");
 
     // Scripted evaluation: one query per line in, one JSON array per line out,
@@ -78,15 +121,25 @@ async fn import_is_complete_idempotent_and_searchable() {
         .spawn()
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(b"dentist\n\nrouter password\n").await.unwrap();
+    stdin
+        .write_all(b"dentist\n\nrouter password\n")
+        .await
+        .unwrap();
     drop(stdin);
     let out = child.wait_with_output().await.unwrap();
-    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 3);
     assert!(lines[0][0]["text"].as_str().unwrap().starts_with("Dentist"));
     assert!(lines[0][0]["explain"]["bm25"].as_f64().unwrap() > 0.0);
     assert_eq!(lines[1], json!([]));
-    assert!(lines[2][0]["text"].as_str().unwrap().starts_with("Wifi"), "{:?}", lines[2]);
+    assert!(
+        lines[2][0]["text"].as_str().unwrap().starts_with("Wifi"),
+        "{:?}",
+        lines[2]
+    );
 }
 
 #[tokio::test]
@@ -99,7 +152,10 @@ async fn a_malformed_export_is_rejected_with_its_position_and_imports_nothing() 
     std::fs::write(&file, &text).unwrap();
     let (code, _, err) = support::run_mnemo(&dir, &["import", file.to_str().unwrap()]).await;
     assert_eq!(code, 1);
-    assert!(err.contains("line") && err.contains("column") && err.contains("nothing was imported"), "{err}");
+    assert!(
+        err.contains("line") && err.contains("column") && err.contains("nothing was imported"),
+        "{err}"
+    );
     let (_, out, _) = support::run_mnemo(&dir, &["stats", "--json"]).await;
     let st: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(st["memories"], 0);

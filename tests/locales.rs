@@ -7,7 +7,11 @@ use mnemo::i18n::{I18n, LOCALES, SOURCES};
 fn keys(src: &str) -> BTreeSet<String> {
     src.lines()
         .filter(|l| l.chars().next().is_some_and(|c| c.is_ascii_lowercase()))
-        .filter_map(|l| l.split_once(" =").or_else(|| l.split_once('=')).map(|(k, _)| k.trim().to_owned()))
+        .filter_map(|l| {
+            l.split_once(" =")
+                .or_else(|| l.split_once('='))
+                .map(|(k, _)| k.trim().to_owned())
+        })
         .collect()
 }
 
@@ -19,7 +23,10 @@ fn all_locales_have_the_same_keys() {
         let k = keys(src);
         let missing: Vec<_> = en.difference(&k).collect();
         let extra: Vec<_> = k.difference(&en).collect();
-        assert!(missing.is_empty() && extra.is_empty(), "{lang}: missing {missing:?}, extra {extra:?}");
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "{lang}: missing {missing:?}, extra {extra:?}"
+        );
     }
     assert_eq!(SOURCES.len(), LOCALES.len());
 }
@@ -31,7 +38,10 @@ fn all_locales_have_the_same_keys() {
 fn every_key_used_in_code_exists_in_every_locale() {
     let i18n = I18n::new();
     let mut used = BTreeSet::new();
-    let mut stack = vec![std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/src"))];
+    let mut stack = vec![std::path::PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/src"
+    ))];
     let re = regex::Regex::new(r#"(?:Line::new\(|=> )"([a-z][a-z0-9-]+)""#).unwrap();
     let menu = regex::Regex::new(r#"\("[a-z]+", "(cmd-[a-z]+)"\)"#).unwrap();
     while let Some(p) = stack.pop() {
@@ -48,7 +58,10 @@ fn every_key_used_in_code_exists_in_every_locale() {
             }
         }
     }
-    for kind in ["sticker", "photo", "video", "document", "audio", "voice", "location", "contact", "poll", "other"] {
+    for kind in [
+        "sticker", "photo", "video", "document", "audio", "voice", "location", "contact", "poll",
+        "other",
+    ] {
         used.insert(format!("kind-{kind}"));
     }
     for source in ["telegram", "console", "import"] {

@@ -18,7 +18,11 @@ fn memories(stats_json: &str) -> u64 {
 
 async fn wait_polls(tg: &FakeTelegram, after: usize, n: usize) {
     tg.wait_for("getUpdates calls", T, |calls| {
-        calls.iter().filter(|c| c.method.eq_ignore_ascii_case("getUpdates")).count() >= after + n
+        calls
+            .iter()
+            .filter(|c| c.method.eq_ignore_ascii_case("getUpdates"))
+            .count()
+            >= after + n
     })
     .await;
 }
@@ -51,7 +55,12 @@ async fn killed_after_storing_before_the_offset_was_confirmed_processes_once() {
     p.term();
     assert!(p.wait_exit(T).await.success());
 
-    assert!(p.log_text().contains("re-delivered update was processed already"), "the dedup path ran:\n{}", p.log_text());
+    assert!(
+        p.log_text()
+            .contains("re-delivered update was processed already"),
+        "the dedup path ran:\n{}",
+        p.log_text()
+    );
     let sent_all = tg.sent_to(OWNER);
     assert_eq!(sent_all.len(), 2, "exactly one ack per note: {sent_all:?}");
     assert!(sent[0].contains("#1") && sent[1].contains("#2"), "{sent:?}");
@@ -69,8 +78,12 @@ async fn killed_between_storing_and_replying_replies_once_after_restart() {
     let mut p = ServeProcess::spawn(&dir, &tg.url(), &OWNER.to_string(), TOKEN);
     tg.push(tg::text(OWNER, 10, "never lose me"));
     // The ack is on its way (so the note is committed), then the process dies.
-    tg.wait_for("the hanging sendMessage", T, |calls| calls.iter().any(|c| c.method.eq_ignore_ascii_case("sendMessage")))
-        .await;
+    tg.wait_for("the hanging sendMessage", T, |calls| {
+        calls
+            .iter()
+            .any(|c| c.method.eq_ignore_ascii_case("sendMessage"))
+    })
+    .await;
     p.kill9();
     p.wait_exit(T).await;
     tg.clear_scripts();
@@ -103,9 +116,17 @@ async fn sigterm_and_sigint_stop_cleanly_within_five_seconds() {
         tg.wait_sent(OWNER, 1, T).await;
         let t0 = Instant::now();
         let pid = p.child.id().unwrap();
-        std::process::Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status().unwrap();
+        std::process::Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(pid.to_string())
+            .status()
+            .unwrap();
         let status = p.wait_exit(Duration::from_secs(5)).await;
-        assert!(status.success(), "SIG{sig}: exit {status:?}\n{}", p.log_text());
+        assert!(
+            status.success(),
+            "SIG{sig}: exit {status:?}\n{}",
+            p.log_text()
+        );
         assert!(t0.elapsed() < Duration::from_secs(5));
         assert!(!dir.join("serve.pid").exists(), "pid file removed");
     }
@@ -123,7 +144,10 @@ async fn a_rejected_token_exits_non_zero_naming_the_token() {
     assert!(t0.elapsed() < Duration::from_secs(15));
     let log = p.log_text();
     assert!(log.contains("TELEGRAM_BOT_TOKEN"), "{log}");
-    assert!(!log.contains("wrong-token"), "the token is never logged: {log}");
+    assert!(
+        !log.contains("wrong-token"),
+        "the token is never logged: {log}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -147,12 +171,23 @@ async fn the_first_user_with_the_pairing_code_becomes_the_owner() {
     let dir = tmp.path().join("data");
     let mut p = ServeProcess::spawn(&dir, &tg.url(), "", TOKEN);
     let line = p.wait_log(T, |l| l.contains("/start ")).await;
-    let code = line.split("/start ").nth(1).unwrap().split(|c: char| !c.is_ascii_alphanumeric()).next().unwrap().to_owned();
+    let code = line
+        .split("/start ")
+        .nth(1)
+        .unwrap()
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .next()
+        .unwrap()
+        .to_owned();
     assert_eq!(code.len(), 10, "{line}");
 
     let (alice, mallory) = (1001, 2002);
     tg.push(tg::text(mallory, 1, "/start WRONGCODE1"));
-    tg.push(tg::text(alice, 1, &format!("/start {}", code.to_lowercase())));
+    tg.push(tg::text(
+        alice,
+        1,
+        &format!("/start {}", code.to_lowercase()),
+    ));
     tg.push(tg::text(alice, 2, "first owned note"));
     tg.push(tg::text(mallory, 2, &format!("/start {code}")));
     let sent = tg.wait_sent(alice, 2, T).await;
@@ -184,11 +219,19 @@ async fn cli_commands_say_clearly_that_serve_holds_the_database() {
     let pid = p.child.id().unwrap();
     let (code, _, err) = run_mnemo(&dir, &["stats"]).await;
     assert_ne!(code, 0);
-    assert!(err.contains("in use") && err.contains(&format!("pid {pid}")), "{err}");
+    assert!(
+        err.contains("in use") && err.contains(&format!("pid {pid}")),
+        "{err}"
+    );
     // doctor treats a running server as healthy for the database check.
     let (_, out, _) = run_mnemo(&dir, &["doctor", "--json"]).await;
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let db = v["checks"].as_array().unwrap().iter().find(|c| c["name"] == "database").unwrap();
+    let db = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "database")
+        .unwrap();
     assert_eq!(db["status"], "ok", "{out}");
     p.term();
     p.wait_exit(T).await;

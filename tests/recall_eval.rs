@@ -45,14 +45,17 @@ fn load() -> (tempfile::TempDir, Core, Set, HashMap<u64, String>) {
     let set: Set = serde_json::from_str(include_str!("data/recall_eval.json")).unwrap();
     let cfg = Config::defaults();
     let models = ModelSet::new(cfg.models_dir().unwrap());
-    let embedder = Embedder::shared(&models, 1).unwrap_or_else(|e| panic!("{e:#} (make test fetches the models)"));
+    let embedder = Embedder::shared(&models, 1)
+        .unwrap_or_else(|e| panic!("{e:#} (make test fetches the models)"));
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let mut ids = HashMap::new();
     store
         .write(|tx| {
             for n in &set.notes {
-                let at = chrono::DateTime::parse_from_rfc3339(&n.date).unwrap().timestamp_millis();
+                let at = chrono::DateTime::parse_from_rfc3339(&n.date)
+                    .unwrap()
+                    .timestamp_millis();
                 let note = tx.insert_note(NewNote {
                     chat_id: n.chat_id,
                     user_id: 1,
@@ -69,7 +72,10 @@ fn load() -> (tempfile::TempDir, Core, Set, HashMap<u64, String>) {
         .unwrap();
     let core = Core::with_embedder(store, Settings::from_config(&cfg), Some(embedder)).unwrap();
     core.embed_all_pending(|_, _| {}).unwrap();
-    assert_eq!(core.store().vector_count().unwrap() as usize, set.notes.len());
+    assert_eq!(
+        core.store().vector_count().unwrap() as usize,
+        set.notes.len()
+    );
     (dir, core, set, ids)
 }
 
@@ -78,11 +84,19 @@ struct Score {
     n: usize,
 }
 
-fn evaluate(core: &Core, set: &Set, ids: &HashMap<u64, String>, w: &Weights, filter: &dyn Fn(&Question) -> bool) -> Score {
+fn evaluate(
+    core: &Core,
+    set: &Set,
+    ids: &HashMap<u64, String>,
+    w: &Weights,
+    filter: &dyn Fn(&Question) -> bool,
+) -> Score {
     let mut s = Score { at: [0; 3], n: 0 };
     for q in set.questions.iter().filter(|q| filter(q)) {
         let hits = core.recall_weighted(&q.question, None, 10, w).unwrap();
-        let rank = hits.iter().position(|h| q.targets.contains(&ids[&h.note.id]));
+        let rank = hits
+            .iter()
+            .position(|h| q.targets.contains(&ids[&h.note.id]));
         s.n += 1;
         for (i, k) in [1, 5, 10].into_iter().enumerate() {
             if rank.is_some_and(|r| r < k) {
@@ -102,15 +116,37 @@ fn hybrid_recall_quality_on_the_project_set() {
     let (_d, core, set, ids) = load();
     let base = Settings::from_config(&Config::defaults()).weights;
     let modes = [
-        ("lexical", Weights { vector: 0.0, recency: 0.0, ..base }),
-        ("vector", Weights { lexical: 0.0, recency: 0.0, ..base }),
+        (
+            "lexical",
+            Weights {
+                vector: 0.0,
+                recency: 0.0,
+                ..base
+            },
+        ),
+        (
+            "vector",
+            Weights {
+                lexical: 0.0,
+                recency: 0.0,
+                ..base
+            },
+        ),
         ("hybrid", base),
     ];
     let mut hybrid10 = 0.0;
-    println!("mode     hit@1  hit@5  hit@10   (n = {})", set.questions.len());
+    println!(
+        "mode     hit@1  hit@5  hit@10   (n = {})",
+        set.questions.len()
+    );
     for (name, w) in &modes {
         let s = evaluate(&core, &set, &ids, w, &|_| true);
-        println!("{name:8} {:.3}  {:.3}  {:.3}", pct(s.at[0], s.n), pct(s.at[1], s.n), pct(s.at[2], s.n));
+        println!(
+            "{name:8} {:.3}  {:.3}  {:.3}",
+            pct(s.at[0], s.n),
+            pct(s.at[1], s.n),
+            pct(s.at[2], s.n)
+        );
         if *name == "hybrid" {
             hybrid10 = pct(s.at[2], s.n);
         }
@@ -120,11 +156,24 @@ fn hybrid_recall_quality_on_the_project_set() {
     kinds.dedup();
     for kind in kinds {
         let s = evaluate(&core, &set, &ids, &base, &|q| q.kind == kind);
-        println!("  hybrid {kind:14} n={:3} hit@1 {:.3} hit@10 {:.3}", s.n, pct(s.at[0], s.n), pct(s.at[2], s.n));
+        println!(
+            "  hybrid {kind:14} n={:3} hit@1 {:.3} hit@10 {:.3}",
+            s.n,
+            pct(s.at[0], s.n),
+            pct(s.at[2], s.n)
+        );
     }
     for lang in ["en", "de"] {
         let s = evaluate(&core, &set, &ids, &base, &|q| q.lang == lang);
-        println!("  hybrid lang={lang} n={:3} hit@1 {:.3} hit@10 {:.3}", s.n, pct(s.at[0], s.n), pct(s.at[2], s.n));
+        println!(
+            "  hybrid lang={lang} n={:3} hit@1 {:.3} hit@10 {:.3}",
+            s.n,
+            pct(s.at[0], s.n),
+            pct(s.at[2], s.n)
+        );
     }
-    assert!(hybrid10 >= MIN_HYBRID_HIT10, "hybrid hit@10 {hybrid10:.3} fell below {MIN_HYBRID_HIT10}");
+    assert!(
+        hybrid10 >= MIN_HYBRID_HIT10,
+        "hybrid hit@10 {hybrid10:.3} fell below {MIN_HYBRID_HIT10}"
+    );
 }

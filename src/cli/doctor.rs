@@ -44,30 +44,55 @@ struct Report {
 }
 
 pub fn run(cfg: &Config, args: &Args) -> ExitCode {
-    let mut checks = vec![Check { name: "config", status: Status::Ok, detail: "loaded".into() }];
+    let mut checks = vec![Check {
+        name: "config",
+        status: Status::Ok,
+        detail: "loaded".into(),
+    }];
     checks.extend(check_data_dir(cfg));
     checks.push(check_models(cfg));
     checks.push(check_speech_model(cfg));
     checks.push(check_token());
-    checks.push(Check { name: "api_url", status: Status::Ok, detail: cfg.telegram.api_url.clone() });
+    checks.push(Check {
+        name: "api_url",
+        status: Status::Ok,
+        detail: cfg.telegram.api_url.clone(),
+    });
     report(checks, args, &cfg.general.default_lang)
 }
 
 pub fn run_without_config(args: &Args, err: &anyhow::Error) -> ExitCode {
-    let checks = vec![Check { name: "config", status: Status::Fail, detail: format!("{err:#}") }, check_token()];
+    let checks = vec![
+        Check {
+            name: "config",
+            status: Status::Fail,
+            detail: format!("{err:#}"),
+        },
+        check_token(),
+    ];
     report(checks, args, crate::i18n::LOCALES[0])
 }
 
 fn check_data_dir(cfg: &Config) -> Vec<Check> {
     let dir = match cfg.data_dir() {
         Ok(d) => d,
-        Err(e) => return vec![Check { name: "data_dir", status: Status::Fail, detail: format!("{e:#}") }],
+        Err(e) => {
+            return vec![Check {
+                name: "data_dir",
+                status: Status::Fail,
+                detail: format!("{e:#}"),
+            }]
+        }
     };
     let mut out = Vec::new();
     let shown = dir.display().to_string();
     match std::fs::metadata(&dir) {
         Ok(m) if !m.is_dir() => {
-            out.push(Check { name: "data_dir", status: Status::Fail, detail: format!("{shown} is not a directory") });
+            out.push(Check {
+                name: "data_dir",
+                status: Status::Fail,
+                detail: format!("{shown} is not a directory"),
+            });
             return out;
         }
         Ok(m) => {
@@ -76,17 +101,29 @@ fn check_data_dir(cfg: &Config) -> Vec<Check> {
             let probe = dir.join(".doctor-probe");
             let writable = std::fs::write(&probe, b"ok").and_then(|_| std::fs::remove_file(&probe));
             out.push(match (writable, private) {
-                (Err(e), _) => Check { name: "data_dir", status: Status::Fail, detail: format!("{shown} is not writable: {e}") },
+                (Err(e), _) => Check {
+                    name: "data_dir",
+                    status: Status::Fail,
+                    detail: format!("{shown} is not writable: {e}"),
+                },
                 (Ok(()), false) => Check {
                     name: "data_dir",
                     status: Status::Warn,
                     detail: format!("{shown} has mode {mode:o}; others can read it (chmod 700)"),
                 },
-                (Ok(()), true) => Check { name: "data_dir", status: Status::Ok, detail: shown.clone() },
+                (Ok(()), true) => Check {
+                    name: "data_dir",
+                    status: Status::Ok,
+                    detail: shown.clone(),
+                },
             });
         }
         Err(_) => {
-            out.push(Check { name: "data_dir", status: Status::Ok, detail: format!("{shown} (created on first start)") });
+            out.push(Check {
+                name: "data_dir",
+                status: Status::Ok,
+                detail: format!("{shown} (created on first start)"),
+            });
             return out;
         }
     }
@@ -100,8 +137,16 @@ fn check_data_dir(cfg: &Config) -> Vec<Check> {
                 store.schema_version().unwrap_or(CURRENT_VERSION)
             ),
         },
-        Err(e @ StoreError::InUse { .. }) => Check { name: "database", status: Status::Ok, detail: format!("{e}") },
-        Err(e) => Check { name: "database", status: Status::Fail, detail: e.to_string() },
+        Err(e @ StoreError::InUse { .. }) => Check {
+            name: "database",
+            status: Status::Ok,
+            detail: format!("{e}"),
+        },
+        Err(e) => Check {
+            name: "database",
+            status: Status::Fail,
+            detail: e.to_string(),
+        },
     });
     out
 }
@@ -112,8 +157,16 @@ fn check_models(cfg: &Config) -> Check {
         Ok(d)
     });
     match res {
-        Ok(d) => Check { name: "models", status: Status::Ok, detail: format!("{} in {}", crate::models::EMBED_MODEL_ID, d.display()) },
-        Err(e) => Check { name: "models", status: Status::Fail, detail: format!("{e:#} (without them recall is lexical only)") },
+        Ok(d) => Check {
+            name: "models",
+            status: Status::Ok,
+            detail: format!("{} in {}", crate::models::EMBED_MODEL_ID, d.display()),
+        },
+        Err(e) => Check {
+            name: "models",
+            status: Status::Fail,
+            detail: format!("{e:#} (without them recall is lexical only)"),
+        },
     }
 }
 
@@ -122,14 +175,24 @@ fn check_speech_model(cfg: &Config) -> Check {
     let res = crate::voice::whisper::Settings::from_config(cfg).and_then(|s| {
         match &s.expected_sha256 {
             Some(_) => crate::models::ModelSet::new(cfg.models_dir()?).verify_speech()?,
-            None if !s.model.is_file() => anyhow::bail!("{} does not exist ([voice] model)", s.model.display()),
+            None if !s.model.is_file() => {
+                anyhow::bail!("{} does not exist ([voice] model)", s.model.display())
+            }
             None => {}
         }
         Ok(s.model)
     });
     match res {
-        Ok(p) => Check { name: "speech_model", status: Status::Ok, detail: p.display().to_string() },
-        Err(e) => Check { name: "speech_model", status: Status::Warn, detail: format!("{e:#} (voice notes cannot be transcribed)") },
+        Ok(p) => Check {
+            name: "speech_model",
+            status: Status::Ok,
+            detail: p.display().to_string(),
+        },
+        Err(e) => Check {
+            name: "speech_model",
+            status: Status::Warn,
+            detail: format!("{e:#} (voice notes cannot be transcribed)"),
+        },
     }
 }
 
@@ -138,9 +201,14 @@ fn check_token() -> Check {
         None => Check {
             name: "telegram_token",
             status: Status::Fail,
-            detail: "TELEGRAM_BOT_TOKEN is not set (the console, `mnemo chat`, works without it)".into(),
+            detail: "TELEGRAM_BOT_TOKEN is not set (the console, `mnemo chat`, works without it)"
+                .into(),
         },
-        Some(t) if looks_like_token(&t) => Check { name: "telegram_token", status: Status::Ok, detail: "set".into() },
+        Some(t) if looks_like_token(&t) => Check {
+            name: "telegram_token",
+            status: Status::Ok,
+            detail: "set".into(),
+        },
         Some(_) => Check {
             name: "telegram_token",
             status: Status::Fail,
@@ -151,28 +219,41 @@ fn check_token() -> Check {
 
 /// `123456:ABC-…`: digits, a colon, then at least 20 URL-safe characters.
 fn looks_like_token(t: &str) -> bool {
-    let Some((id, secret)) = t.split_once(':') else { return false };
+    let Some((id, secret)) = t.split_once(':') else {
+        return false;
+    };
     !id.is_empty()
         && id.bytes().all(|b| b.is_ascii_digit())
         && secret.len() >= 20
-        && secret.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        && secret
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 fn report(checks: Vec<Check>, args: &Args, lang: &str) -> ExitCode {
     let failed = checks.iter().filter(|c| c.status == Status::Fail).count();
     if args.json {
-        let r = Report { healthy: failed == 0, checks };
-        println!("{}", serde_json::to_string_pretty(&r).expect("serialisable"));
+        let r = Report {
+            healthy: failed == 0,
+            checks,
+        };
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&r).expect("serialisable")
+        );
     } else {
         let i18n = I18n::new();
-        let say = |line: Line| println!("{}", html_to_plain(&i18n.render(lang, &line, &escape_html)));
+        let say =
+            |line: Line| println!("{}", html_to_plain(&i18n.render(lang, &line, &escape_html)));
         for c in &checks {
             let key = match c.status {
                 Status::Ok => "doctor-ok",
                 Status::Warn => "doctor-warn",
                 Status::Fail => "doctor-fail",
             };
-            say(Line::new(key).text("check", c.name).text("detail", c.detail.clone()));
+            say(Line::new(key)
+                .text("check", c.name)
+                .text("detail", c.detail.clone()));
         }
         if failed == 0 {
             say(Line::new("doctor-summary-ok"));
@@ -191,7 +272,9 @@ fn report(checks: Vec<Check>, args: &Args, lang: &str) -> ExitCode {
 mod tests {
     #[test]
     fn token_shape() {
-        assert!(super::looks_like_token("123456:ABCdefGHIjklMNOpqrSTUvwx_-1"));
+        assert!(super::looks_like_token(
+            "123456:ABCdefGHIjklMNOpqrSTUvwx_-1"
+        ));
         assert!(!super::looks_like_token("123456"));
         assert!(!super::looks_like_token("abc:ABCdefGHIjklMNOpqrSTUvwx"));
         assert!(!super::looks_like_token("1:short"));

@@ -31,7 +31,8 @@ struct Summary {
 
 pub fn run(cfg: &Config, args: &Args) -> anyhow::Result<()> {
     let t0 = std::time::Instant::now();
-    let f = std::fs::File::open(&args.file).map_err(|e| anyhow::anyhow!("cannot open {}: {e}", args.file.display()))?;
+    let f = std::fs::File::open(&args.file)
+        .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", args.file.display()))?;
     let parsed = crate::import::parse(std::io::BufReader::new(f))
         .map_err(|e| anyhow::anyhow!("{}: {e}; nothing was imported", args.file.display()))?;
     let core = super::open_core_bulk(cfg)?;

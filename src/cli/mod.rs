@@ -81,7 +81,8 @@ pub fn main() -> ExitCode {
     let format = cli.log_format.unwrap_or(cfg.log.format);
     let command = cli.command.unwrap_or(Command::Run);
     // The console keeps its screen clean: only warnings unless RUST_LOG says otherwise.
-    let console = matches!(command, Command::Chat) || matches!(command, Command::Run if crate::config::bot_token().is_none());
+    let console = matches!(command, Command::Chat)
+        || matches!(command, Command::Run if crate::config::bot_token().is_none());
     crate::logging::init(format, if console { "warn" } else { &cfg.log.level });
     let result = match command {
         Command::Run if crate::config::bot_token().is_some() => serve::run(&cfg),
@@ -131,14 +132,25 @@ fn open_core_with(cfg: &Config, threads: usize) -> anyhow::Result<Core> {
 
 /// The button signing keys: from `MNEMO_CALLBACK_SECRET`, else the key file
 /// in the data dir (created on first start, mode 0600). Never logged.
-pub fn load_keyring(cfg: &Config, dir: &std::path::Path) -> anyhow::Result<crate::buttons::Keyring> {
+pub fn load_keyring(
+    cfg: &Config,
+    dir: &std::path::Path,
+) -> anyhow::Result<crate::buttons::Keyring> {
     let grace = i64::from(cfg.buttons.key_grace_days) * 86_400;
     let now = crate::core::now_ms() / 1000;
-    Ok(crate::buttons::Keyring::load_or_create(dir, crate::config::callback_secret().as_deref(), grace, now)?)
+    Ok(crate::buttons::Keyring::load_or_create(
+        dir,
+        crate::config::callback_secret().as_deref(),
+        grace,
+        now,
+    )?)
 }
 
 /// The embedding model, or `None` with a warning that names the fix.
-pub fn load_embedder(cfg: &Config, threads: usize) -> Option<std::sync::Arc<crate::memory::embed::Embedder>> {
+pub fn load_embedder(
+    cfg: &Config,
+    threads: usize,
+) -> Option<std::sync::Arc<crate::memory::embed::Embedder>> {
     let dir = match cfg.models_dir() {
         Ok(d) => d,
         Err(e) => {
@@ -152,7 +164,10 @@ pub fn load_embedder(cfg: &Config, threads: usize) -> Option<std::sync::Arc<crat
             tracing::warn!("semantic recall is off: {e:#}");
             use crate::i18n::{escape_html, html_to_plain, I18n, Line};
             let line = Line::new("cli-semantic-off").text("reason", format!("{e:#}"));
-            eprintln!("{}", html_to_plain(&I18n::new().render(&cfg.general.default_lang, &line, &escape_html)));
+            eprintln!(
+                "{}",
+                html_to_plain(&I18n::new().render(&cfg.general.default_lang, &line, &escape_html))
+            );
             None
         }
     }
@@ -186,7 +201,10 @@ pub fn track(bar: &indicatif::ProgressBar) -> impl FnMut(u64, u64) + '_ {
 /// Prints a localised line (plain text) in the configured language.
 fn say(cfg: &Config, line: crate::i18n::Line) {
     use crate::i18n::{escape_html, html_to_plain, I18n};
-    println!("{}", html_to_plain(&I18n::new().render(&cfg.general.default_lang, &line, &escape_html)));
+    println!(
+        "{}",
+        html_to_plain(&I18n::new().render(&cfg.general.default_lang, &line, &escape_html))
+    );
 }
 
 /// Prints `value` as pretty JSON on stdout.

@@ -32,7 +32,12 @@ pub fn run(cfg: &Config, cmd: &Cmd) -> anyhow::Result<()> {
             if report.fetched.is_empty() {
                 super::say(cfg, Line::new("cli-models-current").text("dir", dir));
             } else {
-                super::say(cfg, Line::new("cli-models-fetched").text("files", report.fetched.join(", ")).text("dir", dir));
+                super::say(
+                    cfg,
+                    Line::new("cli-models-fetched")
+                        .text("files", report.fetched.join(", "))
+                        .text("dir", dir),
+                );
             }
             Ok(())
         }
@@ -46,7 +51,10 @@ pub fn run(cfg: &Config, cmd: &Cmd) -> anyhow::Result<()> {
                     "error": res.as_ref().err().map(|e| format!("{e:#}")),
                 }))?;
             } else if res.is_ok() {
-                super::say(cfg, Line::new("cli-models-ok").text("dir", set.dir.display().to_string()));
+                super::say(
+                    cfg,
+                    Line::new("cli-models-ok").text("dir", set.dir.display().to_string()),
+                );
             }
             res
         }

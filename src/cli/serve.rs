@@ -16,11 +16,14 @@ use crate::config::{bot_token, Config};
 use crate::store::PID_FILE;
 
 pub fn run(cfg: &Config) -> anyhow::Result<()> {
-    let token = bot_token().context("TELEGRAM_BOT_TOKEN is not set; `mnemo chat` works without it")?;
+    let token =
+        bot_token().context("TELEGRAM_BOT_TOKEN is not set; `mnemo chat` works without it")?;
     let core = Arc::new(super::open_core(cfg)?);
     let pid = PidFile::create(cfg.data_dir()?.join(PID_FILE))?;
     let worker = crate::memory::worker::EmbedWorker::spawn(core.clone());
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let res = rt.block_on(async {
         let core = core.clone();
         let (tx, rx) = watch::channel(false);

@@ -24,7 +24,11 @@ impl PairingCode {
         let mut raw = [0u8; CODE_LEN];
         getrandom::fill(&mut raw).expect("the OS random source works");
         // 256 % 31 != 0 gives a slight bias; irrelevant for a 50-bit one-time code.
-        PairingCode(raw.iter().map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char).collect())
+        PairingCode(
+            raw.iter()
+                .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+                .collect(),
+        )
     }
 
     pub fn as_str(&self) -> &str {
@@ -82,27 +86,38 @@ impl Core {
         let day = now_ms().div_euclid(86_400_000);
         if tx.note_refusal(ev.user_id, day)? {
             tracing::info!(user_id = ev.user_id, "refused a user who is not allowed");
-            Ok(Verdict::Reply(vec![Line::new("access-denied").text("user", ev.user_id.to_string())]))
+            Ok(Verdict::Reply(vec![
+                Line::new("access-denied").text("user", ev.user_id.to_string())
+            ]))
         } else {
             Ok(Verdict::Silent)
         }
     }
 
     fn try_pair(&self, tx: &mut Tx, cx: &Cx) -> Result<bool, StoreError> {
-        let crate::core::Body::Text(text) = &cx.ev.body else { return Ok(false) };
-        let Some((cmd, arg)) = commands::parse(text) else { return Ok(false) };
+        let crate::core::Body::Text(text) = &cx.ev.body else {
+            return Ok(false);
+        };
+        let Some((cmd, arg)) = commands::parse(text) else {
+            return Ok(false);
+        };
         if cmd != "start" || arg.is_empty() {
             return Ok(false);
         }
         let mut slot = self.pairing.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(code) = slot.as_ref() else { return Ok(false) };
+        let Some(code) = slot.as_ref() else {
+            return Ok(false);
+        };
         if !code.matches(arg) {
             return Ok(false);
         }
         tx.set_owner(cx.ev.user_id)?;
         // One-time: even if this transaction failed, a new code would be needed.
         *slot = None;
-        tracing::info!(user_id = cx.ev.user_id, "paired: this user is now the owner");
+        tracing::info!(
+            user_id = cx.ev.user_id,
+            "paired: this user is now the owner"
+        );
         Ok(true)
     }
 }

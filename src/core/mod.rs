@@ -482,7 +482,12 @@ impl Core {
     }
 
     pub(crate) fn notify_voice(&self) {
-        if let Some(f) = self.voice_hook.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        if let Some(f) = self
+            .voice_hook
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
             f();
         }
     }

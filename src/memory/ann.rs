@@ -171,10 +171,18 @@ impl Ann {
 
     fn load(dir: &Path, idx: &VectorIndex, model_id: &str) -> anyhow::Result<(Ann, usize)> {
         let m: Manifest = serde_json::from_slice(&std::fs::read(dir.join(MANIFEST))?)?;
-        anyhow::ensure!(m.model_id == model_id && m.dim == idx.dim(), "graph is for another model");
-        let graph_ok = crate::models::sha256_file(&dir.join(format!("{BASENAME}.hnsw.graph")))? == m.graph_sha256;
-        let data_ok = crate::models::sha256_file(&dir.join(format!("{BASENAME}.hnsw.data")))? == m.data_sha256;
-        anyhow::ensure!(graph_ok && data_ok, "graph files do not match their manifest (damaged or partly written)");
+        anyhow::ensure!(
+            m.model_id == model_id && m.dim == idx.dim(),
+            "graph is for another model"
+        );
+        let graph_ok = crate::models::sha256_file(&dir.join(format!("{BASENAME}.hnsw.graph")))?
+            == m.graph_sha256;
+        let data_ok = crate::models::sha256_file(&dir.join(format!("{BASENAME}.hnsw.data")))?
+            == m.data_sha256;
+        anyhow::ensure!(
+            graph_ok && data_ok,
+            "graph files do not match their manifest (damaged or partly written)"
+        );
         // hnsw_rs' loaded graph borrows its loader for its whole life; the
         // loader is a few paths, leaked once per load.
         let io: &'static mut HnswIo = Box::leak(Box::new(HnswIo::new(dir, BASENAME)));
@@ -208,14 +216,21 @@ impl Ann {
                 }
             }
         }
-        anyhow::ensure!(ann.tombstones() * 4 <= ann.points.len().max(1), "too many deleted points");
+        anyhow::ensure!(
+            ann.tombstones() * 4 <= ann.points.len().max(1),
+            "too many deleted points"
+        );
         Ok((ann, added))
     }
 }
 
 /// FNV-1a over the vector's bytes.
 fn fingerprint(v: &[f32]) -> u64 {
-    v.iter().flat_map(|x| x.to_le_bytes()).fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+    v.iter()
+        .flat_map(|x| x.to_le_bytes())
+        .fold(0xcbf2_9ce4_8422_2325, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        })
 }
 
 /// Directory of the graph inside a data dir.

@@ -35,13 +35,16 @@ pub struct Embedder {
 
 impl std::fmt::Debug for Embedder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Embedder").field("model", &EMBED_MODEL_ID).finish()
+        f.debug_struct("Embedder")
+            .field("model", &EMBED_MODEL_ID)
+            .finish()
     }
 }
 
 fn environment(models: &ModelSet) -> anyhow::Result<&'static Environment> {
     let env = ENV.get_or_init(|| {
-        let lib = std::fs::canonicalize(models.ort_lib()).map_err(|e| format!("{}: {e}", models.ort_lib().display()))?;
+        let lib = std::fs::canonicalize(models.ort_lib())
+            .map_err(|e| format!("{}: {e}", models.ort_lib().display()))?;
         ort::init_from(&lib)
             .map_err(|e| e.to_string())?
             .with_name("mnemo")
@@ -49,7 +52,8 @@ fn environment(models: &ModelSet) -> anyhow::Result<&'static Environment> {
             .build()
             .map_err(|e| e.to_string())
     });
-    env.as_ref().map_err(|e| anyhow!("cannot load ONNX Runtime: {e}; run `mnemo models fetch`"))
+    env.as_ref()
+        .map_err(|e| anyhow!("cannot load ONNX Runtime: {e}; run `mnemo models fetch`"))
 }
 
 fn session(env: &Environment, model: &std::path::Path, threads: usize) -> ort::Result<Session> {
@@ -69,13 +73,24 @@ impl Embedder {
     pub fn load(models: &ModelSet, threads: usize) -> anyhow::Result<Embedder> {
         models.verify()?;
         let env = environment(models)?;
-        let session = session(env, &models.embed_model(), threads.max(1)).context("cannot load the embedding model")?;
-        let mut tokenizer = Tokenizer::from_file(models.tokenizer()).map_err(|e| anyhow!("tokenizer: {e}"))?;
-        tokenizer.with_padding(Some(PaddingParams { strategy: PaddingStrategy::BatchLongest, ..Default::default() }));
+        let session = session(env, &models.embed_model(), threads.max(1))
+            .context("cannot load the embedding model")?;
+        let mut tokenizer =
+            Tokenizer::from_file(models.tokenizer()).map_err(|e| anyhow!("tokenizer: {e}"))?;
+        tokenizer.with_padding(Some(PaddingParams {
+            strategy: PaddingStrategy::BatchLongest,
+            ..Default::default()
+        }));
         tokenizer
-            .with_truncation(Some(TruncationParams { max_length: MAX_TOKENS, ..Default::default() }))
+            .with_truncation(Some(TruncationParams {
+                max_length: MAX_TOKENS,
+                ..Default::default()
+            }))
             .map_err(|e| anyhow!("tokenizer truncation: {e}"))?;
-        Ok(Embedder { session: Mutex::new(session), tokenizer })
+        Ok(Embedder {
+            session: Mutex::new(session),
+            tokenizer,
+        })
     }
 
     /// One embedder per models dir per process.
@@ -103,7 +118,10 @@ impl Embedder {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
-        let enc = self.tokenizer.encode_batch(texts.to_vec(), true).map_err(|e| anyhow!("tokenize: {e}"))?;
+        let enc = self
+            .tokenizer
+            .encode_batch(texts.to_vec(), true)
+            .map_err(|e| anyhow!("tokenize: {e}"))?;
         let batch = enc.len();
         let seq = enc.first().map_or(0, |e| e.len());
         let mut ids = Vec::with_capacity(batch * seq);
@@ -122,7 +140,11 @@ impl Embedder {
             "token_type_ids" => Tensor::from_array((shape, types))?,
         ])?;
         let (oshape, data) = outputs["last_hidden_state"].try_extract_tensor::<f32>()?;
-        if oshape.len() != 3 || oshape[0] as usize != batch || oshape[1] as usize != seq || oshape[2] as usize != EMBED_DIM {
+        if oshape.len() != 3
+            || oshape[0] as usize != batch
+            || oshape[1] as usize != seq
+            || oshape[2] as usize != EMBED_DIM
+        {
             bail!("unexpected model output shape {:?}", &oshape[..]);
         }
         let mut out = Vec::with_capacity(batch);

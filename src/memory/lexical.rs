@@ -44,23 +44,27 @@ pub struct LexicalIndex {
 /// so "3pm" and "2026" are searchable).
 pub fn tokenize(text: &str) -> impl Iterator<Item = String> + '_ {
     text.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| w.chars().count() >= 2 || w.chars().all(|c| c.is_ascii_digit()) && !w.is_empty())
+        .filter(|w| {
+            w.chars().count() >= 2 || w.chars().all(|c| c.is_ascii_digit()) && !w.is_empty()
+        })
         .map(str::to_lowercase)
 }
 
 const STOP_EN: &[&str] = &[
-    "a", "about", "an", "and", "are", "as", "at", "be", "been", "but", "by", "can", "could", "did", "do", "does",
-    "for", "from", "had", "has", "have", "he", "her", "him", "his", "how", "i", "if", "in", "into", "is", "it",
-    "its", "me", "my", "of", "on", "or", "our", "she", "so", "that", "the", "their", "them", "then", "there",
-    "these", "they", "this", "to", "too", "us", "was", "we", "were", "what", "when", "where", "which", "who",
-    "why", "will", "with", "would", "you", "your",
+    "a", "about", "an", "and", "are", "as", "at", "be", "been", "but", "by", "can", "could", "did",
+    "do", "does", "for", "from", "had", "has", "have", "he", "her", "him", "his", "how", "i", "if",
+    "in", "into", "is", "it", "its", "me", "my", "of", "on", "or", "our", "she", "so", "that",
+    "the", "their", "them", "then", "there", "these", "they", "this", "to", "too", "us", "was",
+    "we", "were", "what", "when", "where", "which", "who", "why", "will", "with", "would", "you",
+    "your",
 ];
 const STOP_DE: &[&str] = &[
-    "aber", "als", "am", "an", "auch", "auf", "aus", "bei", "bin", "bis", "da", "das", "dass", "dem", "den",
-    "der", "des", "die", "doch", "du", "ein", "eine", "einem", "einen", "einer", "es", "für", "hab", "habe",
-    "hat", "ich", "ihr", "im", "ist", "ja", "mal", "man", "mein", "meine", "mich", "mir", "mit", "nach", "nicht",
-    "noch", "nur", "oder", "schon", "sie", "sind", "so", "über", "um", "und", "uns", "vom", "von", "vor", "war",
-    "was", "wann", "wer", "wie", "wir", "wo", "zu", "zum", "zur",
+    "aber", "als", "am", "an", "auch", "auf", "aus", "bei", "bin", "bis", "da", "das", "dass",
+    "dem", "den", "der", "des", "die", "doch", "du", "ein", "eine", "einem", "einen", "einer",
+    "es", "für", "hab", "habe", "hat", "ich", "ihr", "im", "ist", "ja", "mal", "man", "mein",
+    "meine", "mich", "mir", "mit", "nach", "nicht", "noch", "nur", "oder", "schon", "sie", "sind",
+    "so", "über", "um", "und", "uns", "vom", "von", "vor", "war", "was", "wann", "wer", "wie",
+    "wir", "wo", "zu", "zum", "zur",
 ];
 
 static EN: LazyLock<Stemmer> = LazyLock::new(|| Stemmer::create(Algorithm::English));
@@ -73,10 +77,20 @@ fn is_stop(w: &str) -> bool {
 /// Index terms of a note.
 pub fn analyze_doc(text: &str) -> Vec<String> {
     let words: Vec<String> = tokenize(text).collect();
-    let en = words.iter().filter(|w| STOP_EN.contains(&w.as_str())).count();
-    let de = words.iter().filter(|w| STOP_DE.contains(&w.as_str())).count();
+    let en = words
+        .iter()
+        .filter(|w| STOP_EN.contains(&w.as_str()))
+        .count();
+    let de = words
+        .iter()
+        .filter(|w| STOP_DE.contains(&w.as_str()))
+        .count();
     let stemmer: &Stemmer = if de > en { &DE } else { &EN };
-    words.iter().filter(|w| !is_stop(w)).map(|w| stemmer.stem(w).into_owned()).collect()
+    words
+        .iter()
+        .filter(|w| !is_stop(w))
+        .map(|w| stemmer.stem(w).into_owned())
+        .collect()
 }
 
 /// Query terms: each word stemmed as English and as German.
@@ -124,12 +138,21 @@ impl LexicalIndex {
             self.postings.entry(term.clone()).or_default().push((id, n));
             terms.push(term);
         }
-        self.docs.insert(id, Doc { chat_id, len, terms });
+        self.docs.insert(
+            id,
+            Doc {
+                chat_id,
+                len,
+                terms,
+            },
+        );
         self.total_len += u64::from(len);
     }
 
     pub fn remove(&mut self, id: u64) {
-        let Some(doc) = self.docs.remove(&id) else { return };
+        let Some(doc) = self.docs.remove(&id) else {
+            return;
+        };
         self.total_len -= u64::from(doc.len);
         for term in &doc.terms {
             if let Some(list) = self.postings.get_mut(term) {
@@ -169,7 +192,9 @@ impl LexicalIndex {
         let terms = analyze_query(query);
         let mut scores: HashMap<u64, f32> = HashMap::new();
         for term in &terms {
-            let Some(list) = self.postings.get(term) else { continue };
+            let Some(list) = self.postings.get(term) else {
+                continue;
+            };
             let df = list.len() as f32;
             let idf = ((n - df + 0.5) / (df + 0.5) + 1.0).ln();
             for &(id, tf) in list {
@@ -232,7 +257,10 @@ mod tests {
         idx.insert(3, 1, "the and of");
         assert_eq!(idx.search("Zahnarztes Termine", None, 5)[0].0, 1);
         assert_eq!(idx.search("meetings moving", None, 5)[0].0, 2);
-        assert!(idx.search("the", None, 5).is_empty(), "stop words alone match nothing");
+        assert!(
+            idx.search("the", None, 5).is_empty(),
+            "stop words alone match nothing"
+        );
     }
 
     #[test]

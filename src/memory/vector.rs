@@ -22,7 +22,10 @@ pub struct VectorIndex {
 
 impl VectorIndex {
     pub fn new(dim: usize) -> VectorIndex {
-        VectorIndex { dim, ..Default::default() }
+        VectorIndex {
+            dim,
+            ..Default::default()
+        }
     }
 
     pub fn dim(&self) -> usize {
@@ -56,7 +59,9 @@ impl VectorIndex {
     }
 
     pub fn remove(&mut self, id: u64) {
-        let Some(p) = self.pos.remove(&id) else { return };
+        let Some(p) = self.pos.remove(&id) else {
+            return;
+        };
         let last = self.ids.len() - 1;
         if p != last {
             self.ids.swap(p, last);
@@ -71,7 +76,9 @@ impl VectorIndex {
     }
 
     pub fn get(&self, id: u64) -> Option<&[f32]> {
-        self.pos.get(&id).map(|&p| &self.data[p * self.dim..(p + 1) * self.dim])
+        self.pos
+            .get(&id)
+            .map(|&p| &self.data[p * self.dim..(p + 1) * self.dim])
     }
 
     pub fn chat_of(&self, id: u64) -> Option<i64> {
@@ -80,7 +87,11 @@ impl VectorIndex {
 
     /// Every (id, chat, vector), in internal order.
     pub fn iter(&self) -> impl Iterator<Item = (u64, i64, &[f32])> + '_ {
-        self.ids.iter().zip(&self.chats).zip(self.data.chunks_exact(self.dim.max(1))).map(|((&id, &c), v)| (id, c, v))
+        self.ids
+            .iter()
+            .zip(&self.chats)
+            .zip(self.data.chunks_exact(self.dim.max(1)))
+            .map(|((&id, &c), v)| (id, c, v))
     }
 
     /// Exact top `k` by cosine (vectors are unit length), optionally in one

@@ -47,7 +47,11 @@ impl EmbedWorker {
                 }
             })
             .expect("spawn embed worker");
-        EmbedWorker { stop, core, handle: Some(handle) }
+        EmbedWorker {
+            stop,
+            core,
+            handle: Some(handle),
+        }
     }
 
     /// Stops after the batch in progress (its results are committed).

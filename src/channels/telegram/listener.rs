@@ -33,7 +33,12 @@ pub struct DurablePolling {
 }
 
 impl DurablePolling {
-    pub fn new(bot: Bot, core: Arc<Core>, poll_timeout: Duration, shutdown: watch::Receiver<bool>) -> Self {
+    pub fn new(
+        bot: Bot,
+        core: Arc<Core>,
+        poll_timeout: Duration,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
         let mut replay = Vec::new();
         match core.pending_updates() {
             Ok(pending) => {
@@ -50,10 +55,18 @@ impl DurablePolling {
             Err(e) => tracing::error!(error = %e, "cannot read the inbox"),
         }
         if !replay.is_empty() {
-            tracing::info!(count = replay.len(), "replaying updates received before the last stop");
+            tracing::info!(
+                count = replay.len(),
+                "replaying updates received before the last stop"
+            );
         }
         let polling = Polling::builder(bot).timeout(poll_timeout).build();
-        DurablePolling { polling, core, replay, shutdown }
+        DurablePolling {
+            polling,
+            core,
+            replay,
+            shutdown,
+        }
     }
 }
 
@@ -95,7 +108,11 @@ impl<'a> AsUpdateStream<'a> for DurablePolling {
 /// disk, say): until it is durable the update is not passed on, so Telegram
 /// keeps it. `None` for a re-delivery of a processed update, or when
 /// shutting down with the store still failing.
-async fn persist(core: Arc<Core>, update: Update, shutdown: watch::Receiver<bool>) -> Option<Update> {
+async fn persist(
+    core: Arc<Core>,
+    update: Update,
+    shutdown: watch::Receiver<bool>,
+) -> Option<Update> {
     let id = u64::from(update.id.0);
     let raw = match serde_json::to_vec(&update) {
         Ok(r) => r,
@@ -114,7 +131,9 @@ async fn persist(core: Arc<Core>, update: Update, shutdown: watch::Receiver<bool
                 tracing::debug!(update_id = id, "re-delivered update was processed already");
                 return None;
             }
-            Ok(Err(e)) => tracing::error!(update_id = id, error = %e, retry_in = ?delay, "cannot record an update"),
+            Ok(Err(e)) => {
+                tracing::error!(update_id = id, error = %e, retry_in = ?delay, "cannot record an update")
+            }
             Err(e) => tracing::error!(update_id = id, error = %e, "inbox writer panicked"),
         }
         if *shutdown.borrow() {

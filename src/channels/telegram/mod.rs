@@ -153,7 +153,10 @@ pub async fn run(
 /// The transcription pipeline, with failed voice notes put back in line
 /// (their cause may be gone: a model fetched, disk space freed) and audio
 /// past its retention removed.
-fn voice_pipeline(cfg: &Config, core: &Arc<Core>) -> anyhow::Result<crate::voice::pipeline::Pipeline> {
+fn voice_pipeline(
+    cfg: &Config,
+    core: &Arc<Core>,
+) -> anyhow::Result<crate::voice::pipeline::Pipeline> {
     let settings = crate::voice::whisper::Settings::from_config(cfg)?;
     match core.voice_retry() {
         Ok(n) if n > 0 => tracing::info!(jobs = n, "retrying voice notes that failed before"),
@@ -162,7 +165,9 @@ fn voice_pipeline(cfg: &Config, core: &Arc<Core>) -> anyhow::Result<crate::voice
     }
     if cfg.voice.keep_audio_days > 0 {
         match core.voice_prune_audio(cfg.voice.keep_audio_days) {
-            Ok(n) if n > 0 => tracing::info!(files = n, "old voice audio removed (transcripts kept)"),
+            Ok(n) if n > 0 => {
+                tracing::info!(files = n, "old voice audio removed (transcripts kept)")
+            }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "cannot prune old voice audio"),
         }

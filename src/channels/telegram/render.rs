@@ -49,7 +49,11 @@ fn atomize(s: &str) -> Vec<Atom<'_>> {
         let c = rest.chars().next().expect("non-empty");
         let len = match c {
             '<' => rest.find('>').map(|e| e + 1),
-            '&' => rest.char_indices().take(12).find(|(_, ch)| *ch == ';').map(|(e, _)| e + 1),
+            '&' => rest
+                .char_indices()
+                .take(12)
+                .find(|(_, ch)| *ch == ';')
+                .map(|(e, _)| e + 1),
             _ => None,
         }
         .unwrap_or(c.len_utf8());
@@ -58,7 +62,9 @@ fn atomize(s: &str) -> Vec<Atom<'_>> {
             if text.starts_with("</") {
                 Kind::Close
             } else {
-                let name_end = text[1..].find(|ch: char| ch == '>' || ch.is_whitespace()).map_or(text.len(), |e| e + 1);
+                let name_end = text[1..]
+                    .find(|ch: char| ch == '>' || ch.is_whitespace())
+                    .map_or(text.len(), |e| e + 1);
                 Kind::Open(&text[1..name_end])
             }
         } else if len > 1 && c == '&' {
@@ -109,9 +115,13 @@ fn emit(out: &mut Vec<String>, prefix: &[(&str, &str)], body: &[Atom], end: &[(&
 /// else at its end. Always > 0 for a non-empty body.
 fn best_cut(body: &[Atom]) -> usize {
     let after = |pred: &dyn Fn(char) -> bool| {
-        body.iter().rposition(|a| matches!(a.kind, Kind::Char(c) if pred(c))).map(|p| p + 1)
+        body.iter()
+            .rposition(|a| matches!(a.kind, Kind::Char(c) if pred(c)))
+            .map(|p| p + 1)
     };
-    after(&|c| c == '\n').or_else(|| after(&char::is_whitespace)).unwrap_or(body.len())
+    after(&|c| c == '\n')
+        .or_else(|| after(&char::is_whitespace))
+        .unwrap_or(body.len())
 }
 
 /// Splits well-formed Telegram HTML into chunks of at most `limit` UTF-16
@@ -131,7 +141,8 @@ pub fn split_html(s: &str, limit: usize) -> Vec<String> {
         let a = atoms[i];
         let mut after = open_now.clone();
         advance(&mut after, std::slice::from_ref(&a));
-        if body.is_empty() || prefix_units + body_units + a.units() + closing_units(&after) <= limit {
+        if body.is_empty() || prefix_units + body_units + a.units() + closing_units(&after) <= limit
+        {
             body_units += a.units();
             body.push(a);
             open_now = after;
@@ -143,7 +154,10 @@ pub fn split_html(s: &str, limit: usize) -> Vec<String> {
         advance(&mut at_cut, &body[..cut]);
         emit(&mut out, &prefix, &body[..cut], &at_cut);
         prefix = at_cut;
-        prefix_units = prefix.iter().map(|(_, open)| open.encode_utf16().count()).sum();
+        prefix_units = prefix
+            .iter()
+            .map(|(_, open)| open.encode_utf16().count())
+            .sum();
         body.drain(..cut);
         body_units = body.iter().map(Atom::units).sum();
         open_now = prefix.clone();
@@ -198,7 +212,9 @@ mod tests {
         // A bold run longer than the limit is cut inside and re-bolded.
         let long = format!("<b>{}</b>", "y".repeat(300));
         let chunks = split_html(&long, 100);
-        assert!(chunks.iter().all(|c| c.starts_with("<b>") && c.ends_with("</b>") && units(c) <= 100));
+        assert!(chunks
+            .iter()
+            .all(|c| c.starts_with("<b>") && c.ends_with("</b>") && units(c) <= 100));
     }
 
     #[test]
