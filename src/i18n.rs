@@ -170,6 +170,18 @@ impl I18n {
         out
     }
 
+    /// Renders `line` as plain text (terminal, button labels, callback
+    /// answers): rendered as HTML with escaped arguments, then the markup
+    /// stripped and entities decoded — so user text comes out verbatim.
+    pub fn render_plain(&self, lang: &str, line: &Line) -> String {
+        html_to_plain(&self.render(lang, line, &escape_html))
+    }
+
+    /// [`I18n::render_plain`] for several lines joined by newlines.
+    pub fn render_all_plain(&self, lang: &str, lines: &[Line]) -> String {
+        html_to_plain(&self.render_all(lang, lines, &escape_html))
+    }
+
     /// Whether `lang` has a message `key` (used by the locale tests).
     pub fn has(&self, lang: &str, key: &str) -> bool {
         self.bundles.get(lang).is_some_and(|b| b.has_message(key))

@@ -8,7 +8,7 @@
 use std::io::{BufRead, IsTerminal, Write};
 
 use crate::core::{now_ms, Body, Core, Inbound, Origin, Outcome, CONSOLE_CHAT_ID};
-use crate::i18n::{escape_html, html_to_plain, I18n, Line};
+use crate::i18n::{I18n, Line};
 
 /// Reads lines from `input` until end of input, answering each on `out`.
 /// Blank lines are skipped. Input that is not UTF-8 is decoded lossily.
@@ -23,11 +23,7 @@ pub fn run(
     if interactive {
         let banner =
             Line::new("console-banner").text("dir", core.store().dir().display().to_string());
-        writeln!(
-            out,
-            "{}",
-            html_to_plain(&i18n.render(&lang, &banner, &escape_html))
-        )?;
+        writeln!(out, "{}", i18n.render_plain(&lang, &banner))?;
     }
     let mut buf = Vec::new();
     loop {
@@ -59,16 +55,11 @@ pub fn run(
                 // The console has no buttons to press, so replies carry none.
                 for o in outcomes {
                     let Outcome::Reply(r) = o else { continue };
-                    writeln!(
-                        out,
-                        "{}",
-                        html_to_plain(&i18n.render_all(&r.lang, &r.lines, &escape_html))
-                    )?;
+                    writeln!(out, "{}", i18n.render_all_plain(&r.lang, &r.lines))?;
                 }
             }
             Err(e) => {
-                let msg =
-                    html_to_plain(&i18n.render(&lang, &Line::new("storage-error"), &escape_html));
+                let msg = i18n.render_plain(&lang, &Line::new("storage-error"));
                 writeln!(out, "{msg}")?;
                 tracing::error!(error = %e, "console event failed");
             }

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use serde::Serialize;
 
 use crate::config::{bot_token, Config};
-use crate::i18n::{escape_html, html_to_plain, I18n, Line};
+use crate::i18n::{I18n, Line};
 use crate::store::{schema::CURRENT_VERSION, Store, StoreError};
 
 #[derive(Debug, clap::Args)]
@@ -243,8 +243,7 @@ fn report(checks: Vec<Check>, args: &Args, lang: &str) -> ExitCode {
         );
     } else {
         let i18n = I18n::new();
-        let say =
-            |line: Line| println!("{}", html_to_plain(&i18n.render(lang, &line, &escape_html)));
+        let say = |line: Line| println!("{}", i18n.render_plain(lang, &line));
         for c in &checks {
             let key = match c.status {
                 Status::Ok => "doctor-ok",

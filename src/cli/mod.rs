@@ -162,11 +162,11 @@ pub fn load_embedder(
         Ok(e) => Some(e),
         Err(e) => {
             tracing::warn!("semantic recall is off: {e:#}");
-            use crate::i18n::{escape_html, html_to_plain, I18n, Line};
+            use crate::i18n::{I18n, Line};
             let line = Line::new("cli-semantic-off").text("reason", format!("{e:#}"));
             eprintln!(
                 "{}",
-                html_to_plain(&I18n::new().render(&cfg.general.default_lang, &line, &escape_html))
+                I18n::new().render_plain(&cfg.general.default_lang, &line)
             );
             None
         }
@@ -200,10 +200,10 @@ pub fn track(bar: &indicatif::ProgressBar) -> impl FnMut(u64, u64) + '_ {
 
 /// Prints a localised line (plain text) in the configured language.
 fn say(cfg: &Config, line: crate::i18n::Line) {
-    use crate::i18n::{escape_html, html_to_plain, I18n};
+    use crate::i18n::I18n;
     println!(
         "{}",
-        html_to_plain(&I18n::new().render(&cfg.general.default_lang, &line, &escape_html))
+        I18n::new().render_plain(&cfg.general.default_lang, &line)
     );
 }
 

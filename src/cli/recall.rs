@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::core::{format_date, Core, Hit};
-use crate::i18n::{escape_html, html_to_plain, I18n, Line};
+use crate::i18n::{I18n, Line};
 use crate::memory::recall::Parts;
 
 #[derive(Debug, clap::Args)]
@@ -98,7 +98,7 @@ pub fn run(cfg: &Config, args: &Args) -> anyhow::Result<()> {
     if hits.is_empty() {
         println!(
             "{}",
-            html_to_plain(&i18n.render(lang, &Line::new("cli-recall-empty"), &escape_html))
+            i18n.render_plain(lang, &Line::new("cli-recall-empty"))
         );
     }
     for h in hits {
@@ -109,7 +109,7 @@ pub fn run(cfg: &Config, args: &Args) -> anyhow::Result<()> {
             .key("source", &format!("source-{}", h.note.source.as_str()))
             .text("score", format!("{:.3}", h.score))
             .text("text", h.note.text.clone());
-        println!("{}", html_to_plain(&i18n.render(lang, &line, &escape_html)));
+        println!("{}", i18n.render_plain(lang, &line));
         if args.explain {
             let p = h.parts;
             let line = Line::new("cli-recall-explain")
@@ -119,7 +119,7 @@ pub fn run(cfg: &Config, args: &Args) -> anyhow::Result<()> {
                 .text("cos", format!("{:.3}", p.cosine))
                 .text("rec", format!("{:.3}", p.recency))
                 .text("fb", format!("{:+.3}", p.feedback));
-            println!("{}", html_to_plain(&i18n.render(lang, &line, &escape_html)));
+            println!("{}", i18n.render_plain(lang, &line));
         }
     }
     Ok(())

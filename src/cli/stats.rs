@@ -1,7 +1,7 @@
 //! `mnemo stats`: counts, for people or (`--json`) for scripts.
 
 use crate::config::Config;
-use crate::i18n::{escape_html, html_to_plain, I18n, Line};
+use crate::i18n::Line;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -35,9 +35,6 @@ pub fn run(cfg: &Config, args: &Args) -> anyhow::Result<()> {
         Some(m) => line.text("model", m.clone()),
         None => line.key("model", "model-none"),
     };
-    println!(
-        "{}",
-        html_to_plain(&I18n::new().render(&cfg.general.default_lang, &line, &escape_html))
-    );
+    super::say(cfg, line);
     Ok(())
 }

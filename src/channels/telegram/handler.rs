@@ -17,7 +17,7 @@ use teloxide::types::ParseMode;
 
 use super::render;
 use crate::core::{Answer, Body, Core, CoreError, Inbound, Origin, Outcome, Reply, VoiceIn};
-use crate::i18n::{self, html_to_plain, I18n, Line};
+use crate::i18n::{self, I18n, Line};
 
 /// The handler tree, in the style of teloxide's examples.
 pub fn schema() -> UpdateHandler<anyhow::Error> {
@@ -201,7 +201,7 @@ async fn answer(
     q: &CallbackQuery,
     a: &Answer,
 ) -> Result<(), teloxide::RequestError> {
-    let text = html_to_plain(&deps.i18n.render(&a.lang, &a.line, &i18n::escape_html));
+    let text = deps.i18n.render_plain(&a.lang, &a.line);
     bot.answer_callback_query(q.id.clone())
         .text(text)
         .await

@@ -279,7 +279,7 @@ fn keyboard(i18n: &I18n, reply: &Reply) -> InlineKeyboardMarkup {
         row.iter()
             .map(|b| {
                 InlineKeyboardButton::callback(
-                    html_to_plain(&i18n.render(&reply.lang, &b.label, &crate::i18n::escape_html)),
+                    i18n.render_plain(&reply.lang, &b.label),
                     b.data.clone(),
                 )
             })
