@@ -44,10 +44,25 @@ impl Core {
         nonce: Option<u64>,
         label: Line,
     ) -> Option<crate::core::Button> {
-        let keys = self.keys.as_ref()?;
-        if !matches!(cx.ev.origin, super::Origin::Telegram { .. }) {
+        if !self.buttons_on(cx) {
             return None;
         }
+        self.sign_button(cx.ev.chat_id, cx.ev.user_id, action, target, nonce, label)
+    }
+
+    /// A button signed for `chat` and `user` (the pipeline's replies, which
+    /// have no event to hang it on, use this directly). `None` without a
+    /// keyring.
+    pub(super) fn sign_button(
+        &self,
+        chat: i64,
+        user: i64,
+        action: Action,
+        target: u64,
+        nonce: Option<u64>,
+        label: Line,
+    ) -> Option<crate::core::Button> {
+        let keys = self.keys.as_ref()?;
         let now = super::now_ms() / 1000;
         let payload = match nonce {
             Some(nonce) => Payload {
@@ -66,7 +81,7 @@ impl Core {
         };
         Some(crate::core::Button {
             label,
-            data: keys.sign(&payload, cx.ev.chat_id, cx.ev.user_id),
+            data: keys.sign(&payload, chat, user),
         })
     }
 

@@ -261,21 +261,22 @@ impl Core {
             if let Some(p) = crate::extract::extract(&note.text).priority {
                 lines.push(Line::new("note-priority").text("cue", p.cue));
             }
-            let mut buttons = Vec::new();
-            if let Some(keys) = &self.keys {
-                let now = now_ms() / 1000;
-                for (action, key) in [
-                    (Action::Retranscribe, "btn-retranscribe"),
-                    (Action::Undo, "btn-undo"),
-                ] {
-                    if let Ok(p) = crate::buttons::Payload::new(action, note.id, now) {
-                        buttons.push(super::Button {
-                            label: Line::new(key),
-                            data: keys.sign(&p, job.chat_id, job.user_id),
-                        });
-                    }
-                }
-            }
+            let buttons: Vec<_> = [
+                (Action::Retranscribe, "btn-retranscribe"),
+                (Action::Undo, "btn-undo"),
+            ]
+            .into_iter()
+            .filter_map(|(action, key)| {
+                self.sign_button(
+                    job.chat_id,
+                    job.user_id,
+                    action,
+                    note.id,
+                    None,
+                    Line::new(key),
+                )
+            })
+            .collect();
             let reply = Reply {
                 chat_id: job.chat_id,
                 reply_to: job.message_id,
@@ -283,13 +284,13 @@ impl Core {
                 lines,
                 note_id: Some(note.id),
                 chunks_sent: 0,
-                buttons: if buttons.is_empty() || job.kind == "file" {
+                buttons: if buttons.is_empty() || !job.replies() {
                     Vec::new()
                 } else {
                     vec![buttons]
                 },
             };
-            if job.kind != "file" {
+            if job.replies() {
                 tx.push_outbox(
                     &serde_json::to_vec(&Outcome::Reply(reply)).expect("outcomes serialise"),
                 )?;
@@ -318,7 +319,7 @@ impl Core {
                 return Ok(false);
             }
             job.state = VoiceState::Failed;
-            let tell = !job.notified && job.kind != "file";
+            let tell = !job.notified && job.replies();
             job.notified = true;
             tx.put_voice_job(&job)?;
             if tell {
@@ -353,28 +354,12 @@ impl Core {
 
     /// [`Core::voice_retry`] for the failed jobs `pick` selects.
     pub fn voice_retry_where(&self, pick: impl Fn(&VoiceJob) -> bool) -> Result<u64, CoreError> {
-        let n = self.voice_retry_inner(pick)?;
-        if n > 0 {
-            self.notify_voice();
-        }
-        Ok(n)
-    }
-
-    fn voice_retry_inner(&self, pick: impl Fn(&VoiceJob) -> bool) -> Result<u64, CoreError> {
-        Ok(self.store.write(|tx| {
-            let failed = {
-                let mut v = Vec::new();
-                for job in self.store.voice_jobs(VoiceState::Failed)? {
-                    v.push(job.id);
-                }
-                v
-            };
+        let n = self.store.write(|tx| {
+            // Read inside the write transaction: redb lets one writer at a
+            // time, so this snapshot is the state the transaction starts from.
             let mut n = 0;
-            for id in failed {
-                let Some(mut job) = tx.voice_job(id)? else {
-                    continue;
-                };
-                if job.state != VoiceState::Failed || !pick(&job) {
+            for mut job in self.store.voice_jobs(VoiceState::Failed)? {
+                if !pick(&job) {
                     continue;
                 }
                 job.state = if job.audio.is_some() {
@@ -386,7 +371,11 @@ impl Core {
                 n += 1;
             }
             Ok(n)
-        })?)
+        })?;
+        if n > 0 {
+            self.notify_voice();
+        }
+        Ok(n)
     }
 
     /// 🔁 on a voice memory: queue its stored audio again.

@@ -66,6 +66,12 @@ pub struct VoiceJob {
 }
 
 impl VoiceJob {
+    /// Whether the job came from a chat that gets replies (not a local file
+    /// from `mnemo transcribe --save`).
+    pub fn replies(&self) -> bool {
+        self.kind != "file"
+    }
+
     /// A job waiting for its audio (`Fetch`); the id is given by
     /// [`Tx::add_voice_job`].
     pub fn new(

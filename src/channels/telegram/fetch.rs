@@ -30,10 +30,9 @@ const TYPING_EVERY: Duration = Duration::from_secs(4);
 pub struct Fetcher {
     pub bot: Bot,
     pub core: Arc<Core>,
-    /// Wakes this task (a voice note was received).
+    /// Wakes this task (a voice note was received). The pipeline is woken
+    /// by the core itself once the audio is stored (`Core::on_voice_ready`).
     pub wake: Arc<Notify>,
-    /// Wakes the transcription pipeline (audio is ready).
-    pub ready: Arc<Notify>,
 }
 
 enum FetchError {
@@ -59,10 +58,7 @@ impl Fetcher {
                         match tokio::task::spawn_blocking(move || core.voice_fetched(id, &bytes))
                             .await
                         {
-                            Ok(Ok(())) => {
-                                tracing::info!(job = id, "voice note downloaded");
-                                self.ready.notify_one();
-                            }
+                            Ok(Ok(())) => tracing::info!(job = id, "voice note downloaded"),
                             Ok(Err(e)) => {
                                 // Disk full, most likely: keep the job, try again later.
                                 tracing::error!(job = id, error = %e, "cannot store a downloaded voice note");

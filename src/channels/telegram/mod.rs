@@ -91,12 +91,11 @@ pub async fn run(
     let pipeline = voice_pipeline(cfg, &core)?;
     let r = ready.clone();
     core.on_voice_ready(move || r.notify_one());
-    let pipeline = tokio::spawn(pipeline.run(ready.clone(), shutdown.clone()));
+    let pipeline = tokio::spawn(pipeline.run(ready, shutdown.clone()));
     let fetcher = fetch::Fetcher {
         bot: bot.clone(),
         core: core.clone(),
         wake: voice.clone(),
-        ready: ready.clone(),
     };
     let fetcher = tokio::spawn(fetcher.run(shutdown.clone()));
 
