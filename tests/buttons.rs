@@ -7,7 +7,7 @@ mod support;
 use std::time::Duration;
 
 use mnemo::buttons::{Action, Keyring, Payload};
-use mnemo::core::{Body, Inbound, Origin, Outcome};
+use mnemo::core::{Body, Outcome};
 use support::fake_telegram as tg;
 use support::InProcBot;
 
@@ -333,24 +333,10 @@ async fn todos_decisions_and_priorities() {
 #[test]
 fn fuzzed_presses_are_all_rejected() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = mnemo::config::Config::defaults();
-    cfg.telegram.allowed_user_ids = vec![OWNER];
-    let store = mnemo::store::Store::open(dir.path()).unwrap();
     let keys = Keyring::load_or_create(dir.path(), None, 0, mnemo::core::now_ms() / 1000).unwrap();
-    let core = mnemo::core::Core::new(store, mnemo::core::Settings::from_config(&cfg))
-        .unwrap()
-        .with_keyring(keys.clone());
+    let core = support::bare_core(dir.path(), &[OWNER], keys.clone());
     let now = mnemo::core::now_ms() / 1000;
-    let ev = |update_id: u64, body: Body| Inbound {
-        origin: Origin::Telegram { update_id },
-        chat_id: OWNER,
-        user_id: OWNER,
-        user_lang: None,
-        message_id: Some(1),
-        reply_to: None,
-        at: mnemo::core::now_ms(),
-        body,
-    };
+    let ev = |update_id: u64, body: Body| support::telegram_event(OWNER, update_id, body);
     core.handle(ev(
         1,
         Body::Text("keep me: the fuzzer must not undo this".into()),
@@ -434,23 +420,9 @@ fn fuzzed_presses_are_all_rejected() {
 #[test]
 fn many_votes_compact_the_log_on_the_way() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = mnemo::config::Config::defaults();
-    cfg.telegram.allowed_user_ids = vec![OWNER];
-    let store = mnemo::store::Store::open(dir.path()).unwrap();
     let keys = Keyring::new([3; 32]);
-    let core = mnemo::core::Core::new(store, mnemo::core::Settings::from_config(&cfg))
-        .unwrap()
-        .with_keyring(keys.clone());
-    let ev = |update_id: u64, body: Body| Inbound {
-        origin: Origin::Telegram { update_id },
-        chat_id: OWNER,
-        user_id: OWNER,
-        user_lang: None,
-        message_id: Some(update_id as i64),
-        reply_to: None,
-        at: mnemo::core::now_ms(),
-        body,
-    };
+    let core = support::bare_core(dir.path(), &[OWNER], keys.clone());
+    let ev = |update_id: u64, body: Body| support::telegram_event(OWNER, update_id, body);
     for i in 0..3 {
         core.handle(ev(i, Body::Text(format!("note number {i} about tulips"))))
             .unwrap();

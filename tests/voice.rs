@@ -377,15 +377,10 @@ async fn the_cli_transcribes_files_and_retries_failed_notes() {
 #[test]
 fn audio_past_its_retention_is_removed_and_the_transcript_kept() {
     use mnemo::buttons::{Action, Keyring, Payload};
-    use mnemo::core::{Body, Core, Inbound, Origin, Outcome, Settings, VoiceText};
+    use mnemo::core::{Body, Outcome, VoiceText};
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = mnemo::config::Config::defaults();
-    cfg.telegram.allowed_user_ids = vec![OWNER];
     let keys = Keyring::new([5; 32]);
-    let store = mnemo::store::Store::open(dir.path()).unwrap();
-    let core = Core::new(store, Settings::from_config(&cfg))
-        .unwrap()
-        .with_keyring(keys.clone());
+    let core = support::bare_core(dir.path(), &[OWNER], keys.clone());
     let job = core
         .voice_add_file(OWNER, OWNER, b"OggS fake audio bytes", "memo.ogg")
         .unwrap();
@@ -419,16 +414,7 @@ fn audio_past_its_retention_is_removed_and_the_transcript_kept() {
         OWNER,
         OWNER,
     );
-    let ev = Inbound {
-        origin: Origin::Telegram { update_id: 1 },
-        chat_id: OWNER,
-        user_id: OWNER,
-        user_lang: None,
-        message_id: Some(1),
-        reply_to: None,
-        at: mnemo::core::now_ms(),
-        body: Body::Press(data),
-    };
+    let ev = support::telegram_event(OWNER, 1, Body::Press(data));
     match core.handle(ev).unwrap().as_slice() {
         [Outcome::Answer(a)] => assert_eq!(a.line.key, "press-audio-gone"),
         other => panic!("{other:?}"),

@@ -122,31 +122,33 @@ impl InProcBot {
             worker,
             cfg,
         } = self;
-        let _ = stop.send(true);
-        tokio::time::timeout(Duration::from_secs(10), task)
-            .await
-            .expect("bot stops")
-            .unwrap()
-            .unwrap();
-        if let Some(w) = worker {
-            tokio::task::spawn_blocking(move || w.stop()).await.unwrap();
-        }
+        halt(stop, task, worker).await.unwrap();
         let embedder = core.embedder().cloned();
         drop(core);
         InProcBot::launch(tg, dir, cfg, embedder).await
     }
 
     pub async fn stop(self) -> anyhow::Result<()> {
-        let _ = self.stop.send(true);
-        let r = tokio::time::timeout(Duration::from_secs(10), self.task)
-            .await
-            .expect("bot stops within 10 s")
-            .unwrap();
-        if let Some(w) = self.worker {
-            tokio::task::spawn_blocking(move || w.stop()).await.unwrap();
-        }
-        r
+        halt(self.stop, self.task, self.worker).await
     }
+}
+
+/// Signals the channel to stop, waits for it (10 s at most), then stops the
+/// embed worker; returns what the channel returned.
+async fn halt(
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    worker: Option<mnemo::memory::worker::EmbedWorker>,
+) -> anyhow::Result<()> {
+    let _ = stop.send(true);
+    let r = tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("bot stops within 10 s")
+        .unwrap();
+    if let Some(w) = worker {
+        tokio::task::spawn_blocking(move || w.stop()).await.unwrap();
+    }
+    r
 }
 
 /// The core as `mnemo serve` builds it: store, settings, model, button keys
@@ -170,6 +172,32 @@ fn open_core(
     )
     .unwrap()
     .with_keyring(keys)
+}
+
+/// A core without a channel (no model), as `serve` would build it for
+/// `allowed` users, signing buttons with `keys`: for driving events
+/// through [`Core::handle`] directly.
+pub fn bare_core(dir: &Path, allowed: &[i64], keys: mnemo::buttons::Keyring) -> Core {
+    let mut cfg = Config::defaults();
+    cfg.telegram.allowed_user_ids = allowed.to_vec();
+    Core::new(Store::open(dir).unwrap(), Settings::from_config(&cfg))
+        .unwrap()
+        .with_keyring(keys)
+}
+
+/// Telegram update `update_id` from `user` in their private chat, as the
+/// handler builds it (message id = update id).
+pub fn telegram_event(user: i64, update_id: u64, body: mnemo::core::Body) -> mnemo::core::Inbound {
+    mnemo::core::Inbound {
+        origin: mnemo::core::Origin::Telegram { update_id },
+        chat_id: user,
+        user_id: user,
+        user_lang: None,
+        message_id: Some(update_id as i64),
+        reply_to: None,
+        at: mnemo::core::now_ms(),
+        body,
+    }
 }
 
 /// The models dir of the user running the tests (filled by `make test`).
