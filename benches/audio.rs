@@ -16,6 +16,9 @@ use std::hint::black_box;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+#[path = "../tests/support/speech.rs"]
+mod speech;
+
 use criterion::{criterion_group, criterion_main, Criterion};
 use mnemo::voice::audio::{decode, probe_duration};
 
@@ -24,17 +27,6 @@ const TEXT: &str = "Remember to buy oat milk, bread and coffee on the way home. 
     Call Anna on Friday about the garden party and ask whether the bank moved the meeting \
     to half past three. The plumber comes on Tuesday morning; leave the key with the neighbour. \
     Idea for the talk: start with the story about the lost suitcase in Lisbon.";
-
-fn tool(cmd: &mut Command) {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd:?}: {e} — run scripts/setup.sh"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 fn write_wav(path: &std::path::Path, rate: u32, samples: &[f32]) {
     let spec = hound::WavSpec {
@@ -56,7 +48,7 @@ fn write_wav(path: &std::path::Path, rate: u32, samples: &[f32]) {
 fn inputs() -> (Vec<u8>, Vec<u8>, Vec<u8>) {
     let dir = tempfile::tempdir().unwrap();
     let spoken = dir.path().join("spoken.wav");
-    tool(Command::new("espeak-ng").arg("-w").arg(&spoken).arg(TEXT));
+    speech::run(Command::new("espeak-ng").arg("-w").arg(&spoken).arg(TEXT));
     let mut r = hound::WavReader::open(&spoken).unwrap();
     let rate = r.spec().sample_rate;
     let speech: Vec<f32> = r
@@ -72,7 +64,7 @@ fn inputs() -> (Vec<u8>, Vec<u8>, Vec<u8>) {
     let wav = dir.path().join("note.wav");
     write_wav(&wav, rate, &looped);
     let ogg = dir.path().join("note.ogg");
-    tool(
+    speech::run(
         Command::new("opusenc")
             .args(["--quiet", "--bitrate", "32"])
             .arg(&wav)

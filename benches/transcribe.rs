@@ -11,11 +11,14 @@
 //! attention off, `BENCH_TRIM=0` the trimmed audio context. Under
 //! `cargo test` it runs one transcription as a smoke pass.
 
-use std::path::PathBuf;
 use std::time::Duration;
+
+#[path = "../tests/support/speech.rs"]
+mod speech;
 
 use mnemo::config::Config;
 use mnemo::voice::whisper::{Settings, Transcriber};
+use speech::jfk_samples as jfk;
 
 /// A /proc/self/status field in MB.
 fn status_mb(key: &str) -> f64 {
@@ -29,23 +32,22 @@ fn status_mb(key: &str) -> f64 {
         / 1024.0
 }
 
-fn jfk() -> Vec<f32> {
-    let dir = std::env::var_os("MNEMO_TEST_AUDIO")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/mnemo/test-audio")
-        });
-    let path = dir.join("jfk.wav");
-    let mut r = hound::WavReader::open(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}; run scripts/test-assets.sh", path.display()));
-    r.samples::<i16>()
-        .map(|s| f32::from(s.unwrap()) / 32768.0)
-        .collect()
-}
-
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
+}
+
+/// Median of 5 load/unload cycles of a transcriber with `settings`.
+fn median_load(rt: &tokio::runtime::Runtime, settings: Settings) -> Duration {
+    let t = Transcriber::new(settings);
+    let loads = (0..5)
+        .map(|_| {
+            let d = rt.block_on(t.load()).unwrap();
+            rt.block_on(t.unload()).unwrap();
+            d
+        })
+        .collect();
+    median(loads)
 }
 
 fn main() {
@@ -89,34 +91,16 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(5);
     let rss_start = status_mb("VmRSS:");
-    let t = Transcriber::new(base.clone());
-    let loads: Vec<Duration> = (0..5)
-        .map(|_| {
-            let d = rt.block_on(t.load()).unwrap();
-            rt.block_on(t.unload()).unwrap();
-            d
-        })
-        .collect();
-    drop(t);
     println!(
         "model load (sha256 check + whisper init): median {:.0} ms",
-        median(loads).as_secs_f64() * 1e3
+        median_load(&rt, base.clone()).as_secs_f64() * 1e3
     );
     // The load time without the checksum (a custom [voice] model path).
     let mut unpinned = base.clone();
     unpinned.expected_sha256 = None;
-    let t = Transcriber::new(unpinned);
-    let loads: Vec<Duration> = (0..5)
-        .map(|_| {
-            let d = rt.block_on(t.load()).unwrap();
-            rt.block_on(t.unload()).unwrap();
-            d
-        })
-        .collect();
-    drop(t);
     println!(
         "model load (whisper init only):        median {:.0} ms",
-        median(loads).as_secs_f64() * 1e3
+        median_load(&rt, unpinned).as_secs_f64() * 1e3
     );
 
     for threads in [1, 2] {

@@ -2,38 +2,16 @@
 //! `mnemo models fetch`), real whisper.cpp, real speech (jfk.wav, fetched by
 //! scripts/test-assets.sh). `make test` provides both.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
+
+mod support;
 
 use mnemo::config::Config;
 use mnemo::voice::whisper::{Settings, TranscribeError, Transcriber};
+use support::speech::jfk_samples as jfk;
 
 fn settings() -> Settings {
     Settings::from_config(&Config::defaults()).expect("a home directory")
-}
-
-/// jfk.wav as mono 16 kHz f32 (the voice decoder produces the same format).
-fn jfk() -> Vec<f32> {
-    let dir = std::env::var_os("MNEMO_TEST_AUDIO")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/mnemo/test-audio")
-        });
-    let path = dir.join("jfk.wav");
-    let mut r = hound::WavReader::open(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e}; run scripts/test-assets.sh (make test does)",
-            path.display()
-        )
-    });
-    let spec = r.spec();
-    assert_eq!(
-        (spec.channels, spec.sample_rate, spec.bits_per_sample),
-        (1, 16_000, 16)
-    );
-    r.samples::<i16>()
-        .map(|s| f32::from(s.unwrap()) / 32768.0)
-        .collect()
 }
 
 #[tokio::test]
