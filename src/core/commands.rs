@@ -281,7 +281,7 @@ impl Core {
             .num("pending", self.store.embed_queue_len()?)
             .num("index", index as i64)
             .text("size", human_bytes(self.store.file_size()));
-        let fb = self.store.feedback_counts()?;
+        let fb = self.feedback_counts()?;
         let items = self.store.count_items()?;
         let line = line
             .num("helpful", fb.helpful)

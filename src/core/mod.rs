@@ -1016,7 +1016,7 @@ impl Core {
             pending: self.store.embed_queue_len()?,
             index_size: self.vectors.read().unwrap_or_else(|p| p.into_inner()).len() as u64,
             model: self.embedder.as_ref().map(|e| e.model_id().to_owned()),
-            feedback: self.store.feedback_counts()?,
+            feedback: self.feedback_counts()?,
             items: self.store.count_items()?,
         })
     }

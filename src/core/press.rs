@@ -289,6 +289,13 @@ impl Core {
         all
     }
 
+    /// Vote counts from the in-memory state ranking uses (no store scan).
+    pub(super) fn feedback_counts(&self) -> Result<crate::store::FeedbackCounts, StoreError> {
+        let log = self.store.feedback_log_len()?;
+        let fb = self.feedback.read().unwrap_or_else(|p| p.into_inner());
+        Ok(crate::store::FeedbackCounts::of(&fb, log))
+    }
+
     /// Whether someone marked note `id` outdated.
     pub(super) fn is_outdated(&self, id: u64) -> bool {
         let fb = self.feedback.read().unwrap_or_else(|p| p.into_inner());

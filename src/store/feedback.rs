@@ -103,6 +103,24 @@ pub struct FeedbackCounts {
     pub log: u64,
 }
 
+impl FeedbackCounts {
+    /// Counts the votes of `state` (as [`Store::feedback_state`] returns it).
+    pub fn of(state: &HashMap<u64, Aggregate>, log: u64) -> FeedbackCounts {
+        let mut c = FeedbackCounts {
+            log,
+            ..Default::default()
+        };
+        for v in state.values().flat_map(|a| &a.votes) {
+            match v.vote {
+                Vote::Helpful => c.helpful += 1,
+                Vote::NotHelpful => c.not_helpful += 1,
+                Vote::Outdated => c.outdated += 1,
+            }
+        }
+        c
+    }
+}
+
 fn decode<T: for<'de> Deserialize<'de>>(
     what: &str,
     id: u64,
@@ -269,20 +287,10 @@ impl Store {
     }
 
     pub fn feedback_counts(&self) -> Result<FeedbackCounts, StoreError> {
-        let mut c = FeedbackCounts {
-            log: self.feedback_log_len()?,
-            ..Default::default()
-        };
-        for agg in self.feedback_state()?.values() {
-            for v in &agg.votes {
-                match v.vote {
-                    Vote::Helpful => c.helpful += 1,
-                    Vote::NotHelpful => c.not_helpful += 1,
-                    Vote::Outdated => c.outdated += 1,
-                }
-            }
-        }
-        Ok(c)
+        Ok(FeedbackCounts::of(
+            &self.feedback_state()?,
+            self.feedback_log_len()?,
+        ))
     }
 
     /// The raw aggregates table (tests compare it with a fold of the log).
