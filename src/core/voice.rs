@@ -116,7 +116,7 @@ impl Core {
             })
         })?;
         self.voice_fetched(job.id, bytes)?;
-        Ok(self.store.write(|tx| tx.voice_job(job.id))?.unwrap_or(job))
+        Ok(self.store.voice_job(job.id)?.unwrap_or(job))
     }
 
     pub fn voice_jobs(&self, state: VoiceState) -> Result<Vec<VoiceJob>, CoreError> {

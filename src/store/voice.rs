@@ -165,6 +165,13 @@ impl Store {
         Ok(out)
     }
 
+    pub fn voice_job(&self, id: u64) -> Result<Option<VoiceJob>, StoreError> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(VOICE_JOBS)?;
+        let g = t.get(id)?;
+        g.map(|g| decode_job(id, g.value())).transpose()
+    }
+
     pub fn voice_job_count(&self) -> Result<u64, StoreError> {
         let r = self.db.begin_read()?;
         Ok(r.open_table(VOICE_JOBS)?.len()?)
