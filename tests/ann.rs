@@ -152,6 +152,18 @@ fn the_graph_survives_restarts_and_is_rebuilt_when_damaged() {
     assert_eq!(how, Origin::Rebuilt);
     assert_eq!(ann.len(), idx.len());
 
+    // A graph written by an older build (manifest without `format`, vectors
+    // scaled for another distance) is not read, even with matching hashes.
+    ann.save(&dir).unwrap();
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    m.as_object_mut().unwrap().remove("format");
+    std::fs::write(dir.join("manifest.json"), m.to_string()).unwrap();
+    assert_eq!(Ann::load_or_build(&dir, &idx, MODEL).1, Origin::Rebuilt);
+    m["format"] = 1.into();
+    std::fs::write(dir.join("manifest.json"), m.to_string()).unwrap();
+    assert_eq!(Ann::load_or_build(&dir, &idx, MODEL).1, Origin::Rebuilt);
+
     // Missing files.
     std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(Ann::load_or_build(&dir, &idx, MODEL).1, Origin::Rebuilt);

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use mnemo::config::Config;
 use mnemo::core::{Body, Core, Inbound, Origin, Settings};
-use mnemo::memory::embed::{dot, Embedder};
+use mnemo::memory::dot::dot;
+use mnemo::memory::embed::Embedder;
 use mnemo::models::ModelSet;
 use mnemo::store::Store;
 use support::fake_telegram as tg;

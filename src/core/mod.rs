@@ -568,7 +568,7 @@ impl Core {
                         .iter()
                         .zip(&vecs[..i])
                         .filter(|((oid, _, o), _)| o.chat_id == note.chat_id && oid < id)
-                        .map(|((oid, _, _), ov)| (*oid, crate::memory::embed::dot(v, ov)));
+                        .map(|((oid, _, _), ov)| (*oid, crate::memory::dot::dot(v, ov)));
                     idx.search_exact(v, Some(note.chat_id), 1)
                         .into_iter()
                         .filter(|(oid, _)| oid < id)
@@ -645,9 +645,11 @@ impl Core {
         let mut graph = self.ann.write().unwrap_or_else(|p| p.into_inner());
         for (id, chat, v) in &applied {
             idx.insert(*id, *chat, v);
-            if let Some(g) = graph.as_mut() {
-                g.insert(*id, v);
-            }
+        }
+        if let Some(g) = graph.as_mut() {
+            let batch: Vec<(u64, &[f32])> =
+                applied.iter().map(|(id, _, v)| (*id, &v[..])).collect();
+            g.insert_many(&batch);
         }
         if !applied.is_empty() && graph.is_some() {
             self.ann_dirty
@@ -929,7 +931,7 @@ impl Core {
                 continue;
             };
             let cosine =
-                cos.or_else(|| Some(crate::memory::embed::dot(qv.as_ref()?, vectors.get(id)?)));
+                cos.or_else(|| Some(crate::memory::dot::dot(qv.as_ref()?, vectors.get(id)?)));
             cands.push(Candidate {
                 id,
                 bm25,

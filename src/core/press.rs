@@ -17,7 +17,7 @@ use std::collections::HashSet;
 use super::{Core, Cx, IndexOp, Outcome};
 use crate::buttons::{Action, Payload, Reject};
 use crate::i18n::Line;
-use crate::memory::embed::dot;
+use crate::memory::dot::dot;
 use crate::memory::lexical::analyze_query;
 use crate::memory::recall::Parts;
 use crate::store::{Ask, FeedbackEvent, StoreError, Tx, Vote};

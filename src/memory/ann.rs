@@ -17,12 +17,12 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use hnsw_rs::anndists::dist::DistDot;
 use hnsw_rs::api::AnnT;
 use hnsw_rs::hnsw::Hnsw;
 use hnsw_rs::hnswio::HnswIo;
 use serde::{Deserialize, Serialize};
 
+use super::dot::UnitDot;
 use super::vector::VectorIndex;
 
 const BASENAME: &str = "vectors";
@@ -31,19 +31,18 @@ const MANIFEST: &str = "manifest.json";
 const M: usize = 16;
 const EF_CONSTRUCTION: usize = 64;
 const EF_SEARCH: usize = 96;
+/// Batches at least this large are inserted in parallel.
+const PARALLEL_FROM: usize = 32;
 
-/// Vectors enter the graph scaled by this. anndists' `DistDot` (`1 - a·b`,
-/// optimised) asserts `a·b <= 1`, which rounding breaks when a query equals a
-/// stored unit vector; scaled, `a·b <= SCALE² < 1` always. Rankings are
-/// unchanged and the cosine is recovered as `(1 - d) / SCALE²`.
-const SCALE: f32 = 1.0 - 1e-4;
-
-fn scaled(v: &[f32]) -> Vec<f32> {
-    v.iter().map(|x| x * SCALE).collect()
-}
+/// Version of the files' layout and distance. A manifest of another
+/// format (or without one) names a graph this build does not read: it is
+/// rebuilt. 2: [`UnitDot`] on unscaled vectors (1 scaled them for anndists'
+/// `DistDot`, which asserted `a·b <= 1`).
+const FORMAT: u32 = 2;
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub struct Manifest {
+    pub format: u32,
     pub model_id: String,
     pub dim: usize,
     /// `points[i]` is the note id of graph point `i`.
@@ -58,7 +57,7 @@ pub struct Manifest {
 }
 
 pub struct Ann {
-    graph: Hnsw<'static, f32, DistDot>,
+    graph: Hnsw<'static, f32, UnitDot>,
     /// Graph point → note id.
     points: Vec<u64>,
     /// Graph point → fingerprint of its vector.
@@ -80,7 +79,7 @@ impl Ann {
     fn empty(capacity: usize, model_id: &str, dim: usize) -> Ann {
         let layers = 16;
         Ann {
-            graph: Hnsw::new(M, capacity.max(1024), layers, EF_CONSTRUCTION, DistDot),
+            graph: Hnsw::new(M, capacity.max(1024), layers, EF_CONSTRUCTION, UnitDot),
             points: Vec::new(),
             hashes: Vec::new(),
             live: HashMap::new(),
@@ -92,9 +91,8 @@ impl Ann {
     /// Builds a graph over every vector in `idx`.
     pub fn build(idx: &VectorIndex, model_id: &str) -> Ann {
         let mut ann = Ann::empty(idx.len() * 2, model_id, idx.dim());
-        for (id, _, v) in idx.iter() {
-            ann.insert(id, v);
-        }
+        let all: Vec<(u64, &[f32])> = idx.iter().map(|(id, _, v)| (id, v)).collect();
+        ann.insert_many(&all);
         ann
     }
 
@@ -112,11 +110,29 @@ impl Ann {
 
     /// Adds (or replaces) a note's vector.
     pub fn insert(&mut self, id: u64, v: &[f32]) {
-        let p = self.points.len();
-        self.graph.insert_slice((&scaled(v), p));
-        self.points.push(id);
-        self.hashes.push(fingerprint(v));
-        self.live.insert(id, p);
+        self.insert_many(&[(id, v)]);
+    }
+
+    /// Adds (or replaces) many notes' vectors. Batches are inserted on every
+    /// core (hnsw_rs' parallel insert: the graph's shape then depends on
+    /// thread timing, its quality does not).
+    pub fn insert_many(&mut self, batch: &[(u64, &[f32])]) {
+        let first = self.points.len();
+        let points: Vec<(&[f32], usize)> = batch
+            .iter()
+            .enumerate()
+            .map(|(i, (_, v))| (*v, first + i))
+            .collect();
+        if points.len() < PARALLEL_FROM {
+            points.iter().for_each(|p| self.graph.insert_slice(*p));
+        } else {
+            self.graph.parallel_insert_slice(&points);
+        }
+        for (i, (id, v)) in batch.iter().enumerate() {
+            self.points.push(*id);
+            self.hashes.push(fingerprint(v));
+            self.live.insert(*id, first + i);
+        }
     }
 
     pub fn remove(&mut self, id: u64) {
@@ -130,9 +146,9 @@ impl Ann {
             self.live.get(&id) == Some(p) && keep(id)
         };
         self.graph
-            .search_filter(&scaled(q), k, EF_SEARCH.max(k), Some(&filter))
+            .search_filter(q, k, EF_SEARCH.max(k), Some(&filter))
             .into_iter()
-            .map(|n| (self.points[n.d_id], (1.0 - n.distance) / (SCALE * SCALE)))
+            .map(|n| (self.points[n.d_id], 1.0 - n.distance))
             .collect()
     }
 
@@ -143,6 +159,7 @@ impl Ann {
         let used = self.graph.file_dump(dir, BASENAME)?;
         anyhow::ensure!(used == BASENAME, "graph files are in use; dumped as {used}");
         let m = Manifest {
+            format: FORMAT,
             model_id: self.model_id.clone(),
             dim: self.dim,
             points: self.points.clone(),
@@ -171,6 +188,7 @@ impl Ann {
 
     fn load(dir: &Path, idx: &VectorIndex, model_id: &str) -> anyhow::Result<(Ann, usize)> {
         let m: Manifest = serde_json::from_slice(&std::fs::read(dir.join(MANIFEST))?)?;
+        anyhow::ensure!(m.format == FORMAT, "graph files are of another format");
         anyhow::ensure!(
             m.model_id == model_id && m.dim == idx.dim(),
             "graph is for another model"
@@ -186,7 +204,7 @@ impl Ann {
         // hnsw_rs' loaded graph borrows its loader for its whole life; the
         // loader is a few paths, leaked once per load.
         let io: &'static mut HnswIo = Box::leak(Box::new(HnswIo::new(dir, BASENAME)));
-        let graph: Hnsw<'static, f32, DistDot> = io.load_hnsw()?;
+        let graph: Hnsw<'static, f32, UnitDot> = io.load_hnsw_with_dist(UnitDot)?;
         anyhow::ensure!(
             graph.get_nb_point() == m.points.len() && m.hashes.len() == m.points.len(),
             "graph and manifest disagree"
@@ -204,18 +222,17 @@ impl Ann {
         for (p, id) in ann.points.iter().enumerate() {
             last.insert(*id, p);
         }
-        let mut added = 0;
+        let mut missing = Vec::new();
         for (id, _, v) in idx.iter() {
             match last.get(&id) {
                 Some(&p) if ann.hashes[p] == fingerprint(v) => {
                     ann.live.insert(id, p);
                 }
-                _ => {
-                    ann.insert(id, v);
-                    added += 1;
-                }
+                _ => missing.push((id, v)),
             }
         }
+        ann.insert_many(&missing);
+        let added = missing.len();
         anyhow::ensure!(
             ann.tombstones() * 4 <= ann.points.len().max(1),
             "too many deleted points"

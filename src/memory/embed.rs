@@ -182,7 +182,3 @@ pub fn normalize(v: &mut [f32]) -> anyhow::Result<()> {
     v.iter_mut().for_each(|a| *a /= norm);
     Ok(())
 }
-
-pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}

@@ -2,6 +2,7 @@
 //!
 //! - [`lexical`]: BM25 with stemming (English, German);
 //! - [`embed`]: sentence embeddings (MiniLM on ONNX Runtime);
+//! - [`dot`]: the vectorised dot product all comparisons use;
 //! - [`vector`]: the in-memory vector index (exact, and ANN when large);
 //! - [`recall`]: hybrid fusion of the two with recency;
 //! - [`worker`]: the background embedder that drains the store's queue.
@@ -9,6 +10,7 @@
 //! Everything here is rebuilt from the store.
 
 pub mod ann;
+pub mod dot;
 pub mod embed;
 pub mod lexical;
 pub mod recall;

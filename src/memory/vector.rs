@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use super::embed::dot;
+use super::dot::dot;
 
 #[derive(Default)]
 pub struct VectorIndex {
