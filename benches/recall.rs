@@ -218,7 +218,12 @@ fn mark_model(dir: &std::path::Path, rng: &mut Rng, centres: &[Vec<f32>]) {
                 for (id, seq, _) in &q {
                     let c = &centres[(*id as usize * 7919) % centres.len()];
                     let v = unit(c.iter().map(|x| x + 0.09 * rng.f()).collect());
-                    tx.put_vector(*id, *seq, &v)?;
+                    tx.put_vector(
+                        *id,
+                        *seq,
+                        &mnemo::core::vector_space_of(mnemo::models::EMBED_MODEL_ID),
+                        &v,
+                    )?;
                 }
                 Ok(())
             })

@@ -34,6 +34,11 @@ fn ev(note_id: u64, user_id: i64, vote: Vote, at: i64) -> FeedbackEvent {
         at,
         query: format!("q{at}"),
         qvec: Some(vec![at as f32, 0.5]),
+        qspace: if at % 2 == 0 {
+            "m".into()
+        } else {
+            String::new()
+        },
     }
 }
 

@@ -121,3 +121,61 @@ fn a_database_from_a_newer_mnemo_is_refused_untouched() {
     assert_eq!(v, 99u64.to_le_bytes());
     assert_eq!(r.list_tables().unwrap().count(), 1);
 }
+
+/// v5 stored bare f32 vectors; v6 tags each with its space and dimension.
+#[test]
+fn v5_vectors_are_tagged_with_the_space_they_were_computed_in() {
+    use mnemo::store::schema::{META, VECTORS};
+    let dir = tempfile::tempdir().unwrap();
+    let space = mnemo::core::vector_space_of(mnemo::models::EMBED_MODEL_ID);
+    let v: Vec<f32> = (0..384).map(|i| (i as f32 / 384.0) - 0.5).collect();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .write(|tx| {
+                tx.insert_note(mnemo::store::NewNote {
+                    chat_id: 1,
+                    user_id: 1,
+                    message_id: None,
+                    text: "a note embedded by v5".into(),
+                    created_at: 1,
+                    source: Source::Console,
+                    author: None,
+                })?;
+                tx.reset_vectors(&space)?;
+                Ok(())
+            })
+            .unwrap();
+    }
+    // Rewrite the file as v5 left it: a bare vector, version 5.
+    {
+        let db = redb::Database::open(dir.path().join(DB_FILE)).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(VECTORS)
+            .unwrap()
+            .insert(1, mnemo::store::encode_f32s(&v).as_slice())
+            .unwrap();
+        txn.open_table(mnemo::store::schema::EMBED_QUEUE)
+            .unwrap()
+            .remove(1)
+            .unwrap();
+        txn.open_table(META)
+            .unwrap()
+            .insert("schema_version", 5u64.to_le_bytes().as_slice())
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.schema_version().unwrap(), CURRENT_VERSION);
+    let mut seen = Vec::new();
+    let stale = store
+        .for_each_vector(&space, 384, |id, chat, got| seen.push((id, chat, got)))
+        .unwrap();
+    assert!(stale.is_empty());
+    assert_eq!(seen, vec![(1, 1, v.clone())]);
+    // Read as another space, the same vector is stale, not loaded.
+    let stale = store
+        .for_each_vector("other-model#x", 384, |_, _, _| panic!("mixed spaces"))
+        .unwrap();
+    assert_eq!(stale, vec![1]);
+}

@@ -181,7 +181,7 @@ fn queued_embeddings_survive_a_restart_and_a_model_change_reembeds() {
         store
             .write(|tx| {
                 for (id, seq, _) in &queued {
-                    assert!(tx.put_vector(*id, *seq, &[0.5; 512])?);
+                    assert!(tx.put_vector(*id, *seq, "some-other-model/512", &[0.5; 512])?);
                 }
                 Ok(())
             })
@@ -193,7 +193,7 @@ fn queued_embeddings_survive_a_restart_and_a_model_change_reembeds() {
             ),
             (3, 0)
         );
-        let core = Core::with_embedder(store, settings, Some(embedder())).unwrap();
+        let core = Core::with_embedder(store, settings.clone(), Some(embedder())).unwrap();
         assert_eq!(
             core.store().embed_queue_len().unwrap(),
             3,
@@ -208,6 +208,43 @@ fn queued_embeddings_survive_a_restart_and_a_model_change_reembeds() {
             core.recall("boats on the sea", None, 1).unwrap()[0].note.id,
             1
         );
+    }
+    // Each vector names its space: a stray vector of another model (or one
+    // with NaN) under the current model's name is not loaded; its note is
+    // embedded again, and only that one.
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let space = mnemo::core::vector_space(&embedder());
+        store
+            .write(|tx| {
+                tx.enqueue_embed(2)?;
+                tx.enqueue_embed(3)?;
+                Ok(())
+            })
+            .unwrap();
+        let queued = store.embed_queue(10).unwrap();
+        store
+            .write(|tx| {
+                let (_, s2, _) = queued.iter().find(|q| q.0 == 2).unwrap();
+                let (_, s3, _) = queued.iter().find(|q| q.0 == 3).unwrap();
+                assert!(tx.put_vector(2, *s2, "some-other-model/512", &[0.5; 512])?);
+                assert!(tx.put_vector(3, *s3, &space, &[f32::NAN; 384])?);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(store.vector_model().unwrap(), Some(space));
+        let core = Core::with_embedder(store, settings.clone(), Some(embedder())).unwrap();
+        let mut queued: Vec<u64> = core
+            .store()
+            .embed_queue(10)
+            .unwrap()
+            .iter()
+            .map(|q| q.0)
+            .collect();
+        queued.sort();
+        assert_eq!(queued, vec![2, 3], "only the two bad vectors are redone");
+        assert_eq!(core.embed_all_pending(|_, _| {}).unwrap(), 2);
+        assert_eq!(core.recall("bicycle rides", None, 1).unwrap()[0].note.id, 3);
     }
 }
 

@@ -306,17 +306,19 @@ impl Core {
                     );
                 }
             }
-            let mut bad = 0;
-            store.for_each_vector(|id, chat, v| {
+            let mut bad = Vec::new();
+            let mut stale = store.for_each_vector(&vector_space(e), EMBED_DIM, |id, chat, v| {
                 if !vectors.insert(id, chat, &v) {
-                    bad += 1;
+                    bad.push(id);
                 }
             })?;
-            if bad > 0 {
+            stale.append(&mut bad);
+            if !stale.is_empty() {
                 tracing::warn!(
-                    bad,
-                    "stored vectors with a wrong dimension or NaN were ignored"
+                    notes = stale.len(),
+                    "stored vectors of another model, another dimension, with NaN or damaged; embedding those notes again"
                 );
+                store.write(|tx| tx.requeue_embed(&stale))?;
             }
         }
         let mut graph = None;
@@ -534,6 +536,7 @@ impl Core {
         if batch.is_empty() {
             return Ok(0);
         }
+        let space = vector_space(e);
         let texts: Vec<String> = batch.iter().map(|(_, _, n)| embed_text(n)).collect();
         // Model calls of similar lengths: padding to the longest text of a call
         // is wasted work, so texts are sorted by length before chunking.
@@ -626,7 +629,7 @@ impl Core {
                         "model returned an unusable vector; note stays lexical-only"
                     );
                     tx.skip_embed(*id, *seq)?;
-                } else if tx.put_vector(*id, *seq, v)? {
+                } else if tx.put_vector(*id, *seq, &space, v)? {
                     applied.push((*id, note.chat_id, v));
                 }
             }

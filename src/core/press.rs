@@ -103,6 +103,10 @@ impl Core {
             user_id: cx.ev.user_id,
             query: query.to_owned(),
             at: super::now_ms(),
+            qspace: match (&qvec, &self.embedder) {
+                (Some(_), Some(e)) => e.model_id().to_owned(),
+                _ => String::new(),
+            },
             qvec,
         })
     }
@@ -153,7 +157,8 @@ impl Core {
                     None => cx.answer(Line::new("press-gone"), false),
                     Some(n) => {
                         let ask = tx.ask(p.nonce)?.filter(|a| a.chat_id == chat);
-                        let (query, qvec) = ask.map(|a| (a.query, a.qvec)).unwrap_or_default();
+                        let (query, qvec, qspace) =
+                            ask.map(|a| (a.query, a.qvec, a.qspace)).unwrap_or_default();
                         let ev = FeedbackEvent {
                             note_id: n.id,
                             chat_id: chat,
@@ -162,6 +167,7 @@ impl Core {
                             at: now_ms,
                             query,
                             qvec,
+                            qspace,
                         };
                         tx.append_feedback(&ev)?;
                         ops.push(IndexOp::Vote(ev));
@@ -222,6 +228,7 @@ impl Core {
             return outdated;
         }
         let qterms: HashSet<String> = analyze_query(query).into_iter().collect();
+        let qv = qv.zip(self.embedder.as_ref().map(|e| e.model_id()));
         for (id, score, parts) in ranked.iter_mut() {
             let Some(agg) = fb.get(id) else { continue };
             let mut delta = 0.0;
@@ -304,10 +311,12 @@ impl Core {
     }
 }
 
-/// How much a vote cast for another question applies to this one, 0..=1.
-fn relevance(qv: Option<&[f32]>, qterms: &HashSet<String>, v: &FeedbackEvent) -> f32 {
-    if let (Some(a), Some(b)) = (qv, v.qvec.as_deref()) {
-        if a.len() == b.len() {
+/// How much a vote cast for another question applies to this one, 0..=1:
+/// by the cosine of the two questions when both were embedded by the same
+/// model (`qv` is this question's vector and model), else by shared terms.
+fn relevance(qv: Option<(&[f32], &str)>, qterms: &HashSet<String>, v: &FeedbackEvent) -> f32 {
+    if let (Some((a, space)), Some(b)) = (qv, v.qvec.as_deref()) {
+        if a.len() == b.len() && (v.qspace.is_empty() || v.qspace == space) {
             return ((dot(a, b) - SIMILAR_FROM) / SIMILAR_RAMP).clamp(0.0, 1.0);
         }
     }
@@ -332,6 +341,7 @@ mod tests {
             at: 0,
             query: query.into(),
             qvec,
+            qspace: String::new(),
         }
     }
 
@@ -339,15 +349,41 @@ mod tests {
     fn relevance_by_embedding_ramps_from_similar_to_identical() {
         let q = vec![1.0, 0.0];
         assert_eq!(
-            relevance(Some(&q), &HashSet::new(), &ev("", Some(vec![1.0, 0.0]))),
+            relevance(
+                Some((&q, "m")),
+                &HashSet::new(),
+                &ev("", Some(vec![1.0, 0.0]))
+            ),
             1.0
         );
         assert_eq!(
-            relevance(Some(&q), &HashSet::new(), &ev("", Some(vec![0.0, 1.0]))),
+            relevance(
+                Some((&q, "m")),
+                &HashSet::new(),
+                &ev("", Some(vec![0.0, 1.0]))
+            ),
             0.0
         );
-        let mid = relevance(Some(&q), &HashSet::new(), &ev("", Some(vec![0.7, 0.714])));
+        let mid = relevance(
+            Some((&q, "m")),
+            &HashSet::new(),
+            &ev("", Some(vec![0.7, 0.714])),
+        );
         assert!(mid > 0.4 && mid < 0.6, "{mid}");
+        // Recorded by the same model: the cosine counts.
+        let mut same = ev("", Some(vec![1.0, 0.0]));
+        same.qspace = "m".into();
+        assert_eq!(relevance(Some((&q, "m")), &HashSet::new(), &same), 1.0);
+    }
+
+    #[test]
+    fn a_question_embedded_by_another_model_is_compared_by_its_words() {
+        let q: HashSet<String> = analyze_query("dentist appointment").into_iter().collect();
+        let mut other = ev("bike repair", Some(vec![1.0, 0.0]));
+        other.qspace = "another-model/2".into();
+        assert_eq!(relevance(Some((&[1.0, 0.0], "m")), &q, &other), 0.0);
+        other.query = "dentist appointment".into();
+        assert_eq!(relevance(Some((&[1.0, 0.0], "m")), &q, &other), 1.0);
     }
 
     #[test]

@@ -53,6 +53,10 @@ pub struct FeedbackEvent {
     /// The question's embedding, when a model was loaded.
     #[serde(default, with = "vec_b64", skip_serializing_if = "Option::is_none")]
     pub qvec: Option<Vec<f32>>,
+    /// The model `qvec` was computed by ("" for votes logged before this
+    /// was recorded — all of them by the one model mnemo had then).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub qspace: String,
 }
 
 /// The compacted votes of one note: at most one per user (the latest).
@@ -82,6 +86,9 @@ pub struct Ask {
     pub at: i64,
     #[serde(default, with = "vec_b64", skip_serializing_if = "Option::is_none")]
     pub qvec: Option<Vec<f32>>,
+    /// The model `qvec` was computed by (see [`FeedbackEvent::qspace`]).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub qspace: String,
 }
 
 /// What a compaction did.
@@ -314,7 +321,7 @@ mod vec_b64 {
 
     pub fn serialize<S: Serializer>(v: &Option<Vec<f32>>, s: S) -> Result<S::Ok, S::Error> {
         match v {
-            Some(v) => s.serialize_some(&STANDARD_NO_PAD.encode(super::super::encode_vector(v))),
+            Some(v) => s.serialize_some(&STANDARD_NO_PAD.encode(super::super::encode_f32s(v))),
             None => s.serialize_none(),
         }
     }
@@ -331,6 +338,6 @@ mod vec_b64 {
                 "vector length is not a multiple of 4",
             ));
         }
-        Ok(Some(super::super::decode_vector(&bytes)))
+        Ok(Some(super::super::decode_f32s(&bytes)))
     }
 }

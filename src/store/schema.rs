@@ -19,13 +19,17 @@
 //!   every existing note.
 //! - v5: `voice_jobs` (voice notes between receipt and transcript); notes
 //!   may carry `voice` metadata (new field, defaulted).
+//! - v6: every stored vector names its space and dimension
+//!   ([`super::encode_vector`]); migrating tags each bare vector with the
+//!   space in `META["vector_model"]` (or queues every note for embedding
+//!   when there is none).
 
 use redb::{ReadableTable, TableDefinition, TableHandle, WriteTransaction};
 use serde::Deserialize;
 
 use super::{Note, Source, StoreError};
 
-pub const CURRENT_VERSION: u32 = 5;
+pub const CURRENT_VERSION: u32 = 6;
 
 /// Small typed settings: schema version, counters, owner, last update id.
 pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -46,8 +50,9 @@ pub const CHAT_LANG: TableDefinition<i64, &str> = TableDefinition::new("chat_lan
 /// User id → day number (unix days) of the last refusal sent to that stranger.
 pub const REFUSED: TableDefinition<i64, i64> = TableDefinition::new("refused");
 
-/// Note id → embedding (f32 little-endian), in the space named by
-/// `META["vector_model"]`.
+/// Note id → embedding, tagged with its space and dimension
+/// ([`super::encode_vector`]). Vectors of a space other than
+/// `META["vector_model"]` (the current one) are never loaded.
 pub const VECTORS: TableDefinition<u64, &[u8]> = TableDefinition::new("vectors");
 /// Note id → enqueue sequence: notes whose embedding is missing or stale.
 /// The worker removes an entry only if its sequence is unchanged, so an edit
@@ -140,6 +145,9 @@ pub fn migrate(db: &redb::Database) -> Result<Migration, StoreError> {
     if from <= 3 && from != CURRENT_VERSION {
         extract_all_items(&txn)?;
     }
+    if (3..=5).contains(&from) {
+        tag_vectors(&txn)?;
+    }
     put_u64(&txn, KEY_VERSION, CURRENT_VERSION as u64)?;
     txn.commit()?;
     Ok(Migration {
@@ -196,6 +204,28 @@ fn extract_all_items(txn: &WriteTransaction) -> Result<u64, StoreError> {
         n += super::items::put_items_txn(txn, note)?;
     }
     Ok(n)
+}
+
+/// v5 → v6: bare f32 vectors get their space and dimension.
+fn tag_vectors(txn: &WriteTransaction) -> Result<(), StoreError> {
+    let space = txn
+        .open_table(META)?
+        .get(KEY_VECTOR_MODEL)?
+        .map(|g| String::from_utf8_lossy(g.value()).into_owned());
+    let Some(space) = space else {
+        queue_all_for_embedding(txn)?;
+        return Ok(());
+    };
+    let mut t = txn.open_table(VECTORS)?;
+    let mut bare = Vec::new();
+    for row in t.iter()? {
+        let (k, v) = row?;
+        bare.push((k.value(), super::decode_f32s(v.value())));
+    }
+    for (id, v) in bare {
+        t.insert(id, super::encode_vector(&space, &v).as_slice())?;
+    }
+    Ok(())
 }
 
 /// Drops every vector and queues every note for embedding (v2 → v3, and a
