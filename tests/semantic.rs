@@ -296,3 +296,79 @@ async fn a_vote_counts_for_similar_questions_only() {
     assert_eq!(unrelated, 0.0, "an unrelated question is not affected");
     bot.stop().await.unwrap();
 }
+
+/// Imported chats have several authors: who said something is part of what
+/// is indexed and embedded, so a question naming a person finds their words.
+#[test]
+fn who_said_it_is_searchable_in_imported_chats() {
+    let dir = tempfile::tempdir().unwrap();
+    let core = Core::with_embedder(
+        Store::open(dir.path()).unwrap(),
+        Settings::from_config(&Config::defaults()),
+        Some(embedder()),
+    )
+    .unwrap();
+    let msg = |id: i64, author: &str, text: &str| mnemo::import::ImportedMessage {
+        chat_id: 77,
+        message_id: id,
+        author: Some(author.into()),
+        user_id: id,
+        date: 1_700_000_000_000 + id * 60_000,
+        text: text.into(),
+    };
+    let msgs = [
+        msg(
+            1,
+            "Caroline",
+            "I went to a support group meeting yesterday, it was really moving",
+        ),
+        msg(
+            2,
+            "Melanie",
+            "I finally finished the painting of the lake at sunrise",
+        ),
+        msg(
+            3,
+            "Caroline",
+            "Thinking about studying counseling next year",
+        ),
+        msg(
+            4,
+            "Melanie",
+            "Took the kids camping in the mountains last weekend",
+        ),
+    ];
+    core.import(&msgs, 100, |_, _| {}).unwrap();
+    core.embed_all_pending(|_, _| {}).unwrap();
+    for (q, want) in [
+        ("What did Melanie paint?", 2),
+        ("What does Caroline want to study?", 3),
+        ("Where did Melanie go with her children?", 4),
+    ] {
+        let hits = core.recall(q, None, 3).unwrap();
+        assert_eq!(
+            hits[0].note.message_id,
+            Some(want),
+            "{q}: {:?}",
+            hits.iter().map(|h| &h.note.text).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            hits[0].note.author.as_deref(),
+            msgs[want as usize - 1].author.as_deref()
+        );
+    }
+    // Lexical side alone: the author's name is a term of their notes.
+    let lexical_only = mnemo::memory::recall::Weights {
+        lexical: 1.0,
+        vector: 0.0,
+        recency: 0.0,
+        ..Default::default()
+    };
+    let hits = core
+        .recall_weighted("Caroline", None, 10, &lexical_only)
+        .unwrap();
+    let mut top: Vec<Option<i64>> = hits[..2].iter().map(|h| h.note.message_id).collect();
+    top.sort();
+    assert_eq!(top, vec![Some(1), Some(3)]);
+    assert!(hits[1].score > hits.get(2).map_or(0.0, |h| h.score));
+}

@@ -41,6 +41,9 @@ pub struct JsonHit {
     pub chat_id: i64,
     pub message_id: Option<i64>,
     pub text: String,
+    /// Who wrote it, when known (imported chats).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
     pub score: f32,
     /// RFC 3339.
     pub created_at: String,
@@ -57,6 +60,7 @@ fn json_hit(h: &Hit, explain: bool) -> JsonHit {
         chat_id: h.note.chat_id,
         message_id: h.note.message_id,
         text: h.note.text.clone(),
+        author: h.note.author.clone(),
         score: h.score,
         created_at: chrono::DateTime::from_timestamp_millis(h.note.created_at)
             .unwrap_or_default()

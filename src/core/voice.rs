@@ -237,7 +237,11 @@ impl Core {
                 }
             };
             tx.set_note_voice(note.id, Some(meta))?;
-            ops.push(IndexOp::Upsert(note.id, note.chat_id, note.text.clone()));
+            ops.push(IndexOp::Upsert(
+                note.id,
+                note.chat_id,
+                note.indexed_text().into_owned(),
+            ));
             tx.remove_voice_job(id)?;
             let mut lines = vec![
                 head,

@@ -402,6 +402,22 @@ impl Store {
     }
 }
 
+/// What the lexical index reads for a note: its text, after its author's
+/// name when it has one (imported chats: "what did Ana say about…").
+pub fn indexed_text<'a>(author: Option<&str>, text: &'a str) -> std::borrow::Cow<'a, str> {
+    match author {
+        Some(a) if !a.trim().is_empty() => format!("{}: {text}", a.trim()).into(),
+        _ => text.into(),
+    }
+}
+
+impl Note {
+    /// [`indexed_text`] of this note.
+    pub fn indexed_text(&self) -> std::borrow::Cow<'_, str> {
+        indexed_text(self.author.as_deref(), &self.text)
+    }
+}
+
 /// Little-endian f32s, nothing else (question vectors inside JSON records).
 pub fn encode_f32s(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
