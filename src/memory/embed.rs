@@ -1,4 +1,5 @@
-//! Sentence embeddings: all-MiniLM-L6-v2 (int8) on ONNX Runtime, in process.
+//! Sentence embeddings: all-MiniLM-L6-v2 (matrix products in 8-bit blocks,
+//! see [`crate::models::EMBED_MODEL`]) on ONNX Runtime, in process.
 //!
 //! Text → WordPiece tokens (BatchLongest padding, truncation at 256) →
 //! `last_hidden_state` [batch, seq, 384] → mean over the attention mask →
