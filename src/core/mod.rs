@@ -243,6 +243,7 @@ impl Settings {
 
 /// A change to apply to derived indexes once the transaction committed.
 enum IndexOp {
+    /// (note id, chat id, the text the lexical index reads): see [`IndexOp::upsert`].
     Upsert(u64, i64, String),
     Remove(u64),
     /// A vote was logged: fold it into the in-memory feedback state.
@@ -251,6 +252,14 @@ enum IndexOp {
     DropAudio(String),
     /// A voice job became ready for transcription: wake the pipeline.
     VoiceReady,
+}
+
+impl IndexOp {
+    /// A new or changed note: the lexical index reads its
+    /// [`Note::indexed_text`]; its vector is redone by the worker.
+    fn upsert(n: &Note) -> IndexOp {
+        IndexOp::Upsert(n.id, n.chat_id, n.indexed_text().into_owned())
+    }
 }
 
 pub struct Core {
@@ -800,11 +809,7 @@ impl Core {
                         Err(line) => vec![line],
                         Ok(clean) => match tx.edit_note(id, clean.to_owned(), ev.at)? {
                             Some(n) => {
-                                ops.push(IndexOp::Upsert(
-                                    n.id,
-                                    n.chat_id,
-                                    n.indexed_text().into_owned(),
-                                ));
+                                ops.push(IndexOp::upsert(&n));
                                 vec![Line::new("note-updated").num("id", n.id)]
                             }
                             None => return Ok(Vec::new()),
@@ -854,11 +859,7 @@ impl Core {
             },
             author: None,
         })?;
-        ops.push(IndexOp::Upsert(
-            note.id,
-            note.chat_id,
-            note.indexed_text().into_owned(),
-        ));
+        ops.push(IndexOp::upsert(&note));
         let mut lines = vec![Line::new("note-saved").num("id", note.id)];
         if let Some(p) = crate::extract::extract(&note.text).priority {
             lines.push(Line::new("note-priority").text("cue", p.cue));

@@ -237,11 +237,7 @@ impl Core {
                 }
             };
             tx.set_note_voice(note.id, Some(meta))?;
-            ops.push(IndexOp::Upsert(
-                note.id,
-                note.chat_id,
-                note.indexed_text().into_owned(),
-            ));
+            ops.push(IndexOp::upsert(&note));
             tx.remove_voice_job(id)?;
             let mut lines = vec![
                 head,
