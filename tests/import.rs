@@ -76,6 +76,7 @@ async fn import_is_complete_idempotent_and_searchable() {
         "{out}"
     );
     assert_eq!(hits[0]["message_id"], 1);
+    assert_eq!(hits[0]["author"], "Ana", "{out}");
     assert_eq!(hits[0]["source"], "import");
     assert_eq!(hits[0]["created_at"], "2024-03-01T09:00:00.000Z");
     let (_, out, _) = support::run_mnemo(&dir, &["recall", "wifi", "--json"]).await;
