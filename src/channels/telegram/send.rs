@@ -255,21 +255,27 @@ impl Sender {
             }
         }
         let r = reply.clone();
-        self.persist(move |core| core.outbox_done(seq, &r, &sent))
-            .await;
+        if self
+            .persist(move |core| core.outbox_done(seq, &r, &sent))
+            .await
+        {
+            tracing::debug!(seq, chat_id = reply.chat_id, "reply delivered");
+        }
         Delivery::Done
     }
 
+    /// Runs an outbox update off the async threads; true when it committed.
     async fn persist(
         &self,
         f: impl FnOnce(&Core) -> Result<(), crate::core::CoreError> + Send + 'static,
-    ) {
+    ) -> bool {
         let core = self.core.clone();
         match tokio::task::spawn_blocking(move || f(&core)).await {
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => return true,
             Ok(Err(e)) => tracing::error!(error = %e, "cannot update the outbox"),
             Err(e) => tracing::error!(error = %e, "outbox update panicked"),
         }
+        false
     }
 }
 
