@@ -193,16 +193,19 @@ async fn the_first_user_with_the_pairing_code_becomes_the_owner() {
         &format!("/start {}", code.to_lowercase()),
     ));
     tg.push(tg::text(alice, 2, "first owned note"));
+    // Chats are handled concurrently: the right code from a second user is
+    // sent once the first one is paired (it would win the race otherwise).
+    tg.wait_sent(alice, 1, T).await;
     tg.push(tg::text(mallory, 2, &format!("/start {code}")));
     let sent = tg.wait_sent(alice, 2, T).await;
     assert!(sent[0].contains("Paired"), "{sent:?}");
     assert!(sent[1].contains("#1"), "{sent:?}");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A clean stop finishes the handlers and drains the outbox.
+    p.term();
+    assert!(p.wait_exit(T).await.success());
     let refused = tg.sent_to(mallory);
     assert_eq!(refused.len(), 1, "{refused:?}");
     assert!(refused[0].contains("2002"));
-    p.term();
-    p.wait_exit(T).await;
 
     // Ownership persists: after a restart no code is offered and alice is served.
     let mut p = ServeProcess::spawn(&dir, &tg.url(), "", TOKEN);

@@ -86,10 +86,9 @@ async fn strangers_are_refused_once_a_day_and_nothing_is_stored() {
     bot.tg.push(tg::text(stranger, 1, "let me in"));
     bot.tg.push(tg::text(stranger, 2, "my secret note"));
     bot.tg.push(tg::text(stranger, 3, "/recent"));
-    // The owner's note afterwards proves the stranger's updates were handled.
     bot.tg.push(tg::text(OWNER, 1, "owner note"));
     bot.tg.wait_sent(OWNER, 1, T).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    bot.settled().await;
     let refusals = bot.tg.sent_to(stranger);
     assert_eq!(refusals.len(), 1, "one refusal a day: {refusals:?}");
     assert!(
@@ -130,8 +129,10 @@ async fn forget_by_id_and_by_replying_to_the_acknowledgement() {
     bot.tg.push(tg::text(OWNER, 30, "first secret"));
     bot.tg.push(tg::text(OWNER, 31, "second secret"));
     bot.tg.wait_sent(OWNER, 2, T).await;
+    // The ack's message id is linked to its note once Telegram accepted it.
+    bot.settled().await;
     // Reply /forget to mnemo's acknowledgement of the second note.
-    let ack_of_second = bot.tg.calls("sendMessage")[1].message_id.unwrap();
+    let ack_of_second = bot.tg.sent_messages(OWNER)[1].0;
     bot.tg
         .push(tg::text_reply(OWNER, 32, "/forget", ack_of_second));
     let sent = bot.tg.wait_sent(OWNER, 3, T).await;
@@ -163,14 +164,7 @@ async fn retry_after_429_is_honoured_and_the_reply_still_arrives() {
         "retry_after=1 honoured, waited {waited:?}"
     );
     // The entry is removed just after Telegram accepted the message.
-    let deadline = std::time::Instant::now() + T;
-    while bot.core.store().outbox_len().unwrap() != 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the delivered reply left the outbox"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    bot.settled().await;
     bot.stop().await.unwrap();
 }
 
@@ -194,10 +188,9 @@ async fn bad_input_gets_clear_replies_and_nothing_breaks() {
     assert!(sent[3].contains("empty"), "{sent:?}");
     assert!(sent[4].contains("#1"), "{sent:?}");
     assert_eq!(bot.core.store().count_notes().unwrap(), 1);
-    // Every update, handled or not, left the inbox and was confirmed.
+    // Every update, handled or not, leaves the inbox and is confirmed.
+    bot.settled().await;
     assert!(bot.core.store().inbox(10).unwrap().is_empty());
-    bot.tg.wait_for("all updates confirmed", T, |_| true).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(bot.tg.pending_updates(), 0);
     bot.stop().await.unwrap();
 }
@@ -223,7 +216,7 @@ async fn long_replies_are_split_below_telegrams_limit() {
     }
     bot.tg.push(tg::text(OWNER, 60, "/recent 20"));
     let sent = bot.tg.wait_sent(OWNER, 2, T).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    bot.settled().await;
     let sent_all = bot.tg.sent_to(OWNER);
     assert!(sent_all.len() >= 2, "{}", sent.len());
     for s in &sent_all {

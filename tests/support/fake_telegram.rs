@@ -358,15 +358,35 @@ async fn api(
             // Mark calls that were answered with a scripted failure.
             recorded["_status"] = json!("scripted");
         }
+        // An accepted message gets its id in the same locked section that
+        // records the call: a test that sees the call also sees its id and
+        // can look the message up.
+        let sent = (lower == "sendmessage" && script.is_none()).then(|| {
+            g.next_message_id += 1;
+            let id = g.next_message_id;
+            let chat_id = params["chat_id"].as_i64().unwrap_or(0);
+            let mut m = json!({
+                "message_id": id,
+                "date": chrono_now(),
+                "chat": {"id": chat_id, "type": "private", "first_name": "User"},
+                "from": {"id": BOT_ID, "is_bot": true, "first_name": "mnemo", "username": "mnemo_test_bot"},
+                "text": params["text"].clone(),
+            });
+            if !params["reply_markup"].is_null() {
+                m["reply_markup"] = params["reply_markup"].clone();
+            }
+            g.messages.insert(id, m.clone());
+            (id, m)
+        });
         g.calls.push(Call {
             method: method.clone(),
             params: recorded,
             at: Instant::now(),
-            message_id: None,
+            message_id: sent.as_ref().map(|(id, _)| *id),
         });
-        (script, g.calls.len() - 1)
+        (script, sent)
     };
-    let (script, call_index) = script;
+    let (script, sent) = script;
     match script {
         Some(Script::RetryAfter(s)) => {
             return err(
@@ -395,25 +415,10 @@ async fn api(
             ok(json!({"url": "", "has_custom_certificate": false, "pending_update_count": 0}))
         }
         "getupdates" => get_updates(&st, &params).await,
-        "sendmessage" => {
-            let mut g = st.inner.lock().unwrap();
-            g.next_message_id += 1;
-            let id = g.next_message_id;
-            g.calls[call_index].message_id = Some(id);
-            let chat_id = params["chat_id"].as_i64().unwrap_or(0);
-            let mut m = json!({
-                "message_id": g.next_message_id,
-                "date": chrono_now(),
-                "chat": {"id": chat_id, "type": "private", "first_name": "User"},
-                "from": {"id": BOT_ID, "is_bot": true, "first_name": "mnemo", "username": "mnemo_test_bot"},
-                "text": params["text"].clone(),
-            });
-            if !params["reply_markup"].is_null() {
-                m["reply_markup"] = params["reply_markup"].clone();
-            }
-            g.messages.insert(id, m.clone());
-            ok(m)
-        }
+        "sendmessage" => match sent {
+            Some((_, m)) => ok(m),
+            None => err(500, "Internal Server Error", None),
+        },
         "getfile" => {
             let g = st.inner.lock().unwrap();
             let id = params["file_id"].as_str().unwrap_or_default();

@@ -131,6 +131,27 @@ impl InProcBot {
     pub async fn stop(self) -> anyhow::Result<()> {
         halt(self.stop, self.task, self.worker).await
     }
+
+    /// Waits until every pushed update was handled and confirmed and every
+    /// reply left the outbox. Chats are handled concurrently (teloxide runs
+    /// one worker per chat), so one chat's reply says nothing of another's.
+    pub async fn settled(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let store = self.core.store();
+            let inbox = store.inbox(1).unwrap().len();
+            let outbox = store.outbox_len().unwrap();
+            let unconfirmed = self.tg.pending_updates();
+            if inbox == 0 && outbox == 0 && unconfirmed == 0 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not settled: {inbox} in the inbox, {outbox} in the outbox, {unconfirmed} unconfirmed"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
 }
 
 /// Signals the channel to stop, waits for it (10 s at most), then stops the
