@@ -87,11 +87,20 @@ fn main() {
         // As production embeds them: the note's date in front (4 tokens).
         let dated_owned: Vec<String> = sorted.iter().map(|t| format!("25 Nov 2026: {t}")).collect();
         let dated: Vec<&str> = dated_owned.iter().map(String::as_str).collect();
-        for threads in [1, 2] {
-            let e = Embedder::load(&models, threads).unwrap();
-            e.embed(&batch[..32]).unwrap();
-            // Interleaved rounds: this machine's speed drifts; compare within a round.
-            for round in 0..3 {
+        // Shapes: one single-threaded session (the bot's worker), one session
+        // with two spinning intra-op threads (before), two single-threaded
+        // sessions sharing the calls (`Embedder::load(_, 2)`, bulk work).
+        let shapes = [(1, 1), (1, 2), (2, 1)];
+        let embedders: Vec<Embedder> = shapes
+            .iter()
+            .map(|&(n, intra)| Embedder::load_with(&models, n, intra).unwrap())
+            .collect();
+        for e in &embedders {
+            e.embed_chunks(&batch[..32], 8).unwrap();
+        }
+        // Interleaved rounds: this machine's speed drifts; compare within a round.
+        for round in 0..3 {
+            for (&(n, intra), e) in shapes.iter().zip(&embedders) {
                 for (name, input, bs) in [
                     ("arrival order", &batch, mnemo::memory::worker::BATCH),
                     ("length-sorted", &sorted, 32),
@@ -100,14 +109,14 @@ fn main() {
                     ("length-sorted, dated", &dated, 8),
                 ] {
                     let t = Instant::now();
-                    for c in input.chunks(bs) {
-                        e.embed(c).unwrap();
-                    }
+                    let out = e.embed_chunks(input, bs).unwrap();
+                    assert_eq!(out.len(), input.len());
                     let rate = input.len() as f64 / t.elapsed().as_secs_f64();
-                    println!("  round {round}, {threads} thread(s), {name}, batches of {bs}: {rate:.0} notes/s");
+                    println!("  round {round}, {n} session(s) x {intra} thread(s), {name}, batches of {bs}: {rate:.0} notes/s");
                 }
             }
         }
+        drop(embedders);
     }
     let embedder = Embedder::shared(&models, 1).expect("models (make models)");
     let ann = std::env::var("BENCH_ANN").map(|v| v != "0").unwrap_or(true);

@@ -35,6 +35,41 @@ fn console(text: &str) -> Inbound {
     }
 }
 
+/// Bulk embedding spreads model calls over independent sessions: every
+/// vector comes back in its text's place, the same as one text per call.
+#[test]
+fn several_sessions_return_each_vector_in_its_place() {
+    let single = embedder();
+    let pool = Embedder::load(&ModelSet::new(support::models_dir()), 2).unwrap();
+    assert_eq!(pool.sessions(), 2);
+    let owned: Vec<String> = (0..37)
+        .map(|i| match i % 4 {
+            0 => format!("dentist appointment number {i} moved to Friday"),
+            1 => format!("buy {i} apples and a loaf of bread"),
+            2 => format!("Zahnarzttermin {i} am Montag um neun"),
+            _ => format!("the quarterly report {i} is due before the board meeting on Tuesday"),
+        })
+        .collect();
+    let texts: Vec<&str> = owned.iter().map(String::as_str).collect();
+    let got = pool.embed_chunks(&texts, 3).unwrap();
+    assert_eq!(got.len(), texts.len());
+    let one_by_one: Vec<Vec<f32>> = texts
+        .iter()
+        .map(|t| single.embed(&[t]).unwrap().remove(0))
+        .collect();
+    for (i, v) in got.iter().enumerate() {
+        let same = dot(v, &one_by_one[i]);
+        assert!(same > 0.999, "text {i}: cosine {same} to its own vector");
+        // And not a neighbour's: the nearest one-call vector is its own.
+        let nearest = (0..texts.len())
+            .map(|j| (j, dot(v, &one_by_one[j])))
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .unwrap();
+        assert_eq!(nearest.0, i, "text {i} came back as text {}", nearest.0);
+    }
+    assert!(pool.embed_chunks(&[], 8).unwrap().is_empty());
+}
+
 #[test]
 fn the_duplicate_threshold_separates_restatements_from_related_notes() {
     let e = embedder();

@@ -551,15 +551,20 @@ impl Core {
         // is wasted work, so texts are sorted by length before chunking.
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| texts[i].len());
+        let sorted: Vec<&str> = order.iter().map(|&i| texts[i].as_str()).collect();
+        let out = e
+            .embed_chunks(&sorted, crate::memory::worker::BATCH)
+            .map_err(|err| CoreError::Embed(format!("{err:#}")))?;
+        if out.len() != texts.len() {
+            return Err(CoreError::Embed(format!(
+                "{} vectors for {} notes",
+                out.len(),
+                texts.len()
+            )));
+        }
         let mut vecs = vec![Vec::new(); texts.len()];
-        for chunk in order.chunks(crate::memory::worker::BATCH) {
-            let refs: Vec<&str> = chunk.iter().map(|&i| texts[i].as_str()).collect();
-            let out = e
-                .embed(&refs)
-                .map_err(|err| CoreError::Embed(format!("{err:#}")))?;
-            for (&i, v) in chunk.iter().zip(out) {
-                vecs[i] = v;
-            }
+        for (&i, v) in order.iter().zip(out) {
+            vecs[i] = v;
         }
         // Near-duplicates: a new note (not an import, not an edit) whose vector
         // is this close to an older note of the same chat is not kept.

@@ -8,8 +8,14 @@
 //! ONNX Runtime is loaded from the shared library that `mnemo models fetch`
 //! extracted; ort allows one environment per process, so it lives in a
 //! process-wide `OnceLock`, and embedders are shared per models dir
-//! ([`Embedder::shared`]) — one session (~240 MB) no matter how many cores a
-//! test process builds.
+//! ([`Embedder::shared`]) no matter how many cores a test process builds.
+//!
+//! An embedder given `n` threads holds `n` independent single-threaded
+//! sessions rather than one session with `n` intra-op threads: a model call
+//! of 8 short notes is too small to split well, and a multi-threaded session
+//! waits at every operator for its slowest thread (on a shared VM, for the
+//! host to schedule it). [`Embedder::embed_chunks`] hands whole calls to the
+//! sessions instead; docs/BENCHMARKS.md has the figures.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -29,8 +35,12 @@ const MAX_TOKENS: usize = 256;
 static ENV: OnceLock<Result<Environment, String>> = OnceLock::new();
 static SHARED: OnceLock<Mutex<HashMap<std::path::PathBuf, Arc<Embedder>>>> = OnceLock::new();
 
+/// One model call's vectors and the position of its chunk.
+type Call = (usize, Vec<Vec<f32>>);
+
 pub struct Embedder {
-    session: Mutex<Session>,
+    /// Never empty. Calls take the first idle session.
+    sessions: Vec<Mutex<Session>>,
     tokenizer: Tokenizer,
 }
 
@@ -63,18 +73,26 @@ fn session(env: &Environment, model: &std::path::Path, threads: usize) -> ort::R
         .with_intra_threads(threads)?
         .with_inter_threads(1)?
         // Spinning workers help a multi-threaded session on an otherwise idle
-        // machine (bulk import), and only burn a core under contention, so a
-        // single-threaded session (the bot's default) never spins.
+        // machine, and only burn a core under contention, so single-threaded
+        // sessions (all that [`Embedder::load`] builds) never spin.
         .with_intra_op_spinning(threads > 1)?
         .commit_from_file(model)
 }
 
 impl Embedder {
-    /// Loads the model from `models` (checking the files' hashes first).
+    /// Loads the model from `models` (checking the files' hashes first) into
+    /// `threads` single-threaded sessions.
     pub fn load(models: &ModelSet, threads: usize) -> anyhow::Result<Embedder> {
+        Embedder::load_with(models, threads, 1)
+    }
+
+    /// `sessions` sessions of `intra` threads each (benchmarks compare shapes).
+    pub fn load_with(models: &ModelSet, sessions: usize, intra: usize) -> anyhow::Result<Embedder> {
         models.verify()?;
         let env = environment(models)?;
-        let session = session(env, &models.embed_model(), threads.max(1))
+        let sessions = (0..sessions.max(1))
+            .map(|_| session(env, &models.embed_model(), intra.max(1)).map(Mutex::new))
+            .collect::<ort::Result<Vec<_>>>()
             .context("cannot load the embedding model")?;
         let mut tokenizer =
             Tokenizer::from_file(models.tokenizer()).map_err(|e| anyhow!("tokenizer: {e}"))?;
@@ -89,7 +107,7 @@ impl Embedder {
             }))
             .map_err(|e| anyhow!("tokenizer truncation: {e}"))?;
         Ok(Embedder {
-            session: Mutex::new(session),
+            sessions,
             tokenizer,
         })
     }
@@ -114,8 +132,81 @@ impl Embedder {
         EMBED_DIM
     }
 
-    /// Embeds `texts` in one batch; each vector is unit length.
+    /// How many model calls can run at once.
+    pub fn sessions(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Embeds `texts` in model calls of `chunk`, spread over the sessions;
+    /// vectors come back in the order of `texts`. Callers sort by length
+    /// first: a call pads every text to its longest.
+    pub fn embed_chunks(&self, texts: &[&str], chunk: usize) -> anyhow::Result<Vec<Vec<f32>>> {
+        let chunks: Vec<&[&str]> = texts.chunks(chunk.max(1)).collect();
+        let workers = self.sessions.len().min(chunks.len());
+        if workers <= 1 {
+            let mut session = self.idle_session();
+            let mut out = Vec::with_capacity(texts.len());
+            for c in chunks {
+                out.extend(self.embed_on(&mut session, c)?);
+            }
+            return Ok(out);
+        }
+        // Each worker owns one session and takes the next chunk until none
+        // is left, so a slow call does not hold the others back.
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let mut results: Vec<Option<Vec<Vec<f32>>>> = vec![None; chunks.len()];
+        let done: Vec<anyhow::Result<Vec<Call>>> = std::thread::scope(|s| {
+            let handles: Vec<_> = self.sessions[..workers]
+                .iter()
+                .map(|session| {
+                    let (next, chunks) = (&next, &chunks);
+                    s.spawn(move || {
+                        let mut session = session.lock().unwrap_or_else(|p| p.into_inner());
+                        let mut mine = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some(c) = chunks.get(i) else { break };
+                            mine.push((i, self.embed_on(&mut session, c)?));
+                        }
+                        Ok(mine)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(anyhow!("embedding thread panicked")))
+                })
+                .collect()
+        });
+        for part in done {
+            for (i, vs) in part? {
+                results[i] = Some(vs);
+            }
+        }
+        Ok(results.into_iter().flatten().flatten().collect())
+    }
+
+    /// Embeds `texts` in one model call, on the first idle session; each
+    /// vector is unit length.
     pub fn embed(&self, texts: &[&str]) -> anyhow::Result<Vec<Vec<f32>>> {
+        self.embed_on(&mut self.idle_session(), texts)
+    }
+
+    /// The first session nobody is using, else waits for the first one.
+    fn idle_session(&self) -> std::sync::MutexGuard<'_, Session> {
+        self.sessions
+            .iter()
+            .find_map(|s| match s.try_lock() {
+                Ok(g) => Some(g),
+                Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => None,
+            })
+            .unwrap_or_else(|| self.sessions[0].lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn embed_on(&self, session: &mut Session, texts: &[&str]) -> anyhow::Result<Vec<Vec<f32>>> {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
@@ -134,7 +225,6 @@ impl Embedder {
             types.extend(e.get_type_ids().iter().map(|&x| i64::from(x)));
         }
         let shape = [batch, seq];
-        let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
         let outputs = session.run(ort::inputs![
             "input_ids" => Tensor::from_array((shape, ids))?,
             "attention_mask" => Tensor::from_array((shape, mask.clone()))?,
