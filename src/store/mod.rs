@@ -252,6 +252,22 @@ impl Store {
         Ok(out)
     }
 
+    /// Up to `n` notes of `chat_id` just before note `id` (ids are arrival
+    /// order), newest first: the turns a message in a conversation answers.
+    pub fn notes_before(&self, chat_id: i64, id: u64, n: usize) -> Result<Vec<Note>, StoreError> {
+        let r = self.db.begin_read()?;
+        let idx = r.open_table(CHAT_NOTES)?;
+        let notes = r.open_table(NOTES)?;
+        let mut out = Vec::with_capacity(n);
+        for row in idx.range((chat_id, 0)..(chat_id, id))?.rev().take(n) {
+            let prev = row?.0.value().1;
+            if let Some(g) = notes.get(prev)? {
+                out.push(decode_note(prev, g.value())?);
+            }
+        }
+        Ok(out)
+    }
+
     pub fn count_notes(&self) -> Result<u64, StoreError> {
         let r = self.db.begin_read()?;
         Ok(r.open_table(NOTES)?.len()?)

@@ -1,0 +1,213 @@
+//! Retrieval quality on imported conversations: tests/data/conversation_eval.json
+//! holds three long two-person chats (English and German, many sessions over
+//! months, written for this project) and questions about them, each with the
+//! turns that answer it. The chats go through the real import path
+//! (`Core::import`, authors and dates kept) and the real MiniLM model; every
+//! question is asked within its chat, as `mnemo recall --chat` does.
+//!
+//! Printed (`cargo test --test conversation_eval -- --nocapture`) and recorded
+//! in docs/BENCHMARKS.md: hit@1/5/10 (a target turn among the first k) and
+//! evidence recall@10 (the share of all target turns among the first 10), for
+//! lexical only, vector only and hybrid, and hybrid per kind of question. The
+//! test fails if hybrid hit@10 drops below the level reached when it was
+//! written.
+
+use std::collections::HashMap;
+
+use mnemo::config::Config;
+use mnemo::core::{Core, Settings};
+use mnemo::import::ImportedMessage;
+use mnemo::memory::embed::Embedder;
+use mnemo::memory::recall::Weights;
+use mnemo::models::ModelSet;
+use mnemo::store::Store;
+use serde::Deserialize;
+
+/// Hybrid hit@10 must stay at or above this (see docs/BENCHMARKS.md).
+const MIN_HYBRID_HIT10: f64 = 0.75;
+
+#[derive(Deserialize)]
+struct Set {
+    turns: Vec<Turn>,
+    questions: Vec<Question>,
+}
+
+#[derive(Deserialize)]
+struct Turn {
+    id: String,
+    chat_id: i64,
+    date: String,
+    author: String,
+    text: String,
+}
+
+#[derive(Deserialize)]
+struct Question {
+    chat_id: i64,
+    question: String,
+    targets: Vec<String>,
+    kind: String,
+}
+
+/// The core with every chat imported and embedded, and note id → turn id.
+fn load() -> (tempfile::TempDir, Core, Set, HashMap<u64, String>) {
+    let set: Set =
+        serde_json::from_str(include_str!("data/conversation_eval.json")).expect("valid set");
+    let cfg = Config::defaults();
+    let embedder = Embedder::shared(&ModelSet::new(cfg.models_dir().unwrap()), 1)
+        .unwrap_or_else(|e| panic!("{e:#} (make test fetches the models)"));
+    let dir = tempfile::tempdir().unwrap();
+    let core = Core::with_embedder(
+        Store::open(dir.path()).unwrap(),
+        Settings::from_config(&cfg),
+        Some(embedder),
+    )
+    .unwrap();
+    let speakers: Vec<&str> = set.turns.iter().map(|t| t.author.as_str()).collect();
+    let msgs: Vec<ImportedMessage> = set
+        .turns
+        .iter()
+        .enumerate()
+        .map(|(i, t)| ImportedMessage {
+            chat_id: t.chat_id,
+            message_id: i as i64 + 1,
+            author: Some(t.author.clone()),
+            user_id: speakers.iter().position(|s| *s == t.author).unwrap() as i64 + 1,
+            date: chrono::DateTime::parse_from_rfc3339(&t.date)
+                .unwrap()
+                .timestamp_millis(),
+            text: t.text.clone(),
+        })
+        .collect();
+    let sum = core.import(&msgs, 500, |_, _| {}).unwrap();
+    assert_eq!(sum.imported as usize, set.turns.len());
+    core.embed_all_pending(|_, _| {}).unwrap();
+    assert_eq!(
+        core.store().vector_count().unwrap() as usize,
+        set.turns.len()
+    );
+    // A fresh store numbers the imported notes in import order.
+    let mut ids = HashMap::new();
+    for (i, t) in set.turns.iter().enumerate() {
+        let id = i as u64 + 1;
+        let note = core.store().note(id).unwrap().expect("imported turn");
+        assert_eq!(
+            (note.chat_id, note.text.as_str()),
+            (t.chat_id, t.text.as_str())
+        );
+        ids.insert(id, t.id.clone());
+    }
+    (dir, core, set, ids)
+}
+
+#[derive(Default)]
+struct Score {
+    hit: [usize; 3],
+    /// Sum over questions of the share of their targets in the first 10.
+    evidence10: f64,
+    n: usize,
+}
+
+impl Score {
+    fn line(&self) -> String {
+        let p = |x: usize| x as f64 / self.n.max(1) as f64;
+        format!(
+            "n={:3}  hit@1 {:.3}  hit@5 {:.3}  hit@10 {:.3}  evidence@10 {:.3}",
+            self.n,
+            p(self.hit[0]),
+            p(self.hit[1]),
+            p(self.hit[2]),
+            self.evidence10 / self.n.max(1) as f64
+        )
+    }
+
+    fn hit10(&self) -> f64 {
+        self.hit[2] as f64 / self.n.max(1) as f64
+    }
+}
+
+fn evaluate(
+    core: &Core,
+    set: &Set,
+    ids: &HashMap<u64, String>,
+    w: &Weights,
+    filter: &dyn Fn(&Question) -> bool,
+) -> Score {
+    let mut s = Score::default();
+    for q in set.questions.iter().filter(|q| filter(q)) {
+        let hits = core
+            .recall_weighted(&q.question, Some(q.chat_id), 10, w)
+            .unwrap();
+        let found: Vec<&str> = hits.iter().map(|h| ids[&h.note.id].as_str()).collect();
+        let rank = found.iter().position(|f| q.targets.iter().any(|t| t == f));
+        s.n += 1;
+        for (i, k) in [1, 5, 10].into_iter().enumerate() {
+            if rank.is_some_and(|r| r < k) {
+                s.hit[i] += 1;
+            }
+        }
+        let covered = q
+            .targets
+            .iter()
+            .filter(|t| found.contains(&t.as_str()))
+            .count();
+        s.evidence10 += covered as f64 / q.targets.len().max(1) as f64;
+    }
+    s
+}
+
+#[test]
+fn recall_quality_on_imported_conversations() {
+    let (_d, core, set, ids) = load();
+    let base = Settings::from_config(&Config::defaults()).weights;
+    let modes = [
+        (
+            "lexical",
+            Weights {
+                vector: 0.0,
+                recency: 0.0,
+                ..base
+            },
+        ),
+        (
+            "vector",
+            Weights {
+                lexical: 0.0,
+                recency: 0.0,
+                ..base
+            },
+        ),
+        ("hybrid", base),
+    ];
+    println!(
+        "{} turns, {} questions",
+        set.turns.len(),
+        set.questions.len()
+    );
+    let mut hybrid10 = 0.0;
+    for (name, w) in &modes {
+        let s = evaluate(&core, &set, &ids, w, &|_| true);
+        println!("{name:8} {}", s.line());
+        if *name == "hybrid" {
+            hybrid10 = s.hit10();
+        }
+    }
+    let mut kinds: Vec<&str> = set.questions.iter().map(|q| q.kind.as_str()).collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    for kind in kinds {
+        let s = evaluate(&core, &set, &ids, &base, &|q| q.kind == kind);
+        println!("  hybrid {kind:11} {}", s.line());
+    }
+    let mut chats: Vec<i64> = set.questions.iter().map(|q| q.chat_id).collect();
+    chats.sort_unstable();
+    chats.dedup();
+    for chat in chats {
+        let s = evaluate(&core, &set, &ids, &base, &|q| q.chat_id == chat);
+        println!("  hybrid chat {chat:<6} {}", s.line());
+    }
+    assert!(
+        hybrid10 >= MIN_HYBRID_HIT10,
+        "hybrid hit@10 {hybrid10:.3} fell below {MIN_HYBRID_HIT10}"
+    );
+}
