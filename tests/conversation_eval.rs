@@ -160,25 +160,7 @@ fn evaluate(
 fn recall_quality_on_imported_conversations() {
     let (_d, core, set, ids) = load();
     let base = Settings::from_config(&Config::defaults()).weights;
-    let modes = [
-        (
-            "lexical",
-            Weights {
-                vector: 0.0,
-                recency: 0.0,
-                ..base
-            },
-        ),
-        (
-            "vector",
-            Weights {
-                lexical: 0.0,
-                recency: 0.0,
-                ..base
-            },
-        ),
-        ("hybrid", base),
-    ];
+    let modes = base.ablations();
     println!(
         "{} turns, {} questions",
         set.turns.len(),

@@ -115,25 +115,7 @@ fn pct(x: usize, n: usize) -> f64 {
 fn hybrid_recall_quality_on_the_project_set() {
     let (_d, core, set, ids) = load();
     let base = Settings::from_config(&Config::defaults()).weights;
-    let modes = [
-        (
-            "lexical",
-            Weights {
-                vector: 0.0,
-                recency: 0.0,
-                ..base
-            },
-        ),
-        (
-            "vector",
-            Weights {
-                lexical: 0.0,
-                recency: 0.0,
-                ..base
-            },
-        ),
-        ("hybrid", base),
-    ];
+    let modes = base.ablations();
     let mut hybrid10 = 0.0;
     println!(
         "mode     hit@1  hit@5  hit@10   (n = {})",

@@ -35,6 +35,24 @@ impl Default for Weights {
     }
 }
 
+impl Weights {
+    /// The three rankings an evaluation compares: lexical only, vector
+    /// only (both without recency) and these weights.
+    pub fn ablations(self) -> [(&'static str, Weights); 3] {
+        let only = |lexical, vector| Weights {
+            lexical,
+            vector,
+            recency: 0.0,
+            ..self
+        };
+        [
+            ("lexical", only(self.lexical, 0.0)),
+            ("vector", only(0.0, self.vector)),
+            ("hybrid", self),
+        ]
+    }
+}
+
 /// Each part of a fused score, already weighted (for `--explain`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct Parts {
