@@ -115,11 +115,19 @@ pub fn open_core(cfg: &Config) -> anyhow::Result<Core> {
     open_core_with(cfg, cfg.models.embed_threads)
 }
 
+/// Most embedding sessions bulk work opens: each holds its own copy of the
+/// model (~180 MB), and calls of 8 short notes stop scaling long before a
+/// big machine's core count.
+const MAX_BULK_SESSIONS: usize = 4;
+
 /// [`open_core`] for bulk work (import, reindex): the model may use every
-/// core, since nothing else competes for them.
+/// core (up to [`MAX_BULK_SESSIONS`]), since nothing else competes for them.
 pub fn open_core_bulk(cfg: &Config) -> anyhow::Result<Core> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    open_core_with(cfg, cfg.models.embed_threads.max(cores))
+    open_core_with(
+        cfg,
+        cfg.models.embed_threads.max(cores.min(MAX_BULK_SESSIONS)),
+    )
 }
 
 fn open_core_with(cfg: &Config, threads: usize) -> anyhow::Result<Core> {

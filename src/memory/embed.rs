@@ -143,15 +143,16 @@ impl Embedder {
     pub fn embed_chunks(&self, texts: &[&str], chunk: usize) -> anyhow::Result<Vec<Vec<f32>>> {
         let chunks: Vec<&[&str]> = texts.chunks(chunk.max(1)).collect();
         let workers = self.sessions.len().min(chunks.len());
+        // A session is locked per call, not per take: a question's `embed`
+        // waits for one call of a backlog, not for all of them.
         if workers <= 1 {
-            let mut session = self.idle_session();
             let mut out = Vec::with_capacity(texts.len());
             for c in chunks {
-                out.extend(self.embed_on(&mut session, c)?);
+                out.extend(self.embed_on(&mut self.idle_session(), c)?);
             }
             return Ok(out);
         }
-        // Each worker owns one session and takes the next chunk until none
+        // Each worker uses one session and takes the next chunk until none
         // is left, so a slow call does not hold the others back.
         let next = std::sync::atomic::AtomicUsize::new(0);
         let mut results: Vec<Option<Vec<Vec<f32>>>> = vec![None; chunks.len()];
@@ -161,11 +162,11 @@ impl Embedder {
                 .map(|session| {
                     let (next, chunks) = (&next, &chunks);
                     s.spawn(move || {
-                        let mut session = session.lock().unwrap_or_else(|p| p.into_inner());
                         let mut mine = Vec::new();
                         loop {
                             let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                             let Some(c) = chunks.get(i) else { break };
+                            let mut session = session.lock().unwrap_or_else(|p| p.into_inner());
                             mine.push((i, self.embed_on(&mut session, c)?));
                         }
                         Ok(mine)

@@ -198,6 +198,7 @@ impl Sender {
     async fn deliver(&mut self, seq: u64, mut reply: Reply) -> Delivery {
         let chunks = render::render(&self.i18n, &reply);
         let mut sent = Vec::new();
+        let mut refused = false;
         let mut reply_to = reply.reply_to;
         let mut i = reply.chunks_sent as usize;
         while i < chunks.len() {
@@ -250,15 +251,16 @@ impl Sender {
                 }
                 Err(e) => {
                     tracing::error!(seq, chat_id = reply.chat_id, error = %e, "Telegram refused a reply; dropping it");
+                    refused = true;
                     break;
                 }
             }
         }
         let r = reply.clone();
-        if self
+        let done = self
             .persist(move |core| core.outbox_done(seq, &r, &sent))
-            .await
-        {
+            .await;
+        if done && !refused {
             tracing::debug!(seq, chat_id = reply.chat_id, "reply delivered");
         }
         Delivery::Done
