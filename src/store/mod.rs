@@ -22,6 +22,7 @@ pub use items::{Item, ItemCounts, ItemKind};
 pub use voice::{VoiceJob, VoiceMeta, VoiceState};
 
 use std::fs::{DirBuilder, OpenOptions, Permissions};
+use std::ops::Bound;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -238,31 +239,35 @@ impl Store {
 
     /// The newest `n` notes of a chat, newest first.
     pub fn recent(&self, chat_id: i64, n: usize) -> Result<Vec<Note>, StoreError> {
-        let r = self.db.begin_read()?;
-        let idx = r.open_table(CHAT_NOTES)?;
-        let notes = r.open_table(NOTES)?;
-        let mut out = Vec::with_capacity(n);
-        for row in idx.range((chat_id, 0)..=(chat_id, u64::MAX))?.rev().take(n) {
-            let (k, _) = row?;
-            let id = k.value().1;
-            if let Some(g) = notes.get(id)? {
-                out.push(decode_note(id, g.value())?);
-            }
-        }
-        Ok(out)
+        self.newest_in_chat(chat_id, Bound::Included((chat_id, u64::MAX)), n)
     }
 
     /// Up to `n` notes of `chat_id` just before note `id` (ids are arrival
     /// order), newest first: the turns a message in a conversation answers.
     pub fn notes_before(&self, chat_id: i64, id: u64, n: usize) -> Result<Vec<Note>, StoreError> {
+        self.newest_in_chat(chat_id, Bound::Excluded((chat_id, id)), n)
+    }
+
+    /// Up to `n` notes of `chat_id` up to `end` in the chat index, newest
+    /// first (one read transaction).
+    fn newest_in_chat(
+        &self,
+        chat_id: i64,
+        end: Bound<(i64, u64)>,
+        n: usize,
+    ) -> Result<Vec<Note>, StoreError> {
         let r = self.db.begin_read()?;
         let idx = r.open_table(CHAT_NOTES)?;
         let notes = r.open_table(NOTES)?;
         let mut out = Vec::with_capacity(n);
-        for row in idx.range((chat_id, 0)..(chat_id, id))?.rev().take(n) {
-            let prev = row?.0.value().1;
-            if let Some(g) = notes.get(prev)? {
-                out.push(decode_note(prev, g.value())?);
+        for row in idx
+            .range((Bound::Included((chat_id, 0)), end))?
+            .rev()
+            .take(n)
+        {
+            let id = row?.0.value().1;
+            if let Some(g) = notes.get(id)? {
+                out.push(decode_note(id, g.value())?);
             }
         }
         Ok(out)
