@@ -564,13 +564,6 @@ impl Core {
         let out = e
             .embed_chunks(&sorted, crate::memory::worker::BATCH)
             .map_err(|err| CoreError::Embed(format!("{err:#}")))?;
-        if out.len() != texts.len() {
-            return Err(CoreError::Embed(format!(
-                "{} vectors for {} notes",
-                out.len(),
-                texts.len()
-            )));
-        }
         let mut vecs = vec![Vec::new(); texts.len()];
         for (&i, v) in order.iter().zip(out) {
             vecs[i] = v;
@@ -1188,7 +1181,7 @@ pub fn vector_space_of(model_id: &str) -> String {
 }
 
 /// Turns before a message that [`embed_text`] may add as its context.
-pub const CONTEXT_TURNS: usize = 2;
+const CONTEXT_TURNS: usize = 2;
 /// A context turn is at most this much older than the message (one sitting
 /// of a conversation; a gap ends the context).
 const CONTEXT_WINDOW_MS: i64 = 30 * 60_000;

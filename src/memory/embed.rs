@@ -20,7 +20,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{anyhow, bail, ensure, Context};
 use ort::environment::Environment;
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
@@ -143,24 +143,38 @@ impl Embedder {
     pub fn embed_chunks(&self, texts: &[&str], chunk: usize) -> anyhow::Result<Vec<Vec<f32>>> {
         let chunks: Vec<&[&str]> = texts.chunks(chunk.max(1)).collect();
         let workers = self.sessions.len().min(chunks.len());
-        // A session is locked per call, not per take: a question's `embed`
-        // waits for one call of a backlog, not for all of them.
-        if workers <= 1 {
+        let out = if workers <= 1 {
+            // A session is locked per call, not per take: a question's
+            // `embed` waits for one call of a backlog, not for all of them.
             let mut out = Vec::with_capacity(texts.len());
             for c in chunks {
                 out.extend(self.embed_on(&mut self.idle_session(), c)?);
             }
-            return Ok(out);
-        }
-        // Each worker uses one session and takes the next chunk until none
-        // is left, so a slow call does not hold the others back.
+            out
+        } else {
+            self.embed_spread(&chunks, workers)?
+        };
+        // Callers zip the vectors with their texts: one missing would shift
+        // every later vector onto the wrong note.
+        ensure!(
+            out.len() == texts.len(),
+            "{} vectors for {} texts",
+            out.len(),
+            texts.len()
+        );
+        Ok(out)
+    }
+
+    /// `chunks` over the first `workers` sessions, vectors in chunk order.
+    /// Each worker takes the next chunk until none is left, so a slow call
+    /// does not hold the others back, and locks its session per call.
+    fn embed_spread(&self, chunks: &[&[&str]], workers: usize) -> anyhow::Result<Vec<Vec<f32>>> {
         let next = std::sync::atomic::AtomicUsize::new(0);
-        let mut results: Vec<Option<Vec<Vec<f32>>>> = vec![None; chunks.len()];
         let done: Vec<anyhow::Result<Vec<Call>>> = std::thread::scope(|s| {
             let handles: Vec<_> = self.sessions[..workers]
                 .iter()
                 .map(|session| {
-                    let (next, chunks) = (&next, &chunks);
+                    let next = &next;
                     s.spawn(move || {
                         let mut mine = Vec::new();
                         loop {
@@ -181,6 +195,7 @@ impl Embedder {
                 })
                 .collect()
         });
+        let mut results: Vec<Option<Vec<Vec<f32>>>> = vec![None; chunks.len()];
         for part in done {
             for (i, vs) in part? {
                 results[i] = Some(vs);
