@@ -39,6 +39,7 @@ pub struct Config {
     pub buttons: Buttons,
     pub models: Models,
     pub voice: Voice,
+    pub jobs: Jobs,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -119,9 +120,17 @@ pub struct Voice {
     pub low_confidence: f32,
     /// Days the original audio of a voice note is kept (0 = forever).
     pub keep_audio_days: u32,
-    /// How often voice notes that failed for a fixable cause (a missing or
-    /// damaged model) are tried again while mnemo runs.
-    pub retry_failed_secs: u64,
+}
+
+/// `[jobs]`: when the background upkeep runs (see `jobs::Schedule`): a cron
+/// expression in UTC (5 fields, or 6 with seconds first), `every 30s` /
+/// `every 5m` / `every 2h`, or `""` for off. Checked at load.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Jobs {
+    pub prune: String,
+    pub audio_retention: String,
+    pub voice_retry: String,
+    pub graph_save: String,
 }
 
 impl Config {
@@ -190,13 +199,8 @@ impl Config {
         }
         url_ok(&self.telegram.api_url)?;
         let v = &self.voice;
-        if v.threads == 0
-            || v.queue == 0
-            || v.max_duration_secs == 0
-            || v.idle_unload_secs == 0
-            || v.retry_failed_secs == 0
-        {
-            bail!("voice.threads, voice.queue, voice.max_duration_secs, voice.idle_unload_secs and voice.retry_failed_secs must be at least 1");
+        if v.threads == 0 || v.queue == 0 || v.max_duration_secs == 0 || v.idle_unload_secs == 0 {
+            bail!("voice.threads, voice.queue, voice.max_duration_secs and voice.idle_unload_secs must be at least 1");
         }
         if !(0.0..=1.0).contains(&v.low_confidence) {
             bail!(
@@ -212,6 +216,7 @@ impl Config {
                 v.language
             );
         }
+        crate::jobs::catalog(self)?;
         Ok(())
     }
 

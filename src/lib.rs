@@ -6,6 +6,7 @@
 //! returns [`core::Outcome`]s; derived indexes live in [`memory`]; every word
 //! a user reads comes from [`i18n`].
 
+pub mod app;
 pub mod buttons;
 pub mod channels;
 pub mod cli;
@@ -14,6 +15,7 @@ pub mod core;
 pub mod extract;
 pub mod i18n;
 pub mod import;
+pub mod jobs;
 pub mod logging;
 pub mod memory;
 pub mod models;

@@ -438,7 +438,7 @@ async fn a_model_that_comes_back_is_used_without_a_restart() {
     let p = path.to_str().unwrap().to_owned();
     let bot = InProcBot::start_with(&[OWNER], |c| {
         c.voice.model = p;
-        c.voice.retry_failed_secs = 1;
+        c.jobs.voice_retry = "every 1s".into();
     })
     .await;
     let ogg = voice_note("Renew the car insurance in March.");

@@ -163,3 +163,8 @@ cli-transcribed = ({ $secs } s Audio in { $took } s, { $rtf }× Echtzeit, Sicher
 cli-doubtful = unsicher bei: { $words }
 cli-voice-saved = gespeichert als Notiz #{ $id }
 cli-voice-retried = Sprachnotizen: { $requeued } erneut eingereiht, { $stored } transkribiert und gespeichert, { $failed } wieder fehlgeschlagen, { $waiting } warten auf den Download (braucht mnemo serve)
+
+## mnemo jobs
+cli-job = { $name } ({ $schedule }): zuletzt { $last } — { $outcome }; nächster Lauf { $next }
+cli-job-never = nie
+cli-job-off = aus

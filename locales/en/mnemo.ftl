@@ -163,3 +163,8 @@ cli-transcribed = ({ $secs } s of audio in { $took } s, { $rtf }× real time, co
 cli-doubtful = unsure about: { $words }
 cli-voice-saved = saved as note #{ $id }
 cli-voice-retried = voice notes: { $requeued } requeued, { $stored } transcribed and stored, { $failed } failed again, { $waiting } waiting for download (needs mnemo serve)
+
+## mnemo jobs
+cli-job = { $name } ({ $schedule }): last run { $last } — { $outcome }; next { $next }
+cli-job-never = never
+cli-job-off = off

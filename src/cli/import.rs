@@ -35,7 +35,8 @@ pub fn run(cfg: &Config, args: &Args) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", args.file.display()))?;
     let parsed = crate::import::parse(std::io::BufReader::new(f))
         .map_err(|e| anyhow::anyhow!("{}: {e}; nothing was imported", args.file.display()))?;
-    let core = super::open_core_bulk(cfg)?;
+    let app = crate::app::App::open_bulk(cfg)?;
+    let core = app.core();
     let bar = super::progress_bar(!args.json, parsed.messages.len() as u64, "importing");
     let sum = core.import(&parsed.messages, args.batch, super::track(&bar))?;
     bar.finish_and_clear();
@@ -46,7 +47,6 @@ pub fn run(cfg: &Config, args: &Args) -> anyhow::Result<()> {
         embedded = core.embed_all_pending(super::track(&bar))?;
         bar.finish_and_clear();
     }
-    core.persist();
     let s = Summary {
         chats: parsed.chats,
         imported: sum.imported,

@@ -4,6 +4,7 @@
 mod chat;
 mod doctor;
 mod import;
+mod jobs;
 mod models;
 mod recall;
 mod reindex;
@@ -19,8 +20,6 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::config::{Config, LogFormat};
-use crate::core::{Core, Settings};
-use crate::store::Store;
 
 #[derive(Debug, Parser)]
 #[command(name = "mnemo", version, about = "A private, local-first memory bot", long_about = None)]
@@ -62,6 +61,8 @@ pub enum Command {
     Transcribe(transcribe::Args),
     /// Transcribe again the voice notes that failed (after fixing the cause).
     RetryVoice(retry_voice::Args),
+    /// List the background jobs with their schedules, last and next runs.
+    Jobs(jobs::Args),
 }
 
 /// Parses arguments, runs the command, maps errors to a message and exit 1.
@@ -97,6 +98,7 @@ pub fn main() -> ExitCode {
         Command::RotateKey(a) => rotate_key::run(&cfg, &a),
         Command::Transcribe(a) => transcribe::run(&cfg, &a),
         Command::RetryVoice(a) => retry_voice::run(&cfg, &a),
+        Command::Jobs(a) => jobs::run(&cfg, &a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -108,77 +110,12 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Opens the store and builds the core (with its derived indexes). When the
-/// model files are missing or damaged, mnemo still runs — notes are stored
-/// and queued for embedding, recall is lexical — and says how to fix it.
-pub fn open_core(cfg: &Config) -> anyhow::Result<Core> {
-    open_core_with(cfg, cfg.models.embed_threads)
-}
-
-/// Most embedding sessions bulk work opens: each holds its own copy of the
-/// model (~180 MB), and calls of 8 short notes stop scaling long before a
-/// big machine's core count.
-const MAX_BULK_SESSIONS: usize = 4;
-
-/// [`open_core`] for bulk work (import, reindex): the model may use every
-/// core (up to [`MAX_BULK_SESSIONS`]), since nothing else competes for them.
-pub fn open_core_bulk(cfg: &Config) -> anyhow::Result<Core> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    open_core_with(
-        cfg,
-        cfg.models.embed_threads.max(cores.min(MAX_BULK_SESSIONS)),
-    )
-}
-
-fn open_core_with(cfg: &Config, threads: usize) -> anyhow::Result<Core> {
-    let dir = cfg.data_dir()?;
-    let store = Store::open(&dir)?;
-    let embedder = load_embedder(cfg, threads);
-    let keys = load_keyring(cfg, &dir)?;
-    Ok(Core::with_embedder(store, Settings::from_config(cfg), embedder)?.with_keyring(keys))
-}
-
-/// The button signing keys: from `MNEMO_CALLBACK_SECRET`, else the key file
-/// in the data dir (created on first start, mode 0600). Never logged.
-pub fn load_keyring(
-    cfg: &Config,
-    dir: &std::path::Path,
-) -> anyhow::Result<crate::buttons::Keyring> {
-    let grace = i64::from(cfg.buttons.key_grace_days) * 86_400;
-    let now = crate::core::now_ms() / 1000;
-    Ok(crate::buttons::Keyring::load_or_create(
-        dir,
-        crate::config::callback_secret().as_deref(),
-        grace,
-        now,
-    )?)
-}
-
-/// The embedding model, or `None` with a warning that names the fix.
-pub fn load_embedder(
-    cfg: &Config,
-    threads: usize,
-) -> Option<std::sync::Arc<crate::memory::embed::Embedder>> {
-    let dir = match cfg.models_dir() {
-        Ok(d) => d,
-        Err(e) => {
-            tracing::warn!("no models dir: {e:#}");
-            return None;
-        }
-    };
-    match crate::memory::embed::Embedder::shared(&crate::models::ModelSet::new(dir), threads) {
-        Ok(e) => Some(e),
-        Err(e) => {
-            tracing::warn!("semantic recall is off: {e:#}");
-            use crate::i18n::{I18n, Line};
-            let line = Line::new("cli-semantic-off").text("reason", format!("{e:#}"));
-            eprintln!(
-                "{}",
-                I18n::new().render_plain(&cfg.general.default_lang, &line)
-            );
-            None
-        }
-    }
+/// The tokio runtime of the long-running commands: multi-threaded, so the
+/// App's background runs while the main thread serves a channel.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 /// A progress bar on stderr for `total` items (hidden when `show` is false

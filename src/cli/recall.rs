@@ -72,8 +72,9 @@ fn json_hit(h: &Hit, explain: bool) -> JsonHit {
 }
 
 pub fn run(cfg: &Config, args: &Args) -> anyhow::Result<()> {
-    let core = super::open_core(cfg)?;
-    catch_up(&core)?;
+    let app = crate::app::App::open(cfg)?;
+    let core = app.core();
+    catch_up(core)?;
     let k = args.k.unwrap_or(cfg.recall.default_k);
     if args.stdin {
         let stdin = std::io::stdin();
@@ -139,6 +140,5 @@ fn catch_up(core: &Core) -> anyhow::Result<()> {
     let bar = super::progress_bar(pending > 200, pending, "embedding new notes");
     core.embed_all_pending(super::track(&bar))?;
     bar.finish_and_clear();
-    core.persist();
     Ok(())
 }

@@ -23,13 +23,13 @@ struct Summary {
 }
 
 pub fn run(cfg: &Config, args: &Args) -> anyhow::Result<()> {
-    let core = super::open_core_bulk(cfg)?;
+    let app = crate::app::App::open_bulk(cfg)?;
+    let core = app.core();
     let t0 = std::time::Instant::now();
     let total = core.store().count_notes()?;
     let bar = super::progress_bar(args.progress, total, "re-embedding");
     let embedded = core.reindex(super::track(&bar))?;
     bar.finish_and_clear();
-    core.persist();
     let s = Summary {
         notes: total,
         embedded,

@@ -3,15 +3,13 @@
 //! queued and go out with the next `mnemo serve`. Voice notes still waiting
 //! for their download need `mnemo serve` (it talks to Telegram).
 
-use std::sync::Arc;
-
 use serde::Serialize;
 
+use crate::app::App;
 use crate::config::Config;
 use crate::i18n::Line;
 use crate::store::VoiceState;
-use crate::voice::pipeline::{Done, Pipeline};
-use crate::voice::whisper::{Settings, Transcriber};
+use crate::voice::pipeline::Done;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -29,21 +27,14 @@ struct Summary {
 }
 
 pub fn run(cfg: &Config, args: &Args) -> anyhow::Result<()> {
-    let core = Arc::new(super::open_core(cfg)?);
+    let app = App::open(cfg)?;
+    let core = app.core();
     let requeued = core.voice_retry()?;
-    let settings = Settings::from_config(cfg)?;
-    let pipeline = Pipeline {
-        core: core.clone(),
-        max: settings.max_duration,
-        recheck: std::time::Duration::from_secs(cfg.voice.retry_failed_secs),
-        transcriber: Arc::new(Transcriber::new(settings)),
-    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let results = rt.block_on(pipeline.drain());
+    let results = rt.block_on(app.pipeline().drain());
     core.embed_all_pending(|_, _| {})?;
-    core.persist();
     let s = Summary {
         requeued,
         stored: results

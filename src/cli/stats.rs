@@ -11,8 +11,8 @@ pub struct Args {
 }
 
 pub fn run(cfg: &Config, args: &Args) -> anyhow::Result<()> {
-    let core = super::open_core(cfg)?;
-    let s = core.stats()?;
+    let app = crate::app::App::open(cfg)?;
+    let s = app.core().stats()?;
     if args.json {
         return super::print_json(&s);
     }

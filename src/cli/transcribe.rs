@@ -45,14 +45,7 @@ pub fn run(cfg: &Config, args: &Args) -> anyhow::Result<()> {
         .build()?;
     let t = rt.block_on(transcriber.transcribe(pcm.samples))?;
     let note_id = if args.save {
-        save(
-            cfg,
-            &rt,
-            &bytes,
-            &args.file,
-            transcriber,
-            settings.max_duration,
-        )?
+        save(cfg, &rt, &bytes, &args.file)?
     } else {
         None
     };
@@ -90,30 +83,24 @@ pub fn run(cfg: &Config, args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Stores the file as a console voice note through the durable queue.
+/// Stores the file as a console voice note through the durable queue and
+/// the App's voice pipeline (which transcribes it again: the note is what the
+/// pipeline stored, exactly as for a voice note from Telegram).
 fn save(
     cfg: &Config,
     rt: &tokio::runtime::Runtime,
     bytes: &[u8],
     file: &std::path::Path,
-    transcriber: Arc<Transcriber>,
-    max: std::time::Duration,
 ) -> anyhow::Result<Option<u64>> {
-    let core = Arc::new(super::open_core(cfg)?);
+    let app = crate::app::App::open(cfg)?;
+    let core = app.core();
     let name = file
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let job = core.voice_add_file(crate::core::CONSOLE_CHAT_ID, 0, bytes, &name)?;
-    let pipeline = crate::voice::pipeline::Pipeline {
-        core: core.clone(),
-        transcriber,
-        max,
-        recheck: std::time::Duration::from_secs(cfg.voice.retry_failed_secs),
-    };
-    let done = rt.block_on(pipeline.process(&job));
+    let done = rt.block_on(app.pipeline().process(&job));
     core.embed_all_pending(|_, _| {})?;
-    core.persist();
     match done {
         crate::voice::pipeline::Done::Stored(id) => Ok(Some(id)),
         other => anyhow::bail!(

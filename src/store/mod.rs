@@ -14,11 +14,13 @@
 
 mod feedback;
 mod items;
+mod jobs;
 pub mod schema;
 mod voice;
 
 pub use feedback::{Aggregate, Ask, Compaction, FeedbackCounts, FeedbackEvent, Vote};
 pub use items::{Item, ItemCounts, ItemKind};
+pub use jobs::JobRun;
 pub use voice::{VoiceJob, VoiceMeta, VoiceState};
 
 use std::fs::{DirBuilder, OpenOptions, Permissions};

@@ -78,6 +78,9 @@ pub const FEEDBACK: TableDefinition<u64, &[u8]> = TableDefinition::new("feedback
 
 /// Job id → JSON [`super::VoiceJob`]: voice notes not yet transcribed.
 pub const VOICE_JOBS: TableDefinition<u64, &[u8]> = TableDefinition::new("voice_jobs");
+/// Job name → its last run (JSON `JobRun`). Added without a version bump:
+/// `create_tables` makes it in older files, and older binaries ignore it.
+pub const JOB_RUNS: TableDefinition<&str, &[u8]> = TableDefinition::new("job_runs");
 
 /// The v1 notes table, kept only to migrate from.
 pub const NOTES_V1: TableDefinition<u64, &[u8]> = TableDefinition::new("notes_v1");
@@ -185,6 +188,7 @@ fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(FEEDBACK_LOG)?;
     txn.open_table(FEEDBACK)?;
     txn.open_table(VOICE_JOBS)?;
+    txn.open_table(JOB_RUNS)?;
     Ok(())
 }
 

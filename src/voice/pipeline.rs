@@ -11,14 +11,21 @@
 //!
 //! A kill during transcription leaves the job `Ready`: it is transcribed
 //! again after the restart and stored once.
+//!
+//! The [`crate::app::App`] builds one pipeline ([`Pipeline::from_config`]),
+//! runs its loop and wakes it when the core marks a job `Ready`; the
+//! `voice-retry` job puts jobs that failed for want of the model back in
+//! line once the model is there again ([`Pipeline::retry_model_failures`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{watch, Notify};
+use tokio::sync::Notify;
 
 use super::audio::{self, AudioError};
 use super::whisper::{TranscribeError, Transcriber};
+use crate::app::Shutdown;
+use crate::config::Config;
 use crate::core::{Core, VoiceFailure, VoiceText};
 use crate::store::{VoiceJob, VoiceState};
 
@@ -40,36 +47,49 @@ pub struct Pipeline {
     pub transcriber: Arc<Transcriber>,
     /// Longest audio decoded.
     pub max: Duration,
-    /// How often [`Pipeline::run`] looks whether jobs that failed for want
-    /// of the model can be retried (the model file is there again).
-    pub recheck: Duration,
+    /// Wakes [`Pipeline::run`]: a job became `Ready`.
+    ready: Notify,
 }
 
 impl Pipeline {
-    /// Transcribes `Ready` jobs as they come (woken by `ready`) until
-    /// `shutdown`. A job being transcribed when the stop comes is finished
-    /// only if it completes before the process exits; otherwise it is
-    /// redone at the next start.
-    pub async fn run(self, ready: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
+    /// The pipeline for `core` with the `[voice]` settings (the model is
+    /// loaded on the first job, not here).
+    pub fn from_config(cfg: &Config, core: Arc<Core>) -> anyhow::Result<Pipeline> {
+        let settings = crate::voice::whisper::Settings::from_config(cfg)?;
+        Ok(Pipeline {
+            core,
+            max: settings.max_duration,
+            transcriber: Arc::new(Transcriber::new(settings)),
+            ready: Notify::new(),
+        })
+    }
+
+    /// Wakes the loop of [`Pipeline::run`] (a job became `Ready`).
+    pub fn wake(&self) {
+        self.ready.notify_one();
+    }
+
+    /// Transcribes `Ready` jobs as they come (see [`Pipeline::wake`]) until
+    /// `shutdown`. A job being transcribed when the stop comes is abandoned:
+    /// it stays `Ready` and is redone at the next start.
+    pub async fn run(self: Arc<Self>, shutdown: Shutdown) {
         loop {
-            if *shutdown.borrow() {
+            if shutdown.is_triggered() {
                 break;
             }
             let jobs = self.ready_jobs().await;
             tracing::debug!(jobs = jobs.len(), "voice pipeline looking for work");
             for job in jobs {
-                if *shutdown.borrow() {
-                    break;
-                }
                 tokio::select! {
                     _ = self.process(&job) => {}
-                    _ = shutdown.changed() => break,
+                    _ = shutdown.triggered() => break,
                 }
             }
             tokio::select! {
-                _ = ready.notified() => {}
-                _ = tokio::time::sleep(self.recheck) => self.retry_model_failures().await,
-                _ = shutdown.changed() => {}
+                _ = self.ready.notified() => {}
+                // A safety net: a wake-up lost between the read and the wait.
+                _ = tokio::time::sleep(Duration::from_secs(300)) => {}
+                _ = shutdown.triggered() => {}
             }
         }
         tracing::debug!("voice pipeline stopped");
@@ -77,28 +97,22 @@ impl Pipeline {
 
     /// Requeues jobs that failed because the model was missing or damaged,
     /// once the model file exists again (the owner ran `mnemo models fetch`
-    /// or fixed `[voice] model`). Their users were told already and are not
-    /// told again.
-    async fn retry_model_failures(&self) {
+    /// or fixed `[voice] model`), and wakes the loop. Their users were told
+    /// already and are not told again. Blocking: the `voice-retry` job.
+    pub fn retry_model_failures(&self) -> anyhow::Result<u64> {
         if !self.transcriber.settings().model.exists() {
-            return;
+            return Ok(0);
         }
-        let core = self.core.clone();
-        let n = tokio::task::spawn_blocking(move || {
-            core.voice_retry_where(|j| {
-                j.error
-                    .as_deref()
-                    .is_some_and(|e| e.starts_with("voice-err-model"))
-            })
-        })
-        .await;
-        match n {
-            Ok(Ok(n)) if n > 0 => {
-                tracing::info!(jobs = n, "the speech model is back; retrying voice notes")
-            }
-            Ok(Err(e)) => tracing::warn!(error = %e, "cannot requeue voice notes"),
-            _ => {}
+        let n = self.core.voice_retry_where(|j| {
+            j.error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("voice-err-model"))
+        })?;
+        if n > 0 {
+            tracing::info!(jobs = n, "the speech model is back; retrying voice notes");
+            self.wake();
         }
+        Ok(n)
     }
 
     /// Transcribes every `Ready` job now (`mnemo retry-voice`); returns what

@@ -10,10 +10,10 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use mnemo::app::App;
 use mnemo::config::Config;
 use mnemo::core::{Core, Settings};
 use mnemo::store::Store;
-use tokio::sync::watch;
 
 use fake_telegram::{FakeTelegram, TOKEN};
 
@@ -31,14 +31,15 @@ pub fn config(api_url: &str, data_dir: &Path, allowed: &[i64]) -> Config {
     cfg
 }
 
-/// The Telegram channel running inside the test process against a fake API.
+/// The Telegram channel running inside the test process against a fake API,
+/// attached to an [`App`] as `mnemo serve` does it (background jobs, embed
+/// worker and transcription loop included).
 pub struct InProcBot {
     pub tg: FakeTelegram,
     pub core: Arc<Core>,
     pub dir: tempfile::TempDir,
-    stop: watch::Sender<bool>,
+    app: App,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
-    worker: Option<mnemo::memory::worker::EmbedWorker>,
     pub cfg: Config,
 }
 
@@ -51,7 +52,7 @@ impl InProcBot {
         Self::start_full(allowed, false, tweak).await
     }
 
-    /// With the real embedding model and the background embed worker.
+    /// With the real embedding model.
     pub async fn start_semantic(allowed: &[i64]) -> InProcBot {
         Self::start_full(allowed, true, |_| {}).await
     }
@@ -72,24 +73,20 @@ impl InProcBot {
         InProcBot::launch(tg, dir, cfg, embedder).await
     }
 
-    /// Opens the core on `dir` and runs the Telegram channel (and, with a
-    /// model, the embed worker) against `tg`; returns once it polls.
+    /// Opens an App on `dir`, starts its background and attaches the
+    /// Telegram channel against `tg`; returns once it polls.
     async fn launch(
         tg: FakeTelegram,
         dir: tempfile::TempDir,
         cfg: Config,
         embedder: Option<Arc<mnemo::memory::embed::Embedder>>,
     ) -> InProcBot {
-        let semantic = embedder.is_some();
-        let core = Arc::new(open_core(&cfg, dir.path(), embedder));
-        let worker = semantic.then(|| mnemo::memory::worker::EmbedWorker::spawn(core.clone()));
-        let (stop, rx) = watch::channel(false);
-        let c = core.clone();
-        let run_cfg = cfg.clone();
+        let core = open_core(&cfg, dir.path(), embedder);
+        let mut app = App::with_core(&cfg, core).unwrap();
+        app.start().await.unwrap();
+        let core = app.core().clone();
         let polls = tg.calls("getUpdates").len();
-        let task = tokio::spawn(async move {
-            mnemo::channels::telegram::run(&run_cfg, c, TOKEN.to_owned(), rx).await
-        });
+        let task = tokio::spawn(app.serve_telegram(TOKEN.to_owned()));
         // Ready once it polls.
         tg.wait_for("getUpdates", Duration::from_secs(10), |calls| {
             calls
@@ -103,9 +100,8 @@ impl InProcBot {
             tg,
             core,
             dir,
-            stop,
+            app,
             task,
-            worker,
             cfg,
         }
     }
@@ -117,19 +113,19 @@ impl InProcBot {
             tg,
             core,
             dir,
-            stop,
+            app,
             task,
-            worker,
             cfg,
         } = self;
-        halt(stop, task, worker).await.unwrap();
         let embedder = core.embedder().cloned();
         drop(core);
+        halt(app, task).await.unwrap();
         InProcBot::launch(tg, dir, cfg, embedder).await
     }
 
     pub async fn stop(self) -> anyhow::Result<()> {
-        halt(self.stop, self.task, self.worker).await
+        let InProcBot { app, task, .. } = self;
+        halt(app, task).await
     }
 
     /// Waits until every pushed update was handled and confirmed and every
@@ -154,21 +150,15 @@ impl InProcBot {
     }
 }
 
-/// Signals the channel to stop, waits for it (10 s at most), then stops the
-/// embed worker; returns what the channel returned.
-async fn halt(
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-    worker: Option<mnemo::memory::worker::EmbedWorker>,
-) -> anyhow::Result<()> {
-    let _ = stop.send(true);
+/// Triggers the App's shutdown, waits for the channel (10 s at most), then
+/// closes the App; returns what the channel returned.
+async fn halt(app: App, task: tokio::task::JoinHandle<anyhow::Result<()>>) -> anyhow::Result<()> {
+    app.shutdown().trigger();
     let r = tokio::time::timeout(Duration::from_secs(10), task)
         .await
         .expect("bot stops within 10 s")
         .unwrap();
-    if let Some(w) = worker {
-        tokio::task::spawn_blocking(move || w.stop()).await.unwrap();
-    }
+    app.close().await;
     r
 }
 

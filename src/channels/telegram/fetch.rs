@@ -19,7 +19,9 @@ use teloxide::net::Download;
 use teloxide::prelude::*;
 use teloxide::types::{ChatAction, FileId};
 use teloxide::RequestError;
-use tokio::sync::{watch, Notify};
+use tokio::sync::Notify;
+
+use crate::app::Shutdown;
 
 use crate::core::{Core, VoiceFailure, MAX_VOICE_BYTES};
 use crate::store::{VoiceJob, VoiceState};
@@ -42,16 +44,21 @@ enum FetchError {
 }
 
 impl Fetcher {
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(self, shutdown: Shutdown) {
         let mut backoff = Duration::from_secs(1);
         loop {
-            if *shutdown.borrow() {
+            if shutdown.is_triggered() {
                 break;
             }
             let jobs = self.jobs(VoiceState::Fetch).await;
             let mut retry = false;
             for job in &jobs {
-                match self.fetch(job).await {
+                // A download cut by the stop is redone at the next start.
+                let fetched = tokio::select! {
+                    r = self.fetch(job) => r,
+                    _ = shutdown.triggered() => break,
+                };
+                match fetched {
                     Ok(bytes) => {
                         let core = self.core.clone();
                         let id = job.id;
@@ -100,7 +107,7 @@ impl Fetcher {
             tokio::select! {
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(pause) => {}
-                _ = shutdown.changed() => {}
+                _ = shutdown.triggered() => {}
             }
         }
         tracing::debug!("voice fetcher stopped");

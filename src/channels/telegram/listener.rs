@@ -21,24 +21,19 @@ use teloxide::stop::StopToken;
 use teloxide::types::{AllowedUpdate, Update};
 use teloxide::update_listeners::{AsUpdateStream, Polling, UpdateListener};
 use teloxide::RequestError;
-use tokio::sync::watch;
 
+use crate::app::Shutdown;
 use crate::core::Core;
 
 pub struct DurablePolling {
     polling: Polling<Bot>,
     core: Arc<Core>,
     replay: Vec<Update>,
-    shutdown: watch::Receiver<bool>,
+    shutdown: Shutdown,
 }
 
 impl DurablePolling {
-    pub fn new(
-        bot: Bot,
-        core: Arc<Core>,
-        poll_timeout: Duration,
-        shutdown: watch::Receiver<bool>,
-    ) -> Self {
+    pub fn new(bot: Bot, core: Arc<Core>, poll_timeout: Duration, shutdown: Shutdown) -> Self {
         let mut replay = Vec::new();
         match core.pending_updates() {
             Ok(pending) => {
@@ -108,11 +103,7 @@ impl<'a> AsUpdateStream<'a> for DurablePolling {
 /// disk, say): until it is durable the update is not passed on, so Telegram
 /// keeps it. `None` for a re-delivery of a processed update, or when
 /// shutting down with the store still failing.
-async fn persist(
-    core: Arc<Core>,
-    update: Update,
-    shutdown: watch::Receiver<bool>,
-) -> Option<Update> {
+async fn persist(core: Arc<Core>, update: Update, shutdown: Shutdown) -> Option<Update> {
     let id = u64::from(update.id.0);
     let raw = match serde_json::to_vec(&update) {
         Ok(r) => r,
@@ -136,10 +127,10 @@ async fn persist(
             }
             Err(e) => tracing::error!(update_id = id, error = %e, "inbox writer panicked"),
         }
-        if *shutdown.borrow() {
-            return None;
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.triggered() => return None,
         }
-        tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(30));
     }
 }

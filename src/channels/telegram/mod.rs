@@ -6,9 +6,11 @@
 //! - [`fetch`]: downloads voice notes for the transcription pipeline;
 //! - [`render`]: HTML rendering and splitting at 4096 characters.
 //!
-//! [`run`] wires them together and owns the shutdown path: SIGTERM or SIGINT
-//! stops polling, lets in-flight handlers finish, drains the outbox briefly
-//! and returns.
+//! [`run`] attaches them to an App's core until its [`Shutdown`] fires:
+//! polling stops, in-flight handlers finish, the outbox drains for at most
+//! [`crate::app::shutdown::DRAIN`], and it returns. Startup maintenance,
+//! the transcription loop and the background jobs belong to the App, not to
+//! this adapter.
 
 pub mod fetch;
 pub mod handler;
@@ -26,14 +28,12 @@ use teloxide::payloads::setters::*;
 use teloxide::prelude::*;
 use teloxide::types::BotCommand;
 use teloxide::{ApiError, RequestError};
-use tokio::sync::{watch, Notify};
+use tokio::sync::Notify;
 
+use crate::app::Shutdown;
 use crate::config::Config;
 use crate::core::{commands_menu, Core};
 use crate::i18n::{self, I18n, Line};
-
-/// How long the outbox may drain after a stop signal.
-const DRAIN: Duration = Duration::from_secs(2);
 
 /// Serves Telegram until a stop signal. Errors out early when the token is
 /// rejected (so a typo is reported in seconds, not retried forever).
@@ -41,7 +41,7 @@ pub async fn run(
     cfg: &Config,
     core: Arc<Core>,
     token: String,
-    shutdown: watch::Receiver<bool>,
+    shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let url = reqwest_url(&cfg.telegram.api_url)?;
     let bot = Bot::new(token).set_api_url(url);
@@ -55,17 +55,6 @@ pub async fn run(
         tracing::warn!(error = %e, "deleteWebhook failed; polling may be refused");
     }
     register_commands(&bot, &i18n).await;
-    if let Some(code) = core.start_pairing()? {
-        tracing::warn!(
-            "no allowed users yet: send `/start {}` to the bot from your Telegram account to become its owner",
-            code.as_str()
-        );
-    }
-    match core.prune() {
-        Ok(n) if n > 0 => tracing::debug!(pruned = n, "old processed-update markers dropped"),
-        Ok(_) => {}
-        Err(e) => tracing::warn!(error = %e, "pruning processed markers failed"),
-    }
 
     let wake = Arc::new(Notify::new());
     let sender = send::Sender {
@@ -79,7 +68,7 @@ pub async fn run(
             cfg.telegram.global_per_sec,
         ),
     };
-    let sender = tokio::spawn(sender.run(shutdown.clone(), DRAIN));
+    let sender = tokio::spawn(sender.run(shutdown.clone()));
     // The embed worker queues duplicate notices on its own; let it wake the sender.
     let w = wake.clone();
     core.on_outbox(move || w.notify_one());
@@ -87,11 +76,6 @@ pub async fn run(
     wake.notify_one();
 
     let voice = Arc::new(Notify::new());
-    let ready = Arc::new(Notify::new());
-    let pipeline = voice_pipeline(cfg, &core)?;
-    let r = ready.clone();
-    core.on_voice_ready(move || r.notify_one());
-    let pipeline = tokio::spawn(pipeline.run(ready, shutdown.clone()));
     let fetcher = fetch::Fetcher {
         bot: bot.clone(),
         core: core.clone(),
@@ -114,9 +98,9 @@ pub async fn run(
         .build();
 
     let token = dispatcher.shutdown_token();
-    let mut stop = shutdown.clone();
+    let stop = shutdown.clone();
     let stopper = tokio::spawn(async move {
-        let _ = stop.wait_for(|s| *s).await;
+        stop.triggered().await;
         // The dispatcher may not be running yet; retry until it takes the request.
         loop {
             match token.shutdown() {
@@ -143,54 +127,20 @@ pub async fn run(
         .await;
     stopper.abort();
     let _ = fetcher.await;
-    let _ = pipeline.await;
     let _ = sender.await;
     tracing::info!("telegram channel stopped");
     Ok(())
 }
 
-/// The transcription pipeline, with failed voice notes put back in line
-/// (their cause may be gone: a model fetched, disk space freed) and audio
-/// past its retention removed.
-fn voice_pipeline(
-    cfg: &Config,
-    core: &Arc<Core>,
-) -> anyhow::Result<crate::voice::pipeline::Pipeline> {
-    let settings = crate::voice::whisper::Settings::from_config(cfg)?;
-    match core.voice_retry() {
-        Ok(n) if n > 0 => tracing::info!(jobs = n, "retrying voice notes that failed before"),
-        Ok(_) => {}
-        Err(e) => tracing::warn!(error = %e, "cannot requeue failed voice notes"),
-    }
-    if cfg.voice.keep_audio_days > 0 {
-        match core.voice_prune_audio(cfg.voice.keep_audio_days) {
-            Ok(n) if n > 0 => {
-                tracing::info!(files = n, "old voice audio removed (transcripts kept)")
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "cannot prune old voice audio"),
-        }
-    }
-    Ok(crate::voice::pipeline::Pipeline {
-        core: core.clone(),
-        max: settings.max_duration,
-        recheck: std::time::Duration::from_secs(cfg.voice.retry_failed_secs),
-        transcriber: Arc::new(crate::voice::whisper::Transcriber::new(settings)),
-    })
-}
-
 /// Calls getMe until it works. A rejected token is fatal; network trouble
 /// is retried with backoff until `shutdown`. `None` when stopped first.
-async fn connect(
-    bot: &Bot,
-    mut shutdown: watch::Receiver<bool>,
-) -> anyhow::Result<Option<teloxide::types::Me>> {
+async fn connect(bot: &Bot, shutdown: Shutdown) -> anyhow::Result<Option<teloxide::types::Me>> {
     let mut delay = Duration::from_secs(1);
     loop {
         let attempt = tokio::time::timeout(Duration::from_secs(12), bot.get_me());
         let res = tokio::select! {
             r = attempt => r,
-            _ = shutdown.wait_for(|s| *s) => return Ok(None),
+            _ = shutdown.triggered() => return Ok(None),
         };
         match res {
             Ok(Ok(me)) => return Ok(Some(me)),
@@ -204,7 +154,7 @@ async fn connect(
         }
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
-            _ = shutdown.wait_for(|s| *s) => return Ok(None),
+            _ = shutdown.triggered() => return Ok(None),
         }
         delay = (delay * 2).min(Duration::from_secs(60));
     }

@@ -21,10 +21,11 @@ use teloxide::payloads::SendMessageSetters;
 use teloxide::prelude::*;
 use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup, ParseMode, ReplyParameters};
 use teloxide::{ApiError, RequestError};
-use tokio::sync::{watch, Notify};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::render;
+use crate::app::Shutdown;
 use crate::core::{Core, Reply};
 use crate::i18n::{html_to_plain, I18n};
 
@@ -131,16 +132,16 @@ pub struct Sender {
 }
 
 impl Sender {
-    /// Delivers outbox entries until `shutdown` turns true; then drains what is
-    /// left for at most `drain` and returns. Undelivered entries stay in the
-    /// outbox for the next start.
-    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>, drain: Duration) {
+    /// Delivers outbox entries until `shutdown` fires; then goes on for at
+    /// most [`crate::app::shutdown::DRAIN`] and returns, wherever it is —
+    /// mid-batch, waiting on a rate limit or on `retry_after`. Undelivered
+    /// entries stay in the outbox for the next start (a reply cut between
+    /// two of its chunks resumes at the chunk it had reached).
+    pub async fn run(mut self, shutdown: Shutdown) {
+        let drained = shutdown.drained();
+        tokio::pin!(drained);
         let mut backoff = Duration::from_millis(500);
-        let mut deadline: Option<Instant> = None;
-        loop {
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                break;
-            }
+        'outer: loop {
             let core = self.core.clone();
             let batch = match tokio::task::spawn_blocking(move || core.outbox(32)).await {
                 Ok(Ok(b)) => b,
@@ -155,10 +156,12 @@ impl Sender {
             };
             let mut failed = false;
             for (seq, reply) in &batch {
-                if deadline.is_some_and(|d| Instant::now() >= d) {
-                    break;
-                }
-                match self.deliver(*seq, reply.clone()).await {
+                let delivery = tokio::select! {
+                    biased;
+                    _ = &mut drained => break 'outer,
+                    d = self.deliver(*seq, reply.clone()) => d,
+                };
+                match delivery {
                     Delivery::Done => backoff = Duration::from_millis(500),
                     Delivery::Later(why) => {
                         tracing::warn!(seq, error = %why, retry_in = ?backoff, "reply not sent yet");
@@ -167,7 +170,7 @@ impl Sender {
                     }
                 }
             }
-            if batch.is_empty() && deadline.is_some() {
+            if batch.is_empty() && shutdown.is_triggered() {
                 break;
             }
             let pause = if failed {
@@ -180,16 +183,11 @@ impl Sender {
                 continue;
             };
             tokio::select! {
+                _ = &mut drained => break,
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(pause) => {}
-                r = shutdown.changed(), if deadline.is_none() => {
-                    if r.is_err() || *shutdown.borrow() {
-                        deadline = Some(Instant::now() + drain);
-                    }
-                }
-            }
-            if deadline.is_none() && *shutdown.borrow() {
-                deadline = Some(Instant::now() + drain);
+                // Wakes the loop once, so an empty outbox ends it at once.
+                _ = shutdown.triggered(), if !shutdown.is_triggered() => {}
             }
         }
         tracing::debug!("outbox sender stopped");

@@ -1,0 +1,371 @@
+//! The App: the one owner of everything that runs.
+//!
+//! Every way of running mnemo — `serve` (Telegram), `chat` (the console),
+//! one-shot commands (`recall`, `import`, `transcribe`, …) and the tests —
+//! starts from an [`App`]. It opens the store, loads the embedding model and
+//! the button keys, builds the [`Core`] (and with it the derived indexes)
+//! and the voice [`Pipeline`] once. Long-running modes then call
+//! [`App::start`], which runs startup maintenance and the background: the
+//! embed worker, the transcription loop, the [`jobs`](crate::jobs) runtime
+//! and the local control socket ([`control`]). Channels only *attach*:
+//! [`App::serve_telegram`] runs the Telegram adapter on this App until the
+//! [`Shutdown`] fires; the console reads stdin and hands lines to the core.
+//!
+//! Shutdown has one path: [`Shutdown::trigger`] (a signal, the end of the
+//! console's input, a test), every task returns within
+//! [`shutdown::DRAIN`], then [`App::close`] stops the job runtime and the
+//! embed worker; dropping the App saves derived state (the ANN graph) —
+//! the App's job, not each command's.
+
+pub mod control;
+pub mod shutdown;
+
+use std::sync::Arc;
+
+pub use shutdown::Shutdown;
+
+use crate::config::Config;
+use crate::core::{Core, Settings};
+use crate::jobs::{self, Job, Schedule};
+use crate::memory::worker::EmbedWorker;
+use crate::store::Store;
+use crate::voice::pipeline::Pipeline;
+
+/// Most embedding sessions bulk work opens: each holds its own copy of the
+/// model (~180 MB), and calls of 8 short notes stop scaling long before a
+/// big machine's core count.
+const MAX_BULK_SESSIONS: usize = 4;
+
+pub struct App {
+    cfg: Config,
+    core: Arc<Core>,
+    pipeline: Arc<Pipeline>,
+    shutdown: Shutdown,
+    background: Option<Background>,
+}
+
+/// What [`App::start`] runs, and [`App::close`] stops.
+struct Background {
+    worker: EmbedWorker,
+    jobs: Option<jobs::Runtime>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    control: Option<control::Server>,
+}
+
+impl App {
+    /// Opens the data dir for serving: the model with `models.embed_threads`
+    /// sessions. When the model files are missing or damaged, mnemo still
+    /// runs — notes are stored and queued for embedding, recall is lexical —
+    /// and says how to fix it.
+    pub fn open(cfg: &Config) -> anyhow::Result<App> {
+        App::open_with(cfg, cfg.models.embed_threads)
+    }
+
+    /// [`App::open`] for bulk work (import, reindex): the model may use every
+    /// core (up to [`MAX_BULK_SESSIONS`]), since nothing else competes.
+    pub fn open_bulk(cfg: &Config) -> anyhow::Result<App> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        App::open_with(
+            cfg,
+            cfg.models.embed_threads.max(cores.min(MAX_BULK_SESSIONS)),
+        )
+    }
+
+    fn open_with(cfg: &Config, threads: usize) -> anyhow::Result<App> {
+        let dir = cfg.data_dir()?;
+        let store = Store::open(&dir)?;
+        let embedder = load_embedder(cfg, threads);
+        let keys = load_keyring(cfg, &dir)?;
+        let core =
+            Core::with_embedder(store, Settings::from_config(cfg), embedder)?.with_keyring(keys);
+        App::with_core(cfg, core)
+    }
+
+    /// An App around a core built by the caller (tests, benches).
+    pub fn with_core(cfg: &Config, core: Core) -> anyhow::Result<App> {
+        let core = Arc::new(core);
+        let pipeline = Arc::new(Pipeline::from_config(cfg, core.clone())?);
+        let p = Arc::downgrade(&pipeline);
+        core.on_voice_ready(move || {
+            if let Some(p) = p.upgrade() {
+                p.wake();
+            }
+        });
+        Ok(App {
+            cfg: cfg.clone(),
+            core,
+            pipeline,
+            shutdown: Shutdown::new(),
+            background: None,
+        })
+    }
+
+    pub fn core(&self) -> &Arc<Core> {
+        &self.core
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    pub fn pipeline(&self) -> &Arc<Pipeline> {
+        &self.pipeline
+    }
+
+    pub fn shutdown(&self) -> &Shutdown {
+        &self.shutdown
+    }
+
+    /// Startup maintenance, then the background: embed worker,
+    /// transcription loop, job runtime, control socket. Needs a tokio
+    /// runtime (multi-threaded: the console blocks one thread on stdin).
+    pub async fn start(&mut self) -> anyhow::Result<()> {
+        if self.background.is_some() {
+            return Ok(());
+        }
+        self.startup_maintenance().await;
+        let worker = EmbedWorker::spawn(self.core.clone());
+        let tasks = vec![tokio::spawn(
+            self.pipeline.clone().run(self.shutdown.clone()),
+        )];
+        let jobs = match self.jobs()? {
+            js if js.is_empty() => None,
+            js => Some(jobs::Runtime::start(js, self.job_recorder(), self.shutdown.clone()).await?),
+        };
+        let control = match control::Server::start(
+            &self.cfg.data_dir()?,
+            self.control_handler()?,
+            self.shutdown.clone(),
+        ) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(error = %e, "no control socket; `mnemo jobs` cannot ask this process");
+                None
+            }
+        };
+        self.background = Some(Background {
+            worker,
+            jobs,
+            tasks,
+            control,
+        });
+        Ok(())
+    }
+
+    /// What every start does before serving: failed voice notes back in line
+    /// (their cause may be gone: a model fetched, disk space freed), and the
+    /// upkeep jobs run once (a bot that runs for minutes a day still prunes).
+    async fn startup_maintenance(&self) {
+        let core = self.core.clone();
+        let upkeep: Vec<Job> = self
+            .jobs()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|j| j.name == jobs::PRUNE || j.name == jobs::AUDIO_RETENTION)
+            .collect();
+        let record = self.job_recorder();
+        let done = tokio::task::spawn_blocking(move || {
+            match core.voice_retry() {
+                Ok(n) if n > 0 => {
+                    tracing::info!(jobs = n, "retrying voice notes that failed before")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot requeue failed voice notes"),
+            }
+            for j in upkeep {
+                let at = crate::core::now_ms();
+                let t0 = std::time::Instant::now();
+                let took = |t0: std::time::Instant| t0.elapsed().as_millis() as u64;
+                match (j.work)() {
+                    Ok(d) => record(j.name, at, took(t0), Ok(&d)),
+                    Err(e) => {
+                        let why = format!("{e:#}");
+                        tracing::warn!(job = j.name, error = %why, "startup upkeep failed");
+                        record(j.name, at, took(t0), Err(&why));
+                    }
+                }
+            }
+        })
+        .await;
+        if let Err(e) = done {
+            tracing::error!(error = %e, "startup maintenance panicked");
+        }
+    }
+
+    /// The configured jobs, wired to this App's core and pipeline. They
+    /// hold them weakly: the scheduler may keep its closures a while after
+    /// it stopped, and the store must close when the App goes (a restart in
+    /// the same process opens it again).
+    fn jobs(&self) -> anyhow::Result<Vec<Job>> {
+        let mut out = Vec::new();
+        for (name, schedule) in jobs::catalog(&self.cfg)? {
+            let Some(schedule) = schedule else { continue };
+            let weak = Arc::downgrade(&self.core);
+            let core = move || {
+                weak.upgrade()
+                    .ok_or_else(|| anyhow::anyhow!("mnemo is stopping"))
+            };
+            let work: jobs::Work = match name {
+                jobs::PRUNE => Arc::new(move || {
+                    let core = core()?;
+                    let n = core.prune()?;
+                    let today = crate::core::now_ms().div_euclid(86_400_000);
+                    let r = core.store().write(|tx| tx.prune_refusals(today))?;
+                    Ok(format!("pruned {n} markers and nonces, {r} refusals"))
+                }),
+                jobs::AUDIO_RETENTION => {
+                    let days = self.cfg.voice.keep_audio_days;
+                    Arc::new(move || {
+                        if days == 0 {
+                            return Ok("audio is kept forever (voice.keep_audio_days = 0)".into());
+                        }
+                        let n = core()?.voice_prune_audio(days)?;
+                        Ok(format!("removed {n} audio files older than {days} days"))
+                    })
+                }
+                jobs::VOICE_RETRY => {
+                    let p = Arc::downgrade(&self.pipeline);
+                    Arc::new(move || {
+                        let p = p
+                            .upgrade()
+                            .ok_or_else(|| anyhow::anyhow!("mnemo is stopping"))?;
+                        let n = p.retry_model_failures()?;
+                        Ok(format!("requeued {n} voice notes"))
+                    })
+                }
+                jobs::GRAPH_SAVE => Arc::new(move || {
+                    core()?.persist();
+                    Ok("saved if changed".into())
+                }),
+                other => anyhow::bail!("job {other} has no work wired"),
+            };
+            out.push(Job {
+                name,
+                schedule,
+                work,
+            });
+        }
+        Ok(out)
+    }
+
+    fn job_recorder(&self) -> Arc<dyn Fn(&str, i64, u64, Result<&str, &str>) + Send + Sync> {
+        let core = Arc::downgrade(&self.core);
+        Arc::new(move |name, at, took, res| {
+            let Some(core) = core.upgrade() else { return };
+            if let Err(e) = core
+                .store()
+                .write(|tx| tx.record_job_run(name, at, took, res).map(|_| ()))
+            {
+                tracing::warn!(job = name, error = %e, "cannot record a job run");
+            }
+        })
+    }
+
+    fn control_handler(&self) -> anyhow::Result<control::Handler> {
+        let core = Arc::downgrade(&self.core);
+        let catalog: Vec<(&'static str, Option<Schedule>)> = jobs::catalog(&self.cfg)?;
+        Ok(Arc::new(move |req| match req {
+            control::Request::Jobs => {
+                let core = core
+                    .upgrade()
+                    .ok_or_else(|| anyhow::anyhow!("mnemo is stopping"))?;
+                let s = jobs::status(core.store(), &catalog, chrono::Utc::now())?;
+                Ok(serde_json::to_value(s)?)
+            }
+        }))
+    }
+
+    /// The Telegram channel attached to this App: runs until the shutdown
+    /// fires, and errors early when the token is rejected. A future of its
+    /// own (it holds clones), so it can be spawned.
+    pub fn serve_telegram(
+        &self,
+        token: String,
+    ) -> impl std::future::Future<Output = anyhow::Result<()>> + Send + 'static {
+        let (cfg, core, shutdown) = (self.cfg.clone(), self.core.clone(), self.shutdown.clone());
+        async move {
+            if let Some(code) = core.start_pairing()? {
+                tracing::warn!(
+                    "no allowed users yet: send `/start {}` to the bot from your Telegram account to become its owner",
+                    code.as_str()
+                );
+            }
+            crate::channels::telegram::run(&cfg, core, token, shutdown).await
+        }
+    }
+
+    /// Stops everything [`App::start`] started (triggering the shutdown if
+    /// nobody did), then saves derived state. What is still queued stays in
+    /// the store for the next start.
+    pub async fn close(mut self) {
+        self.shutdown.trigger();
+        if let Some(bg) = self.background.take() {
+            if let Some(j) = bg.jobs {
+                j.stop().await;
+            }
+            for t in bg.tasks {
+                // Each task returns within the drain once the shutdown fired.
+                let _ = tokio::time::timeout(shutdown::DRAIN * 2, t).await;
+            }
+            if let Some(c) = bg.control {
+                c.stop().await;
+            }
+            let worker = bg.worker;
+            let _ = tokio::task::spawn_blocking(move || worker.stop()).await;
+        }
+        // Dropping saves the derived state.
+    }
+}
+
+impl Drop for App {
+    /// Saves derived state (the ANN graph, if it changed) however the App
+    /// ends: a one-shot command returning (early or not), or [`App::close`].
+    fn drop(&mut self) {
+        self.shutdown.trigger();
+        if let Some(bg) = self.background.take() {
+            // Not closed (an error on the way): the worker's own drop stops it.
+            drop(bg);
+        }
+        self.core.persist();
+    }
+}
+
+/// The button signing keys: from `MNEMO_CALLBACK_SECRET`, else the key file
+/// in the data dir (created on first start, mode 0600). Never logged.
+pub fn load_keyring(
+    cfg: &Config,
+    dir: &std::path::Path,
+) -> anyhow::Result<crate::buttons::Keyring> {
+    let grace = i64::from(cfg.buttons.key_grace_days) * 86_400;
+    let now = crate::core::now_ms() / 1000;
+    Ok(crate::buttons::Keyring::load_or_create(
+        dir,
+        crate::config::callback_secret().as_deref(),
+        grace,
+        now,
+    )?)
+}
+
+/// The embedding model, or `None` with a warning that names the fix.
+pub fn load_embedder(cfg: &Config, threads: usize) -> Option<Arc<crate::memory::embed::Embedder>> {
+    let dir = match cfg.models_dir() {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!("no models dir: {e:#}");
+            return None;
+        }
+    };
+    match crate::memory::embed::Embedder::shared(&crate::models::ModelSet::new(dir), threads) {
+        Ok(e) => Some(e),
+        Err(e) => {
+            tracing::warn!("semantic recall is off: {e:#}");
+            use crate::i18n::{I18n, Line};
+            let line = Line::new("cli-semantic-off").text("reason", format!("{e:#}"));
+            eprintln!(
+                "{}",
+                I18n::new().render_plain(&cfg.general.default_lang, &line)
+            );
+            None
+        }
+    }
+}
