@@ -12,8 +12,10 @@
 //! (replies already queued get a moment to go out), never a requirement, and
 //! a second signal exits at once.
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// How long tasks may keep working after the stop was asked for. What is not
@@ -24,6 +26,8 @@ pub const DRAIN: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone, Default)]
 pub struct Shutdown {
     token: CancellationToken,
+    /// When the stop was asked for: every holder drains to the same deadline.
+    at: Arc<OnceLock<Instant>>,
 }
 
 impl Shutdown {
@@ -33,6 +37,7 @@ impl Shutdown {
 
     /// Asks every holder to stop. Idempotent.
     pub fn trigger(&self) {
+        self.at.get_or_init(Instant::now);
         self.token.cancel();
     }
 
@@ -45,11 +50,18 @@ impl Shutdown {
         self.token.cancelled().await
     }
 
-    /// Resolves [`DRAIN`] after the stop was asked for: the moment a task's
-    /// courtesy work (draining the outbox) must end.
+    /// Resolves [`DRAIN`] after the stop was asked for (the same instant for
+    /// every holder): the moment a task's courtesy work (draining the outbox)
+    /// must end.
     pub async fn drained(&self) {
+        self.after_stop(DRAIN).await
+    }
+
+    /// Resolves `d` after the stop was asked for.
+    pub async fn after_stop(&self, d: Duration) {
         self.triggered().await;
-        tokio::time::sleep(DRAIN).await;
+        let at = *self.at.get_or_init(Instant::now);
+        tokio::time::sleep_until(at + d).await;
     }
 
     /// Turns SIGTERM and SIGINT into [`Shutdown::trigger`]; a second signal
@@ -92,6 +104,9 @@ mod tests {
         waiter.await.unwrap();
         assert!(s.is_triggered());
         s.drained().await;
+        assert_eq!(t0.elapsed(), DRAIN);
+        // Every clone drains to the same deadline, however late it asks.
+        s.clone().drained().await;
         assert_eq!(t0.elapsed(), DRAIN);
         // Triggering again changes nothing.
         s.trigger();

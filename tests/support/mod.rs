@@ -243,6 +243,17 @@ pub struct ServeProcess {
 
 impl ServeProcess {
     pub fn spawn(data_dir: &Path, api_url: &str, allowed: &str, token: &str) -> ServeProcess {
+        Self::spawn_env(data_dir, api_url, allowed, token, &[])
+    }
+
+    /// [`ServeProcess::spawn`] with more environment (set last, so it wins).
+    pub fn spawn_env(
+        data_dir: &Path,
+        api_url: &str,
+        allowed: &str,
+        token: &str,
+        env: &[(&str, &str)],
+    ) -> ServeProcess {
         let log =
             data_dir.with_extension(format!("log{}", std::process::id() as u64 + rand_suffix()));
         let f = std::fs::File::create(&log).unwrap();
@@ -255,6 +266,7 @@ impl ServeProcess {
             .env("MNEMO_TELEGRAM__PER_CHAT_PER_SEC", "1000")
             .env("MNEMO_TELEGRAM__PER_CHAT_BURST", "100")
             .env("RUST_LOG", "info,mnemo=debug")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(f)
             .spawn()

@@ -121,7 +121,14 @@ enum Delivery {
     Done,
     /// A transient failure (network, 5xx): keep the entry, try again later.
     Later(String),
+    /// The drain after a stop ran out: the entry stays for the next start.
+    Stopped,
 }
+
+/// How long a send already on the wire may finish after the drain ran out.
+/// Cutting it off earlier risks nothing lost, but the reply may then reach
+/// Telegram and still be sent again at the next start.
+const IN_FLIGHT_GRACE: Duration = Duration::from_millis(1000);
 
 pub struct Sender {
     pub bot: Bot,
@@ -156,12 +163,8 @@ impl Sender {
             };
             let mut failed = false;
             for (seq, reply) in &batch {
-                let delivery = tokio::select! {
-                    biased;
-                    _ = &mut drained => break 'outer,
-                    d = self.deliver(*seq, reply.clone()) => d,
-                };
-                match delivery {
+                match self.deliver(*seq, reply.clone(), &shutdown).await {
+                    Delivery::Stopped => break 'outer,
                     Delivery::Done => backoff = Duration::from_millis(500),
                     Delivery::Later(why) => {
                         tracing::warn!(seq, error = %why, retry_in = ?backoff, "reply not sent yet");
@@ -193,7 +196,10 @@ impl Sender {
         tracing::debug!("outbox sender stopped");
     }
 
-    async fn deliver(&mut self, seq: u64, mut reply: Reply) -> Delivery {
+    /// Sends one reply, chunk by chunk. Waits (rate limits, `retry_after`)
+    /// end at the drain deadline; a send on the wire gets
+    /// [`IN_FLIGHT_GRACE`] more.
+    async fn deliver(&mut self, seq: u64, mut reply: Reply, shutdown: &Shutdown) -> Delivery {
         let chunks = render::render(&self.i18n, &reply);
         let mut sent = Vec::new();
         let mut refused = false;
@@ -205,7 +211,10 @@ impl Sender {
                 i += 1;
                 continue;
             }
-            self.limiter.acquire(reply.chat_id).await;
+            tokio::select! {
+                _ = self.limiter.acquire(reply.chat_id) => {}
+                _ = shutdown.drained() => return Delivery::Stopped,
+            }
             let mut req = self
                 .bot
                 .send_message(ChatId(reply.chat_id), chunk.clone())
@@ -219,7 +228,14 @@ impl Sender {
                     ..ReplyParameters::new(teloxide::types::MessageId(m as i32))
                 });
             }
-            match req.await {
+            let sent_or = tokio::select! {
+                r = req.send() => r,
+                _ = shutdown.after_stop(crate::app::shutdown::DRAIN + IN_FLIGHT_GRACE) => {
+                    tracing::warn!(seq, chat_id = reply.chat_id, "a reply on the wire at shutdown; it may be sent again at the next start");
+                    return Delivery::Stopped;
+                }
+            };
+            match sent_or {
                 Ok(msg) => {
                     sent.push(i64::from(msg.id.0));
                     i += 1;
@@ -232,7 +248,10 @@ impl Sender {
                 }
                 Err(RequestError::RetryAfter(secs)) => {
                     tracing::warn!(chat_id = reply.chat_id, retry_after = ?secs.duration(), "Telegram asked to slow down");
-                    tokio::time::sleep(secs.duration()).await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(secs.duration()) => {}
+                        _ = shutdown.drained() => return Delivery::Stopped,
+                    }
                 }
                 Err(RequestError::Api(ApiError::MessageToReplyNotFound)) => reply_to = None,
                 Err(
