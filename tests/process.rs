@@ -1,5 +1,5 @@
 //! The real `mnemo` binary as a child process: crashes, signals, a bad token,
-//! pairing, and the single-process database.
+//! pairing, the single-process database, and what it logs.
 
 mod support;
 
@@ -242,4 +242,31 @@ async fn cli_commands_say_clearly_that_serve_holds_the_database() {
     assert_eq!(db["status"], "ok", "{out}");
     p.term();
     p.wait_exit(T).await;
+}
+
+/// `mnemo <args>` with stderr piped (so not a terminal), without `RUST_LOG`
+/// and without the models: (exit code, stderr).
+async fn one_shot(tmp: &std::path::Path, dir: &str, args: &[&str]) -> (i32, String) {
+    let out = support::mnemo(&tmp.join(dir))
+        .env_remove("RUST_LOG")
+        .env("MNEMO_MODELS__DIR", tmp.join("no-models"))
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.code().unwrap_or(-1), err)
+}
+
+#[tokio::test]
+async fn a_piped_log_has_no_colour_codes() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The missing models are warned about.
+    let (code, err) = one_shot(tmp.path(), "a", &["stats"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("WARN") && err.contains("semantic recall is off"),
+        "the warning is logged: {err}"
+    );
+    assert!(!err.contains("\x1b["), "no colour codes in a pipe: {err:?}");
 }
