@@ -259,14 +259,28 @@ async fn one_shot(tmp: &std::path::Path, dir: &str, args: &[&str]) -> (i32, Stri
 }
 
 #[tokio::test]
-async fn a_piped_log_has_no_colour_codes() {
+async fn a_one_shot_command_logs_warnings_only_and_without_colour_codes() {
     let tmp = tempfile::tempdir().unwrap();
-    // The missing models are warned about.
+    // A fresh data dir: the button key is created (an info line), and the
+    // missing models are warned about.
     let (code, err) = one_shot(tmp.path(), "a", &["stats"]).await;
     assert_eq!(code, 0, "{err}");
     assert!(
         err.contains("WARN") && err.contains("semantic recall is off"),
         "the warning is logged: {err}"
+    );
+    assert!(!err.contains("\x1b["), "no colour codes in a pipe: {err:?}");
+    assert!(
+        !err.contains("INFO") && !err.contains("callback signing key"),
+        "no info lines by default: {err}"
+    );
+
+    // -v: mnemo's own info lines too, still without colour.
+    let (code, err) = one_shot(tmp.path(), "b", &["stats", "-v"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("INFO") && err.contains("created a new callback signing key"),
+        "-v shows mnemo's info lines: {err}"
     );
     assert!(!err.contains("\x1b["), "no colour codes in a pipe: {err:?}");
 }
