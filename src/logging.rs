@@ -8,7 +8,9 @@
 //!
 //! Secrets are never passed to tracing macros: the token goes straight from
 //! the environment to the client, and the client's URLs (which contain it)
-//! are not logged by mnemo.
+//! are not logged by mnemo. Nor by the dependencies, even at `trace`:
+//! reqwest and hyper-util log scheme and host only, and teloxide strips the
+//! URL from request errors; `tests/process.rs` checks it at `RUST_LOG=trace`.
 
 use std::io::IsTerminal;
 

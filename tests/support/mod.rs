@@ -253,6 +253,17 @@ pub struct ServeProcess {
 
 impl ServeProcess {
     pub fn spawn(data_dir: &Path, api_url: &str, allowed: &str, token: &str) -> ServeProcess {
+        Self::spawn_logging(data_dir, api_url, allowed, token, "info,mnemo=debug")
+    }
+
+    /// [`ServeProcess::spawn`] with `RUST_LOG` set to `filter`.
+    pub fn spawn_logging(
+        data_dir: &Path,
+        api_url: &str,
+        allowed: &str,
+        token: &str,
+        filter: &str,
+    ) -> ServeProcess {
         let log =
             data_dir.with_extension(format!("log{}", std::process::id() as u64 + rand_suffix()));
         let f = std::fs::File::create(&log).unwrap();
@@ -264,7 +275,7 @@ impl ServeProcess {
             .env("MNEMO_TELEGRAM__POLL_TIMEOUT_SECS", "2")
             .env("MNEMO_TELEGRAM__PER_CHAT_PER_SEC", "1000")
             .env("MNEMO_TELEGRAM__PER_CHAT_BURST", "100")
-            .env("RUST_LOG", "info,mnemo=debug")
+            .env("RUST_LOG", filter)
             .stdout(Stdio::null())
             .stderr(f)
             .spawn()
