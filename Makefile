@@ -45,7 +45,8 @@ release: setup
 bench: setup
 	$(CARGO) bench --locked
 
-lint:
+## Formatting and clippy, warnings as errors (CI runs it before the tests).
+lint: setup
 	$(CARGO) fmt --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing mnemo needs, and nothing when it is
-# already there. Called by `make run` and `make test`; safe to run again.
+# already there. Called by `make run`, `make test` and `make lint`; safe to
+# run again.
 set -euo pipefail
 
 need_apt=()
@@ -32,4 +33,15 @@ fi
 if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo is missing. Install the Rust toolchain (rustup) first." >&2
   exit 1
+fi
+
+# `make lint` runs rustfmt and clippy, which a minimal rustup profile leaves out.
+if command -v rustup >/dev/null 2>&1; then
+  need_rustup=()
+  cargo fmt --version >/dev/null 2>&1 || need_rustup+=(rustfmt)
+  cargo clippy --version >/dev/null 2>&1 || need_rustup+=(clippy)
+  if ((${#need_rustup[@]})); then
+    echo "setup: adding ${need_rustup[*]}" >&2
+    rustup component add "${need_rustup[@]}"
+  fi
 fi

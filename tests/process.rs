@@ -1,5 +1,5 @@
 //! The real `mnemo` binary as a child process: crashes, signals, a bad token,
-//! pairing, and the single-process database.
+//! pairing, the single-process database, and what it logs.
 
 mod support;
 
@@ -142,7 +142,13 @@ async fn a_rejected_token_exits_non_zero_naming_the_token() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
     let t0 = Instant::now();
-    let mut p = ServeProcess::spawn(&dir, &tg.url(), "", "999:wrong-token-wrong-token-wrong");
+    let mut p = ServeProcess::spawn_logging(
+        &dir,
+        &tg.url(),
+        "",
+        "999:wrong-token-wrong-token-wrong",
+        "trace",
+    );
     let status = p.wait_exit(Duration::from_secs(15)).await;
     assert!(!status.success());
     assert!(t0.elapsed() < Duration::from_secs(15));
@@ -159,13 +165,19 @@ async fn the_token_never_appears_in_logs() {
     let tg = FakeTelegram::start().await;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
-    let mut p = ServeProcess::spawn(&dir, &tg.url(), &OWNER.to_string(), TOKEN);
+    // Everything, every crate: the Bot API URLs contain the token, so any
+    // line that prints a request URL would show up here.
+    let mut p = ServeProcess::spawn_logging(&dir, &tg.url(), &OWNER.to_string(), TOKEN, "trace");
     tg.push(tg::text(OWNER, 1, "hello"));
     tg.wait_sent(OWNER, 1, T).await;
     p.term();
     p.wait_exit(T).await;
+    let log = p.log_text();
+    // The filter took: trace lines, and the HTTP client's connection lines.
+    let host = tg.url().trim_start_matches("http://").to_owned();
+    assert!(log.contains("TRACE") && log.contains(&host), "{log}");
     let secret = TOKEN.split(':').nth(1).unwrap();
-    assert!(!p.log_text().contains(secret), "{}", p.log_text());
+    assert!(!log.contains(secret), "{log}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -242,4 +254,45 @@ async fn cli_commands_say_clearly_that_serve_holds_the_database() {
     assert_eq!(db["status"], "ok", "{out}");
     p.term();
     p.wait_exit(T).await;
+}
+
+/// `mnemo <args>` with stderr piped (so not a terminal), without `RUST_LOG`
+/// and without the models: (exit code, stderr).
+async fn one_shot(tmp: &std::path::Path, dir: &str, args: &[&str]) -> (i32, String) {
+    let out = support::mnemo(&tmp.join(dir))
+        .env_remove("RUST_LOG")
+        .env("MNEMO_MODELS__DIR", tmp.join("no-models"))
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.code().unwrap_or(-1), err)
+}
+
+#[tokio::test]
+async fn a_one_shot_command_logs_warnings_only_and_without_colour_codes() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A fresh data dir: the button key is created (an info line), and the
+    // missing models are warned about.
+    let (code, err) = one_shot(tmp.path(), "a", &["stats"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("WARN") && err.contains("semantic recall is off"),
+        "the warning is logged: {err}"
+    );
+    assert!(!err.contains("\x1b["), "no colour codes in a pipe: {err:?}");
+    assert!(
+        !err.contains("INFO") && !err.contains("callback signing key"),
+        "no info lines by default: {err}"
+    );
+
+    // -v: mnemo's own info lines too, still without colour.
+    let (code, err) = one_shot(tmp.path(), "b", &["stats", "-v"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("INFO") && err.contains("created a new callback signing key"),
+        "-v shows mnemo's info lines: {err}"
+    );
+    assert!(!err.contains("\x1b["), "no colour codes in a pipe: {err:?}");
 }

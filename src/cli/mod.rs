@@ -30,6 +30,9 @@ pub struct Cli {
     /// Log format on stderr.
     #[arg(long, global = true, value_enum)]
     pub log_format: Option<LogFormat>,
+    /// More of mnemo's own log: -v one level up (warn → info → debug → trace), -vv two.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -81,10 +84,15 @@ pub fn main() -> ExitCode {
     };
     let format = cli.log_format.unwrap_or(cfg.log.format);
     let command = cli.command.unwrap_or(Command::Run);
-    // The console keeps its screen clean: only warnings unless RUST_LOG says otherwise.
-    let console = matches!(command, Command::Chat)
-        || matches!(command, Command::Run if crate::config::bot_token().is_none());
-    crate::logging::init(format, if console { "warn" } else { &cfg.log.level });
+    // Only a server logs at the configured level; one-shot commands and the
+    // console keep to warnings unless -v or RUST_LOG says otherwise.
+    let server = matches!(command, Command::Serve)
+        || matches!(command, Command::Run if crate::config::bot_token().is_some());
+    crate::logging::init(
+        format,
+        if server { &cfg.log.level } else { "warn" },
+        cli.verbose,
+    );
     let result = match command {
         Command::Run if crate::config::bot_token().is_some() => serve::run(&cfg),
         Command::Run | Command::Chat => chat::run(&cfg),

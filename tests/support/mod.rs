@@ -246,6 +246,17 @@ impl ServeProcess {
         Self::spawn_env(data_dir, api_url, allowed, token, &[])
     }
 
+    /// [`ServeProcess::spawn`] with `RUST_LOG` set to `filter`.
+    pub fn spawn_logging(
+        data_dir: &Path,
+        api_url: &str,
+        allowed: &str,
+        token: &str,
+        filter: &str,
+    ) -> ServeProcess {
+        Self::spawn_env(data_dir, api_url, allowed, token, &[("RUST_LOG", filter)])
+    }
+
     /// [`ServeProcess::spawn`] with more environment (set last, so it wins).
     pub fn spawn_env(
         data_dir: &Path,
