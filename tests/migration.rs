@@ -1,44 +1,19 @@
 //! Opening a database written by an older schema migrates it in place.
 //!
-//! `tests/data/schema_v1.redb` was written once by `write_v1_fixture` (run
-//! the ignored test below to regenerate it) and is committed, so the format
-//! it holds is frozen even if the writer changes.
+//! `tests/data/schema_v1.redb` was written once by `write_v1_fixture` from
+//! `V1_FIXTURE_NOTES` and is committed, so the format it holds is frozen even
+//! if the writer changes. To regenerate it (only when the notes change):
+//!
+//! ```text
+//! cargo run --bin write-v1-fixture -- tests/data/schema_v1.redb
+//! ```
 
 use mnemo::config::Config;
 use mnemo::core::{Core, Settings};
-use mnemo::store::schema::{write_v1_fixture, CURRENT_VERSION};
+use mnemo::store::schema::{CURRENT_VERSION, V1_FIXTURE_NOTES};
 use mnemo::store::{Source, Store, DB_FILE};
 
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/schema_v1.redb");
-
-fn v1_notes() -> Vec<mnemo::store::schema::V1Note<'static>> {
-    vec![
-        (
-            1,
-            42,
-            42,
-            Some(100),
-            "dentist on Tuesday at 10",
-            1_735_725_600,
-        ),
-        (
-            2,
-            42,
-            42,
-            Some(101),
-            "call Anna about the flat",
-            1_735_812_000,
-        ),
-        (7, 0, 0, None, "console note about bread", 1_735_898_400),
-    ]
-}
-
-#[test]
-#[ignore = "regenerates the committed fixture"]
-fn regenerate_v1_fixture() {
-    let _ = std::fs::remove_file(FIXTURE);
-    write_v1_fixture(std::path::Path::new(FIXTURE), &v1_notes()).unwrap();
-}
 
 #[test]
 fn a_v1_database_is_migrated_and_usable() {
@@ -55,6 +30,17 @@ fn a_v1_database_is_migrated_and_usable() {
     );
     assert_eq!(n.source, Source::Telegram);
     assert_eq!(store.note(7).unwrap().unwrap().source, Source::Console);
+    // The committed file holds exactly the notes its writer is given.
+    assert_eq!(store.count_notes().unwrap(), V1_FIXTURE_NOTES.len() as u64);
+    for &(id, chat, user, msg, text, ts) in V1_FIXTURE_NOTES {
+        let n = store.note(id).unwrap().unwrap();
+        assert_eq!(
+            (n.chat_id, n.user_id, n.message_id, n.text.as_str()),
+            (chat, user, msg, text),
+            "note {id}"
+        );
+        assert_eq!(n.created_at, ts * 1000, "note {id}");
+    }
     // Secondary indexes were built.
     assert_eq!(
         store

@@ -248,7 +248,7 @@ impl App {
         Ok(out)
     }
 
-    fn job_recorder(&self) -> Arc<dyn Fn(&str, i64, u64, Result<&str, &str>) + Send + Sync> {
+    fn job_recorder(&self) -> jobs::Record {
         let core = Arc::downgrade(&self.core);
         Arc::new(move |name, at, took, res| {
             let Some(core) = core.upgrade() else { return };

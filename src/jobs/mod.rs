@@ -62,6 +62,9 @@ pub fn catalog(cfg: &Config) -> anyhow::Result<Vec<(&'static str, Option<Schedul
 /// Blocking work of a job: a summary of what it did, or why it failed.
 pub type Work = Arc<dyn Fn() -> anyhow::Result<String> + Send + Sync>;
 
+/// Stores one run: (job name, started at unix ms, took ms, summary or error).
+pub type Record = Arc<dyn Fn(&str, i64, u64, Result<&str, &str>) + Send + Sync>;
+
 pub struct Job {
     pub name: &'static str,
     pub schedule: Schedule,
@@ -137,7 +140,7 @@ impl Runtime {
     /// nothing.
     pub async fn start(
         jobs: Vec<Job>,
-        record: Arc<dyn Fn(&str, i64, u64, Result<&str, &str>) + Send + Sync>,
+        record: Record,
         shutdown: Shutdown,
     ) -> anyhow::Result<Runtime> {
         let sched = JobScheduler::new()
@@ -184,7 +187,7 @@ struct Runner {
     name: &'static str,
     work: Work,
     busy: AtomicBool,
-    record: Arc<dyn Fn(&str, i64, u64, Result<&str, &str>) + Send + Sync>,
+    record: Record,
     shutdown: Shutdown,
 }
 

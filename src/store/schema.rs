@@ -309,11 +309,35 @@ fn migrate_v1_to_v2(txn: &WriteTransaction) -> Result<u64, StoreError> {
     Ok(count)
 }
 
-/// Writes a v1 database, exactly as version 1 laid it out. Used to make the
-/// committed fixture `tests/data/schema_v1.redb` and by the migration tests.
 /// One v1 note: (id, chat, user, message id, text, unix seconds).
 pub type V1Note<'a> = (u64, i64, i64, Option<i64>, &'a str, i64);
 
+/// The notes of the committed fixture `tests/data/schema_v1.redb`, written by
+/// `src/bin/write-v1-fixture.rs`; `tests/migration.rs` checks the migrated
+/// fixture against them.
+#[doc(hidden)]
+pub const V1_FIXTURE_NOTES: &[V1Note<'static>] = &[
+    (
+        1,
+        42,
+        42,
+        Some(100),
+        "dentist on Tuesday at 10",
+        1_735_725_600,
+    ),
+    (
+        2,
+        42,
+        42,
+        Some(101),
+        "call Anna about the flat",
+        1_735_812_000,
+    ),
+    (7, 0, 0, None, "console note about bread", 1_735_898_400),
+];
+
+/// Writes a v1 database, exactly as version 1 laid it out. Used to make the
+/// committed fixture `tests/data/schema_v1.redb` (with [`V1_FIXTURE_NOTES`]).
 #[doc(hidden)]
 pub fn write_v1_fixture(path: &std::path::Path, notes: &[V1Note]) -> Result<(), StoreError> {
     let db = redb::Database::create(path)?;

@@ -1,0 +1,289 @@
+//! Notes: the [`Note`] record, reading notes and the chat index, and the
+//! writes that keep a note's indexes, items, vector and feedback in step
+//! with it.
+
+use std::ops::Bound;
+
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use serde::{Deserialize, Serialize};
+
+use super::schema::*;
+use super::{items, Store, StoreError, Tx, VoiceMeta};
+
+/// Where a note came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    Telegram,
+    Console,
+    Import,
+    Voice,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Telegram => "telegram",
+            Source::Console => "console",
+            Source::Import => "import",
+            Source::Voice => "voice",
+        }
+    }
+}
+
+/// One memory. Times are unix milliseconds (UTC).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Note {
+    pub id: u64,
+    pub chat_id: i64,
+    pub user_id: i64,
+    pub message_id: Option<i64>,
+    pub text: String,
+    pub created_at: i64,
+    #[serde(default)]
+    pub edited_at: Option<i64>,
+    pub source: Source,
+    /// Display name of the author, when known (imports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+    /// For voice notes: the audio and how it was transcribed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voice: Option<VoiceMeta>,
+}
+
+/// A note about to be stored; the id is assigned by [`Tx::insert_note`].
+#[derive(Debug, Clone)]
+pub struct NewNote {
+    pub chat_id: i64,
+    pub user_id: i64,
+    pub message_id: Option<i64>,
+    pub text: String,
+    pub created_at: i64,
+    pub source: Source,
+    pub author: Option<String>,
+}
+
+/// What the lexical index reads for a note: its text, after its author's
+/// name when it has one (imported chats: "what did Ana say about…").
+pub fn indexed_text<'a>(author: Option<&str>, text: &'a str) -> std::borrow::Cow<'a, str> {
+    match author {
+        Some(a) if !a.trim().is_empty() => format!("{}: {text}", a.trim()).into(),
+        _ => text.into(),
+    }
+}
+
+impl Note {
+    /// [`indexed_text`] of this note.
+    pub fn indexed_text(&self) -> std::borrow::Cow<'_, str> {
+        indexed_text(self.author.as_deref(), &self.text)
+    }
+}
+
+impl Store {
+    pub fn note(&self, id: u64) -> Result<Option<Note>, StoreError> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(NOTES)?;
+        t.get(id)?.map(|g| decode_note(id, g.value())).transpose()
+    }
+
+    /// The newest `n` notes of a chat, newest first.
+    pub fn recent(&self, chat_id: i64, n: usize) -> Result<Vec<Note>, StoreError> {
+        self.newest_in_chat(chat_id, Bound::Included((chat_id, u64::MAX)), n)
+    }
+
+    /// Up to `n` notes of `chat_id` just before note `id` (ids are arrival
+    /// order), newest first: the turns a message in a conversation answers.
+    pub fn notes_before(&self, chat_id: i64, id: u64, n: usize) -> Result<Vec<Note>, StoreError> {
+        self.newest_in_chat(chat_id, Bound::Excluded((chat_id, id)), n)
+    }
+
+    /// Up to `n` notes of `chat_id` up to `end` in the chat index, newest
+    /// first (one read transaction).
+    fn newest_in_chat(
+        &self,
+        chat_id: i64,
+        end: Bound<(i64, u64)>,
+        n: usize,
+    ) -> Result<Vec<Note>, StoreError> {
+        let r = self.db.begin_read()?;
+        let idx = r.open_table(CHAT_NOTES)?;
+        let notes = r.open_table(NOTES)?;
+        let mut out = Vec::with_capacity(n);
+        for row in idx
+            .range((Bound::Included((chat_id, 0)), end))?
+            .rev()
+            .take(n)
+        {
+            let id = row?.0.value().1;
+            if let Some(g) = notes.get(id)? {
+                out.push(decode_note(id, g.value())?);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn count_notes(&self) -> Result<u64, StoreError> {
+        let r = self.db.begin_read()?;
+        Ok(r.open_table(NOTES)?.len()?)
+    }
+
+    pub fn count_chat_notes(&self, chat_id: i64) -> Result<u64, StoreError> {
+        let r = self.db.begin_read()?;
+        let idx = r.open_table(CHAT_NOTES)?;
+        let mut n = 0;
+        for row in idx.range((chat_id, 0)..=(chat_id, u64::MAX))? {
+            row?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Number of distinct chats with at least one note.
+    pub fn count_chats(&self) -> Result<u64, StoreError> {
+        let r = self.db.begin_read()?;
+        let idx = r.open_table(CHAT_NOTES)?;
+        let mut n = 0;
+        let mut last = None;
+        for row in idx.iter()? {
+            let (k, _) = row?;
+            let chat = k.value().0;
+            if last != Some(chat) {
+                n += 1;
+                last = Some(chat);
+            }
+        }
+        Ok(n)
+    }
+
+    /// Calls `f` for every note in id order (for rebuilding derived indexes).
+    pub fn for_each_note(&self, mut f: impl FnMut(Note)) -> Result<(), StoreError> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(NOTES)?;
+        for row in t.iter()? {
+            let (k, v) = row?;
+            f(decode_note(k.value(), v.value())?);
+        }
+        Ok(())
+    }
+}
+
+impl Tx {
+    pub fn insert_note(&mut self, n: NewNote) -> Result<Note, StoreError> {
+        let id = self.next_seq(KEY_NEXT_NOTE)?;
+        let note = Note {
+            id,
+            chat_id: n.chat_id,
+            user_id: n.user_id,
+            message_id: n.message_id,
+            text: n.text,
+            created_at: n.created_at,
+            edited_at: None,
+            source: n.source,
+            author: n.author,
+            voice: None,
+        };
+        self.put_note(&note)?;
+        self.txn
+            .open_table(CHAT_NOTES)?
+            .insert((note.chat_id, id), ())?;
+        if let Some(m) = note.message_id {
+            self.link_message(note.chat_id, m, id)?;
+        }
+        self.enqueue_embed(id)?;
+        items::put_items_txn(&self.txn, &note)?;
+        Ok(note)
+    }
+
+    fn put_note(&mut self, note: &Note) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(note).expect("notes serialise");
+        self.txn
+            .open_table(NOTES)?
+            .insert(note.id, bytes.as_slice())?;
+        Ok(())
+    }
+
+    pub fn note(&self, id: u64) -> Result<Option<Note>, StoreError> {
+        let t = self.txn.open_table(NOTES)?;
+        let g = t.get(id)?;
+        g.map(|g| decode_note(id, g.value())).transpose()
+    }
+
+    /// The note that message `message_id` in `chat_id` belongs to: the user's
+    /// own message or mnemo's acknowledgement of it.
+    pub fn note_by_message(
+        &self,
+        chat_id: i64,
+        message_id: i64,
+    ) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .txn
+            .open_table(MSG_NOTE)?
+            .get((chat_id, message_id))?
+            .map(|g| g.value()))
+    }
+
+    pub fn link_message(
+        &mut self,
+        chat_id: i64,
+        message_id: i64,
+        note_id: u64,
+    ) -> Result<(), StoreError> {
+        self.txn
+            .open_table(MSG_NOTE)?
+            .insert((chat_id, message_id), note_id)?;
+        Ok(())
+    }
+
+    /// Attaches voice metadata to a note (right after [`Tx::insert_note`]).
+    pub fn set_note_voice(&mut self, id: u64, voice: Option<VoiceMeta>) -> Result<(), StoreError> {
+        let Some(mut note) = self.note(id)? else {
+            return Ok(());
+        };
+        note.voice = voice;
+        self.put_note(&note)
+    }
+
+    /// Replaces a note's text; `None` when the note does not exist.
+    pub fn edit_note(
+        &mut self,
+        id: u64,
+        text: String,
+        at: i64,
+    ) -> Result<Option<Note>, StoreError> {
+        let Some(mut note) = self.note(id)? else {
+            return Ok(None);
+        };
+        note.text = text;
+        note.edited_at = Some(at);
+        self.put_note(&note)?;
+        self.txn.open_table(VECTORS)?.remove(id)?;
+        self.enqueue_embed(id)?;
+        self.replace_items(&note)?;
+        Ok(Some(note))
+    }
+
+    /// Deletes a note of `chat_id` with every index entry that points at it.
+    pub fn delete_note(&mut self, chat_id: i64, id: u64) -> Result<Option<Note>, StoreError> {
+        let Some(note) = self.note(id)? else {
+            return Ok(None);
+        };
+        if note.chat_id != chat_id {
+            return Ok(None);
+        }
+        self.txn.open_table(NOTES)?.remove(id)?;
+        self.txn.open_table(CHAT_NOTES)?.remove((chat_id, id))?;
+        self.txn.open_table(VECTORS)?.remove(id)?;
+        self.txn.open_table(EMBED_QUEUE)?.remove(id)?;
+        self.txn
+            .open_table(MSG_NOTE)?
+            .retain_in((chat_id, i64::MIN)..=(chat_id, i64::MAX), |_, v| v != id)?;
+        self.delete_items(id)?;
+        self.delete_feedback(id)?;
+        Ok(Some(note))
+    }
+}
+
+pub(crate) fn decode_note(id: u64, bytes: &[u8]) -> Result<Note, StoreError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| StoreError::Corrupt(format!("note {id} is unreadable: {e}")))
+}
