@@ -8,8 +8,14 @@
 //! recall hit, from queuing the update to the fake receiving the
 //! answerCallbackQuery (verify, vote logged in one commit, answer).
 //!
-//! `cargo bench --bench ack_latency` (N=500). Under `cargo test` it runs a
-//! 10-note smoke pass.
+//! Then acknowledgements in one chat while another chat asks `/recall`
+//! back to back over a large memory (`BENCH_STORM_NOTES`, default 100,000
+//! synthetic notes with synthetic vectors, real model for the questions):
+//! a recall must not hold the store's writer while it embeds and searches,
+//! so the other chat's acks stay at their quiet speed.
+//!
+//! `cargo bench --bench ack_latency` (N=500; `BENCH_ONLY=storm` for the
+//! storm alone). Under `cargo test` it runs a 10-note smoke pass.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -29,6 +35,10 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async move {
+        // BENCH_ONLY=storm: the recall storm alone.
+        if std::env::var("BENCH_ONLY").as_deref() == Ok("storm") {
+            return recall_storm(bench).await;
+        }
         let bot = support::InProcBot::start(&[OWNER]).await;
         // Warm up (first sends open connections).
         for i in 0..5 {
@@ -97,7 +107,107 @@ fn main() {
         }
         report("voice_reply_latency", lat);
         bot.stop().await.unwrap();
+
+        recall_storm(bench).await;
     });
+}
+
+/// The chat that asks back to back.
+const ASKER: i64 = 5151;
+
+async fn recall_storm(bench: bool) {
+    #[derive(serde::Deserialize)]
+    struct Set {
+        notes: Vec<serde_json::Value>,
+        questions: Vec<serde_json::Value>,
+    }
+    let set: Set = serde_json::from_str(include_str!("../tests/data/recall_eval.json")).unwrap();
+    let field = |v: &[serde_json::Value], k: &str| -> Vec<String> {
+        v.iter().map(|x| x[k].as_str().unwrap().to_owned()).collect()
+    };
+    let (texts, questions) = (field(&set.notes, "text"), field(&set.questions, "question"));
+    let size: usize = if bench {
+        std::env::var("BENCH_STORM_NOTES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(100_000)
+    } else {
+        2_000
+    };
+    let n = if bench { 200 } else { 5 };
+    // The asker's memory: `size` notes with synthetic vectors.
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = support::synth::Rng(0x9E37_79B9_7F4A_7C15);
+    {
+        let store = mnemo::store::Store::open(dir.path()).unwrap();
+        let core = mnemo::core::Core::new(
+            store,
+            mnemo::core::Settings::from_config(&mnemo::config::Config::defaults()),
+        )
+        .unwrap();
+        let msgs = support::synth::messages(size, &[ASKER], &texts, &mut rng);
+        core.import(&msgs, 5000, |_, _| {}).unwrap();
+    }
+    support::synth::mark_model(dir.path(), &mut rng);
+    let t = Instant::now();
+    let bot = support::InProcBot::start_semantic_in(dir, &[OWNER, ASKER]).await;
+    println!("recall storm: {size} notes open in {:.1}s", t.elapsed().as_secs_f64());
+    // Warm up both paths (connections, the query path's first model call).
+    bot.tg.push(tg::text(OWNER, 1, "warm up the note path"));
+    bot.tg.push(tg::text(ASKER, 1, "/recall warm up the question path"));
+    bot.tg.wait_sent(OWNER, 1, Duration::from_secs(60)).await;
+    bot.tg.wait_sent(ASKER, 1, Duration::from_secs(60)).await;
+
+    let acks = |from: usize, label: &'static str| {
+        let bot = &bot;
+        let texts = &texts;
+        async move {
+            let mut lat = Vec::with_capacity(n);
+            for i in 0..n {
+                let want = bot.tg.sent_to(OWNER).len() + 1;
+                let t0 = Instant::now();
+                // Distinct notes (the eval set's), so none is a repeat.
+                let text = &texts[(from + i) % texts.len()];
+                bot.tg.push(tg::text(OWNER, 10 + (from + i) as i64, text));
+                while bot.tg.sent_to(OWNER).len() < want {
+                    tokio::time::sleep(Duration::from_micros(200)).await;
+                }
+                lat.push(t0.elapsed());
+            }
+            report(label, lat);
+        }
+    };
+    acks(0, "ack_latency quiet").await;
+    // The storm: the asker sends the next question as soon as an answer came,
+    // until the acks are measured.
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let storm = async {
+        let mut asked = 0usize;
+        let mut id = 1000;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let want = bot.tg.sent_to(ASKER).len() + 1;
+            id += 1;
+            let q = &questions[id as usize % questions.len()];
+            bot.tg.push(tg::text(ASKER, id, &format!("/recall {q}")));
+            bot.tg.wait_sent(ASKER, want, Duration::from_secs(60)).await;
+            asked += 1;
+        }
+        asked
+    };
+    let measured = async {
+        // Let the storm get going first.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        acks(n, "ack_latency during recall storm").await;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    };
+    let t = Instant::now();
+    let (asked, ()) = tokio::join!(storm, measured);
+    println!(
+        "recall storm: {asked} recalls answered in {:.1}s ({:.1}/s) while the acks ran",
+        t.elapsed().as_secs_f64(),
+        asked as f64 / t.elapsed().as_secs_f64()
+    );
+    bot.stop().await.unwrap();
 }
 
 fn report(what: &str, mut lat: Vec<Duration>) {

@@ -12,9 +12,11 @@
 
 use std::time::{Duration, Instant};
 
+#[path = "../tests/support/synth.rs"]
+mod synth;
+
 use mnemo::config::Config;
 use mnemo::core::{Core, Settings};
-use mnemo::import::ImportedMessage;
 use mnemo::memory::embed::Embedder;
 use mnemo::models::ModelSet;
 use mnemo::store::Store;
@@ -28,19 +30,6 @@ fn status(key: &str) -> u64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
         / 1024
-}
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn f(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-    }
 }
 
 fn pct(v: &[Duration], p: f64) -> f64 {
@@ -70,7 +59,6 @@ fn main() {
         .iter()
         .map(|n| n["text"].as_str().unwrap().to_owned())
         .collect();
-    let words: Vec<&str> = texts.iter().flat_map(|t| t.split_whitespace()).collect();
     let questions: Vec<String> = set
         .questions
         .iter()
@@ -122,28 +110,8 @@ fn main() {
     let ann = std::env::var("BENCH_ANN").map(|v| v != "0").unwrap_or(true);
     for n in sizes {
         let dir = tempfile::tempdir().unwrap();
-        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-        let msgs: Vec<ImportedMessage> = (0..n)
-            .map(|i| {
-                let text = if i % 3 == 0 {
-                    texts[i % texts.len()].clone()
-                } else {
-                    let k = 4 + (rng.next() % 20) as usize;
-                    (0..k)
-                        .map(|_| words[(rng.next() % words.len() as u64) as usize])
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                };
-                ImportedMessage {
-                    chat_id: 1 + (i % 3) as i64,
-                    message_id: i as i64 + 1,
-                    author: None,
-                    user_id: 1,
-                    date: 1_609_459_200_000 + i as i64 * 60_000,
-                    text,
-                }
-            })
-            .collect();
+        let mut rng = synth::Rng(0x9E37_79B9_7F4A_7C15);
+        let msgs = synth::messages(n, &[1, 2, 3], &texts, &mut rng);
         let settings = {
             let mut s = Settings::from_config(&cfg);
             if !ann {
@@ -159,10 +127,7 @@ fn main() {
         let import_s = t.elapsed().as_secs_f64();
         // Synthetic clustered vectors for every note, stored under the real
         // model's id so that opening the core does not re-embed them.
-        let centres: Vec<Vec<f32>> = (0..500)
-            .map(|_| unit((0..384).map(|_| rng.f()).collect()))
-            .collect();
-        mark_model(dir.path(), &mut rng, &centres);
+        synth::mark_model(dir.path(), &mut rng);
         let t = Instant::now();
         let core = Core::with_embedder(
             Store::open(dir.path()).unwrap(),
@@ -207,41 +172,5 @@ fn main() {
             rss_idle,
             status("VmHWM:")
         );
-    }
-}
-
-fn unit(mut v: Vec<f32>) -> Vec<f32> {
-    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    v.iter_mut().for_each(|x| *x /= n);
-    v
-}
-
-/// Re-stores synthetic vectors under the real model id (reset_vectors
-/// re-queued everything; fill the queue again with vectors).
-fn mark_model(dir: &std::path::Path, rng: &mut Rng, centres: &[Vec<f32>]) {
-    let store = Store::open(dir).unwrap();
-    store
-        .write(|tx| tx.reset_vectors(&mnemo::core::vector_space_of(mnemo::models::EMBED_MODEL_ID)))
-        .unwrap();
-    loop {
-        let q = store.embed_queue(5000).unwrap();
-        if q.is_empty() {
-            break;
-        }
-        store
-            .write(|tx| {
-                for (id, seq, _) in &q {
-                    let c = &centres[(*id as usize * 7919) % centres.len()];
-                    let v = unit(c.iter().map(|x| x + 0.09 * rng.f()).collect());
-                    tx.put_vector(
-                        *id,
-                        *seq,
-                        &mnemo::core::vector_space_of(mnemo::models::EMBED_MODEL_ID),
-                        &v,
-                    )?;
-                }
-                Ok(())
-            })
-            .unwrap();
     }
 }

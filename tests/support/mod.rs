@@ -4,6 +4,7 @@
 
 pub mod fake_telegram;
 pub mod speech;
+pub mod synth;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -57,13 +58,26 @@ impl InProcBot {
         Self::start_full(allowed, true, |_| {}).await
     }
 
+    /// With the real embedding model, on a data dir filled beforehand.
+    pub async fn start_semantic_in(dir: tempfile::TempDir, allowed: &[i64]) -> InProcBot {
+        Self::start_in(dir, allowed, true, |_| {}).await
+    }
+
     async fn start_full(
         allowed: &[i64],
         semantic: bool,
         tweak: impl FnOnce(&mut Config),
     ) -> InProcBot {
+        Self::start_in(tempfile::tempdir().unwrap(), allowed, semantic, tweak).await
+    }
+
+    async fn start_in(
+        dir: tempfile::TempDir,
+        allowed: &[i64],
+        semantic: bool,
+        tweak: impl FnOnce(&mut Config),
+    ) -> InProcBot {
         let tg = FakeTelegram::start().await;
-        let dir = tempfile::tempdir().unwrap();
         let mut cfg = config(&tg.url(), dir.path(), allowed);
         tweak(&mut cfg);
         let embedder = semantic.then(|| {
