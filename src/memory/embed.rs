@@ -210,6 +210,31 @@ impl Embedder {
         self.embed_on(&mut self.idle_session(), texts)
     }
 
+    /// [`Embedder::embed`] if a session frees up within `budget`; `None`
+    /// when every session stayed busy (a bulk take of the embed worker):
+    /// for callers on the acknowledgement path, which must not wait long.
+    pub fn embed_within(
+        &self,
+        texts: &[&str],
+        budget: std::time::Duration,
+    ) -> Option<anyhow::Result<Vec<Vec<f32>>>> {
+        let deadline = std::time::Instant::now() + budget;
+        loop {
+            let idle = self.sessions.iter().find_map(|s| match s.try_lock() {
+                Ok(g) => Some(g),
+                Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => None,
+            });
+            if let Some(mut g) = idle {
+                return Some(self.embed_on(&mut g, texts));
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
     /// The first session nobody is using, else waits for the first one.
     fn idle_session(&self) -> std::sync::MutexGuard<'_, Session> {
         self.sessions

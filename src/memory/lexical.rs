@@ -112,7 +112,7 @@ impl LexicalIndex {
     /// Builds the index from every note in the store.
     pub fn rebuild(store: &Store) -> Result<Self, StoreError> {
         let mut idx = Self::new();
-        store.for_each_note(|n| idx.insert(n.id, n.chat_id, &n.indexed_text()))?;
+        store.for_each_memory(|n| idx.insert(n.id, n.chat_id, &n.indexed_text()))?;
         Ok(idx)
     }
 

@@ -122,9 +122,23 @@ impl Store {
         Ok(out)
     }
 
+    /// Memories: every note but the hidden repeats ([`Tx::mark_duplicate`]).
     pub fn count_notes(&self) -> Result<u64, StoreError> {
         let r = self.db.begin_read()?;
-        Ok(r.open_table(NOTES)?.len()?)
+        let all = r.open_table(NOTES)?.len()?;
+        Ok(all.saturating_sub(r.open_table(DUPLICATES)?.len()?))
+    }
+
+    /// Notes hidden as repeats of an older one: (note, original).
+    pub fn duplicates(&self) -> Result<Vec<(u64, u64)>, StoreError> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(DUPLICATES)?;
+        let mut out = Vec::new();
+        for row in t.iter()? {
+            let (k, v) = row?;
+            out.push((k.value(), v.value()));
+        }
+        Ok(out)
     }
 
     pub fn count_chat_notes(&self, chat_id: i64) -> Result<u64, StoreError> {
@@ -155,7 +169,19 @@ impl Store {
         Ok(n)
     }
 
-    /// Calls `f` for every note in id order (for rebuilding derived indexes).
+    /// Calls `f` for every note in id order that is not a hidden repeat
+    /// (for rebuilding derived indexes).
+    pub fn for_each_memory(&self, mut f: impl FnMut(Note)) -> Result<(), StoreError> {
+        let hidden: std::collections::HashSet<u64> =
+            self.duplicates()?.into_iter().map(|(id, _)| id).collect();
+        self.for_each_note(|n| {
+            if !hidden.contains(&n.id) {
+                f(n)
+            }
+        })
+    }
+
+    /// Calls `f` for every note in id order, hidden repeats included.
     pub fn for_each_note(&self, mut f: impl FnMut(Note)) -> Result<(), StoreError> {
         let r = self.db.begin_read()?;
         let t = r.open_table(NOTES)?;
@@ -259,7 +285,31 @@ impl Tx {
         self.txn.open_table(VECTORS)?.remove(id)?;
         self.enqueue_embed(id)?;
         self.replace_items(&note)?;
+        // An edited repeat is a note of its own again.
+        if self.txn.open_table(DUPLICATES)?.remove(id)?.is_some() {
+            self.txn
+                .open_table(CHAT_NOTES)?
+                .insert((note.chat_id, id), ())?;
+        }
         Ok(Some(note))
+    }
+
+    /// Hides note `id` as a repeat of `original`: kept (its acknowledgement
+    /// and ↩ still point at it, and forgetting it works), but out of the
+    /// chat index, the counts, to-dos and every search. `false` when either
+    /// note is gone.
+    pub fn mark_duplicate(&mut self, id: u64, original: u64) -> Result<bool, StoreError> {
+        let (Some(note), Some(_)) = (self.note(id)?, self.note(original)?) else {
+            return Ok(false);
+        };
+        self.txn.open_table(DUPLICATES)?.insert(id, original)?;
+        self.txn
+            .open_table(CHAT_NOTES)?
+            .remove((note.chat_id, id))?;
+        self.txn.open_table(VECTORS)?.remove(id)?;
+        self.txn.open_table(EMBED_QUEUE)?.remove(id)?;
+        self.delete_items(id)?;
+        Ok(true)
     }
 
     /// Deletes a note of `chat_id` with every index entry that points at it.
@@ -279,6 +329,23 @@ impl Tx {
             .retain_in((chat_id, i64::MIN)..=(chat_id, i64::MAX), |_, v| v != id)?;
         self.delete_items(id)?;
         self.delete_feedback(id)?;
+        // Hidden repeats go with their original: forgetting a note forgets
+        // every copy of it.
+        self.txn.open_table(DUPLICATES)?.remove(id)?;
+        let copies: Vec<u64> = {
+            let t = self.txn.open_table(DUPLICATES)?;
+            let mut v = Vec::new();
+            for row in t.iter()? {
+                let (k, o) = row?;
+                if o.value() == id {
+                    v.push(k.value());
+                }
+            }
+            v
+        };
+        for c in copies {
+            self.delete_note(chat_id, c)?;
+        }
         Ok(Some(note))
     }
 }
@@ -286,4 +353,56 @@ impl Tx {
 pub(crate) fn decode_note(id: u64, bytes: &[u8]) -> Result<Note, StoreError> {
     serde_json::from_slice(bytes)
         .map_err(|e| StoreError::Corrupt(format!("note {id} is unreadable: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn note(tx: &mut Tx, text: &str, msg: i64) -> Result<Note, StoreError> {
+        tx.insert_note(NewNote {
+            chat_id: 7,
+            user_id: 7,
+            message_id: Some(msg),
+            text: text.into(),
+            created_at: 0,
+            source: Source::Telegram,
+            author: None,
+        })
+    }
+
+    #[test]
+    fn a_hidden_repeat_is_kept_but_counted_listed_and_indexed_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (a, b) = store
+            .write(|tx| Ok((note(tx, "buy milk", 1)?, note(tx, "Buy milk!", 2)?)))
+            .unwrap();
+        assert!(store.write(|tx| tx.mark_duplicate(b.id, a.id)).unwrap());
+        assert_eq!(store.count_notes().unwrap(), 1);
+        assert_eq!(store.count_chat_notes(7).unwrap(), 1);
+        let ids = |v: Vec<Note>| v.into_iter().map(|n| n.id).collect::<Vec<_>>();
+        assert_eq!(ids(store.recent(7, 10).unwrap()), vec![a.id]);
+        let mut seen = Vec::new();
+        store.for_each_memory(|n| seen.push(n.id)).unwrap();
+        assert_eq!(seen, vec![a.id]);
+        // Still there: its acknowledgement's message still names it.
+        assert!(store.note(b.id).unwrap().is_some());
+        assert_eq!(store.duplicates().unwrap(), vec![(b.id, a.id)]);
+        // Edited, it is a note of its own again.
+        store
+            .write(|tx| tx.edit_note(b.id, "buy oat milk".into(), 5).map(|_| ()))
+            .unwrap();
+        assert_eq!(store.count_notes().unwrap(), 2);
+        assert_eq!(ids(store.recent(7, 10).unwrap()), vec![b.id, a.id]);
+        // Marked again, then the original is forgotten: the copy goes too.
+        assert!(store.write(|tx| tx.mark_duplicate(b.id, a.id)).unwrap());
+        store.write(|tx| tx.delete_note(7, a.id).map(|_| ())).unwrap();
+        assert!(store.note(b.id).unwrap().is_none());
+        assert!(store.duplicates().unwrap().is_empty());
+        assert_eq!(store.count_notes().unwrap(), 0);
+        // A repeat of a note that is gone is not marked.
+        let c = store.write(|tx| note(tx, "x", 3)).unwrap();
+        assert!(!store.write(|tx| tx.mark_duplicate(c.id, a.id)).unwrap());
+    }
 }

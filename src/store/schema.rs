@@ -81,6 +81,11 @@ pub const VOICE_JOBS: TableDefinition<u64, &[u8]> = TableDefinition::new("voice_
 /// Job name → its last run (JSON `JobRun`). Added without a version bump:
 /// `create_tables` makes it in older files, and older binaries ignore it.
 pub const JOB_RUNS: TableDefinition<&str, &[u8]> = TableDefinition::new("job_runs");
+/// Note id → the older note it repeats: a note found to be a near-duplicate
+/// after it was acknowledged is kept (its acknowledgement and ↩ still point
+/// at it) but hidden: out of the chat index, the counts and every search.
+/// Added without a version bump, like `job_runs`.
+pub const DUPLICATES: TableDefinition<u64, u64> = TableDefinition::new("duplicates");
 
 /// The v1 notes table, kept only to migrate from.
 pub const NOTES_V1: TableDefinition<u64, &[u8]> = TableDefinition::new("notes_v1");
@@ -189,6 +194,7 @@ fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(FEEDBACK)?;
     txn.open_table(VOICE_JOBS)?;
     txn.open_table(JOB_RUNS)?;
+    txn.open_table(DUPLICATES)?;
     Ok(())
 }
 
