@@ -19,27 +19,31 @@
 
 mod access;
 mod commands;
+mod events;
 mod press;
+mod settings;
 mod voice;
 
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
 use crate::buttons::Keyring;
-use crate::config::Config;
 use crate::i18n::{self, Line};
 use crate::memory::ann::{self, Ann};
 use crate::memory::embed::Embedder;
 use crate::memory::lexical::LexicalIndex;
-use crate::memory::recall::{self, Candidate, Parts, Weights};
+use crate::memory::recall::{self, Candidate, Weights};
 use crate::memory::vector::VectorIndex;
 use crate::models::EMBED_DIM;
 use crate::store::{Aggregate, FeedbackEvent, NewNote, Note, Source, Store, StoreError, Tx};
 
 pub use access::PairingCode;
 pub use commands::human_bytes;
+use events::Cx;
+pub use events::{
+    Answer, Body, Button, Hit, ImportSummary, Inbound, Origin, Outcome, Reply, Stats,
+};
+pub use settings::Settings;
 pub use voice::{clock, VoiceFailure, VoiceIn, VoiceText, MAX_VOICE_BYTES};
 
 /// Chat id the console channel uses. Telegram never uses 0.
@@ -58,188 +62,6 @@ const CANDIDATES: usize = 50;
 /// Largest embedding backlog a recall waits for (larger ones — an import in
 /// progress — are left to the worker).
 const CATCH_UP_MAX: u64 = 256;
-
-/// Where an event came from, and so how its replies are delivered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Origin {
-    /// A Telegram update: deduplicated by id, replies go through the outbox.
-    Telegram { update_id: u64 },
-    /// The local console: trusted, replies returned directly.
-    Console,
-}
-
-/// A channel-free event.
-#[derive(Debug, Clone)]
-pub struct Inbound {
-    pub origin: Origin,
-    pub chat_id: i64,
-    pub user_id: i64,
-    /// The sender's client language (e.g. Telegram's `language_code`).
-    pub user_lang: Option<String>,
-    pub message_id: Option<i64>,
-    /// The message this one replies to, if any (used by /forget).
-    pub reply_to: Option<i64>,
-    /// When the message was sent, unix ms.
-    pub at: i64,
-    pub body: Body,
-}
-
-#[derive(Debug, Clone)]
-pub enum Body {
-    /// A new text message: a note or a command.
-    Text(String),
-    /// A message was edited to this text.
-    Edited(String),
-    /// A message kind mnemo cannot store (sticker, photo, …): the locale key
-    /// suffix of its name, e.g. `"sticker"`.
-    Unsupported(&'static str),
-    /// An inline button was pressed on message `message_id`: its callback
-    /// data, as received (untrusted until verified).
-    Press(String),
-    /// A voice note (or audio file) to fetch and transcribe.
-    Voice(VoiceIn),
-}
-
-/// What the adapter should do.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum Outcome {
-    Reply(Reply),
-    /// The answer to a button press: shown at once as a small notice
-    /// (Telegram's answerCallbackQuery). Never queued in the outbox — an
-    /// answer is only useful within seconds of the press.
-    Answer(Answer),
-}
-
-/// The answer to a button press.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Answer {
-    pub lang: String,
-    pub line: Line,
-    /// Whether the press took effect: the adapter then shows the pressed
-    /// button as chosen (and its row's other buttons as not).
-    pub chosen: bool,
-}
-
-/// An inline button: its label and its signed callback data
-/// ([`crate::buttons`]).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Button {
-    pub label: Line,
-    pub data: String,
-}
-
-/// A message to send.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Reply {
-    pub chat_id: i64,
-    /// Reply to this message id (a note's acknowledgement quotes the note).
-    pub reply_to: Option<i64>,
-    pub lang: String,
-    pub lines: Vec<Line>,
-    /// The note this reply acknowledges: once sent, the sent message is linked
-    /// to it, so replying `/forget` to the acknowledgement works.
-    #[serde(default)]
-    pub note_id: Option<u64>,
-    /// How many chunks of a long reply were delivered already (set by the
-    /// sender as it goes, so a restart does not repeat them).
-    #[serde(default)]
-    pub chunks_sent: u32,
-    /// Inline buttons under the (last chunk of the) reply, row by row.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub buttons: Vec<Vec<Button>>,
-}
-
-/// A recall hit.
-#[derive(Debug, Clone)]
-pub struct Hit {
-    pub note: Note,
-    pub score: f32,
-    /// The weighted components of `score`.
-    pub parts: Parts,
-    /// Someone marked this memory outdated (it is demoted, and shown so).
-    pub outdated: bool,
-}
-
-/// Counts for /stats and `mnemo stats`.
-#[derive(Debug, Clone, Serialize)]
-pub struct Stats {
-    pub memories: u64,
-    pub chats: u64,
-    pub outbox: u64,
-    pub db_bytes: u64,
-    pub db_path: String,
-    pub schema_version: u32,
-    /// Notes with a stored embedding.
-    pub embedded: u64,
-    /// Notes waiting for their embedding.
-    pub pending: u64,
-    /// Vectors in the in-memory index.
-    pub index_size: u64,
-    /// Embedding model id, `null` when no model is loaded.
-    pub model: Option<String>,
-    pub feedback: crate::store::FeedbackCounts,
-    pub items: crate::store::ItemCounts,
-}
-
-/// What an import did.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
-pub struct ImportSummary {
-    pub imported: u64,
-    pub duplicates: u64,
-}
-
-/// Tunables the core needs from [`Config`].
-#[derive(Debug, Clone)]
-pub struct Settings {
-    pub default_lang: String,
-    pub allowed_user_ids: Vec<i64>,
-    pub max_note_chars: usize,
-    pub recall_default_k: usize,
-    pub recall_max_k: usize,
-    pub recent_default: usize,
-    pub recent_max: usize,
-    pub weights: Weights,
-    /// Above this many vectors, search goes through the ANN graph.
-    pub ann_threshold: usize,
-    /// Cosine at or above which a new note repeats an older one (> 1 turns
-    /// the check off).
-    pub duplicate_threshold: f32,
-    /// How far one 👍/👎 moves a memory for an identical question.
-    pub feedback_weight: f32,
-    /// Score factor for memories marked outdated.
-    pub outdated_factor: f32,
-    /// Buttons older than this are refused.
-    pub button_max_age_secs: i64,
-    /// Longest voice note accepted.
-    pub max_voice_secs: u64,
-}
-
-impl Settings {
-    pub fn from_config(c: &Config) -> Settings {
-        Settings {
-            default_lang: c.general.default_lang.clone(),
-            allowed_user_ids: c.telegram.allowed_user_ids.clone(),
-            max_note_chars: c.notes.max_chars,
-            recall_default_k: c.recall.default_k,
-            recall_max_k: c.recall.max_k,
-            recent_default: c.recall.recent_default,
-            recent_max: c.recall.recent_max,
-            weights: Weights {
-                lexical: c.recall.weight_lexical,
-                vector: c.recall.weight_vector,
-                recency: c.recall.weight_recency,
-                recency_half_life_days: c.recall.recency_half_life_days,
-            },
-            ann_threshold: c.recall.ann_threshold,
-            duplicate_threshold: c.notes.duplicate_threshold,
-            feedback_weight: c.recall.feedback_weight,
-            outdated_factor: c.recall.outdated_factor,
-            button_max_age_secs: i64::from(c.buttons.max_age_days) * 86_400,
-            max_voice_secs: c.voice.max_duration_secs,
-        }
-    }
-}
 
 /// A change to apply to derived indexes once the transaction committed.
 enum IndexOp {
@@ -1122,42 +944,6 @@ impl Core {
         Ok(self.store.write(|tx| {
             Ok(tx.prune_processed(now - 7 * 86_400_000)? + tx.prune_buttons(horizon)?)
         })?)
-    }
-}
-
-/// Per-event context shared by the handlers.
-struct Cx<'a> {
-    ev: &'a Inbound,
-    lang: String,
-}
-
-impl Cx<'_> {
-    fn reply(&self, lines: Vec<Line>) -> Outcome {
-        Outcome::Reply(Reply {
-            chat_id: self.ev.chat_id,
-            reply_to: None,
-            lang: self.lang.clone(),
-            lines,
-            note_id: None,
-            chunks_sent: 0,
-            buttons: Vec::new(),
-        })
-    }
-
-    fn answer(&self, line: Line, chosen: bool) -> Outcome {
-        Outcome::Answer(Answer {
-            lang: self.lang.clone(),
-            line,
-            chosen,
-        })
-    }
-
-    fn reply_to_msg(&self, lines: Vec<Line>) -> Outcome {
-        let mut o = self.reply(lines);
-        if let Outcome::Reply(r) = &mut o {
-            r.reply_to = self.ev.message_id;
-        }
-        o
     }
 }
 
