@@ -26,6 +26,11 @@ pub const MENU: &[(&str, &str)] = &[
     ("lang", "cmd-lang"),
 ];
 
+/// Commands for Telegram's menu: (name, description locale key).
+pub fn commands_menu() -> &'static [(&'static str, &'static str)] {
+    MENU
+}
+
 /// Splits `/cmd@bot args` into (`cmd` lower-cased, `args` trimmed).
 /// Returns `None` for text that is not a command.
 pub fn parse(text: &str) -> Option<(String, &str)> {
