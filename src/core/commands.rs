@@ -1,6 +1,6 @@
 //! Slash commands: parsing and one small handler each.
 
-use super::{format_date, snippet, Button, Core, Cx, IndexOp, Outcome};
+use super::{format_date, snippet, Button, Changes, Core, Cx, Outcome};
 use crate::buttons::Action;
 use crate::i18n::{self, Line};
 use crate::store::{ItemKind, Note, StoreError, Tx, Vote};
@@ -50,7 +50,7 @@ impl Core {
         cx: &Cx,
         cmd: &str,
         args: &str,
-        ops: &mut Vec<IndexOp>,
+        ch: &mut Changes,
     ) -> Result<Vec<Outcome>, StoreError> {
         let lines = match cmd {
             "start" => vec![Line::new("start-welcome")],
@@ -60,7 +60,7 @@ impl Core {
             "todos" => return self.cmd_todos(cx),
             "decisions" => self.cmd_decisions(cx)?,
             "feedback" => self.cmd_feedback(tx, cx)?,
-            "forget" => self.cmd_forget(tx, cx, args, ops)?,
+            "forget" => self.cmd_forget(tx, cx, args, ch)?,
             "stats" => self.cmd_stats(tx, cx)?,
             "lang" => return self.cmd_lang(tx, cx, args),
             _ => vec![Line::new("unknown-command").text("command", format!("/{cmd}"))],
@@ -249,7 +249,7 @@ impl Core {
         tx: &mut Tx,
         cx: &Cx,
         args: &str,
-        ops: &mut Vec<IndexOp>,
+        ch: &mut Changes,
     ) -> Result<Vec<Line>, StoreError> {
         let target = if args.is_empty() {
             match cx.ev.reply_to {
@@ -267,10 +267,7 @@ impl Core {
         };
         match tx.delete_note(cx.ev.chat_id, id)? {
             Some(n) => {
-                ops.push(IndexOp::Remove(n.id));
-                if let Some(a) = n.voice.and_then(|v| v.audio) {
-                    ops.push(IndexOp::DropAudio(a));
-                }
+                ch.forget(&n);
                 Ok(vec![Line::new("forget-done").num("id", n.id)])
             }
             None => Ok(vec![Line::new("forget-not-found").num("id", id)]),
@@ -278,7 +275,7 @@ impl Core {
     }
 
     fn cmd_stats(&self, _tx: &mut Tx, cx: &Cx) -> Result<Vec<Line>, StoreError> {
-        let index = self.vectors.read().unwrap_or_else(|p| p.into_inner()).len();
+        let index = self.indexes.vectors_len();
         let line = Line::new("stats")
             .num("chat", self.store.count_chat_notes(cx.ev.chat_id)?)
             .num("total", self.store.count_notes()?)

@@ -10,10 +10,8 @@ use std::time::Duration;
 
 use super::{format_date, Core, CoreError, Outcome, Reply};
 use crate::i18n::Line;
-use crate::memory::ann::{self, Ann};
 use crate::memory::embed::Embedder;
-use crate::memory::lexical::LexicalIndex;
-use crate::memory::vector::VectorIndex;
+use crate::memory::indexes::IndexOp;
 use crate::models::EMBED_DIM;
 use crate::store::{Note, Source};
 
@@ -90,45 +88,17 @@ impl Core {
         let out = e
             .embed_chunks(&sorted, BATCH)
             .map_err(|err| CoreError::Embed(format!("{err:#}")))?;
-        let mut vecs = vec![Vec::new(); texts.len()];
+        let mut vecs: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
         for (&i, v) in order.iter().zip(out) {
             vecs[i] = v;
         }
-        // Near-duplicates: a new note (not an import, not an edit) whose vector
-        // is this close to an older note of the same chat is not kept.
-        let dups: Vec<Option<(u64, f32)>> = {
-            let idx = self.vectors.read().unwrap_or_else(|p| p.into_inner());
-            batch
-                .iter()
-                .zip(&vecs)
-                .enumerate()
-                .map(|(i, ((id, _, note), v))| {
-                    if note.source == Source::Import
-                        || note.edited_at.is_some()
-                        || self.settings.duplicate_threshold > 1.0
-                    {
-                        return None;
-                    }
-                    let earlier_in_batch = batch[..i]
-                        .iter()
-                        .zip(&vecs[..i])
-                        .filter(|((oid, _, o), _)| o.chat_id == note.chat_id && oid < id)
-                        .map(|((oid, _, _), ov)| (*oid, crate::memory::dot::dot(v, ov)));
-                    idx.search_exact(v, Some(note.chat_id), 1)
-                        .into_iter()
-                        .filter(|(oid, _)| oid < id)
-                        .chain(earlier_in_batch)
-                        .filter(|(_, c)| *c >= self.settings.duplicate_threshold)
-                        .max_by(|a, b| a.1.total_cmp(&b.1))
-                })
-                .collect()
-        };
+        let dups = self.duplicates(&batch, &vecs);
         let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let mut removed = Vec::new();
+        let mut ops = Vec::new();
         let mut replied = false;
         let applied = self.store.write(|tx| {
             let mut applied = Vec::new();
-            for (((id, seq, note), v), dup) in batch.iter().zip(&vecs).zip(&dups) {
+            for (i, (((id, seq, note), v), dup)) in batch.iter().zip(&vecs).zip(&dups).enumerate() {
                 if let Some((orig, cos)) = dup {
                     let Some(o) = tx.note(*orig)? else { continue };
                     if tx.delete_note(note.chat_id, *id)?.is_none() {
@@ -140,7 +110,7 @@ impl Core {
                         cosine = cos,
                         "near-duplicate note not kept"
                     );
-                    removed.push(*id);
+                    ops.push(IndexOp::Remove(*id));
                     if let Some(m) = note.message_id {
                         tx.link_message(note.chat_id, m, *orig)?;
                     }
@@ -172,65 +142,62 @@ impl Core {
                     );
                     tx.skip_embed(*id, *seq)?;
                 } else if tx.put_vector(*id, *seq, &space, v)? {
-                    applied.push((*id, note.chat_id, v));
+                    applied.push(i);
                 }
             }
             Ok(applied)
         })?;
-        if !removed.is_empty() {
-            let mut lex = self.lexical.write().unwrap_or_else(|p| p.into_inner());
-            for id in &removed {
-                lex.remove(*id);
-            }
+        for i in applied {
+            let (id, _, note) = &batch[i];
+            ops.push(IndexOp::Vector(
+                *id,
+                note.chat_id,
+                std::mem::take(&mut vecs[i]),
+            ));
         }
+        self.indexes.apply(ops);
         if replied {
             self.notify_outbox();
         }
-        let mut idx = self.vectors.write().unwrap_or_else(|p| p.into_inner());
-        let mut graph = self.ann.write().unwrap_or_else(|p| p.into_inner());
-        for (id, chat, v) in &applied {
-            idx.insert(*id, *chat, v);
-        }
-        if let Some(g) = graph.as_mut() {
-            let batch: Vec<(u64, &[f32])> =
-                applied.iter().map(|(id, _, v)| (*id, &v[..])).collect();
-            g.insert_many(&batch);
-        }
-        if !applied.is_empty() && graph.is_some() {
-            self.ann_dirty
-                .store(true, std::sync::atomic::Ordering::Release);
-        }
-        if graph.is_none() && idx.len() >= self.settings.ann_threshold {
-            tracing::info!(
-                vectors = idx.len(),
-                "index crossed the ANN threshold; building the graph"
-            );
-            *graph = Some(Ann::build(&idx, &vector_space(e)));
-            self.ann_dirty
-                .store(true, std::sync::atomic::Ordering::Release);
-        }
         Ok(batch.len())
+    }
+
+    /// Near-duplicates: for each new note of a take (not an import, not an
+    /// edit), the older note of the same chat — indexed, or earlier in the
+    /// take — whose vector is at least `duplicate_threshold` close, if any.
+    /// Such a note is not kept.
+    fn duplicates(&self, batch: &[(u64, u64, Note)], vecs: &[Vec<f32>]) -> Vec<Option<(u64, f32)>> {
+        batch
+            .iter()
+            .zip(vecs)
+            .enumerate()
+            .map(|(i, ((id, _, note), v))| {
+                if note.source == Source::Import
+                    || note.edited_at.is_some()
+                    || self.settings.duplicate_threshold > 1.0
+                {
+                    return None;
+                }
+                let earlier_in_batch = batch[..i]
+                    .iter()
+                    .zip(&vecs[..i])
+                    .filter(|((oid, _, o), _)| o.chat_id == note.chat_id && oid < id)
+                    .map(|((oid, _, _), ov)| (*oid, crate::memory::dot::dot(v, ov)));
+                self.indexes
+                    .nearest(v, note.chat_id)
+                    .filter(|(oid, _)| oid < id)
+                    .into_iter()
+                    .chain(earlier_in_batch)
+                    .filter(|(_, c)| *c >= self.settings.duplicate_threshold)
+                    .max_by(|a, b| a.1.total_cmp(&b.1))
+            })
+            .collect()
     }
 
     /// Saves the ANN graph if it changed (call on the way out; a graph not
     /// saved is caught up or rebuilt at the next start).
     pub fn persist(&self) {
-        if !self
-            .ann_dirty
-            .swap(false, std::sync::atomic::Ordering::AcqRel)
-        {
-            return;
-        }
-        let graph = self.ann.read().unwrap_or_else(|p| p.into_inner());
-        if let Some(g) = graph.as_ref() {
-            let dir = ann::dir_in(self.store.dir());
-            match g.save(&dir) {
-                Ok(()) => tracing::info!(points = g.len(), "ANN graph saved"),
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not save the ANN graph; it will be rebuilt")
-                }
-            }
-        }
+        self.indexes.persist(self.store.dir());
     }
 
     /// Drains the whole queue now (CLI commands, reindex), reporting progress
@@ -258,13 +225,10 @@ impl Core {
     pub fn reindex(&self, progress: impl FnMut(u64, u64)) -> Result<u64, CoreError> {
         {
             let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-            let lex = LexicalIndex::rebuild(&self.store)?;
-            *self.lexical.write().unwrap_or_else(|p| p.into_inner()) = lex;
+            self.indexes.rebuild_lexical(&self.store)?;
             if let Some(e) = &self.embedder {
                 self.store.write(|tx| tx.reset_vectors(&vector_space(e)))?;
-                *self.vectors.write().unwrap_or_else(|p| p.into_inner()) =
-                    VectorIndex::new(EMBED_DIM);
-                *self.ann.write().unwrap_or_else(|p| p.into_inner()) = None;
+                self.indexes.clear_vectors();
             }
         }
         self.embed_all_pending(progress)

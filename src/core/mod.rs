@@ -28,15 +28,12 @@ mod recall;
 mod settings;
 mod voice;
 
-use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::sync::{Arc, Condvar, Mutex};
 
 use crate::buttons::Keyring;
-use crate::memory::ann::{self, Ann};
 use crate::memory::embed::Embedder;
-use crate::memory::lexical::LexicalIndex;
-use crate::memory::vector::VectorIndex;
-use crate::models::EMBED_DIM;
-use crate::store::{Aggregate, FeedbackEvent, Note, Store, StoreError, Tx};
+use crate::memory::indexes::{IndexOp, Indexes};
+use crate::store::{FeedbackEvent, Note, Store, StoreError, Tx};
 
 pub use access::PairingCode;
 pub use commands::{commands_menu, human_bytes};
@@ -59,41 +56,59 @@ pub enum CoreError {
     Embed(String),
 }
 
-/// A change to apply to derived indexes once the transaction committed.
-enum IndexOp {
-    /// (note id, chat id, the text the lexical index reads): see [`IndexOp::upsert`].
-    Upsert(u64, i64, String),
-    Remove(u64),
-    /// A vote was logged: fold it into the in-memory feedback state.
-    Vote(FeedbackEvent),
+/// A side effect of a commit outside the derived indexes, run after it.
+enum Effect {
     /// A forgotten voice note's audio file (in the voice dir) to delete.
     DropAudio(String),
     /// A voice job became ready for transcription: wake the pipeline.
     VoiceReady,
 }
 
-impl IndexOp {
-    /// A new or changed note: the lexical index reads its
-    /// [`Note::indexed_text`]; its vector is redone by the worker.
-    fn upsert(n: &Note) -> IndexOp {
-        IndexOp::Upsert(n.id, n.chat_id, n.indexed_text().into_owned())
+/// What a transaction changed that must be applied once it committed: the
+/// derived indexes' ops, and the core's own effects. Handlers record into
+/// it; [`Core::apply_changes`] applies it after the commit.
+#[derive(Default)]
+struct Changes {
+    index: Vec<IndexOp>,
+    effects: Vec<Effect>,
+}
+
+impl Changes {
+    /// A new or changed note.
+    fn upsert(&mut self, n: &Note) {
+        self.index.push(IndexOp::upsert(n));
+    }
+
+    /// A deleted note: out of the indexes, and its audio file deleted.
+    fn forget(&mut self, n: &Note) {
+        self.index.push(IndexOp::Remove(n.id));
+        if let Some(a) = n.voice.as_ref().and_then(|v| v.audio.clone()) {
+            self.effects.push(Effect::DropAudio(a));
+        }
+    }
+
+    /// A vote was logged.
+    fn vote(&mut self, ev: FeedbackEvent) {
+        self.index.push(IndexOp::Vote(ev));
+    }
+
+    /// A voice job became `Ready`.
+    fn voice_ready(&mut self) {
+        self.effects.push(Effect::VoiceReady);
     }
 }
 
 pub struct Core {
     store: Store,
     settings: Settings,
-    lexical: RwLock<LexicalIndex>,
+    /// The derived state (lexical, vectors, graph, votes); see [`Indexes`]
+    /// for its invariants.
+    indexes: Indexes,
     /// Serialises "commit, then update indexes" so indexes see writes in
     /// commit order. redb serialises writers anyway, so this costs nothing.
     writer: Mutex<()>,
     pairing: Mutex<Option<PairingCode>>,
     embedder: Option<Arc<Embedder>>,
-    vectors: RwLock<VectorIndex>,
-    /// The ANN graph, once the index is above `ann_threshold`.
-    ann: RwLock<Option<Ann>>,
-    /// The graph changed since it was last saved.
-    ann_dirty: std::sync::atomic::AtomicBool,
     /// Set when new work for the embed worker was committed.
     work: (Mutex<bool>, Condvar),
     outbox_hook: Mutex<Option<Box<dyn Fn() + Send + Sync>>>,
@@ -101,8 +116,6 @@ pub struct Core {
     voice_hook: Mutex<Option<Box<dyn Fn() + Send + Sync>>>,
     /// Signs and verifies inline buttons; without it replies carry none.
     keys: Option<Keyring>,
-    /// Every note's votes (derived from the store: aggregates + log).
-    feedback: RwLock<std::collections::HashMap<u64, Aggregate>>,
 }
 
 impl Core {
@@ -120,66 +133,19 @@ impl Core {
         settings: Settings,
         embedder: Option<Arc<Embedder>>,
     ) -> Result<Core, CoreError> {
-        let lexical = LexicalIndex::rebuild(&store)?;
-        let mut vectors = VectorIndex::new(EMBED_DIM);
-        if let Some(e) = &embedder {
-            if store.vector_model()?.as_deref() != Some(vector_space(e).as_str()) {
-                let n = store.write(|tx| tx.reset_vectors(&vector_space(e)))?;
-                if n > 0 {
-                    tracing::info!(
-                        model = %vector_space(e),
-                        notes = n,
-                        "embedding model changed; re-embedding every note"
-                    );
-                }
-            }
-            let mut bad = Vec::new();
-            let mut stale = store.for_each_vector(&vector_space(e), EMBED_DIM, |id, chat, v| {
-                if !vectors.insert(id, chat, &v) {
-                    bad.push(id);
-                }
-            })?;
-            stale.append(&mut bad);
-            if !stale.is_empty() {
-                tracing::warn!(
-                    notes = stale.len(),
-                    "stored vectors of another model, another dimension, with NaN or damaged; embedding those notes again"
-                );
-                store.write(|tx| tx.requeue_embed(&stale))?;
-            }
-        }
-        let mut graph = None;
-        let mut dirty = false;
-        if let Some(e) = &embedder {
-            if vectors.len() >= settings.ann_threshold {
-                let dir = ann::dir_in(store.dir());
-                let (g, how) = Ann::load_or_build(&dir, &vectors, &vector_space(e));
-                tracing::info!(?how, points = g.len(), "ANN graph ready");
-                dirty = how != ann::Origin::Loaded { added: 0 };
-                graph = Some(g);
-            }
-        }
-        // Votes only tune ranking: an unreadable one must not keep mnemo from
-        // starting. It stays in the store (and in the error log) untouched.
-        let feedback = store.feedback_state().unwrap_or_else(|e| {
-            tracing::error!(error = %e, "cannot read feedback; ranking ignores votes until this is fixed");
-            Default::default()
-        });
+        let space = embedder.as_deref().map(vector_space);
+        let indexes = Indexes::build(&store, space.as_deref(), settings.ann_threshold)?;
         Ok(Core {
             store,
             settings,
-            lexical: RwLock::new(lexical),
+            indexes,
             writer: Mutex::new(()),
             pairing: Mutex::new(None),
             embedder,
-            vectors: RwLock::new(vectors),
-            ann: RwLock::new(graph),
-            ann_dirty: std::sync::atomic::AtomicBool::new(dirty),
             work: (Mutex::new(true), Condvar::new()),
             outbox_hook: Mutex::new(None),
             voice_hook: Mutex::new(None),
             keys: None,
-            feedback: RwLock::new(feedback),
         })
     }
 
@@ -223,15 +189,15 @@ impl Core {
         }
         let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let now = now_ms();
-        let (outcomes, ops) = self.store.write(|tx| {
-            let mut ops = Vec::new();
+        let (outcomes, changes) = self.store.write(|tx| {
+            let mut ch = Changes::default();
             let mut outcomes = Vec::with_capacity(events.len());
             for ev in events {
-                outcomes.push(self.handle_in(tx, ev, now, &mut ops)?);
+                outcomes.push(self.handle_in(tx, ev, now, &mut ch)?);
             }
-            Ok((outcomes, ops))
+            Ok((outcomes, ch))
         })?;
-        let voted = self.apply_ops(ops);
+        let voted = self.apply_changes(changes);
         drop(_w);
         if voted {
             self.maybe_compact_feedback();
@@ -239,56 +205,27 @@ impl Core {
         Ok(outcomes)
     }
 
-    /// Brings the derived state up to date with a commit's changes (call
-    /// after the commit, still under the writer lock). Returns whether votes
-    /// were logged: the caller then runs [`Core::maybe_compact_feedback`]
-    /// once the lock is released.
-    fn apply_ops(&self, ops: Vec<IndexOp>) -> bool {
-        let mut voted = false;
-        if !ops.is_empty() {
-            let mut lex = self.lexical.write().unwrap_or_else(|p| p.into_inner());
-            let mut vec = self.vectors.write().unwrap_or_else(|p| p.into_inner());
-            let mut graph = self.ann.write().unwrap_or_else(|p| p.into_inner());
-            let mut fb = self.feedback.write().unwrap_or_else(|p| p.into_inner());
-            for op in ops {
-                let id = match op {
-                    IndexOp::Upsert(id, chat, text) => {
-                        lex.insert(id, chat, &text);
-                        // The old vector (if any) is stale; the worker adds the new one.
-                        id
+    /// Brings the derived state up to date with a commit's changes and runs
+    /// its effects (call after the commit, still under the writer lock).
+    /// Returns whether votes were logged: the caller then runs
+    /// [`Core::maybe_compact_feedback`] once the lock is released.
+    fn apply_changes(&self, ch: Changes) -> bool {
+        if ch.index.is_empty() && ch.effects.is_empty() {
+            return false;
+        }
+        let voted = self.indexes.apply(ch.index);
+        for e in ch.effects {
+            match e {
+                Effect::VoiceReady => self.notify_voice(),
+                Effect::DropAudio(name) => {
+                    let path = self.store.voice_dir().join(&name);
+                    if let Err(e) = std::fs::remove_file(&path) {
+                        tracing::warn!(error = %e, file = %path.display(), "could not delete a forgotten voice note's audio");
                     }
-                    IndexOp::Remove(id) => {
-                        lex.remove(id);
-                        fb.remove(&id);
-                        id
-                    }
-                    IndexOp::Vote(ev) => {
-                        fb.entry(ev.note_id).or_default().apply(ev);
-                        voted = true;
-                        continue;
-                    }
-                    IndexOp::VoiceReady => {
-                        self.notify_voice();
-                        continue;
-                    }
-                    IndexOp::DropAudio(name) => {
-                        let path = self.store.voice_dir().join(&name);
-                        if let Err(e) = std::fs::remove_file(&path) {
-                            tracing::warn!(error = %e, file = %path.display(), "could not delete a forgotten voice note's audio");
-                        }
-                        continue;
-                    }
-                };
-                vec.remove(id);
-                if let Some(g) = graph.as_mut() {
-                    g.remove(id);
-                    self.ann_dirty
-                        .store(true, std::sync::atomic::Ordering::Release);
                 }
             }
-            drop((lex, vec, graph, fb));
-            self.wake_worker();
         }
+        self.wake_worker();
         voted
     }
 
@@ -299,7 +236,7 @@ impl Core {
         tx: &mut Tx,
         ev: &Inbound,
         now: i64,
-        ops: &mut Vec<IndexOp>,
+        ch: &mut Changes,
     ) -> Result<Vec<Outcome>, StoreError> {
         if let Origin::Telegram { update_id } = ev.origin {
             if tx.is_processed(update_id)? {
@@ -307,7 +244,7 @@ impl Core {
                 return Ok(Vec::new());
             }
         }
-        let outcomes = self.apply(tx, ev, ops)?;
+        let outcomes = self.apply(tx, ev, ch)?;
         if let Origin::Telegram { update_id } = ev.origin {
             tx.mark_processed(update_id, now)?;
             for o in outcomes.iter().filter(|o| matches!(o, Outcome::Reply(_))) {
@@ -328,7 +265,7 @@ impl Core {
             schema_version: self.store.schema_version()?,
             embedded: self.store.vector_count()?,
             pending: self.store.embed_queue_len()?,
-            index_size: self.vectors.read().unwrap_or_else(|p| p.into_inner()).len() as u64,
+            index_size: self.indexes.vectors_len() as u64,
             model: self.embedder.as_ref().map(|e| e.model_id().to_owned()),
             feedback: self.feedback_counts()?,
             items: self.store.count_items()?,

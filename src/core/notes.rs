@@ -3,13 +3,14 @@
 //! way notes come in: imports, in batches of one commit each.
 //!
 //! Everything here writes through the caller's [`Tx`] and records what the
-//! derived indexes must learn in `ops`; nothing is applied to them before
+//! derived indexes must learn in [`Changes`]; nothing is applied to them before
 //! the commit ([`Core::handle_batch`]).
 
 use super::{
-    access, commands, Body, Core, CoreError, Cx, ImportSummary, Inbound, IndexOp, Origin, Outcome,
+    access, commands, Body, Changes, Core, CoreError, Cx, ImportSummary, Inbound, Origin, Outcome,
 };
 use crate::i18n::{self, Line};
+use crate::memory::indexes::IndexOp;
 use crate::store::{NewNote, Source, StoreError, Tx};
 
 impl Core {
@@ -19,7 +20,7 @@ impl Core {
         &self,
         tx: &mut Tx,
         ev: &Inbound,
-        ops: &mut Vec<IndexOp>,
+        ch: &mut Changes,
     ) -> Result<Vec<Outcome>, StoreError> {
         let lang = match tx.chat_lang(ev.chat_id)? {
             Some(l) => l,
@@ -31,7 +32,7 @@ impl Core {
             // A press always gets an answer (Telegram shows a spinner until
             // then), but a stranger's press gets nothing else.
             return match verdict {
-                access::Verdict::Allowed => self.press(tx, &cx, data, ops),
+                access::Verdict::Allowed => self.press(tx, &cx, data, ch),
                 _ => Ok(vec![cx.answer(Line::new("press-not-allowed"), false)]),
             };
         }
@@ -47,10 +48,10 @@ impl Core {
             Body::Press(_) => unreachable!("handled above"),
             Body::Voice(v) => return self.voice_in(tx, &cx, v),
             Body::Text(text) => match commands::parse(text) {
-                Some((cmd, args)) => return self.command(tx, &cx, &cmd, args, ops),
-                None => return self.save_note(tx, &cx, text, ops),
+                Some((cmd, args)) => return self.command(tx, &cx, &cmd, args, ch),
+                None => return self.save_note(tx, &cx, text, ch),
             },
-            Body::Edited(text) => return self.edited(tx, &cx, text, ops),
+            Body::Edited(text) => return self.edited(tx, &cx, text, ch),
         };
         Ok(vec![cx.reply_to_msg(lines)])
     }
@@ -63,7 +64,7 @@ impl Core {
         tx: &mut Tx,
         cx: &Cx,
         text: &str,
-        ops: &mut Vec<IndexOp>,
+        ch: &mut Changes,
     ) -> Result<Vec<Outcome>, StoreError> {
         let existing = match cx.ev.message_id {
             Some(m) => tx.note_by_message(cx.ev.chat_id, m)?,
@@ -71,14 +72,14 @@ impl Core {
         };
         let id = match existing {
             None if commands::parse(text).is_some() => return Ok(Vec::new()),
-            None => return self.save_note(tx, cx, text, ops),
+            None => return self.save_note(tx, cx, text, ch),
             Some(id) => id,
         };
         let line = match self.validate(text) {
             Err(line) => line,
             Ok(clean) => match tx.edit_note(id, clean.to_owned(), cx.ev.at)? {
                 Some(n) => {
-                    ops.push(IndexOp::upsert(&n));
+                    ch.upsert(&n);
                     Line::new("note-updated").num("id", n.id)
                 }
                 None => return Ok(Vec::new()),
@@ -109,7 +110,7 @@ impl Core {
         tx: &mut Tx,
         cx: &Cx,
         text: &str,
-        ops: &mut Vec<IndexOp>,
+        ch: &mut Changes,
     ) -> Result<Vec<Outcome>, StoreError> {
         let clean = match self.validate(text) {
             Ok(c) => c,
@@ -127,7 +128,7 @@ impl Core {
             },
             author: None,
         })?;
-        ops.push(IndexOp::upsert(&note));
+        ch.upsert(&note);
         let mut lines = vec![Line::new("note-saved").num("id", note.id)];
         if let Some(p) = crate::extract::extract(&note.text).priority {
             lines.push(Line::new("note-priority").text("cue", p.cue));
@@ -161,10 +162,10 @@ impl Core {
         let mut sum = ImportSummary::default();
         for chunk in msgs.chunks(batch.max(1)) {
             let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-            let (added, dups) = self.store.write(|tx| {
-                let mut added = Vec::new();
+            let (ops, dups) = self.store.write(|tx| {
+                let mut ops = Vec::new();
                 let mut dups = 0;
-                for (i, m) in chunk.iter().enumerate() {
+                for m in chunk {
                     if tx.note_by_message(m.chat_id, m.message_id)?.is_some() {
                         dups += 1;
                         continue;
@@ -178,20 +179,14 @@ impl Core {
                         source: Source::Import,
                         author: m.author.clone(),
                     })?;
-                    added.push((n.id, i));
+                    ops.push(IndexOp::upsert(&n));
                 }
-                Ok((added, dups))
+                Ok((ops, dups))
             })?;
-            let mut lex = self.lexical.write().unwrap_or_else(|p| p.into_inner());
-            for &(id, i) in &added {
-                lex.insert(
-                    id,
-                    chunk[i].chat_id,
-                    &crate::store::indexed_text(chunk[i].author.as_deref(), &chunk[i].text),
-                );
-            }
-            drop(lex);
-            sum.imported += added.len() as u64;
+            let added = ops.len() as u64;
+            // The worker is woken once, at the end: it embeds the whole import.
+            self.indexes.apply(ops);
+            sum.imported += added;
             sum.duplicates += dups;
             progress(sum.imported + sum.duplicates, msgs.len() as u64);
         }

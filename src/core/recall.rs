@@ -2,6 +2,8 @@
 //! recency), then feedback moves the ranked candidates before they are cut
 //! to k ([`super::press`]).
 
+use std::collections::HashMap;
+
 use super::{now_ms, Core, CoreError, Hit};
 use crate::memory::recall::{self, Candidate, Weights};
 
@@ -37,13 +39,6 @@ impl Core {
         weights: &Weights,
     ) -> Result<(Vec<Hit>, Option<Vec<f32>>), CoreError> {
         let k = k.clamp(1, self.settings.recall_max_k);
-        let (lex, qweight) = {
-            let idx = self.lexical.read().unwrap_or_else(|p| p.into_inner());
-            (
-                idx.search(query, chat, CANDIDATES.max(k)),
-                idx.query_weight(query),
-            )
-        };
         let qv = match &self.embedder {
             Some(e) if !query.trim().is_empty() => Some(
                 e.embed(&[query])
@@ -52,36 +47,25 @@ impl Core {
             ),
             _ => None,
         };
-        let vectors = self.vectors.read().unwrap_or_else(|p| p.into_inner());
-        let graph = self.ann.read().unwrap_or_else(|p| p.into_inner());
-        let vec = match (qv.as_ref(), graph.as_ref()) {
-            (Some(q), Some(g)) => {
-                let keep = |id: u64| chat.is_none_or(|c| vectors.chat_of(id) == Some(c));
-                g.search(q, CANDIDATES.max(k), &keep)
-            }
-            (Some(q), None) => vectors.search_exact(q, chat, CANDIDATES.max(k)),
-            (None, _) => Vec::new(),
-        };
-        drop(graph);
-        let mut notes = std::collections::HashMap::new();
+        let found = self
+            .indexes
+            .search(query, qv.as_deref(), chat, CANDIDATES.max(k));
+        let mut notes = HashMap::new();
         let mut cands = Vec::new();
-        for (id, (bm25, cos)) in recall::merge(&lex, &vec) {
+        for m in found.matches {
             // The indexes are derived: a note deleted since is simply skipped.
-            let Some(note) = self.store.note(id)? else {
+            let Some(note) = self.store.note(m.id)? else {
                 continue;
             };
-            let cosine =
-                cos.or_else(|| Some(crate::memory::dot::dot(qv.as_ref()?, vectors.get(id)?)));
             cands.push(Candidate {
-                id,
-                bm25,
-                lexical: bm25 / qweight,
-                cosine,
+                id: m.id,
+                bm25: m.bm25,
+                lexical: m.bm25 / found.query_weight,
+                cosine: m.cosine,
                 created_at: note.created_at,
             });
-            notes.insert(id, note);
+            notes.insert(m.id, note);
         }
-        drop(vectors);
         // Rank every candidate, then let feedback move them before cutting to k.
         let mut ranked = recall::fuse(&cands, now_ms(), weights, cands.len());
         let outdated = self.apply_feedback(&mut ranked, query, qv.as_deref());
