@@ -36,6 +36,7 @@ use crate::memory::indexes::{IndexOp, Indexes};
 use crate::store::{FeedbackEvent, Note, Store, StoreError, Tx};
 
 pub use access::PairingCode;
+use commands::Command;
 pub use commands::{commands_menu, human_bytes};
 pub use embedding::{embed_text, vector_space, vector_space_of, BATCH, TAKE};
 use events::Cx;
@@ -181,7 +182,7 @@ impl Core {
     /// (bulk ingest, imports). Either every event is applied or none is.
     pub fn handle_batch(&self, events: &[Inbound]) -> Result<Vec<Vec<Outcome>>, CoreError> {
         let asks = events.iter().any(|e| match &e.body {
-            Body::Text(t) => commands::parse(t).is_some_and(|(c, _)| c == "recall"),
+            Body::Text(t) => matches!(commands::parse(t), Some(Ok((Command::Recall, _)))),
             _ => false,
         });
         if asks {

@@ -48,7 +48,7 @@ impl Core {
             Body::Press(_) => unreachable!("handled above"),
             Body::Voice(v) => return self.voice_in(tx, &cx, v),
             Body::Text(text) => match commands::parse(text) {
-                Some((cmd, args)) => return self.command(tx, &cx, &cmd, args, ch),
+                Some(parsed) => return self.command(tx, &cx, parsed, ch),
                 None => return self.save_note(tx, &cx, text, ch),
             },
             Body::Edited(text) => return self.edited(tx, &cx, text, ch),
