@@ -11,15 +11,63 @@ use serde::{Deserialize, Serialize};
 use super::VoiceIn;
 use crate::i18n::Line;
 use crate::memory::recall::Parts;
-use crate::store::Note;
+use crate::store::{Note, Source};
 
-/// Where an event came from, and so how its replies are delivered.
+/// Where an event came from, described by what it can do: the core decides
+/// by these capabilities, never by the channel's name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Origin {
-    /// A Telegram update: deduplicated by id, replies go through the outbox.
-    Telegram { update_id: u64 },
-    /// The local console: trusted, replies returned directly.
+pub struct Origin {
+    /// The channel it came through, recorded as a new note's [`Source`].
+    pub channel: Channel,
+    /// A durable event id (Telegram's update id): the event is deduplicated
+    /// by it, marked processed in the same commit as its effect, and its
+    /// replies are queued in the outbox. Without one, replies are only
+    /// returned.
+    pub event_id: Option<u64>,
+    /// The channel shows inline buttons and delivers their presses.
+    pub buttons: bool,
+    /// The sender needs no allowlist (whoever sits at the console).
+    pub trusted: bool,
+}
+
+impl Origin {
+    /// A Telegram update: durable, with buttons, subject to the allowlist.
+    pub const fn telegram(update_id: u64) -> Origin {
+        Origin {
+            channel: Channel::Telegram,
+            event_id: Some(update_id),
+            buttons: true,
+            trusted: false,
+        }
+    }
+
+    /// The local console: trusted, without buttons, replies returned
+    /// directly.
+    pub const fn console() -> Origin {
+        Origin {
+            channel: Channel::Console,
+            event_id: None,
+            buttons: false,
+            trusted: true,
+        }
+    }
+}
+
+/// A channel events come through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    Telegram,
     Console,
+}
+
+impl Channel {
+    /// The [`Source`] of a note typed into this channel.
+    pub fn source(self) -> Source {
+        match self {
+            Channel::Telegram => Source::Telegram,
+            Channel::Console => Source::Console,
+        }
+    }
 }
 
 /// A channel-free event.

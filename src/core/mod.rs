@@ -6,11 +6,16 @@
 //!
 //! One event is handled in one store transaction ([`Core::handle`]):
 //!
-//! 1. dedup — a Telegram update already processed is dropped;
+//! 1. dedup — an event with a durable id (a Telegram update) that was
+//!    processed already is dropped;
 //! 2. access — strangers get at most one refusal a day, nothing stored;
 //! 3. the note or command is applied;
-//! 4. for durable origins (Telegram) the replies are queued in the outbox and
-//!    the update is marked processed — in the same commit as the note.
+//! 4. for durable origins (those with an event id: Telegram) the replies are
+//!    queued in the outbox and the event is marked processed — in the same
+//!    commit as the note.
+//!
+//! The core decides by what an event's [`Origin`] can do (a durable id,
+//! buttons, trust), never by which channel it is.
 //!
 //! Only after that commit are derived indexes updated, and only then does the
 //! adapter send anything. So a reply always describes something durable, and a
@@ -41,7 +46,7 @@ pub use commands::{commands_menu, human_bytes};
 pub use embedding::{embed_text, vector_space, vector_space_of, BATCH, TAKE};
 use events::Cx;
 pub use events::{
-    Answer, Body, Button, Hit, ImportSummary, Inbound, Origin, Outcome, Reply, Stats,
+    Answer, Body, Button, Channel, Hit, ImportSummary, Inbound, Origin, Outcome, Reply, Stats,
 };
 pub use settings::Settings;
 pub use voice::{clock, VoiceFailure, VoiceIn, VoiceText, MAX_VOICE_BYTES};
@@ -239,14 +244,14 @@ impl Core {
         now: i64,
         ch: &mut Changes,
     ) -> Result<Vec<Outcome>, StoreError> {
-        if let Origin::Telegram { update_id } = ev.origin {
+        if let Some(update_id) = ev.origin.event_id {
             if tx.is_processed(update_id)? {
                 tracing::debug!(update_id, "duplicate update ignored");
                 return Ok(Vec::new());
             }
         }
         let outcomes = self.apply(tx, ev, ch)?;
-        if let Origin::Telegram { update_id } = ev.origin {
+        if let Some(update_id) = ev.origin.event_id {
             tx.mark_processed(update_id, now)?;
             for o in outcomes.iter().filter(|o| matches!(o, Outcome::Reply(_))) {
                 tx.push_outbox(&serde_json::to_vec(o).expect("outcomes serialise"))?;

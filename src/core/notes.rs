@@ -7,7 +7,7 @@
 //! the commit ([`Core::handle_batch`]).
 
 use super::{
-    access, commands, Body, Changes, Core, CoreError, Cx, ImportSummary, Inbound, Origin, Outcome,
+    access, commands, Body, Changes, Core, CoreError, Cx, ImportSummary, Inbound, Outcome,
 };
 use crate::i18n::{self, Line};
 use crate::memory::indexes::IndexOp;
@@ -122,10 +122,7 @@ impl Core {
             message_id: cx.ev.message_id,
             text: clean.to_owned(),
             created_at: cx.ev.at,
-            source: match cx.ev.origin {
-                Origin::Telegram { .. } => Source::Telegram,
-                Origin::Console => Source::Console,
-            },
+            source: cx.ev.origin.channel.source(),
             author: None,
         })?;
         ch.upsert(&note);

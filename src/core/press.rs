@@ -33,8 +33,8 @@ const SIMILAR_RAMP: f32 = 0.4;
 
 impl Core {
     /// A signed button for this event's chat and user, or `None` when
-    /// buttons are off (no keyring) or the channel cannot press them
-    /// (console). `nonce` fixes the nonce (votes name their question);
+    /// buttons are off (no keyring) or the event's origin cannot show them
+    /// (the console). `nonce` fixes the nonce (votes name their question);
     /// otherwise it is random.
     pub(super) fn button(
         &self,
@@ -87,7 +87,7 @@ impl Core {
 
     /// Whether vote buttons can be issued here (stores an [`Ask`] first).
     pub(super) fn buttons_on(&self, cx: &Cx) -> bool {
-        self.keys.is_some() && matches!(cx.ev.origin, super::Origin::Telegram { .. })
+        self.keys.is_some() && cx.ev.origin.buttons
     }
 
     /// Records the question of a recall whose hits get vote buttons.
