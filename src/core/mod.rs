@@ -21,6 +21,13 @@
 //! adapter send anything. So a reply always describes something durable, and a
 //! crash anywhere leaves either nothing (the update is re-delivered or replayed
 //! from the inbox) or everything (note, marker and pending reply).
+//!
+//! One concern per file: `events` (what goes in and out), `settings`,
+//! `notes` (applying an event: access, then press, voice, command, note or
+//! edit; imports), `commands`, `press` (buttons and feedback in ranking),
+//! `voice`, `access`, `recall`, `embedding` (the embed queue, duplicates,
+//! reindex, what a note is embedded as) and `outbox` (inbox, outbox,
+//! hooks). The derived state lives in [`crate::memory::indexes`].
 
 mod access;
 mod commands;
@@ -186,6 +193,7 @@ impl Core {
     /// Handles several events in one transaction: one durable commit for all
     /// (bulk ingest, imports). Either every event is applied or none is.
     pub fn handle_batch(&self, events: &[Inbound]) -> Result<Vec<Vec<Outcome>>, CoreError> {
+        // Read your writes: a question right after a note should find it.
         let asks = events.iter().any(|e| match &e.body {
             Body::Text(t) => matches!(commands::parse(t), Some(Ok((Command::Recall, _)))),
             _ => false,
