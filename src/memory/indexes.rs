@@ -1,9 +1,9 @@
-//! [`Indexes`]: every derived structure recall reads, in one place — the
+//! `Indexes`: every derived structure recall reads, in one place — the
 //! lexical BM25 index, the flat vector index, the HNSW graph over it (once
 //! it is large) and the per-note vote aggregates.
 //!
-//! All of it is rebuilt from the store by [`Indexes::build`] and kept in
-//! step by [`Indexes::apply`], which the core calls with the [`IndexOp`]s of
+//! All of it is rebuilt from the store by `Indexes::build` and kept in
+//! step by `Indexes::apply`, which the core calls with the `IndexOp`s of
 //! each transaction once it committed. Losing it loses nothing: the next
 //! start builds it again (the graph is saved in the data dir only to make
 //! that start fast; [`super::ann`] checks it against the stored vectors).
