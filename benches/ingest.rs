@@ -12,7 +12,7 @@ use mnemo::store::Store;
 
 fn note(i: u64) -> Inbound {
     Inbound {
-        origin: Origin::Telegram { update_id: i },
+        origin: Origin::telegram(i),
         chat_id: 42,
         user_id: 42,
         user_lang: None,

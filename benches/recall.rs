@@ -90,7 +90,7 @@ fn main() {
         for round in 0..3 {
             for (&(n, intra), e) in shapes.iter().zip(&embedders) {
                 for (name, input, bs) in [
-                    ("arrival order", &batch, mnemo::memory::worker::BATCH),
+                    ("arrival order", &batch, mnemo::core::BATCH),
                     ("length-sorted", &sorted, 32),
                     ("length-sorted", &sorted, 16),
                     ("length-sorted", &sorted, 8),

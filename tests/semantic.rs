@@ -24,7 +24,7 @@ fn embedder() -> std::sync::Arc<Embedder> {
 
 fn console(text: &str) -> Inbound {
     Inbound {
-        origin: Origin::Console,
+        origin: Origin::console(),
         chat_id: 0,
         user_id: 0,
         user_lang: None,

@@ -203,7 +203,7 @@ async fn long_replies_are_split_below_telegrams_limit() {
     for i in 0..20 {
         bot.core
             .handle(mnemo::core::Inbound {
-                origin: mnemo::core::Origin::Console,
+                origin: mnemo::core::Origin::console(),
                 chat_id: OWNER,
                 user_id: OWNER,
                 user_lang: None,

@@ -41,7 +41,7 @@ pub fn run(
             continue;
         }
         let ev = Inbound {
-            origin: Origin::Console,
+            origin: Origin::console(),
             chat_id: CONSOLE_CHAT_ID,
             user_id: 0,
             user_lang: None,

@@ -7,7 +7,7 @@
 //! gets at most one refusal per day (the day is recorded in the store, so a
 //! restart does not reset it) and nothing they send is stored.
 
-use super::{commands, now_ms, Core, Cx, Origin};
+use super::{commands, now_ms, Command, Core, Cx};
 use crate::i18n::Line;
 use crate::store::{StoreError, Tx};
 
@@ -73,7 +73,7 @@ impl Core {
 
     pub(super) fn check_access(&self, tx: &mut Tx, cx: &Cx) -> Result<Verdict, StoreError> {
         let ev = cx.ev;
-        if ev.origin == Origin::Console || self.settings.allowed_user_ids.contains(&ev.user_id) {
+        if ev.origin.trusted || self.settings.allowed_user_ids.contains(&ev.user_id) {
             return Ok(Verdict::Allowed);
         }
         let owner = tx.owner()?;
@@ -98,10 +98,10 @@ impl Core {
         let crate::core::Body::Text(text) = &cx.ev.body else {
             return Ok(false);
         };
-        let Some((cmd, arg)) = commands::parse(text) else {
+        let Some(Ok((Command::Start, arg))) = commands::parse(text) else {
             return Ok(false);
         };
-        if cmd != "start" || arg.is_empty() {
+        if arg.is_empty() {
             return Ok(false);
         }
         let mut slot = self.pairing.lock().unwrap_or_else(|p| p.into_inner());

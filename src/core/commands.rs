@@ -1,6 +1,9 @@
-//! Slash commands: parsing and one small handler each.
+//! Slash commands: the [`Command`] enum, parsing `/cmd@bot args` into one,
+//! and one small handler each. The enum is the only list of commands: the
+//! dispatch matches it exhaustively and Telegram's menu is made from
+//! [`Command::ALL`].
 
-use super::{format_date, snippet, Button, Core, Cx, IndexOp, Outcome};
+use super::{format_date, snippet, Button, Changes, Core, Cx, Outcome};
 use crate::buttons::Action;
 use crate::i18n::{self, Line};
 use crate::store::{ItemKind, Note, StoreError, Tx, Vote};
@@ -12,53 +15,135 @@ const LIST_MAX: usize = 20;
 /// Buttons per keyboard row in lists.
 const ROW: usize = 5;
 
-/// A command the bot offers in Telegram's menu: name and description key.
-pub const MENU: &[(&str, &str)] = &[
-    ("start", "cmd-start"),
-    ("help", "cmd-help"),
-    ("recent", "cmd-recent"),
-    ("recall", "cmd-recall"),
-    ("forget", "cmd-forget"),
-    ("todos", "cmd-todos"),
-    ("decisions", "cmd-decisions"),
-    ("feedback", "cmd-feedback"),
-    ("stats", "cmd-stats"),
-    ("lang", "cmd-lang"),
-];
+/// A command mnemo understands. Dispatch ([`Core::command`]) is an
+/// exhaustive match on it, and Telegram's menu ([`commands_menu`]) is made
+/// from [`Command::ALL`], so the two cannot drift apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Command {
+    Start,
+    Help,
+    Recent,
+    Recall,
+    Forget,
+    Todos,
+    Decisions,
+    Feedback,
+    Stats,
+    Lang,
+}
 
-/// Splits `/cmd@bot args` into (`cmd` lower-cased, `args` trimmed).
-/// Returns `None` for text that is not a command.
-pub fn parse(text: &str) -> Option<(String, &str)> {
+impl Command {
+    /// Every command, in the menu's order.
+    pub(super) const ALL: [Command; 10] = [
+        Command::Start,
+        Command::Help,
+        Command::Recent,
+        Command::Recall,
+        Command::Forget,
+        Command::Todos,
+        Command::Decisions,
+        Command::Feedback,
+        Command::Stats,
+        Command::Lang,
+    ];
+
+    /// What is typed after the `/`.
+    pub(super) const fn name(self) -> &'static str {
+        match self {
+            Command::Start => "start",
+            Command::Help => "help",
+            Command::Recent => "recent",
+            Command::Recall => "recall",
+            Command::Forget => "forget",
+            Command::Todos => "todos",
+            Command::Decisions => "decisions",
+            Command::Feedback => "feedback",
+            Command::Stats => "stats",
+            Command::Lang => "lang",
+        }
+    }
+
+    /// The locale key of its description in the menu.
+    pub(super) const fn menu_key(self) -> &'static str {
+        match self {
+            Command::Start => "cmd-start",
+            Command::Help => "cmd-help",
+            Command::Recent => "cmd-recent",
+            Command::Recall => "cmd-recall",
+            Command::Forget => "cmd-forget",
+            Command::Todos => "cmd-todos",
+            Command::Decisions => "cmd-decisions",
+            Command::Feedback => "cmd-feedback",
+            Command::Stats => "cmd-stats",
+            Command::Lang => "cmd-lang",
+        }
+    }
+}
+
+/// A command name mnemo does not know: lower-cased, without the `/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Unknown(pub(super) String);
+
+/// [`Command::ALL`] as (name, description key) pairs.
+const MENU: [(&str, &str); Command::ALL.len()] = {
+    let mut menu = [("", ""); Command::ALL.len()];
+    let mut i = 0;
+    while i < menu.len() {
+        menu[i] = (Command::ALL[i].name(), Command::ALL[i].menu_key());
+        i += 1;
+    }
+    menu
+};
+
+/// Commands for Telegram's menu: (name, description locale key).
+pub fn commands_menu() -> &'static [(&'static str, &'static str)] {
+    &MENU
+}
+
+/// Splits `/cmd@bot args` into the command (its name is case-insensitive)
+/// and `args` trimmed. Returns `None` for text that is not a command, and
+/// [`Unknown`] for a name that is none of [`Command::ALL`].
+pub(super) fn parse(text: &str) -> Option<Result<(Command, &str), Unknown>> {
     let rest = text.trim_start().strip_prefix('/')?;
     let (word, args) = match rest.find(char::is_whitespace) {
         Some(i) => (&rest[..i], rest[i..].trim()),
         None => (rest, ""),
     };
-    let name = word.split('@').next().unwrap_or_default();
-    Some((name.to_lowercase(), args))
+    let name = word.split('@').next().unwrap_or_default().to_lowercase();
+    Some(match Command::ALL.into_iter().find(|c| c.name() == name) {
+        Some(c) => Ok((c, args)),
+        None => Err(Unknown(name)),
+    })
 }
 
 impl Core {
+    /// Runs a command (an unknown one is told so).
     pub(super) fn command(
         &self,
         tx: &mut Tx,
         cx: &Cx,
-        cmd: &str,
-        args: &str,
-        ops: &mut Vec<IndexOp>,
+        parsed: Result<(Command, &str), Unknown>,
+        ch: &mut Changes,
     ) -> Result<Vec<Outcome>, StoreError> {
+        let (cmd, args) = match parsed {
+            Ok(c) => c,
+            Err(Unknown(name)) => {
+                return Ok(vec![cx.reply(vec![
+                    Line::new("unknown-command").text("command", format!("/{name}"))
+                ])])
+            }
+        };
         let lines = match cmd {
-            "start" => vec![Line::new("start-welcome")],
-            "help" => vec![Line::new("help").text("available", i18n::LOCALES.join(", "))],
-            "recent" => self.cmd_recent(tx, cx, args)?,
-            "recall" => return self.cmd_recall(tx, cx, args),
-            "todos" => return self.cmd_todos(cx),
-            "decisions" => self.cmd_decisions(cx)?,
-            "feedback" => self.cmd_feedback(tx, cx)?,
-            "forget" => self.cmd_forget(tx, cx, args, ops)?,
-            "stats" => self.cmd_stats(tx, cx)?,
-            "lang" => return self.cmd_lang(tx, cx, args),
-            _ => vec![Line::new("unknown-command").text("command", format!("/{cmd}"))],
+            Command::Start => vec![Line::new("start-welcome")],
+            Command::Help => vec![Line::new("help").text("available", i18n::LOCALES.join(", "))],
+            Command::Recent => self.cmd_recent(tx, cx, args)?,
+            Command::Recall => return self.cmd_recall(tx, cx, args),
+            Command::Todos => return self.cmd_todos(cx),
+            Command::Decisions => self.cmd_decisions(cx)?,
+            Command::Feedback => self.cmd_feedback(tx, cx)?,
+            Command::Forget => self.cmd_forget(tx, cx, args, ch)?,
+            Command::Stats => self.cmd_stats(tx, cx)?,
+            Command::Lang => return self.cmd_lang(tx, cx, args),
         };
         Ok(vec![cx.reply(lines)])
     }
@@ -244,7 +329,7 @@ impl Core {
         tx: &mut Tx,
         cx: &Cx,
         args: &str,
-        ops: &mut Vec<IndexOp>,
+        ch: &mut Changes,
     ) -> Result<Vec<Line>, StoreError> {
         let target = if args.is_empty() {
             match cx.ev.reply_to {
@@ -262,10 +347,7 @@ impl Core {
         };
         match tx.delete_note(cx.ev.chat_id, id)? {
             Some(n) => {
-                ops.push(IndexOp::Remove(n.id));
-                if let Some(a) = n.voice.and_then(|v| v.audio) {
-                    ops.push(IndexOp::DropAudio(a));
-                }
+                ch.forget(&n);
                 Ok(vec![Line::new("forget-done").num("id", n.id)])
             }
             None => Ok(vec![Line::new("forget-not-found").num("id", id)]),
@@ -273,7 +355,7 @@ impl Core {
     }
 
     fn cmd_stats(&self, _tx: &mut Tx, cx: &Cx) -> Result<Vec<Line>, StoreError> {
-        let index = self.vectors.read().unwrap_or_else(|p| p.into_inner()).len();
+        let index = self.indexes.vectors_len();
         let line = Line::new("stats")
             .num("chat", self.store.count_chat_notes(cx.ev.chat_id)?)
             .num("total", self.store.count_notes()?)
@@ -335,14 +417,33 @@ mod tests {
 
     #[test]
     fn parses_commands() {
-        assert_eq!(parse("/help"), Some(("help".into(), "")));
+        assert_eq!(parse("/help"), Some(Ok((Command::Help, ""))));
         assert_eq!(
             parse("/Recall@mnemo_bot  dentist friday "),
-            Some(("recall".into(), "dentist friday"))
+            Some(Ok((Command::Recall, "dentist friday")))
         );
-        assert_eq!(parse("  /recent 3"), Some(("recent".into(), "3")));
+        assert_eq!(parse("  /recent 3"), Some(Ok((Command::Recent, "3"))));
         assert_eq!(parse("just text /not"), None);
-        assert_eq!(parse("/"), Some(("".into(), "")));
+        assert_eq!(parse("/"), Some(Err(Unknown("".into()))));
+        assert_eq!(
+            parse("/Nope@mnemo_bot x"),
+            Some(Err(Unknown("nope".into())))
+        );
+    }
+
+    #[test]
+    fn every_command_parses_back_to_itself_and_has_its_menu_entry() {
+        for c in Command::ALL {
+            assert_eq!(parse(&format!("/{} a b", c.name())), Some(Ok((c, "a b"))));
+            let shouted = format!("/{}@mnemo_bot", c.name().to_uppercase());
+            assert_eq!(parse(&shouted), Some(Ok((c, ""))));
+            assert_eq!(c.menu_key(), format!("cmd-{}", c.name()));
+            let entries = commands_menu()
+                .iter()
+                .filter(|e| **e == (c.name(), c.menu_key()));
+            assert_eq!(entries.count(), 1, "{c:?} in the menu once");
+        }
+        assert_eq!(commands_menu().len(), Command::ALL.len());
     }
 
     #[test]

@@ -14,7 +14,7 @@
 
 use std::collections::HashSet;
 
-use super::{Core, Cx, IndexOp, Outcome};
+use super::{Changes, Core, Cx, Outcome};
 use crate::buttons::{Action, Payload, Reject};
 use crate::i18n::Line;
 use crate::memory::dot::dot;
@@ -33,8 +33,8 @@ const SIMILAR_RAMP: f32 = 0.4;
 
 impl Core {
     /// A signed button for this event's chat and user, or `None` when
-    /// buttons are off (no keyring) or the channel cannot press them
-    /// (console). `nonce` fixes the nonce (votes name their question);
+    /// buttons are off (no keyring) or the event's origin cannot show them
+    /// (the console). `nonce` fixes the nonce (votes name their question);
     /// otherwise it is random.
     pub(super) fn button(
         &self,
@@ -87,7 +87,7 @@ impl Core {
 
     /// Whether vote buttons can be issued here (stores an [`Ask`] first).
     pub(super) fn buttons_on(&self, cx: &Cx) -> bool {
-        self.keys.is_some() && matches!(cx.ev.origin, super::Origin::Telegram { .. })
+        self.keys.is_some() && cx.ev.origin.buttons
     }
 
     /// Records the question of a recall whose hits get vote buttons.
@@ -117,7 +117,7 @@ impl Core {
         tx: &mut Tx,
         cx: &Cx,
         data: &str,
-        ops: &mut Vec<IndexOp>,
+        ch: &mut Changes,
     ) -> Result<Vec<Outcome>, StoreError> {
         let (chat, user) = (cx.ev.chat_id, cx.ev.user_id);
         let Some(keys) = &self.keys else {
@@ -170,7 +170,7 @@ impl Core {
                             qspace,
                         };
                         tx.append_feedback(&ev)?;
-                        ops.push(IndexOp::Vote(ev));
+                        ch.vote(ev);
                         let key = match vote {
                             Vote::Helpful => "press-helpful",
                             Vote::NotHelpful => "press-not-helpful",
@@ -182,10 +182,7 @@ impl Core {
             }
             Action::Undo => match tx.delete_note(chat, p.target)? {
                 Some(n) => {
-                    ops.push(IndexOp::Remove(n.id));
-                    if let Some(a) = n.voice.and_then(|v| v.audio) {
-                        ops.push(IndexOp::DropAudio(a));
-                    }
+                    ch.forget(&n);
                     cx.answer(Line::new("press-undone").num("id", n.id), true)
                 }
                 None => cx.answer(Line::new("press-gone"), false),
@@ -203,7 +200,7 @@ impl Core {
             },
             Action::Retranscribe => {
                 let answer = self.retranscribe(tx, cx, p.target)?;
-                ops.push(IndexOp::VoiceReady);
+                ch.voice_ready();
                 answer
             }
         };
@@ -222,7 +219,7 @@ impl Core {
         query: &str,
         qv: Option<&[f32]>,
     ) -> HashSet<u64> {
-        let fb = self.feedback.read().unwrap_or_else(|p| p.into_inner());
+        let fb = self.indexes.feedback();
         let mut outdated = HashSet::new();
         if fb.is_empty() {
             return outdated;
@@ -284,7 +281,7 @@ impl Core {
 
     /// The latest votes in a chat, newest first.
     pub(super) fn recent_feedback(&self, chat: i64, n: usize) -> Vec<FeedbackEvent> {
-        let fb = self.feedback.read().unwrap_or_else(|p| p.into_inner());
+        let fb = self.indexes.feedback();
         let mut all: Vec<FeedbackEvent> = fb
             .values()
             .flat_map(|a| a.votes.iter())
@@ -299,13 +296,13 @@ impl Core {
     /// Vote counts from the in-memory state ranking uses (no store scan).
     pub(super) fn feedback_counts(&self) -> Result<crate::store::FeedbackCounts, StoreError> {
         let log = self.store.feedback_log_len()?;
-        let fb = self.feedback.read().unwrap_or_else(|p| p.into_inner());
+        let fb = self.indexes.feedback();
         Ok(crate::store::FeedbackCounts::of(&fb, log))
     }
 
     /// Whether someone marked note `id` outdated.
     pub(super) fn is_outdated(&self, id: u64) -> bool {
-        let fb = self.feedback.read().unwrap_or_else(|p| p.into_inner());
+        let fb = self.indexes.feedback();
         fb.get(&id)
             .is_some_and(|a| a.votes.iter().any(|v| v.vote == Vote::Outdated))
     }

@@ -12,7 +12,7 @@
 use std::io::Write as _;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 
-use super::{now_ms, Core, CoreError, Cx, IndexOp, Outcome, Reply};
+use super::{now_ms, Changes, Core, CoreError, Cx, Outcome, Reply};
 use crate::buttons::Action;
 use crate::i18n::Line;
 use crate::store::{NewNote, Source, StoreError, Tx, VoiceJob, VoiceMeta, VoiceState};
@@ -199,7 +199,7 @@ impl Core {
             return Ok(None);
         }
         let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let mut ops = Vec::new();
+        let mut ch = Changes::default();
         let note = self.store.write(|tx| {
             let Some(job) = tx.voice_job(id)? else {
                 return Ok(None);
@@ -237,7 +237,7 @@ impl Core {
                 }
             };
             tx.set_note_voice(note.id, Some(meta))?;
-            ops.push(IndexOp::upsert(&note));
+            ch.upsert(&note);
             tx.remove_voice_job(id)?;
             let mut lines = vec![
                 head,
@@ -297,7 +297,7 @@ impl Core {
             }
             Ok(Some(note.id))
         })?;
-        self.apply_ops(ops);
+        self.apply_changes(ch);
         drop(_w);
         self.notify_outbox();
         Ok(note)

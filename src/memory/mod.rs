@@ -5,6 +5,8 @@
 //! - [`dot`]: the vectorised dot product all comparisons use;
 //! - [`vector`]: the in-memory vector index (exact, and ANN when large);
 //! - [`recall`]: hybrid fusion of the two with recency;
+//! - [`indexes`]: all the derived state the core holds, built and updated
+//!   as one;
 //! - [`worker`]: the background embedder that drains the store's queue.
 //!
 //! Everything here is rebuilt from the store.
@@ -12,6 +14,7 @@
 pub mod ann;
 pub mod dot;
 pub mod embed;
+pub mod indexes;
 pub mod lexical;
 pub mod recall;
 pub mod vector;

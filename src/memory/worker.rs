@@ -9,15 +9,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::core::Core;
-
-/// Notes per model call. Small: the queue is taken [`TAKE`] notes at a time
-/// and sorted by length first, so a call of 8 similar-length texts pads
-/// almost nothing; measured faster than 16 or 32 on 1 and 2 threads
-/// (docs/BENCHMARKS.md).
-pub const BATCH: usize = 8;
-/// Queued notes taken (and length-sorted) per commit.
-pub const TAKE: usize = 256;
+use crate::core::{Core, TAKE};
 
 pub struct EmbedWorker {
     stop: Arc<AtomicBool>,

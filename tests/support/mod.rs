@@ -214,7 +214,7 @@ pub fn bare_core(dir: &Path, allowed: &[i64], keys: mnemo::buttons::Keyring) -> 
 /// handler builds it (message id = update id).
 pub fn telegram_event(user: i64, update_id: u64, body: mnemo::core::Body) -> mnemo::core::Inbound {
     mnemo::core::Inbound {
-        origin: mnemo::core::Origin::Telegram { update_id },
+        origin: mnemo::core::Origin::telegram(update_id),
         chat_id: user,
         user_id: user,
         user_lang: None,

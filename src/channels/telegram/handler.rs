@@ -127,9 +127,7 @@ async fn on_callback(bot: Bot, update: Update, q: CallbackQuery, deps: Deps) -> 
     };
     let (chat_id, message_id) = (msg.chat().id, msg.id());
     let ev = Inbound {
-        origin: Origin::Telegram {
-            update_id: u64::from(update.id.0),
-        },
+        origin: Origin::telegram(u64::from(update.id.0)),
         chat_id: chat_id.0,
         user_id: q.from.id.0 as i64,
         user_lang: lang.clone(),
@@ -238,9 +236,7 @@ pub fn mark_chosen(markup: &InlineKeyboardMarkup, data: &str) -> InlineKeyboardM
 fn inbound(update: &Update, msg: &Message, body: Body) -> Inbound {
     let user = msg.from.as_ref();
     Inbound {
-        origin: Origin::Telegram {
-            update_id: u64::from(update.id.0),
-        },
+        origin: Origin::telegram(u64::from(update.id.0)),
         chat_id: msg.chat.id.0,
         // No sender (channel posts): id 0 is never allowed.
         user_id: user.map_or(0, |u| u.id.0 as i64),

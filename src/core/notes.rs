@@ -1,0 +1,193 @@
+//! Applying one event inside its transaction: the access check, then the
+//! press, voice note, command, new note or edit it carries. Also the other
+//! way notes come in: imports, in batches of one commit each.
+//!
+//! Everything here writes through the caller's [`Tx`] and records what the
+//! derived indexes must learn in [`Changes`]; nothing is applied to them before
+//! the commit ([`Core::handle_batch`]).
+
+use super::{
+    access, commands, Body, Changes, Core, CoreError, Cx, ImportSummary, Inbound, Outcome,
+};
+use crate::i18n::{self, Line};
+use crate::memory::indexes::IndexOp;
+use crate::store::{NewNote, Source, StoreError, Tx};
+
+impl Core {
+    /// Applies one event (already deduplicated) in `tx`: the chat's
+    /// language, the access check, then what the event carries.
+    pub(super) fn apply(
+        &self,
+        tx: &mut Tx,
+        ev: &Inbound,
+        ch: &mut Changes,
+    ) -> Result<Vec<Outcome>, StoreError> {
+        let lang = match tx.chat_lang(ev.chat_id)? {
+            Some(l) => l,
+            None => i18n::negotiate(ev.user_lang.as_deref(), &self.settings.default_lang),
+        };
+        let cx = Cx { ev, lang };
+        let verdict = self.check_access(tx, &cx)?;
+        if let Body::Press(data) = &ev.body {
+            // A press always gets an answer (Telegram shows a spinner until
+            // then), but a stranger's press gets nothing else.
+            return match verdict {
+                access::Verdict::Allowed => self.press(tx, &cx, data, ch),
+                _ => Ok(vec![cx.answer(Line::new("press-not-allowed"), false)]),
+            };
+        }
+        match verdict {
+            access::Verdict::Allowed => {}
+            access::Verdict::Reply(lines) => return Ok(vec![cx.reply(lines)]),
+            access::Verdict::Silent => return Ok(Vec::new()),
+        }
+        let lines = match &ev.body {
+            Body::Unsupported(kind) => {
+                vec![Line::new("unsupported-kind").key("kind", &format!("kind-{kind}"))]
+            }
+            Body::Press(_) => unreachable!("handled above"),
+            Body::Voice(v) => return self.voice_in(tx, &cx, v),
+            Body::Text(text) => match commands::parse(text) {
+                Some(parsed) => return self.command(tx, &cx, parsed, ch),
+                None => return self.save_note(tx, &cx, text, ch),
+            },
+            Body::Edited(text) => return self.edited(tx, &cx, text, ch),
+        };
+        Ok(vec![cx.reply_to_msg(lines)])
+    }
+
+    /// A message was edited: its note takes the new text. An edit of a
+    /// message that was never a note (a note refused as too long) is treated
+    /// as a new message; an edited command is not run again.
+    fn edited(
+        &self,
+        tx: &mut Tx,
+        cx: &Cx,
+        text: &str,
+        ch: &mut Changes,
+    ) -> Result<Vec<Outcome>, StoreError> {
+        let existing = match cx.ev.message_id {
+            Some(m) => tx.note_by_message(cx.ev.chat_id, m)?,
+            None => None,
+        };
+        let id = match existing {
+            None if commands::parse(text).is_some() => return Ok(Vec::new()),
+            None => return self.save_note(tx, cx, text, ch),
+            Some(id) => id,
+        };
+        let line = match self.validate(text) {
+            Err(line) => line,
+            Ok(clean) => match tx.edit_note(id, clean.to_owned(), cx.ev.at)? {
+                Some(n) => {
+                    ch.upsert(&n);
+                    Line::new("note-updated").num("id", n.id)
+                }
+                None => return Ok(Vec::new()),
+            },
+        };
+        Ok(vec![cx.reply_to_msg(vec![line])])
+    }
+
+    /// Checks a note's text: the trimmed text, or the line that explains why not.
+    fn validate<'t>(&self, text: &'t str) -> Result<&'t str, Line> {
+        let clean = text.trim();
+        if clean.is_empty() {
+            return Err(Line::new("note-empty"));
+        }
+        let len = clean.chars().count();
+        if len > self.settings.max_note_chars {
+            return Err(Line::new("note-too-long")
+                .num("len", len as i64)
+                .num("max", self.settings.max_note_chars as i64));
+        }
+        Ok(clean)
+    }
+
+    /// A new note: stored (with its to-dos and decisions), acknowledged
+    /// quoting the message, with an undo button where buttons work.
+    fn save_note(
+        &self,
+        tx: &mut Tx,
+        cx: &Cx,
+        text: &str,
+        ch: &mut Changes,
+    ) -> Result<Vec<Outcome>, StoreError> {
+        let clean = match self.validate(text) {
+            Ok(c) => c,
+            Err(line) => return Ok(vec![cx.reply_to_msg(vec![line])]),
+        };
+        let note = tx.insert_note(NewNote {
+            chat_id: cx.ev.chat_id,
+            user_id: cx.ev.user_id,
+            message_id: cx.ev.message_id,
+            text: clean.to_owned(),
+            created_at: cx.ev.at,
+            source: cx.ev.origin.channel.source(),
+            author: None,
+        })?;
+        ch.upsert(&note);
+        let mut lines = vec![Line::new("note-saved").num("id", note.id)];
+        if let Some(p) = crate::extract::extract(&note.text).priority {
+            lines.push(Line::new("note-priority").text("cue", p.cue));
+        }
+        let mut reply = cx.reply_to_msg(lines);
+        if let Outcome::Reply(r) = &mut reply {
+            r.note_id = Some(note.id);
+            r.buttons = self
+                .button(
+                    cx,
+                    crate::buttons::Action::Undo,
+                    note.id,
+                    None,
+                    Line::new("btn-undo"),
+                )
+                .map(|b| vec![vec![b]])
+                .unwrap_or_default();
+        }
+        Ok(vec![reply])
+    }
+
+    /// Stores imported messages in batches of `batch` per transaction,
+    /// skipping any already present (same chat and message id). Reports
+    /// progress as (done, total) after each batch.
+    pub fn import(
+        &self,
+        msgs: &[crate::import::ImportedMessage],
+        batch: usize,
+        mut progress: impl FnMut(u64, u64),
+    ) -> Result<ImportSummary, CoreError> {
+        let mut sum = ImportSummary::default();
+        for chunk in msgs.chunks(batch.max(1)) {
+            let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+            let (ops, dups) = self.store.write(|tx| {
+                let mut ops = Vec::new();
+                let mut dups = 0;
+                for m in chunk {
+                    if tx.note_by_message(m.chat_id, m.message_id)?.is_some() {
+                        dups += 1;
+                        continue;
+                    }
+                    let n = tx.insert_note(NewNote {
+                        chat_id: m.chat_id,
+                        user_id: m.user_id,
+                        message_id: Some(m.message_id),
+                        text: m.text.clone(),
+                        created_at: m.date,
+                        source: Source::Import,
+                        author: m.author.clone(),
+                    })?;
+                    ops.push(IndexOp::upsert(&n));
+                }
+                Ok((ops, dups))
+            })?;
+            let added = ops.len() as u64;
+            // The worker is woken once, at the end: it embeds the whole import.
+            self.indexes.apply(ops);
+            sum.imported += added;
+            sum.duplicates += dups;
+            progress(sum.imported + sum.duplicates, msgs.len() as u64);
+        }
+        self.wake_worker();
+        Ok(sum)
+    }
+}

@@ -1,0 +1,118 @@
+//! Delivery plumbing: the Telegram inbox (updates durable before they are
+//! confirmed), the outbox the sender drains, pruning of old markers, and
+//! the hooks that wake the sender and the voice pipeline when the core
+//! queued something on its own.
+
+use super::{now_ms, Core, CoreError, Outcome, Reply};
+
+impl Core {
+    /// Registers what to call when the core queues replies on its own (the
+    /// embed worker's duplicate notices): the Telegram sender's wake-up.
+    pub fn on_outbox(&self, f: impl Fn() + Send + Sync + 'static) {
+        *self.outbox_hook.lock().unwrap_or_else(|p| p.into_inner()) = Some(Box::new(f));
+    }
+
+    /// Registers what to call when a voice job becomes ready (the
+    /// transcription pipeline's wake-up).
+    pub fn on_voice_ready(&self, f: impl Fn() + Send + Sync + 'static) {
+        *self.voice_hook.lock().unwrap_or_else(|p| p.into_inner()) = Some(Box::new(f));
+    }
+
+    pub(super) fn notify_voice(&self) {
+        if let Some(f) = self
+            .voice_hook
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            f();
+        }
+    }
+
+    pub(super) fn notify_outbox(&self) {
+        if let Some(f) = self
+            .outbox_hook
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            f();
+        }
+    }
+
+    /// Records a received update durably before it is dispatched. Returns
+    /// false for an update that was processed already.
+    pub fn receive_update(&self, update_id: u64, raw: &[u8]) -> Result<bool, CoreError> {
+        Ok(self.store.write(|tx| tx.inbox_put(update_id, raw))?)
+    }
+
+    /// Updates received but not processed before the last stop, oldest first.
+    pub fn pending_updates(&self) -> Result<Vec<(u64, Vec<u8>)>, CoreError> {
+        Ok(self.store.inbox(usize::MAX)?)
+    }
+
+    /// Marks an update that needs no handling (an unsupported update kind).
+    pub fn discard_update(&self, update_id: u64) -> Result<(), CoreError> {
+        Ok(self
+            .store
+            .write(|tx| tx.mark_processed(update_id, now_ms()))?)
+    }
+
+    /// Queued replies, oldest first. Undecodable entries are dropped with an
+    /// error in the log rather than blocking the queue forever.
+    pub fn outbox(&self, limit: usize) -> Result<Vec<(u64, Reply)>, CoreError> {
+        let mut out = Vec::new();
+        for (seq, bytes) in self.store.outbox(limit)? {
+            match serde_json::from_slice::<Outcome>(&bytes) {
+                Ok(Outcome::Reply(r)) => out.push((seq, r)),
+                Ok(other) => {
+                    tracing::error!(seq, ?other, "dropping an outbox entry that is not a reply");
+                    self.store.write(|tx| tx.remove_outbox(seq))?;
+                }
+                Err(e) => {
+                    tracing::error!(seq, error = %e, "dropping unreadable outbox entry");
+                    self.store.write(|tx| tx.remove_outbox(seq))?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records that `chunks_sent` chunks of reply `seq` went out.
+    pub fn outbox_progress(&self, seq: u64, reply: &Reply) -> Result<(), CoreError> {
+        let bytes = serde_json::to_vec(&Outcome::Reply(reply.clone())).expect("outcomes serialise");
+        Ok(self.store.write(|tx| tx.replace_outbox(seq, &bytes))?)
+    }
+
+    /// Removes a delivered (or undeliverable) reply and links the sent message
+    /// ids to the acknowledged note.
+    pub fn outbox_done(
+        &self,
+        seq: u64,
+        reply: &Reply,
+        sent_message_ids: &[i64],
+    ) -> Result<(), CoreError> {
+        Ok(self.store.write(|tx| {
+            tx.remove_outbox(seq)?;
+            if let Some(note) = reply.note_id {
+                if tx.note(note)?.is_some() {
+                    for m in sent_message_ids {
+                        tx.link_message(reply.chat_id, *m, note)?;
+                    }
+                }
+            }
+            Ok(())
+        })?)
+    }
+
+    /// Drops processed-update markers older than a week, and the used
+    /// nonces and recall questions of buttons that have expired.
+    pub fn prune(&self) -> Result<u64, CoreError> {
+        let now = now_ms();
+        let horizon =
+            now / 1000 - self.settings.button_max_age_secs - crate::buttons::MAX_CLOCK_SKEW_SECS;
+        Ok(self.store.write(|tx| {
+            Ok(tx.prune_processed(now - 7 * 86_400_000)? + tx.prune_buttons(horizon)?)
+        })?)
+    }
+}

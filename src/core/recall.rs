@@ -1,0 +1,86 @@
+//! Recall: hybrid search over the derived indexes (lexical BM25, vectors,
+//! recency), then feedback moves the ranked candidates before they are cut
+//! to k ([`super::press`]).
+
+use std::collections::HashMap;
+
+use super::{now_ms, Core, CoreError, Hit};
+use crate::memory::recall::{self, Candidate, Weights};
+
+/// Candidates taken from each side before fusion.
+const CANDIDATES: usize = 50;
+
+impl Core {
+    /// Hybrid recall (lexical + vector + recency); `chat` restricts to one
+    /// chat. Without a model it is lexical with recency.
+    pub fn recall(&self, query: &str, chat: Option<i64>, k: usize) -> Result<Vec<Hit>, CoreError> {
+        self.recall_weighted(query, chat, k, &self.settings.weights)
+    }
+
+    /// [`Core::recall`] with explicit fusion weights (evaluation: lexical
+    /// only is `vector = 0`, vector only is `lexical = 0`).
+    pub fn recall_weighted(
+        &self,
+        query: &str,
+        chat: Option<i64>,
+        k: usize,
+        weights: &Weights,
+    ) -> Result<Vec<Hit>, CoreError> {
+        Ok(self.recall_full(query, chat, k, weights)?.0)
+    }
+
+    /// The hits and the query's embedding (kept with vote buttons, so a vote
+    /// knows which questions are similar).
+    pub(super) fn recall_full(
+        &self,
+        query: &str,
+        chat: Option<i64>,
+        k: usize,
+        weights: &Weights,
+    ) -> Result<(Vec<Hit>, Option<Vec<f32>>), CoreError> {
+        let k = k.clamp(1, self.settings.recall_max_k);
+        let qv = match &self.embedder {
+            Some(e) if !query.trim().is_empty() => Some(
+                e.embed(&[query])
+                    .map_err(|err| CoreError::Embed(format!("{err:#}")))?
+                    .remove(0),
+            ),
+            _ => None,
+        };
+        let found = self
+            .indexes
+            .search(query, qv.as_deref(), chat, CANDIDATES.max(k));
+        let mut notes = HashMap::new();
+        let mut cands = Vec::new();
+        for m in found.matches {
+            // The indexes are derived: a note deleted since is simply skipped.
+            let Some(note) = self.store.note(m.id)? else {
+                continue;
+            };
+            cands.push(Candidate {
+                id: m.id,
+                bm25: m.bm25,
+                lexical: m.bm25 / found.query_weight,
+                cosine: m.cosine,
+                created_at: note.created_at,
+            });
+            notes.insert(m.id, note);
+        }
+        // Rank every candidate, then let feedback move them before cutting to k.
+        let mut ranked = recall::fuse(&cands, now_ms(), weights, cands.len());
+        let outdated = self.apply_feedback(&mut ranked, query, qv.as_deref());
+        ranked.truncate(k);
+        let hits = ranked
+            .into_iter()
+            .filter_map(|(id, score, parts)| {
+                notes.remove(&id).map(|note| Hit {
+                    note,
+                    score,
+                    parts,
+                    outdated: outdated.contains(&id),
+                })
+            })
+            .collect();
+        Ok((hits, qv))
+    }
+}

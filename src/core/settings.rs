@@ -1,0 +1,56 @@
+//! [`Settings`]: the tunables the core reads, taken once from [`Config`].
+
+use crate::config::Config;
+use crate::memory::recall::Weights;
+
+/// Tunables the core needs from [`Config`].
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub default_lang: String,
+    pub allowed_user_ids: Vec<i64>,
+    pub max_note_chars: usize,
+    pub recall_default_k: usize,
+    pub recall_max_k: usize,
+    pub recent_default: usize,
+    pub recent_max: usize,
+    pub weights: Weights,
+    /// Above this many vectors, search goes through the ANN graph.
+    pub ann_threshold: usize,
+    /// Cosine at or above which a new note repeats an older one (> 1 turns
+    /// the check off).
+    pub duplicate_threshold: f32,
+    /// How far one 👍/👎 moves a memory for an identical question.
+    pub feedback_weight: f32,
+    /// Score factor for memories marked outdated.
+    pub outdated_factor: f32,
+    /// Buttons older than this are refused.
+    pub button_max_age_secs: i64,
+    /// Longest voice note accepted.
+    pub max_voice_secs: u64,
+}
+
+impl Settings {
+    pub fn from_config(c: &Config) -> Settings {
+        Settings {
+            default_lang: c.general.default_lang.clone(),
+            allowed_user_ids: c.telegram.allowed_user_ids.clone(),
+            max_note_chars: c.notes.max_chars,
+            recall_default_k: c.recall.default_k,
+            recall_max_k: c.recall.max_k,
+            recent_default: c.recall.recent_default,
+            recent_max: c.recall.recent_max,
+            weights: Weights {
+                lexical: c.recall.weight_lexical,
+                vector: c.recall.weight_vector,
+                recency: c.recall.weight_recency,
+                recency_half_life_days: c.recall.recency_half_life_days,
+            },
+            ann_threshold: c.recall.ann_threshold,
+            duplicate_threshold: c.notes.duplicate_threshold,
+            feedback_weight: c.recall.feedback_weight,
+            outdated_factor: c.recall.outdated_factor,
+            button_max_age_secs: i64::from(c.buttons.max_age_days) * 86_400,
+            max_voice_secs: c.voice.max_duration_secs,
+        }
+    }
+}

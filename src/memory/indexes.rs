@@ -1,0 +1,339 @@
+//! `Indexes`: every derived structure recall reads, in one place — the
+//! lexical BM25 index, the flat vector index, the HNSW graph over it (once
+//! it is large) and the per-note vote aggregates.
+//!
+//! All of it is rebuilt from the store by `Indexes::build` and kept in
+//! step by `Indexes::apply`, which the core calls with the `IndexOp`s of
+//! each transaction once it committed. Losing it loses nothing: the next
+//! start builds it again (the graph is saved in the data dir only to make
+//! that start fast; [`super::ann`] checks it against the stored vectors).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{RwLock, RwLockReadGuard};
+
+use super::ann::{self, Ann};
+use super::dot::dot;
+use super::lexical::LexicalIndex;
+use super::recall;
+use super::vector::VectorIndex;
+use crate::models::EMBED_DIM;
+use crate::store::{Aggregate, FeedbackEvent, Note, Store, StoreError};
+
+/// A change to the derived state, applied once its transaction committed.
+pub(crate) enum IndexOp {
+    /// A new or changed note: (note id, chat id, the text the lexical index
+    /// reads); see [`IndexOp::upsert`]. Its old vector, if any, is stale and
+    /// dropped; the embed worker adds the new one.
+    Upsert(u64, i64, String),
+    /// A deleted note: out of every index, its votes forgotten (the store
+    /// deleted them with it).
+    Remove(u64),
+    /// A vote was logged: fold it into the in-memory feedback state.
+    Vote(FeedbackEvent),
+    /// A note's vector was stored: (note id, chat id, unit vector).
+    Vector(u64, i64, Vec<f32>),
+}
+
+impl IndexOp {
+    /// A new or changed note: the lexical index reads its
+    /// [`Note::indexed_text`]; its vector is redone by the worker.
+    pub(crate) fn upsert(n: &Note) -> IndexOp {
+        IndexOp::Upsert(n.id, n.chat_id, n.indexed_text().into_owned())
+    }
+}
+
+/// A note the indexes found for a query, before fusion.
+pub(crate) struct Match {
+    pub(crate) id: u64,
+    /// Its BM25 score (0 when only the vector side found it).
+    pub(crate) bm25: f32,
+    /// The cosine of its vector with the query's, when both exist (also for
+    /// notes only the lexical side found).
+    pub(crate) cosine: Option<f32>,
+}
+
+/// What [`Indexes::search`] found: both sides' candidates, merged by id.
+pub(crate) struct Found {
+    pub(crate) matches: Vec<Match>,
+    /// The query's total idf: BM25 divided by it is the share of the query
+    /// a note matches.
+    pub(crate) query_weight: f32,
+}
+
+/// The derived state of the notes in the store.
+///
+/// **Invariants.**
+/// - Commit, then apply: [`Indexes::apply`] is called only after the
+///   transaction that produced its ops committed, by a caller holding the
+///   core's writer lock from before the commit until after the apply — so
+///   the indexes see writes in commit order, and a rolled-back transaction
+///   never reaches them.
+/// - One lock order: lexical → vectors → graph → feedback. Whoever holds
+///   more than one takes them in that order ([`Indexes::apply`] all four,
+///   [`Indexes::search`] vectors then graph); none is held across a store
+///   read or a model call.
+/// - Nothing here is the only copy of anything: [`Indexes::build`] makes it
+///   all again from the store.
+pub(crate) struct Indexes {
+    lexical: RwLock<LexicalIndex>,
+    vectors: RwLock<VectorIndex>,
+    /// The ANN graph, once the vectors number `ann_threshold`.
+    ann: RwLock<Option<Ann>>,
+    /// The graph changed since it was last saved.
+    ann_dirty: AtomicBool,
+    /// Every note's votes (aggregates + the log's tail).
+    feedback: RwLock<HashMap<u64, Aggregate>>,
+    /// The vector space (model + text layout) of the vectors; `None` without
+    /// a model: no vectors are loaded and no graph is built.
+    space: Option<String>,
+    ann_threshold: usize,
+}
+
+impl Indexes {
+    /// Builds everything from the store. With a vector `space`: vectors of
+    /// another space (a model change) are dropped and every note queued
+    /// again, stored vectors that cannot be used (another space or
+    /// dimension, NaN, undecodable) are requeued, and the graph is loaded
+    /// from the data dir — or built — once there are `ann_threshold`
+    /// vectors. These store writes are the only ones made from here.
+    pub(crate) fn build(
+        store: &Store,
+        space: Option<&str>,
+        ann_threshold: usize,
+    ) -> Result<Indexes, StoreError> {
+        let lexical = LexicalIndex::rebuild(store)?;
+        let mut vectors = VectorIndex::new(EMBED_DIM);
+        let mut graph = None;
+        let mut dirty = false;
+        if let Some(space) = space {
+            if store.vector_model()?.as_deref() != Some(space) {
+                let n = store.write(|tx| tx.reset_vectors(space))?;
+                if n > 0 {
+                    tracing::info!(
+                        model = %space,
+                        notes = n,
+                        "embedding model changed; re-embedding every note"
+                    );
+                }
+            }
+            let mut bad = Vec::new();
+            let mut stale = store.for_each_vector(space, EMBED_DIM, |id, chat, v| {
+                if !vectors.insert(id, chat, &v) {
+                    bad.push(id);
+                }
+            })?;
+            stale.append(&mut bad);
+            if !stale.is_empty() {
+                tracing::warn!(
+                    notes = stale.len(),
+                    "stored vectors of another model, another dimension, with NaN or damaged; embedding those notes again"
+                );
+                store.write(|tx| tx.requeue_embed(&stale))?;
+            }
+            if vectors.len() >= ann_threshold {
+                let dir = ann::dir_in(store.dir());
+                let (g, how) = Ann::load_or_build(&dir, &vectors, space);
+                tracing::info!(?how, points = g.len(), "ANN graph ready");
+                dirty = how != ann::Origin::Loaded { added: 0 };
+                graph = Some(g);
+            }
+        }
+        // Votes only tune ranking: an unreadable one must not keep mnemo from
+        // starting. It stays in the store (and in the error log) untouched.
+        let feedback = store.feedback_state().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "cannot read feedback; ranking ignores votes until this is fixed");
+            Default::default()
+        });
+        Ok(Indexes {
+            lexical: RwLock::new(lexical),
+            vectors: RwLock::new(vectors),
+            ann: RwLock::new(graph),
+            ann_dirty: AtomicBool::new(dirty),
+            feedback: RwLock::new(feedback),
+            space: space.map(str::to_owned),
+            ann_threshold,
+        })
+    }
+
+    /// Applies a committed transaction's changes, in order (call after the
+    /// commit, still under the writer lock). Vectors are added to the graph
+    /// in batches (in parallel when large); when they pass `ann_threshold`
+    /// and there is no graph yet, it is built. Returns whether votes were
+    /// logged (the log may then be due for compaction).
+    pub(crate) fn apply(&self, ops: Vec<IndexOp>) -> bool {
+        if ops.is_empty() {
+            return false;
+        }
+        let mut voted = false;
+        let mut lex = write(&self.lexical);
+        let mut vec = write(&self.vectors);
+        let mut graph = write(&self.ann);
+        let mut fb = write(&self.feedback);
+        // Vectors stored by this commit, not yet in the graph.
+        let mut added: Vec<(u64, Vec<f32>)> = Vec::new();
+        let mut any_vector = false;
+        for op in ops {
+            if !matches!(op, IndexOp::Vector(..)) {
+                self.add_to_graph(graph.as_mut(), &mut added);
+            }
+            let stale = match op {
+                IndexOp::Upsert(id, chat, text) => {
+                    lex.insert(id, chat, &text);
+                    id
+                }
+                IndexOp::Remove(id) => {
+                    lex.remove(id);
+                    fb.remove(&id);
+                    id
+                }
+                IndexOp::Vote(ev) => {
+                    fb.entry(ev.note_id).or_default().apply(ev);
+                    voted = true;
+                    continue;
+                }
+                IndexOp::Vector(id, chat, v) => {
+                    any_vector = true;
+                    if vec.insert(id, chat, &v) {
+                        added.push((id, v));
+                    }
+                    continue;
+                }
+            };
+            vec.remove(stale);
+            if let Some(g) = graph.as_mut() {
+                g.remove(stale);
+                self.ann_dirty.store(true, Ordering::Release);
+            }
+        }
+        self.add_to_graph(graph.as_mut(), &mut added);
+        if any_vector && graph.is_none() && vec.len() >= self.ann_threshold {
+            if let Some(space) = &self.space {
+                tracing::info!(
+                    vectors = vec.len(),
+                    "index crossed the ANN threshold; building the graph"
+                );
+                *graph = Some(Ann::build(&vec, space));
+                self.ann_dirty.store(true, Ordering::Release);
+            }
+        }
+        voted
+    }
+
+    /// Inserts the vectors gathered in `added` into the graph (if there is
+    /// one) as one batch, and empties `added`.
+    fn add_to_graph(&self, graph: Option<&mut Ann>, added: &mut Vec<(u64, Vec<f32>)>) {
+        if added.is_empty() {
+            return;
+        }
+        if let Some(g) = graph {
+            let batch: Vec<(u64, &[f32])> = added.iter().map(|(id, v)| (*id, &v[..])).collect();
+            g.insert_many(&batch);
+            self.ann_dirty.store(true, Ordering::Release);
+        }
+        added.clear();
+    }
+
+    /// The lexical and vector candidates for a query: the `n` best of each
+    /// side (the vector side only with a query vector; through the graph
+    /// when there is one, exact otherwise), optionally in one chat, merged
+    /// by id.
+    pub(crate) fn search(
+        &self,
+        query: &str,
+        query_vector: Option<&[f32]>,
+        chat: Option<i64>,
+        n: usize,
+    ) -> Found {
+        let (lex, query_weight) = {
+            let idx = read(&self.lexical);
+            (idx.search(query, chat, n), idx.query_weight(query))
+        };
+        let vectors = read(&self.vectors);
+        let graph = read(&self.ann);
+        let vec = match (query_vector, graph.as_ref()) {
+            (Some(q), Some(g)) => {
+                let keep = |id: u64| chat.is_none_or(|c| vectors.chat_of(id) == Some(c));
+                g.search(q, n, &keep)
+            }
+            (Some(q), None) => vectors.search_exact(q, chat, n),
+            (None, _) => Vec::new(),
+        };
+        drop(graph);
+        let matches = recall::merge(&lex, &vec)
+            .into_iter()
+            .map(|(id, (bm25, cos))| Match {
+                id,
+                bm25,
+                cosine: cos.or_else(|| Some(dot(query_vector?, vectors.get(id)?))),
+            })
+            .collect();
+        Found {
+            matches,
+            query_weight,
+        }
+    }
+
+    /// The note of `chat` whose vector is closest to `v`, with the cosine
+    /// (exact, not through the graph: duplicates must not be missed).
+    pub(crate) fn nearest(&self, v: &[f32], chat: i64) -> Option<(u64, f32)> {
+        read(&self.vectors)
+            .search_exact(v, Some(chat), 1)
+            .into_iter()
+            .next()
+    }
+
+    /// Vectors in memory.
+    pub(crate) fn vectors_len(&self) -> usize {
+        read(&self.vectors).len()
+    }
+
+    /// Every note's votes, for reading (ranking, /feedback, counts).
+    pub(crate) fn feedback(&self) -> RwLockReadGuard<'_, HashMap<u64, Aggregate>> {
+        read(&self.feedback)
+    }
+
+    /// Rebuilds the lexical index from the store's notes (call under the
+    /// writer lock).
+    pub(crate) fn rebuild_lexical(&self, store: &Store) -> Result<(), StoreError> {
+        let lex = LexicalIndex::rebuild(store)?;
+        *write(&self.lexical) = lex;
+        Ok(())
+    }
+
+    /// Drops every vector and the graph (the store's vectors were reset;
+    /// call under the writer lock).
+    pub(crate) fn clear_vectors(&self) {
+        *write(&self.vectors) = VectorIndex::new(EMBED_DIM);
+        *write(&self.ann) = None;
+    }
+
+    /// Saves the graph in `<data_dir>/ann` if it changed since it was loaded
+    /// or saved (a graph not saved is caught up or rebuilt at the next
+    /// start).
+    pub(crate) fn persist(&self, data_dir: &Path) {
+        if !self.ann_dirty.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        let graph = read(&self.ann);
+        if let Some(g) = graph.as_ref() {
+            match g.save(&ann::dir_in(data_dir)) {
+                Ok(()) => tracing::info!(points = g.len(), "ANN graph saved"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not save the ANN graph; it will be rebuilt")
+                }
+            }
+        }
+    }
+}
+
+/// A read lock that survives a panicked writer: the state is derived, and
+/// a half-applied change is no worse than a stale one.
+fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|p| p.into_inner())
+}
