@@ -123,7 +123,9 @@ async fn recall_storm(bench: bool) {
     }
     let set: Set = serde_json::from_str(include_str!("../tests/data/recall_eval.json")).unwrap();
     let field = |v: &[serde_json::Value], k: &str| -> Vec<String> {
-        v.iter().map(|x| x[k].as_str().unwrap().to_owned()).collect()
+        v.iter()
+            .map(|x| x[k].as_str().unwrap().to_owned())
+            .collect()
     };
     let (texts, questions) = (field(&set.notes, "text"), field(&set.questions, "question"));
     let size: usize = if bench {
@@ -151,10 +153,14 @@ async fn recall_storm(bench: bool) {
     support::synth::mark_model(dir.path(), &mut rng);
     let t = Instant::now();
     let bot = support::InProcBot::start_semantic_in(dir, &[OWNER, ASKER]).await;
-    println!("recall storm: {size} notes open in {:.1}s", t.elapsed().as_secs_f64());
+    println!(
+        "recall storm: {size} notes open in {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
     // Warm up both paths (connections, the query path's first model call).
     bot.tg.push(tg::text(OWNER, 1, "warm up the note path"));
-    bot.tg.push(tg::text(ASKER, 1, "/recall warm up the question path"));
+    bot.tg
+        .push(tg::text(ASKER, 1, "/recall warm up the question path"));
     bot.tg.wait_sent(OWNER, 1, Duration::from_secs(60)).await;
     bot.tg.wait_sent(ASKER, 1, Duration::from_secs(60)).await;
 

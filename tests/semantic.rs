@@ -141,22 +141,134 @@ async fn recall_by_meaning_and_duplicates_through_telegram() {
         sent[3]
     );
 
-    // A restatement is acknowledged, then recognised as a duplicate.
+    // A restatement gets one reply, which names the note already stored;
+    // nothing is stored, and nothing else is said afterwards.
     bot.tg.push(tg::text(OWNER, 5, "Buy milk and eggs!"));
-    let sent = bot.tg.wait_sent(OWNER, 6, T).await;
-    assert!(sent[4].contains("#4"), "{sent:?}");
+    let sent = bot.tg.wait_sent(OWNER, 5, T).await;
     assert!(
-        sent[5].contains("#2") && sent[5].contains("#4"),
-        "duplicate notice names both: {}",
-        sent[5]
+        sent[4].contains("#2") && sent[4].contains("buy milk and eggs"),
+        "the reply names the stored note: {}",
+        sent[4]
     );
+    bot.settled().await;
+    let deadline = std::time::Instant::now() + Duration::from_millis(500);
+    while std::time::Instant::now() < deadline {
+        assert_eq!(
+            bot.tg.sent_to(OWNER).len(),
+            5,
+            "{:?}",
+            bot.tg.sent_to(OWNER)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(bot.core.store().count_notes().unwrap(), 3);
     assert!(bot.core.store().note(4).unwrap().is_none());
-    // Replying /forget to the duplicate's message forgets the original.
-    bot.tg.push(tg::text_reply(OWNER, 6, "/forget", 5));
-    let sent = bot.tg.wait_sent(OWNER, 7, T).await;
-    assert!(sent[6].contains("#2"), "{sent:?}");
+    // Replying /forget to that reply forgets the note it named.
+    let (notice, _) = bot.tg.sent_messages(OWNER)[4].clone();
+    bot.tg.push(tg::text_reply(OWNER, 6, "/forget", notice));
+    let sent = bot.tg.wait_sent(OWNER, 6, T).await;
+    assert!(sent[5].contains("#2"), "{sent:?}");
+    assert!(bot.core.store().note(2).unwrap().is_none());
     bot.stop().await.unwrap();
+}
+
+/// A repeat the acknowledgement could not recognise (its original had no
+/// vector yet) is hidden by the embed worker: kept, so its ack and ↩ still
+/// work, but counted, listed and found once — and nothing more is said.
+#[test]
+fn a_repeat_found_after_its_acknowledgement_is_hidden_silently() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = mnemo::buttons::Keyring::load_or_create(dir.path(), None, 0, 0).unwrap();
+    let mut cfg = Config::defaults();
+    cfg.telegram.allowed_user_ids = vec![OWNER];
+    let core = Core::with_embedder(
+        Store::open(dir.path()).unwrap(),
+        Settings::from_config(&cfg),
+        Some(embedder()),
+    )
+    .unwrap()
+    .with_keyring(keys);
+    let text = |id: u64, t: &str| support::telegram_event(OWNER, id, Body::Text(t.into()));
+    // No worker runs: neither note has a vector when it is acknowledged.
+    let a = core
+        .handle(text(1, "renew the passport before June"))
+        .unwrap();
+    let b = core
+        .handle(text(2, "Renew the passport before June!"))
+        .unwrap();
+    for (o, id) in [(&a, "#1"), (&b, "#2")] {
+        let mnemo::core::Outcome::Reply(r) = &o[0] else {
+            panic!("{o:?}")
+        };
+        assert_eq!(r.lines[0].key, "note-saved", "{o:?}");
+        assert!(format!("{:?}", r.lines[0]).contains(&id[1..]), "{o:?}");
+    }
+    assert_eq!(core.store().outbox_len().unwrap(), 2);
+    core.embed_all_pending(|_, _| {}).unwrap();
+    let store = core.store();
+    assert_eq!(store.duplicates().unwrap(), vec![(2, 1)]);
+    assert_eq!(store.count_notes().unwrap(), 1);
+    assert!(store.note(2).unwrap().is_some(), "kept, not deleted");
+    assert_eq!(store.outbox_len().unwrap(), 2, "nothing more is said");
+    let hits = core.recall("passport renewal", Some(OWNER), 5).unwrap();
+    assert_eq!(
+        hits.iter().map(|h| h.note.id).collect::<Vec<_>>(),
+        vec![1],
+        "found once"
+    );
+    assert_eq!(core.stats().unwrap().memories, 1);
+    // A reindex re-embeds the notes and leaves the hidden repeat hidden.
+    let c = core
+        .handle(support::telegram_event(
+            OWNER,
+            3,
+            Body::Text("call the bank".into()),
+        ))
+        .unwrap();
+    assert_eq!(c.len(), 1);
+    core.reindex(|_, _| {}).unwrap();
+    assert_eq!(core.store().count_notes().unwrap(), 2);
+    assert_eq!(
+        core.store().vector_count().unwrap(),
+        2,
+        "no vector for the repeat"
+    );
+    assert_eq!(core.store().embed_queue_len().unwrap(), 0);
+}
+
+/// The acknowledgement itself recognises a repeat once the original has its
+/// vector: one reply naming it, nothing stored, and the console too.
+#[test]
+fn a_repeat_is_answered_with_the_note_already_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let core = Core::with_embedder(
+        Store::open(dir.path()).unwrap(),
+        Settings::from_config(&Config::defaults()),
+        Some(embedder()),
+    )
+    .unwrap();
+    core.handle(console("the spare key is under the blue flowerpot"))
+        .unwrap();
+    core.embed_all_pending(|_, _| {}).unwrap();
+    let out = core
+        .handle(console("The spare key is under the blue flowerpot."))
+        .unwrap();
+    let mnemo::core::Outcome::Reply(r) = &out[0] else {
+        panic!("{out:?}")
+    };
+    assert_eq!(out.len(), 1);
+    assert_eq!(r.lines[0].key, "note-repeat", "{out:?}");
+    assert_eq!(r.note_id, Some(1));
+    assert_eq!(core.store().count_notes().unwrap(), 1);
+    assert!(core.store().note(2).unwrap().is_none());
+    // A related but different note is stored.
+    let out = core
+        .handle(console("the spare car key is in the drawer"))
+        .unwrap();
+    let mnemo::core::Outcome::Reply(r) = &out[0] else {
+        panic!("{out:?}")
+    };
+    assert_eq!(r.lines[0].key, "note-saved", "{out:?}");
 }
 
 #[test]

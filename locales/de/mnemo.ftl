@@ -22,7 +22,7 @@ help =
     • /lang <i>Code</i> — Sprache der Antworten ({ $available })
 note-saved = ✅ Gespeichert als <b>#{ $id }</b>.
 note-priority = ❗ Sieht nach einer Priorität aus ({ $cue }).
-note-duplicate = ♻️ Das hast du schon als <b>#{ $id }</b> gespeichert ({ $date }), daher wurde #{ $new } nicht behalten.
+note-repeat = ♻️ Schon gespeichert als <b>#{ $id }</b> ({ $date }): { $text }
 note-updated = ✏️ Notiz <b>#{ $id }</b> aktualisiert.
 note-empty = Nichts zu speichern: die Nachricht ist leer.
 note-too-long = ⚠️ Nicht gespeichert: die Notiz hat { $len } Zeichen, erlaubt sind { $max }. Bitte teile sie auf.

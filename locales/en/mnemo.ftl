@@ -22,7 +22,7 @@ help =
     • /lang <i>code</i> — reply language ({ $available })
 note-saved = ✅ Saved as <b>#{ $id }</b>.
 note-priority = ❗ Looks like a priority ({ $cue }).
-note-duplicate = ♻️ You saved this before as <b>#{ $id }</b> ({ $date }), so #{ $new } was not kept.
+note-repeat = ♻️ Already saved as <b>#{ $id }</b> ({ $date }): { $text }
 note-updated = ✏️ Note <b>#{ $id }</b> updated.
 note-empty = Nothing to save: the message is empty.
 note-too-long = ⚠️ Not saved: the note has { $len } characters, the limit is { $max }. Please split it.

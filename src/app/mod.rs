@@ -18,7 +18,10 @@
 //! the App's job, not each command's.
 
 pub mod control;
+mod embed_worker;
 pub mod shutdown;
+
+use embed_worker::EmbedWorker;
 
 use std::sync::Arc;
 
@@ -27,7 +30,6 @@ pub use shutdown::Shutdown;
 use crate::config::Config;
 use crate::core::{Core, Settings};
 use crate::jobs::{self, Job, Schedule};
-use crate::memory::worker::EmbedWorker;
 use crate::store::Store;
 use crate::voice::pipeline::Pipeline;
 
@@ -124,7 +126,7 @@ impl App {
             return Ok(());
         }
         self.startup_maintenance().await;
-        let worker = EmbedWorker::spawn(self.core.clone());
+        let worker = EmbedWorker::spawn(self.core.clone(), self.shutdown.clone());
         let tasks = vec![tokio::spawn(
             self.pipeline.clone().run(self.shutdown.clone()),
         )];

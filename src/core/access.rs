@@ -71,6 +71,14 @@ impl Core {
         Ok(Some(code))
     }
 
+    /// Whether `ev`'s sender is served, read without a write transaction
+    /// (strangers and pairing are left to [`Core::check_access`]).
+    pub(super) fn may_serve(&self, ev: &super::Inbound) -> Result<bool, StoreError> {
+        Ok(ev.origin.trusted
+            || self.settings.allowed_user_ids.contains(&ev.user_id)
+            || self.store.owner()? == Some(ev.user_id))
+    }
+
     pub(super) fn check_access(&self, tx: &mut Tx, cx: &Cx) -> Result<Verdict, StoreError> {
         let ev = cx.ev;
         if ev.origin.trusted || self.settings.allowed_user_ids.contains(&ev.user_id) {

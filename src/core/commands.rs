@@ -3,10 +3,11 @@
 //! dispatch matches it exhaustively and Telegram's menu is made from
 //! [`Command::ALL`].
 
+use super::prepare::{Found, Prepared};
 use super::{format_date, snippet, Button, Changes, Core, Cx, Outcome};
 use crate::buttons::Action;
 use crate::i18n::{self, Line};
-use crate::store::{ItemKind, Note, StoreError, Tx, Vote};
+use crate::store::{Item, ItemKind, Note, StoreError, Tx, Vote};
 
 /// Longest preview of a note in lists.
 const SNIPPET_CHARS: usize = 300;
@@ -117,12 +118,15 @@ pub(super) fn parse(text: &str) -> Option<Result<(Command, &str), Unknown>> {
 }
 
 impl Core {
-    /// Runs a command (an unknown one is told so).
+    /// Runs a command (an unknown one is told so). Read-only commands use
+    /// what [`Core::prepare`] found before the writer was taken, and read in
+    /// place only when nothing was prepared.
     pub(super) fn command(
         &self,
         tx: &mut Tx,
         cx: &Cx,
         parsed: Result<(Command, &str), Unknown>,
+        prep: Prepared,
         ch: &mut Changes,
     ) -> Result<Vec<Outcome>, StoreError> {
         let (cmd, args) = match parsed {
@@ -133,16 +137,23 @@ impl Core {
                 ])])
             }
         };
+        let chat = cx.ev.chat_id;
+        let (prepared, found, todos) = match prep {
+            Prepared::Lines(l) => (Some(l), None, None),
+            Prepared::Recall(f) => (None, Some(f), None),
+            Prepared::Todos(t) => (None, None, Some(t)),
+            Prepared::Nothing | Prepared::Repeat(_) => (None, None, None),
+        };
         let lines = match cmd {
             Command::Start => vec![Line::new("start-welcome")],
             Command::Help => vec![Line::new("help").text("available", i18n::LOCALES.join(", "))],
-            Command::Recent => self.cmd_recent(tx, cx, args)?,
-            Command::Recall => return self.cmd_recall(tx, cx, args),
-            Command::Todos => return self.cmd_todos(cx),
-            Command::Decisions => self.cmd_decisions(cx)?,
-            Command::Feedback => self.cmd_feedback(tx, cx)?,
+            Command::Recent => prepared.map_or_else(|| self.read_recent(chat, args), Ok)?,
+            Command::Recall => return self.cmd_recall(tx, cx, args, found),
+            Command::Todos => return self.cmd_todos(cx, todos),
+            Command::Decisions => prepared.map_or_else(|| self.read_decisions(chat), Ok)?,
+            Command::Feedback => prepared.map_or_else(|| self.read_feedback(chat), Ok)?,
             Command::Forget => self.cmd_forget(tx, cx, args, ch)?,
-            Command::Stats => self.cmd_stats(tx, cx)?,
+            Command::Stats => prepared.map_or_else(|| self.read_stats(chat), Ok)?,
             Command::Lang => return self.cmd_lang(tx, cx, args),
         };
         Ok(vec![cx.reply(lines)])
@@ -167,13 +178,12 @@ impl Core {
         }
     }
 
-    fn cmd_recent(&self, tx: &mut Tx, cx: &Cx, args: &str) -> Result<Vec<Line>, StoreError> {
+    pub(super) fn read_recent(&self, chat: i64, args: &str) -> Result<Vec<Line>, StoreError> {
         let n = args
             .parse::<usize>()
             .unwrap_or(self.settings.recent_default)
             .clamp(1, self.settings.recent_max);
-        let _ = tx; // reads see committed data; nothing of this event is written yet
-        let notes = self.store.recent(cx.ev.chat_id, n)?;
+        let notes = self.store.recent(chat, n)?;
         if notes.is_empty() {
             return Ok(vec![Line::new("recent-empty")]);
         }
@@ -182,23 +192,26 @@ impl Core {
         Ok(lines)
     }
 
-    fn cmd_recall(&self, tx: &mut Tx, cx: &Cx, query: &str) -> Result<Vec<Outcome>, StoreError> {
+    /// `/recall`: the hits `found` before the writer was taken (or found
+    /// now), then — in the transaction — the question recorded for the vote
+    /// buttons.
+    fn cmd_recall(
+        &self,
+        tx: &mut Tx,
+        cx: &Cx,
+        query: &str,
+        found: Option<Option<Found>>,
+    ) -> Result<Vec<Outcome>, StoreError> {
         let lines_only = |lines| Ok(vec![cx.reply(lines)]);
         if query.is_empty() {
             return lines_only(vec![Line::new("recall-usage")]);
         }
-        let (hits, qvec) = match self.recall_full(
-            query,
-            Some(cx.ev.chat_id),
-            self.settings.recall_default_k,
-            &self.settings.weights,
-        ) {
-            Ok(h) => h,
-            Err(super::CoreError::Store(e)) => return Err(e),
-            Err(e) => {
-                tracing::error!(error = %e, "recall failed");
-                return lines_only(vec![Line::new("recall-failed")]);
-            }
+        let found = match found {
+            Some(f) => f,
+            None => self.find(cx.ev.chat_id, query)?,
+        };
+        let Some((hits, qvec)) = found else {
+            return lines_only(vec![Line::new("recall-failed")]);
         };
         if hits.is_empty() {
             return lines_only(vec![
@@ -243,10 +256,16 @@ impl Core {
         Ok(vec![reply])
     }
 
-    fn cmd_todos(&self, cx: &Cx) -> Result<Vec<Outcome>, StoreError> {
-        let items = self
-            .store
-            .items(cx.ev.chat_id, ItemKind::Todo, true, LIST_MAX)?;
+    /// The chat's open to-dos, newest first.
+    pub(super) fn open_todos(&self, chat: i64) -> Result<Vec<Item>, StoreError> {
+        self.store.items(chat, ItemKind::Todo, true, LIST_MAX)
+    }
+
+    fn cmd_todos(&self, cx: &Cx, items: Option<Vec<Item>>) -> Result<Vec<Outcome>, StoreError> {
+        let items = match items {
+            Some(i) => i,
+            None => self.open_todos(cx.ev.chat_id)?,
+        };
         if items.is_empty() {
             return Ok(vec![cx.reply(vec![Line::new("todos-empty")])]);
         }
@@ -278,10 +297,10 @@ impl Core {
         Ok(vec![reply])
     }
 
-    fn cmd_decisions(&self, cx: &Cx) -> Result<Vec<Line>, StoreError> {
+    pub(super) fn read_decisions(&self, chat: i64) -> Result<Vec<Line>, StoreError> {
         let items = self
             .store
-            .items(cx.ev.chat_id, ItemKind::Decision, false, LIST_MAX)?;
+            .items(chat, ItemKind::Decision, false, LIST_MAX)?;
         if items.is_empty() {
             return Ok(vec![Line::new("decisions-empty")]);
         }
@@ -295,14 +314,14 @@ impl Core {
         Ok(lines)
     }
 
-    fn cmd_feedback(&self, tx: &mut Tx, cx: &Cx) -> Result<Vec<Line>, StoreError> {
-        let votes = self.recent_feedback(cx.ev.chat_id, LIST_MAX);
+    pub(super) fn read_feedback(&self, chat: i64) -> Result<Vec<Line>, StoreError> {
+        let votes = self.recent_feedback(chat, LIST_MAX);
         if votes.is_empty() {
             return Ok(vec![Line::new("feedback-empty")]);
         }
         let mut lines = vec![Line::new("feedback-header").num("count", votes.len())];
         for v in &votes {
-            let Some(n) = tx.note(v.note_id)? else {
+            let Some(n) = self.store.note(v.note_id)? else {
                 continue;
             };
             let vote = match v.vote {
@@ -354,10 +373,10 @@ impl Core {
         }
     }
 
-    fn cmd_stats(&self, _tx: &mut Tx, cx: &Cx) -> Result<Vec<Line>, StoreError> {
+    pub(super) fn read_stats(&self, chat: i64) -> Result<Vec<Line>, StoreError> {
         let index = self.indexes.vectors_len();
         let line = Line::new("stats")
-            .num("chat", self.store.count_chat_notes(cx.ev.chat_id)?)
+            .num("chat", self.store.count_chat_notes(chat)?)
             .num("total", self.store.count_notes()?)
             .num("embedded", self.store.vector_count()?)
             .num("pending", self.store.embed_queue_len()?)

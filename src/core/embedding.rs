@@ -8,8 +8,7 @@
 
 use std::time::Duration;
 
-use super::{format_date, Core, CoreError, Outcome, Reply};
-use crate::i18n::Line;
+use super::{Core, CoreError};
 use crate::memory::embed::Embedder;
 use crate::memory::indexes::IndexOp;
 use crate::models::EMBED_DIM;
@@ -25,17 +24,65 @@ pub const TAKE: usize = 256;
 /// Largest embedding backlog a recall waits for (larger ones — an import in
 /// progress — are left to the worker).
 const CATCH_UP_MAX: u64 = 256;
+/// A note stored longer ago than this is never hidden as a repeat when it
+/// is (re-)embedded.
+const LATE_REPEAT_WINDOW_MS: i64 = 3_600_000;
+/// How long a new note's acknowledgement may wait for a free model session
+/// to look for the note it repeats; past it the embed worker decides later.
+pub(super) const REPEAT_CHECK_BUDGET: Duration = Duration::from_millis(150);
 
 impl Core {
     /// Read your writes: a question asked right after a note should see the
-    /// note's embedding, so a small backlog is embedded before answering.
+    /// note's embedding, so a small backlog is embedded before answering —
+    /// one take of what is queued now, never "until empty" (notes arriving
+    /// meanwhile in other chats would keep the question waiting).
     pub(super) fn catch_up(&self) -> Result<(), CoreError> {
-        if self.embedder.is_some() && self.store.embed_queue_len()? <= CATCH_UP_MAX {
-            if let Err(e) = self.embed_all_pending(|_, _| {}) {
+        let queued = self.store.embed_queue_len()?;
+        if self.embedder.is_some() && queued > 0 && queued <= CATCH_UP_MAX {
+            if let Err(e) = self.embed_pending(queued as usize) {
                 tracing::warn!(error = %e, "could not embed recent notes before recall");
             }
         }
         Ok(())
+    }
+
+    /// The stored note of the same chat that a new note's `text` repeats
+    /// (cosine ≥ `duplicate_threshold`), looked up before the note is
+    /// acknowledged. `None` also when no model session was free within
+    /// [`REPEAT_CHECK_BUDGET`] (the embed worker then checks it later).
+    pub(super) fn repeat_of(&self, chat_id: i64, at: i64, text: &str) -> Option<u64> {
+        let e = self.embedder.as_ref()?;
+        if self.settings.duplicate_threshold > 1.0 {
+            return None;
+        }
+        let probe = embed_text(
+            &Note {
+                id: 0,
+                chat_id,
+                user_id: 0,
+                message_id: None,
+                text: text.to_owned(),
+                created_at: at,
+                edited_at: None,
+                source: Source::Telegram,
+                author: None,
+                voice: None,
+            },
+            &[],
+        );
+        match e.embed_within(&[probe.as_str()], REPEAT_CHECK_BUDGET)? {
+            Ok(mut v) => {
+                let v = v.pop()?;
+                self.indexes
+                    .nearest(&v, chat_id)
+                    .filter(|(_, c)| *c >= self.settings.duplicate_threshold)
+                    .map(|(id, _)| id)
+            }
+            Err(err) => {
+                tracing::warn!(error = %format!("{err:#}"), "cannot look for a repeat; the embed worker will");
+                None
+            }
+        }
     }
 
     /// Wakes the embed worker.
@@ -95,47 +142,28 @@ impl Core {
         let dups = self.duplicates(&batch, &vecs);
         let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let mut ops = Vec::new();
-        let mut replied = false;
         let applied = self.store.write(|tx| {
             let mut applied = Vec::new();
-            for (i, (((id, seq, note), v), dup)) in batch.iter().zip(&vecs).zip(&dups).enumerate() {
+            for (i, (((id, seq, _), v), dup)) in batch.iter().zip(&vecs).zip(&dups).enumerate() {
                 if let Some((orig, cos)) = dup {
-                    let Some(o) = tx.note(*orig)? else { continue };
-                    if tx.delete_note(note.chat_id, *id)?.is_none() {
+                    // Acknowledged already (the repeat was not recognised in
+                    // the acknowledgement's budget): hidden, not deleted, and
+                    // nothing more is said — its ack and ↩ still name it.
+                    if tx.mark_duplicate(*id, *orig)? {
+                        tracing::info!(
+                            note = id,
+                            same_as = orig,
+                            cosine = cos,
+                            "near-duplicate note hidden"
+                        );
+                        ops.push(IndexOp::Remove(*id));
                         continue;
                     }
-                    tracing::info!(
-                        note = id,
-                        same_as = orig,
-                        cosine = cos,
-                        "near-duplicate note not kept"
-                    );
-                    ops.push(IndexOp::Remove(*id));
-                    if let Some(m) = note.message_id {
-                        tx.link_message(note.chat_id, m, *orig)?;
-                    }
-                    if note.source == Source::Telegram {
-                        let lang = tx
-                            .chat_lang(note.chat_id)?
-                            .unwrap_or_else(|| self.settings.default_lang.clone());
-                        let reply = Outcome::Reply(Reply {
-                            chat_id: note.chat_id,
-                            reply_to: note.message_id,
-                            lang,
-                            lines: vec![Line::new("note-duplicate")
-                                .num("id", o.id)
-                                .num("new", *id)
-                                .text("date", format_date(o.created_at))],
-                            note_id: Some(o.id),
-                            chunks_sent: 0,
-                            buttons: Vec::new(),
-                        });
-                        tx.push_outbox(&serde_json::to_vec(&reply).expect("outcomes serialise"))?;
-                        replied = true;
-                    }
-                    continue;
                 }
-                if v.len() != EMBED_DIM || v.iter().any(|x| !x.is_finite()) {
+                if tx.is_duplicate(*id)? {
+                    // A hidden repeat re-queued by a reset: it stays unsearchable.
+                    tx.skip_embed(*id, *seq)?;
+                } else if v.len() != EMBED_DIM || v.iter().any(|x| !x.is_finite()) {
                     tracing::error!(
                         note = id,
                         "model returned an unusable vector; note stays lexical-only"
@@ -156,17 +184,17 @@ impl Core {
             ));
         }
         self.indexes.apply(ops);
-        if replied {
-            self.notify_outbox();
-        }
         Ok(batch.len())
     }
 
-    /// Near-duplicates: for each new note of a take (not an import, not an
-    /// edit), the older note of the same chat — indexed, or earlier in the
-    /// take — whose vector is at least `duplicate_threshold` close, if any.
-    /// Such a note is not kept.
+    /// Near-duplicates the acknowledgement did not catch: for each new note
+    /// of a take (not an import, not an edit, stored within the last
+    /// [`LATE_REPEAT_WINDOW_MS`] — a re-embedding after a model change or
+    /// `reindex` never hides old notes), the older note of the same chat —
+    /// indexed, or earlier in the take — whose vector is at least
+    /// `duplicate_threshold` close, if any. Such a note is hidden.
     fn duplicates(&self, batch: &[(u64, u64, Note)], vecs: &[Vec<f32>]) -> Vec<Option<(u64, f32)>> {
+        let now = super::now_ms();
         batch
             .iter()
             .zip(vecs)
@@ -175,6 +203,7 @@ impl Core {
                 if note.source == Source::Import
                     || note.edited_at.is_some()
                     || self.settings.duplicate_threshold > 1.0
+                    || now - note.created_at > LATE_REPEAT_WINDOW_MS
                 {
                     return None;
                 }

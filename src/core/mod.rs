@@ -35,6 +35,7 @@ mod embedding;
 mod events;
 mod notes;
 mod outbox;
+mod prepare;
 mod press;
 mod recall;
 mod settings;
@@ -193,21 +194,19 @@ impl Core {
     /// Handles several events in one transaction: one durable commit for all
     /// (bulk ingest, imports). Either every event is applied or none is.
     pub fn handle_batch(&self, events: &[Inbound]) -> Result<Vec<Vec<Outcome>>, CoreError> {
-        // Read your writes: a question right after a note should find it.
-        let asks = events.iter().any(|e| match &e.body {
-            Body::Text(t) => matches!(commands::parse(t), Some(Ok((Command::Recall, _)))),
-            _ => false,
-        });
-        if asks {
-            self.catch_up()?;
-        }
+        // Reads first, with no lock held (see `prepare`): a slow recall in
+        // one chat never holds up another chat's acknowledgement.
+        let prepared = events
+            .iter()
+            .map(|ev| self.prepare(ev))
+            .collect::<Result<Vec<_>, _>>()?;
         let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let now = now_ms();
         let (outcomes, changes) = self.store.write(|tx| {
             let mut ch = Changes::default();
             let mut outcomes = Vec::with_capacity(events.len());
-            for ev in events {
-                outcomes.push(self.handle_in(tx, ev, now, &mut ch)?);
+            for (ev, prep) in events.iter().zip(prepared) {
+                outcomes.push(self.handle_in(tx, ev, prep, now, &mut ch)?);
             }
             Ok((outcomes, ch))
         })?;
@@ -249,6 +248,7 @@ impl Core {
         &self,
         tx: &mut Tx,
         ev: &Inbound,
+        prep: prepare::Prepared,
         now: i64,
         ch: &mut Changes,
     ) -> Result<Vec<Outcome>, StoreError> {
@@ -258,7 +258,7 @@ impl Core {
                 return Ok(Vec::new());
             }
         }
-        let outcomes = self.apply(tx, ev, ch)?;
+        let outcomes = self.apply(tx, ev, prep, ch)?;
         if let Some(update_id) = ev.origin.event_id {
             tx.mark_processed(update_id, now)?;
             for o in outcomes.iter().filter(|o| matches!(o, Outcome::Reply(_))) {

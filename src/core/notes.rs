@@ -6,6 +6,7 @@
 //! derived indexes must learn in [`Changes`]; nothing is applied to them before
 //! the commit ([`Core::handle_batch`]).
 
+use super::prepare::Prepared;
 use super::{
     access, commands, Body, Changes, Core, CoreError, Cx, ImportSummary, Inbound, Outcome,
 };
@@ -20,6 +21,7 @@ impl Core {
         &self,
         tx: &mut Tx,
         ev: &Inbound,
+        prep: Prepared,
         ch: &mut Changes,
     ) -> Result<Vec<Outcome>, StoreError> {
         let lang = match tx.chat_lang(ev.chat_id)? {
@@ -48,8 +50,14 @@ impl Core {
             Body::Press(_) => unreachable!("handled above"),
             Body::Voice(v) => return self.voice_in(tx, &cx, v),
             Body::Text(text) => match commands::parse(text) {
-                Some(parsed) => return self.command(tx, &cx, parsed, ch),
-                None => return self.save_note(tx, &cx, text, ch),
+                Some(parsed) => return self.command(tx, &cx, parsed, prep, ch),
+                None => {
+                    let repeats = match prep {
+                        Prepared::Repeat(id) => Some(id),
+                        _ => None,
+                    };
+                    return self.save_note(tx, &cx, text, repeats, ch);
+                }
             },
             Body::Edited(text) => return self.edited(tx, &cx, text, ch),
         };
@@ -72,7 +80,7 @@ impl Core {
         };
         let id = match existing {
             None if commands::parse(text).is_some() => return Ok(Vec::new()),
-            None => return self.save_note(tx, cx, text, ch),
+            None => return self.save_note(tx, cx, text, None, ch),
             Some(id) => id,
         };
         let line = match self.validate(text) {
@@ -86,6 +94,11 @@ impl Core {
             },
         };
         Ok(vec![cx.reply_to_msg(vec![line])])
+    }
+
+    /// [`Core::validate`] without the reason.
+    pub(super) fn valid_text<'t>(&self, text: &'t str) -> Option<&'t str> {
+        self.validate(text).ok()
     }
 
     /// Checks a note's text: the trimmed text, or the line that explains why not.
@@ -104,18 +117,39 @@ impl Core {
     }
 
     /// A new note: stored (with its to-dos and decisions), acknowledged
-    /// quoting the message, with an undo button where buttons work.
+    /// quoting the message, with an undo button where buttons work — unless
+    /// it `repeats` a stored note (found before the writer was taken): then
+    /// nothing is stored and the one reply names the note already there.
     fn save_note(
         &self,
         tx: &mut Tx,
         cx: &Cx,
         text: &str,
+        repeats: Option<u64>,
         ch: &mut Changes,
     ) -> Result<Vec<Outcome>, StoreError> {
         let clean = match self.validate(text) {
             Ok(c) => c,
             Err(line) => return Ok(vec![cx.reply_to_msg(vec![line])]),
         };
+        // Still there (it may have been forgotten since it was found)?
+        if let Some(orig) = repeats.map(|id| tx.note(id)).transpose()?.flatten() {
+            if let Some(m) = cx.ev.message_id {
+                // An edit of the repeat, or /forget in reply to it, is about
+                // the note it repeats.
+                tx.link_message(cx.ev.chat_id, m, orig.id)?;
+            }
+            let mut reply = cx.reply_to_msg(vec![Line::new("note-repeat")
+                .num("id", orig.id)
+                .text("date", super::format_date(orig.created_at))
+                .text("text", super::snippet(&orig.text, 80))]);
+            if let Outcome::Reply(r) = &mut reply {
+                // The notice's message is linked to the note it names:
+                // /forget in reply to it forgets that note.
+                r.note_id = Some(orig.id);
+            }
+            return Ok(vec![reply]);
+        }
         let note = tx.insert_note(NewNote {
             chat_id: cx.ev.chat_id,
             user_id: cx.ev.user_id,

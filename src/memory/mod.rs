@@ -6,10 +6,11 @@
 //! - [`vector`]: the in-memory vector index (exact, and ANN when large);
 //! - [`recall`]: hybrid fusion of the two with recency;
 //! - [`indexes`]: all the derived state the core holds, built and updated
-//!   as one;
-//! - [`worker`]: the background embedder that drains the store's queue.
+//!   as one.
 //!
-//! Everything here is rebuilt from the store.
+//! Everything here is rebuilt from the store, and nothing here knows the
+//! core (the background embedder that drives the model is the App's:
+//! `app::embed_worker`).
 
 pub mod ann;
 pub mod dot;
@@ -18,4 +19,3 @@ pub mod indexes;
 pub mod lexical;
 pub mod recall;
 pub mod vector;
-pub mod worker;

@@ -294,6 +294,11 @@ impl Tx {
         Ok(Some(note))
     }
 
+    /// Whether note `id` is hidden as a repeat.
+    pub fn is_duplicate(&self, id: u64) -> Result<bool, StoreError> {
+        Ok(self.txn.open_table(DUPLICATES)?.get(id)?.is_some())
+    }
+
     /// Hides note `id` as a repeat of `original`: kept (its acknowledgement
     /// and ↩ still point at it, and forgetting it works), but out of the
     /// chat index, the counts, to-dos and every search. `false` when either
@@ -397,7 +402,9 @@ mod tests {
         assert_eq!(ids(store.recent(7, 10).unwrap()), vec![b.id, a.id]);
         // Marked again, then the original is forgotten: the copy goes too.
         assert!(store.write(|tx| tx.mark_duplicate(b.id, a.id)).unwrap());
-        store.write(|tx| tx.delete_note(7, a.id).map(|_| ())).unwrap();
+        store
+            .write(|tx| tx.delete_note(7, a.id).map(|_| ()))
+            .unwrap();
         assert!(store.note(b.id).unwrap().is_none());
         assert!(store.duplicates().unwrap().is_empty());
         assert_eq!(store.count_notes().unwrap(), 0);

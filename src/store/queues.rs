@@ -7,6 +7,13 @@ use super::schema::*;
 use super::{decode_note, Note, Store, StoreError, Tx};
 
 impl Store {
+    /// Whether an update was processed (read outside a write, so a
+    /// re-delivered update costs no work before the write phase drops it).
+    pub fn is_processed(&self, update_id: u64) -> Result<bool, StoreError> {
+        let r = self.db.begin_read()?;
+        Ok(r.open_table(PROCESSED)?.get(update_id)?.is_some())
+    }
+
     /// Up to `limit` queued replies, oldest first.
     pub fn outbox(&self, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
         self.dump(OUTBOX, limit)

@@ -1,32 +1,36 @@
-//! The background embedder: drains the store's `embed_queue` in batches, off
-//! the reply path. Notes are acknowledged as soon as they are stored; their
-//! vectors follow a few milliseconds later. The queue is durable, so after a
-//! crash the worker picks up where it stopped, and the queue's sequence
-//! check means nothing is embedded twice into a stale vector.
+//! The background embedder: drains the store's `embed_queue` in takes of
+//! [`TAKE`] notes, off the reply path. Notes are acknowledged as soon as they
+//! are stored; their vectors follow a few milliseconds later. The queue is
+//! durable, so after a crash the worker picks up where it stopped, and the
+//! queue's sequence check means nothing is embedded twice into a stale
+//! vector.
+//!
+//! A thread of its own (the model call is blocking CPU work), owned by the
+//! [`super::App`] and stopped by its [`Shutdown`]: the take in progress is
+//! finished and committed, the rest stays queued.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use super::Shutdown;
 use crate::core::{Core, TAKE};
 
 pub struct EmbedWorker {
-    stop: Arc<AtomicBool>,
+    shutdown: Shutdown,
     core: Arc<Core>,
     handle: Option<JoinHandle<()>>,
 }
 
 impl EmbedWorker {
     /// Starts the worker thread. Does nothing useful without an embedder.
-    pub fn spawn(core: Arc<Core>) -> EmbedWorker {
-        let stop = Arc::new(AtomicBool::new(false));
-        let (s, c) = (stop.clone(), core.clone());
+    pub fn spawn(core: Arc<Core>, shutdown: Shutdown) -> EmbedWorker {
+        let (s, c) = (shutdown.clone(), core.clone());
         let handle = std::thread::Builder::new()
             .name("mnemo-embed".into())
             .spawn(move || {
                 let mut backoff = Duration::from_millis(500);
-                while !s.load(Ordering::Acquire) {
+                while !s.is_triggered() {
                     match c.embed_pending(TAKE) {
                         Ok(0) => c.wait_for_work(Duration::from_secs(5)),
                         Ok(_) => backoff = Duration::from_millis(500),
@@ -40,19 +44,19 @@ impl EmbedWorker {
             })
             .expect("spawn embed worker");
         EmbedWorker {
-            stop,
+            shutdown,
             core,
             handle: Some(handle),
         }
     }
 
-    /// Stops after the batch in progress (its results are committed).
+    /// Stops after the take in progress (its results are committed).
     pub fn stop(mut self) {
-        self.shutdown();
+        self.join();
     }
 
-    fn shutdown(&mut self) {
-        self.stop.store(true, Ordering::Release);
+    fn join(&mut self) {
+        self.shutdown.trigger();
         self.core.wake_worker();
         if let Some(h) = self.handle.take() {
             let _ = h.join();
@@ -62,6 +66,6 @@ impl EmbedWorker {
 
 impl Drop for EmbedWorker {
     fn drop(&mut self) {
-        self.shutdown();
+        self.join();
     }
 }
