@@ -76,6 +76,9 @@ pub struct Telegram {
 pub struct Notes {
     pub max_chars: usize,
     pub duplicate_threshold: f32,
+    /// How long an acknowledgement may wait for a free model session to
+    /// look for the note a new one repeats (0: the embed worker checks later).
+    pub repeat_check_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

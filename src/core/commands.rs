@@ -142,7 +142,7 @@ impl Core {
             Prepared::Lines(l) => (Some(l), None, None),
             Prepared::Recall(f) => (None, Some(f), None),
             Prepared::Todos(t) => (None, None, Some(t)),
-            Prepared::Nothing | Prepared::Repeat(_) => (None, None, None),
+            Prepared::Nothing | Prepared::Note { .. } => (None, None, None),
         };
         let lines = match cmd {
             Command::Start => vec![Line::new("start-welcome")],

@@ -27,9 +27,6 @@ const CATCH_UP_MAX: u64 = 256;
 /// A note stored longer ago than this is never hidden as a repeat when it
 /// is (re-)embedded.
 const LATE_REPEAT_WINDOW_MS: i64 = 3_600_000;
-/// How long a new note's acknowledgement may wait for a free model session
-/// to look for the note it repeats; past it the embed worker decides later.
-pub(super) const REPEAT_CHECK_BUDGET: Duration = Duration::from_millis(150);
 
 impl Core {
     /// Read your writes: a question asked right after a note should see the
@@ -46,13 +43,19 @@ impl Core {
         Ok(())
     }
 
-    /// The stored note of the same chat that a new note's `text` repeats
-    /// (cosine ≥ `duplicate_threshold`), looked up before the note is
-    /// acknowledged. `None` also when no model session was free within
-    /// [`REPEAT_CHECK_BUDGET`] (the embed worker then checks it later).
-    pub(super) fn repeat_of(&self, chat_id: i64, at: i64, text: &str) -> Option<u64> {
+    /// A new note's `text` embedded before it is acknowledged (exactly as
+    /// the worker would embed it), and the stored note of the same chat it
+    /// repeats (cosine ≥ `duplicate_threshold`), if any. `None` when no
+    /// model session was free within `Settings::repeat_check` (or that is
+    /// zero): the embed worker then embeds and checks it later.
+    pub(super) fn repeat_of(
+        &self,
+        chat_id: i64,
+        at: i64,
+        text: &str,
+    ) -> Option<(Vec<f32>, Option<u64>)> {
         let e = self.embedder.as_ref()?;
-        if self.settings.duplicate_threshold > 1.0 {
+        if self.settings.repeat_check.is_zero() {
             return None;
         }
         let probe = embed_text(
@@ -70,13 +73,15 @@ impl Core {
             },
             &[],
         );
-        match e.embed_within(&[probe.as_str()], REPEAT_CHECK_BUDGET)? {
+        match e.embed_within(&[probe.as_str()], self.settings.repeat_check)? {
             Ok(mut v) => {
-                let v = v.pop()?;
-                self.indexes
-                    .nearest(&v, chat_id)
+                let v = v.pop().filter(|v| v.len() == EMBED_DIM)?;
+                let repeats = (self.settings.duplicate_threshold <= 1.0)
+                    .then(|| self.indexes.nearest(&v, chat_id))
+                    .flatten()
                     .filter(|(_, c)| *c >= self.settings.duplicate_threshold)
-                    .map(|(id, _)| id)
+                    .map(|(id, _)| id);
+                Some((v, repeats))
             }
             Err(err) => {
                 tracing::warn!(error = %format!("{err:#}"), "cannot look for a repeat; the embed worker will");

@@ -52,11 +52,11 @@ impl Core {
             Body::Text(text) => match commands::parse(text) {
                 Some(parsed) => return self.command(tx, &cx, parsed, prep, ch),
                 None => {
-                    let repeats = match prep {
-                        Prepared::Repeat(id) => Some(id),
+                    let embedded = match prep {
+                        Prepared::Note { vector, repeats } => Some((vector, repeats)),
                         _ => None,
                     };
-                    return self.save_note(tx, &cx, text, repeats, ch);
+                    return self.save_note(tx, &cx, text, embedded, ch);
                 }
             },
             Body::Edited(text) => return self.edited(tx, &cx, text, ch),
@@ -118,16 +118,22 @@ impl Core {
 
     /// A new note: stored (with its to-dos and decisions), acknowledged
     /// quoting the message, with an undo button where buttons work — unless
-    /// it `repeats` a stored note (found before the writer was taken): then
-    /// nothing is stored and the one reply names the note already there.
+    /// it repeats a stored note (found before the writer was taken, with the
+    /// note's vector, `embedded`): then nothing is stored and the one reply
+    /// names the note already there. A vector computed then is stored with
+    /// the note, so the worker does not embed it again.
     fn save_note(
         &self,
         tx: &mut Tx,
         cx: &Cx,
         text: &str,
-        repeats: Option<u64>,
+        embedded: Option<(Vec<f32>, Option<u64>)>,
         ch: &mut Changes,
     ) -> Result<Vec<Outcome>, StoreError> {
+        let (vector, repeats) = match embedded {
+            Some((v, r)) => (Some(v), r),
+            None => (None, None),
+        };
         let clean = match self.validate(text) {
             Ok(c) => c,
             Err(line) => return Ok(vec![cx.reply_to_msg(vec![line])]),
@@ -160,6 +166,11 @@ impl Core {
             author: None,
         })?;
         ch.upsert(&note);
+        if let (Some(v), Some(e)) = (vector, self.embedder.as_deref()) {
+            if tx.put_vector_now(note.id, &super::vector_space(e), &v)? {
+                ch.index.push(IndexOp::Vector(note.id, note.chat_id, v));
+            }
+        }
         let mut lines = vec![Line::new("note-saved").num("id", note.id)];
         if let Some(p) = crate::extract::extract(&note.text).priority {
             lines.push(Line::new("note-priority").text("cue", p.cue));

@@ -34,8 +34,12 @@ pub(super) enum Prepared {
     Recall(Option<Found>),
     /// The chat's open to-dos (`/todos`; their ✅ buttons are signed later).
     Todos(Vec<Item>),
-    /// A new note repeats this stored note of the same chat.
-    Repeat(u64),
+    /// A new note, embedded already: its vector, and the stored note of the
+    /// same chat it repeats, if any.
+    Note {
+        vector: Vec<f32>,
+        repeats: Option<u64>,
+    },
 }
 
 /// Hits of a recall and the question's embedding.
@@ -58,9 +62,10 @@ impl Core {
         let chat = ev.chat_id;
         Ok(match commands::parse(text) {
             None => match self.valid_text(text) {
-                Some(clean) => self
-                    .repeat_of(chat, ev.at, clean)
-                    .map_or(Prepared::Nothing, Prepared::Repeat),
+                Some(clean) => self.repeat_of(chat, ev.at, clean).map_or(
+                    Prepared::Nothing,
+                    |(vector, repeats)| Prepared::Note { vector, repeats },
+                ),
                 None => Prepared::Nothing,
             },
             Some(Err(_)) => Prepared::Nothing,

@@ -19,6 +19,9 @@ pub struct Settings {
     /// Cosine at or above which a new note repeats an older one (> 1 turns
     /// the check off).
     pub duplicate_threshold: f32,
+    /// How long an acknowledgement may wait for the model to look for a
+    /// repeat (zero: never; the embed worker checks later).
+    pub repeat_check: std::time::Duration,
     /// How far one 👍/👎 moves a memory for an identical question.
     pub feedback_weight: f32,
     /// Score factor for memories marked outdated.
@@ -47,6 +50,7 @@ impl Settings {
             },
             ann_threshold: c.recall.ann_threshold,
             duplicate_threshold: c.notes.duplicate_threshold,
+            repeat_check: std::time::Duration::from_millis(c.notes.repeat_check_ms),
             feedback_weight: c.recall.feedback_weight,
             outdated_factor: c.recall.outdated_factor,
             button_max_age_secs: i64::from(c.buttons.max_age_days) * 86_400,

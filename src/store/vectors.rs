@@ -121,6 +121,21 @@ impl Tx {
         Ok(true)
     }
 
+    /// Stores the vector of a note that was embedded before it was stored
+    /// (its acknowledgement looked for a repeat), in place of its queue
+    /// entry, so the worker does not embed it again.
+    pub fn put_vector_now(&mut self, id: u64, space: &str, v: &[f32]) -> Result<bool, StoreError> {
+        let seq = self
+            .txn
+            .open_table(EMBED_QUEUE)?
+            .get(id)?
+            .map(|g| g.value());
+        match seq {
+            Some(seq) => self.put_vector(id, seq, space, v),
+            None => Ok(false),
+        }
+    }
+
     /// Drops the stored vectors of `ids` and queues those notes for
     /// embedding again (vectors of another space, or damaged).
     pub fn requeue_embed(&mut self, ids: &[u64]) -> Result<(), StoreError> {
