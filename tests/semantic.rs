@@ -22,6 +22,16 @@ fn embedder() -> std::sync::Arc<Embedder> {
     Embedder::shared(&ModelSet::new(support::models_dir()), 1).expect("models fetched by make test")
 }
 
+/// A core on `dir` with the real model, as `serve` builds it (no buttons).
+fn semantic_core(dir: &std::path::Path, cfg: &Config) -> Core {
+    Core::with_embedder(
+        Store::open(dir).unwrap(),
+        Settings::from_config(cfg),
+        Some(embedder()),
+    )
+    .unwrap()
+}
+
 fn console(text: &str) -> Inbound {
     Inbound {
         origin: Origin::console(),
@@ -183,13 +193,7 @@ fn a_repeat_found_after_its_acknowledgement_is_hidden_silently() {
     cfg.telegram.allowed_user_ids = vec![OWNER];
     // The model is "busy" at every acknowledgement: the worker decides.
     cfg.notes.repeat_check_ms = 0;
-    let core = Core::with_embedder(
-        Store::open(dir.path()).unwrap(),
-        Settings::from_config(&cfg),
-        Some(embedder()),
-    )
-    .unwrap()
-    .with_keyring(keys);
+    let core = semantic_core(dir.path(), &cfg).with_keyring(keys);
     let text = |id: u64, t: &str| support::telegram_event(OWNER, id, Body::Text(t.into()));
     // Neither note is embedded when it is acknowledged (no worker runs).
     let a = core
@@ -243,12 +247,7 @@ fn a_repeat_found_after_its_acknowledgement_is_hidden_silently() {
 #[test]
 fn a_repeat_is_answered_with_the_note_already_stored() {
     let dir = tempfile::tempdir().unwrap();
-    let core = Core::with_embedder(
-        Store::open(dir.path()).unwrap(),
-        Settings::from_config(&Config::defaults()),
-        Some(embedder()),
-    )
-    .unwrap();
+    let core = semantic_core(dir.path(), &Config::defaults());
     core.handle(console("the spare key is under the blue flowerpot"))
         .unwrap();
     core.embed_all_pending(|_, _| {}).unwrap();
@@ -451,12 +450,7 @@ async fn a_vote_counts_for_similar_questions_only() {
 #[test]
 fn who_said_it_is_searchable_in_imported_chats() {
     let dir = tempfile::tempdir().unwrap();
-    let core = Core::with_embedder(
-        Store::open(dir.path()).unwrap(),
-        Settings::from_config(&Config::defaults()),
-        Some(embedder()),
-    )
-    .unwrap();
+    let core = semantic_core(dir.path(), &Config::defaults());
     let msg = |id: i64, author: &str, text: &str| mnemo::import::ImportedMessage {
         chat_id: 77,
         message_id: id,

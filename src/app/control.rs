@@ -172,15 +172,19 @@ pub fn ask(dir: &Path, req: &Request) -> anyhow::Result<Option<serde_json::Value
 mod tests {
     use super::*;
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_request_is_answered_and_nobody_listening_is_none() {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path().to_path_buf();
-        assert!(tokio::task::spawn_blocking(move || ask(&d, &Request::Jobs))
+    /// [`ask`] (blocking) from the test's runtime.
+    async fn ask_jobs(dir: &Path) -> Option<serde_json::Value> {
+        let d = dir.to_path_buf();
+        tokio::task::spawn_blocking(move || ask(&d, &Request::Jobs))
             .await
             .unwrap()
             .unwrap()
-            .is_none());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_request_is_answered_and_nobody_listening_is_none() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(ask_jobs(dir.path()).await.is_none());
         let shutdown = Shutdown::new();
         let handler: Handler = Arc::new(|r| Ok(serde_json::json!({ "asked": format!("{r:?}") })));
         let server = Server::start(dir.path(), handler, shutdown.clone()).unwrap();
@@ -189,12 +193,7 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
-        let d = dir.path().to_path_buf();
-        let v = tokio::task::spawn_blocking(move || ask(&d, &Request::Jobs))
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
+        let v = ask_jobs(dir.path()).await.unwrap();
         assert_eq!(v["asked"], "Jobs");
         // Garbage gets an error answer, not a hang.
         let mut s = UnixStream::connect(dir.path().join(SOCKET)).await.unwrap();
@@ -211,11 +210,6 @@ mod tests {
         // A stale socket file (a killed process) reads as nobody listening.
         let stale = std::os::unix::net::UnixListener::bind(dir.path().join(SOCKET)).unwrap();
         drop(stale);
-        let d = dir.path().to_path_buf();
-        assert!(tokio::task::spawn_blocking(move || ask(&d, &Request::Jobs))
-            .await
-            .unwrap()
-            .unwrap()
-            .is_none());
+        assert!(ask_jobs(dir.path()).await.is_none());
     }
 }
