@@ -305,9 +305,15 @@ impl App {
             if let Some(j) = bg.jobs {
                 j.stop().await;
             }
-            for t in bg.tasks {
-                // Each task returns within the drain once the shutdown fired.
-                let _ = tokio::time::timeout(shutdown::DRAIN * 2, t).await;
+            for mut t in bg.tasks {
+                // Each task returns within the drain once the shutdown fired;
+                // one that does not is aborted (nothing may keep the store open).
+                if tokio::time::timeout(shutdown::DRAIN * 2, &mut t)
+                    .await
+                    .is_err()
+                {
+                    t.abort();
+                }
             }
             if let Some(c) = bg.control {
                 c.stop().await;
@@ -325,7 +331,11 @@ impl Drop for App {
     fn drop(&mut self) {
         self.shutdown.trigger();
         if let Some(bg) = self.background.take() {
-            // Not closed (an error on the way): the worker's own drop stops it.
+            // Not closed (an error on the way): the worker's own drop stops
+            // it; tasks are aborted so that nothing keeps the store open.
+            for t in &bg.tasks {
+                t.abort();
+            }
             drop(bg);
         }
         self.core.persist();

@@ -154,7 +154,7 @@ impl Core {
                     // Acknowledged already (the repeat was not recognised in
                     // the acknowledgement's budget): hidden, not deleted, and
                     // nothing more is said — its ack and ↩ still name it.
-                    if tx.mark_duplicate(*id, *orig)? {
+                    if tx.mark_duplicate(*id, *orig, *seq)? {
                         tracing::info!(
                             note = id,
                             same_as = orig,

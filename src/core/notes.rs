@@ -119,9 +119,10 @@ impl Core {
     /// A new note: stored (with its to-dos and decisions), acknowledged
     /// quoting the message, with an undo button where buttons work — unless
     /// it repeats a stored note (found before the writer was taken, with the
-    /// note's vector, `embedded`): then nothing is stored and the one reply
-    /// names the note already there. A vector computed then is stored with
-    /// the note, so the worker does not embed it again.
+    /// note's vector, `embedded`): then it is stored hidden (not a second
+    /// memory) and the one reply names the note already there. Otherwise a
+    /// vector computed then is stored with the note, so the worker does not
+    /// embed it again.
     fn save_note(
         &self,
         tx: &mut Tx,
@@ -138,24 +139,6 @@ impl Core {
             Ok(c) => c,
             Err(line) => return Ok(vec![cx.reply_to_msg(vec![line])]),
         };
-        // Still there (it may have been forgotten since it was found)?
-        if let Some(orig) = repeats.map(|id| tx.note(id)).transpose()?.flatten() {
-            if let Some(m) = cx.ev.message_id {
-                // An edit of the repeat, or /forget in reply to it, is about
-                // the note it repeats.
-                tx.link_message(cx.ev.chat_id, m, orig.id)?;
-            }
-            let mut reply = cx.reply_to_msg(vec![Line::new("note-repeat")
-                .num("id", orig.id)
-                .text("date", super::format_date(orig.created_at))
-                .text("text", super::snippet(&orig.text, 80))]);
-            if let Outcome::Reply(r) = &mut reply {
-                // The notice's message is linked to the note it names:
-                // /forget in reply to it forgets that note.
-                r.note_id = Some(orig.id);
-            }
-            return Ok(vec![reply]);
-        }
         let note = tx.insert_note(NewNote {
             chat_id: cx.ev.chat_id,
             user_id: cx.ev.user_id,
@@ -165,6 +148,28 @@ impl Core {
             source: cx.ev.origin.channel.source(),
             author: None,
         })?;
+        // A repeat of a note still there (it may have been forgotten since it
+        // was found) is kept hidden: not a second memory, but not lost either
+        // — an edit of the message makes it a note of its own again.
+        let orig = match repeats.map(|id| tx.note(id)).transpose()?.flatten() {
+            Some(orig) => match tx.embed_seq(note.id)? {
+                Some(seq) if tx.mark_duplicate(note.id, orig.id, seq)? => Some(orig),
+                _ => None,
+            },
+            None => None,
+        };
+        if let Some(orig) = orig {
+            let mut reply = cx.reply_to_msg(vec![Line::new("note-repeat")
+                .num("id", orig.id)
+                .text("date", super::format_date(orig.created_at))
+                .text("text", super::snippet(&orig.text, 80))]);
+            if let Outcome::Reply(r) = &mut reply {
+                // The notice's message is linked to the note it names:
+                // /forget in reply to it forgets that note (and its copy).
+                r.note_id = Some(orig.id);
+            }
+            return Ok(vec![reply]);
+        }
         ch.upsert(&note);
         if let (Some(v), Some(e)) = (vector, self.embedder.as_deref()) {
             if tx.put_vector_now(note.id, &super::vector_space(e), &v)? {

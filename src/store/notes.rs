@@ -299,11 +299,16 @@ impl Tx {
         Ok(self.txn.open_table(DUPLICATES)?.get(id)?.is_some())
     }
 
-    /// Hides note `id` as a repeat of `original`: kept (its acknowledgement
-    /// and ↩ still point at it, and forgetting it works), but out of the
-    /// chat index, the counts, to-dos and every search. `false` when either
-    /// note is gone.
-    pub fn mark_duplicate(&mut self, id: u64, original: u64) -> Result<bool, StoreError> {
+    /// Hides note `id`, judged by its queue entry `seq`, as a repeat of
+    /// `original`: kept (its acknowledgement and ↩ still point at it, and
+    /// forgetting it works), but out of the chat index, the counts, to-dos
+    /// and every search. `false` when either note is gone, or when `seq` is
+    /// no longer the note's queue entry (it was edited since it was judged:
+    /// the new text is embedded and judged again).
+    pub fn mark_duplicate(&mut self, id: u64, original: u64, seq: u64) -> Result<bool, StoreError> {
+        if self.embed_seq(id)? != Some(seq) {
+            return Ok(false);
+        }
         let (Some(note), Some(_)) = (self.note(id)?, self.note(original)?) else {
             return Ok(false);
         };
@@ -383,7 +388,23 @@ mod tests {
         let (a, b) = store
             .write(|tx| Ok((note(tx, "buy milk", 1)?, note(tx, "Buy milk!", 2)?)))
             .unwrap();
-        assert!(store.write(|tx| tx.mark_duplicate(b.id, a.id)).unwrap());
+        let seq = |id: u64| {
+            store
+                .embed_queue(10)
+                .unwrap()
+                .into_iter()
+                .find(|q| q.0 == id)
+                .unwrap()
+                .1
+        };
+        let s = seq(b.id);
+        assert!(
+            !store
+                .write(|tx| tx.mark_duplicate(b.id, a.id, s + 1))
+                .unwrap(),
+            "a stale judgement"
+        );
+        assert!(store.write(|tx| tx.mark_duplicate(b.id, a.id, s)).unwrap());
         assert_eq!(store.count_notes().unwrap(), 1);
         assert_eq!(store.count_chat_notes(7).unwrap(), 1);
         let ids = |v: Vec<Note>| v.into_iter().map(|n| n.id).collect::<Vec<_>>();
@@ -401,7 +422,8 @@ mod tests {
         assert_eq!(store.count_notes().unwrap(), 2);
         assert_eq!(ids(store.recent(7, 10).unwrap()), vec![b.id, a.id]);
         // Marked again, then the original is forgotten: the copy goes too.
-        assert!(store.write(|tx| tx.mark_duplicate(b.id, a.id)).unwrap());
+        let s = seq(b.id);
+        assert!(store.write(|tx| tx.mark_duplicate(b.id, a.id, s)).unwrap());
         store
             .write(|tx| tx.delete_note(7, a.id).map(|_| ()))
             .unwrap();
@@ -410,6 +432,7 @@ mod tests {
         assert_eq!(store.count_notes().unwrap(), 0);
         // A repeat of a note that is gone is not marked.
         let c = store.write(|tx| note(tx, "x", 3)).unwrap();
-        assert!(!store.write(|tx| tx.mark_duplicate(c.id, a.id)).unwrap());
+        let s = seq(c.id);
+        assert!(!store.write(|tx| tx.mark_duplicate(c.id, a.id, s)).unwrap());
     }
 }

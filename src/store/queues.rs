@@ -75,6 +75,15 @@ impl Store {
 
 impl Tx {
     /// Queues note `id` for (re-)embedding.
+    /// The current queue entry of note `id`, if it waits for embedding.
+    pub fn embed_seq(&self, id: u64) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .txn
+            .open_table(EMBED_QUEUE)?
+            .get(id)?
+            .map(|g| g.value()))
+    }
+
     pub fn enqueue_embed(&mut self, id: u64) -> Result<(), StoreError> {
         let seq = self.next_seq(KEY_EMBED_SEQ)?;
         self.txn.open_table(EMBED_QUEUE)?.insert(id, seq)?;

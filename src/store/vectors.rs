@@ -125,12 +125,7 @@ impl Tx {
     /// (its acknowledgement looked for a repeat), in place of its queue
     /// entry, so the worker does not embed it again.
     pub fn put_vector_now(&mut self, id: u64, space: &str, v: &[f32]) -> Result<bool, StoreError> {
-        let seq = self
-            .txn
-            .open_table(EMBED_QUEUE)?
-            .get(id)?
-            .map(|g| g.value());
-        match seq {
+        match self.embed_seq(id)? {
             Some(seq) => self.put_vector(id, seq, space, v),
             None => Ok(false),
         }
