@@ -175,17 +175,7 @@ impl App {
                 Err(e) => tracing::warn!(error = %e, "cannot requeue failed voice notes"),
             }
             for j in upkeep {
-                let at = crate::core::now_ms();
-                let t0 = std::time::Instant::now();
-                let took = |t0: std::time::Instant| t0.elapsed().as_millis() as u64;
-                match (j.work)() {
-                    Ok(d) => record(j.name, at, took(t0), Ok(&d)),
-                    Err(e) => {
-                        let why = format!("{e:#}");
-                        tracing::warn!(job = j.name, error = %why, "startup upkeep failed");
-                        record(j.name, at, took(t0), Err(&why));
-                    }
-                }
+                j.run_once(&record);
             }
         })
         .await;

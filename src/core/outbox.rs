@@ -6,8 +6,8 @@
 use super::{now_ms, Core, CoreError, Outcome, Reply};
 
 impl Core {
-    /// Registers what to call when the core queues replies on its own (the
-    /// embed worker's duplicate notices): the Telegram sender's wake-up.
+    /// Registers what to call when the core queues replies on its own (voice
+    /// transcripts and failures): the Telegram sender's wake-up.
     pub fn on_outbox(&self, f: impl Fn() + Send + Sync + 'static) {
         *self.outbox_hook.lock().unwrap_or_else(|p| p.into_inner()) = Some(Box::new(f));
     }
@@ -19,25 +19,11 @@ impl Core {
     }
 
     pub(super) fn notify_voice(&self) {
-        if let Some(f) = self
-            .voice_hook
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-        {
-            f();
-        }
+        fire(&self.voice_hook);
     }
 
     pub(super) fn notify_outbox(&self) {
-        if let Some(f) = self
-            .outbox_hook
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-        {
-            f();
-        }
+        fire(&self.outbox_hook);
     }
 
     /// Records a received update durably before it is dispatched. Returns
@@ -114,5 +100,12 @@ impl Core {
         Ok(self.store.write(|tx| {
             Ok(tx.prune_processed(now - 7 * 86_400_000)? + tx.prune_buttons(horizon)?)
         })?)
+    }
+}
+
+/// Calls a registered hook, if any.
+fn fire(hook: &std::sync::Mutex<Option<Box<dyn Fn() + Send + Sync>>>) {
+    if let Some(f) = hook.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        f();
     }
 }

@@ -71,6 +71,28 @@ pub struct Job {
     pub work: Work,
 }
 
+impl Job {
+    /// Runs the job once on this thread (blocking work) and records the run:
+    /// what a tick does, and what start-up upkeep does.
+    pub fn run_once(&self, record: &Record) {
+        let at = crate::core::now_ms();
+        let t0 = Instant::now();
+        let out = (self.work)();
+        let took = t0.elapsed().as_millis() as u64;
+        match &out {
+            Ok(d) => {
+                tracing::debug!(job = self.name, took_ms = took, detail = %d, "job ran");
+                record(self.name, at, took, Ok(d));
+            }
+            Err(e) => {
+                let why = format!("{e:#}");
+                tracing::warn!(job = self.name, took_ms = took, error = %why, "job failed");
+                record(self.name, at, took, Err(&why));
+            }
+        }
+    }
+}
+
 /// One job as `mnemo jobs --json` shows it (times RFC 3339, null when never
 /// run or turned off).
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
@@ -147,9 +169,9 @@ impl Runtime {
             .await
             .context("cannot start the job scheduler")?;
         for job in jobs {
+            let (name, schedule) = (job.name, job.schedule.clone());
             let runner = Arc::new(Runner {
-                name: job.name,
-                work: job.work,
+                job,
                 busy: AtomicBool::new(false),
                 record: record.clone(),
                 shutdown: shutdown.clone(),
@@ -159,13 +181,13 @@ impl Runtime {
                 Box::pin(async move { r.fire().await })
                     as std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
             };
-            let cj = match &job.schedule {
+            let cj = match &schedule {
                 Schedule::Cron { expr, .. } => CronJob::new_async(expr.as_str(), tick),
                 Schedule::Every(d) => CronJob::new_repeated_async(*d, tick),
             }
-            .with_context(|| format!("cannot schedule job {}", job.name))?;
+            .with_context(|| format!("cannot schedule job {name}"))?;
             sched.add(cj).await?;
-            tracing::debug!(job = job.name, schedule = %job.schedule.describe(), "job scheduled");
+            tracing::debug!(job = name, schedule = %schedule.describe(), "job scheduled");
         }
         sched
             .start()
@@ -184,8 +206,7 @@ impl Runtime {
 }
 
 struct Runner {
-    name: &'static str,
-    work: Work,
+    job: Job,
     busy: AtomicBool,
     record: Record,
     shutdown: Shutdown,
@@ -197,30 +218,13 @@ impl Runner {
             return;
         }
         if self.busy.swap(true, Ordering::AcqRel) {
-            tracing::debug!(job = self.name, "previous run still busy; tick skipped");
+            tracing::debug!(job = self.job.name, "previous run still busy; tick skipped");
             return;
         }
         let me = self.clone();
-        let done = tokio::task::spawn_blocking(move || {
-            let at = crate::core::now_ms();
-            let t0 = Instant::now();
-            let out = (me.work)();
-            let took = t0.elapsed().as_millis() as u64;
-            match &out {
-                Ok(d) => {
-                    tracing::debug!(job = me.name, took_ms = took, detail = %d, "job ran");
-                    (me.record)(me.name, at, took, Ok(d));
-                }
-                Err(e) => {
-                    let why = format!("{e:#}");
-                    tracing::warn!(job = me.name, took_ms = took, error = %why, "job failed");
-                    (me.record)(me.name, at, took, Err(&why));
-                }
-            }
-        })
-        .await;
+        let done = tokio::task::spawn_blocking(move || me.job.run_once(&me.record)).await;
         if let Err(e) = done {
-            tracing::error!(job = self.name, error = %e, "job panicked");
+            tracing::error!(job = self.job.name, error = %e, "job panicked");
         }
         self.busy.store(false, Ordering::Release);
     }

@@ -234,12 +234,7 @@ impl Tx {
     /// Forgets used nonces and asks issued before `before_secs` (unix s):
     /// buttons that old are rejected as expired anyway.
     pub fn prune_buttons(&mut self, before_secs: i64) -> Result<u64, StoreError> {
-        let mut n = 0;
-        self.txn.open_table(USED_NONCES)?.retain(|_, issued| {
-            let keep = issued >= before_secs;
-            n += u64::from(!keep);
-            keep
-        })?;
+        let mut n = self.prune_before(USED_NONCES, before_secs)?;
         let mut old = Vec::new();
         {
             let t = self.txn.open_table(ASKS)?;

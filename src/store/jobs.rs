@@ -77,13 +77,7 @@ impl Tx {
     /// Forgets the refusal days of strangers refused before `day` (days since
     /// the epoch): a stranger who writes again later is told once more.
     pub fn prune_refusals(&mut self, before_day: i64) -> Result<u64, StoreError> {
-        let mut n = 0;
-        self.txn.open_table(REFUSED)?.retain(|_, day| {
-            let keep = day >= before_day;
-            n += u64::from(!keep);
-            keep
-        })?;
-        Ok(n)
+        self.prune_before(REFUSED, before_day)
     }
 }
 

@@ -203,6 +203,22 @@ impl Tx {
         Ok(id)
     }
 
+    /// Removes the rows of `table` whose value (a time or a day) is before
+    /// `before`; returns how many went. Every prune of old markers uses it.
+    fn prune_before<K: redb::Key + 'static>(
+        &mut self,
+        table: redb::TableDefinition<K, i64>,
+        before: i64,
+    ) -> Result<u64, StoreError> {
+        let mut n = 0;
+        self.txn.open_table(table)?.retain(|_, at| {
+            let keep = at >= before;
+            n += u64::from(!keep);
+            keep
+        })?;
+        Ok(n)
+    }
+
     pub fn chat_lang(&self, chat_id: i64) -> Result<Option<String>, StoreError> {
         Ok(self
             .txn

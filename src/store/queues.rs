@@ -114,13 +114,7 @@ impl Tx {
     /// Forgets processed markers older than `before` (unix ms). Telegram keeps
     /// unconfirmed updates for 24 hours, so a week of markers is plenty.
     pub fn prune_processed(&mut self, before: i64) -> Result<u64, StoreError> {
-        let mut n = 0;
-        self.txn.open_table(PROCESSED)?.retain(|_, at| {
-            let keep = at >= before;
-            n += u64::from(!keep);
-            keep
-        })?;
-        Ok(n)
+        self.prune_before(PROCESSED, before)
     }
 
     /// Records a received update before it is handed to the handlers.
