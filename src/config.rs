@@ -40,6 +40,7 @@ pub struct Config {
     pub models: Models,
     pub voice: Voice,
     pub jobs: Jobs,
+    pub digest: Digest,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -136,6 +137,20 @@ pub struct Jobs {
     pub graph_save: String,
 }
 
+/// `[digest]`: scheduled digests, in local time (see `digest::slots`).
+/// Checked at load.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Digest {
+    /// IANA zone used for chats that did not set one with /tz; `""` is the
+    /// machine's zone (UTC when unknown).
+    pub timezone: String,
+    pub daily: String,
+    pub weekly: String,
+    pub hourly: String,
+    /// `"08:00-22:00"`: local hours the hourly summary is sent in.
+    pub active_hours: String,
+}
+
 impl Config {
     /// Loads the layers described in the module docs. `file` is the `--config`
     /// argument; without it `MNEMO_CONFIG` is consulted.
@@ -201,6 +216,7 @@ impl Config {
             bail!("buttons.max_age_days must be at least 1");
         }
         url_ok(&self.telegram.api_url)?;
+        crate::digest::Schedules::from_config(self)?;
         let v = &self.voice;
         if v.threads == 0 || v.queue == 0 || v.max_duration_secs == 0 || v.idle_unload_secs == 0 {
             bail!("voice.threads, voice.queue, voice.max_duration_secs and voice.idle_unload_secs must be at least 1");

@@ -12,6 +12,7 @@ pub mod channels;
 pub mod cli;
 pub mod config;
 pub mod core;
+pub mod digest;
 pub mod extract;
 pub mod i18n;
 pub mod import;

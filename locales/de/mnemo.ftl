@@ -19,6 +19,9 @@ help =
     • /feedback — deine letzten 👍 👎 ⌛ Bewertungen von Suchtreffern
     Mit den Knöpfen unter Suchtreffern bringst du mir bei, was hilft: 👍 hilfreich, 👎 nicht hilfreich, ⌛ veraltet.
     • /stats — wie viel ich weiß
+    • /digest [<i>day</i>|<i>week</i>] — eine Zusammenfassung dessen, was du festgehalten hast
+    • /schedule [<i>on</i>|<i>off</i>] — Zeitpläne der Zusammenfassungen, nächste Termine, letzte Zustellungen
+    • /tz <i>Europe/Berlin</i> — deine Zeitzone für Zusammenfassungen
     • /lang <i>Code</i> — Sprache der Antworten ({ $available })
 note-saved = ✅ Gespeichert als <b>#{ $id }</b>.
 note-priority = ❗ Sieht nach einer Priorität aus ({ $cue }).
@@ -117,6 +120,9 @@ cmd-todos = Offene Aufgaben
 cmd-decisions = Entscheidungen
 cmd-feedback = Letzte Bewertungen
 cmd-stats = Statistik
+cmd-digest = Zusammenfassung des Festgehaltenen
+cmd-schedule = Zeitpläne der Zusammenfassungen
+cmd-tz = Zeitzone für Zusammenfassungen
 cmd-lang = Sprache der Antworten
 
 ## Arten nicht unterstützter Nachrichten
@@ -168,3 +174,48 @@ cli-voice-retried = Sprachnotizen: { $requeued } erneut eingereiht, { $stored } 
 cli-job = { $name } ({ $schedule }): zuletzt { $last } — { $outcome }; nächster Lauf { $next }
 cli-job-never = nie
 cli-job-off = aus
+cli-schedule = Chat { $chat } { $name } ({ $cron }, { $tz }): nächster Lauf { $next }
+cli-ledger = Chat { $chat } { $schedule } { $slot }: { $state }{ $late }
+
+## Zusammenfassungen
+
+digest-header = 🗞 <b>Deine { $period }</b> <i>{ $from } – { $to }</i>{ $late }
+digest-period-hour = Stunde
+digest-period-day = Tageszusammenfassung
+digest-period-week = Wochenzusammenfassung
+digest-late = {" "}<i>(verspätet: mnemo lief zu dem Zeitpunkt nicht)</i>
+digest-summary = { $text }
+digest-llm-unavailable = <i>Der Zusammenfassungsdienst war nicht erreichbar; hier die einfache Übersicht.</i>
+digest-llm-limit = <i>Das heutige Budget für Zusammenfassungen ist aufgebraucht; hier die einfache Übersicht.</i>
+digest-priorities = <b>❗ Prioritäten ({ $count })</b>
+digest-decisions = <b>⚖️ Entscheidungen ({ $count })</b>
+digest-todos = <b>☐ Offene Aufgaben ({ $count })</b> — ✅ hakt eine ab
+digest-voice = <b>🎙 Sprachnotizen ({ $count })</b>
+digest-entry = • { $text } <i>(#{ $id })</i>
+digest-todo = { $n }. { $text } <i>(#{ $id })</i>
+digest-themes = <b>🧭 Hauptthemen</b>
+digest-theme = • { $text } <i>(#{ $id }, { $count } Notizen)</i>
+digest-more = <i>… und { $count } weitere</i>
+digest-counts = <i>{ $notes } neue Notizen · { $voice } Sprachnotizen · { $todos } offene Aufgaben insgesamt · { $decisions } Entscheidungen</i>
+digest-usage = Verwendung: /digest [day|week|hour]
+digest-empty = Nichts Neues im Zeitraum ({ $period }).
+schedule-header = <b>Zusammenfassungen</b> in { $tz }: { $state }
+schedule-state-on = an
+schedule-state-off = aus (/schedule on schaltet sie wieder ein)
+schedule-line = • { $period }: <code>{ $cron }</code>, nächste { $next }
+schedule-next-none = —
+schedule-ledger-header = <b>Letzte Zustellungen</b>
+schedule-ledger-line = • { $schedule } { $slot }: { $state }{ $late }
+schedule-on = 🔔 Geplante Zusammenfassungen sind an.
+schedule-off = 🔕 Geplante Zusammenfassungen sind aus.
+schedule-usage = Verwendung: /schedule, /schedule on oder /schedule off
+slot-planned = eingereiht
+slot-sending = wird gesendet
+slot-sent = gesendet
+slot-failed = fehlgeschlagen
+slot-skipped = nichts Neues
+slot-missed = verpasst
+slot-uncertain = ungewiss (kam vielleicht an; wird nicht erneut gesendet)
+tz-current = Deine Zeitzone: <b>{ $tz }</b>. Ändern mit /tz <i>Europe/Berlin</i>.
+tz-set = 🕰 Zeitzone ist jetzt <b>{ $tz }</b> (dort ist es gerade { $time }).
+tz-unknown = ⚠️ „{ $tz }“ kenne ich nicht als Zeitzone. Nimm einen IANA-Namen wie Europe/Berlin oder America/New_York.

@@ -19,6 +19,9 @@ help =
     • /feedback — your latest 👍 👎 ⌛ votes on search results
     Buttons under search results teach me what helps: 👍 helpful, 👎 not helpful, ⌛ outdated.
     • /stats — how much I remember
+    • /digest [<i>day</i>|<i>week</i>] — a digest of what you captured
+    • /schedule [<i>on</i>|<i>off</i>] — digest schedules, next runs, last deliveries
+    • /tz <i>Europe/Berlin</i> — your time zone for digests
     • /lang <i>code</i> — reply language ({ $available })
 note-saved = ✅ Saved as <b>#{ $id }</b>.
 note-priority = ❗ Looks like a priority ({ $cue }).
@@ -117,6 +120,9 @@ cmd-todos = Open to-dos
 cmd-decisions = Decisions
 cmd-feedback = Latest votes on results
 cmd-stats = Memory statistics
+cmd-digest = Digest of what you captured
+cmd-schedule = Digest schedules
+cmd-tz = Time zone for digests
 cmd-lang = Reply language
 
 ## Kinds of unsupported messages
@@ -168,3 +174,48 @@ cli-voice-retried = voice notes: { $requeued } requeued, { $stored } transcribed
 cli-job = { $name } ({ $schedule }): last run { $last } — { $outcome }; next { $next }
 cli-job-never = never
 cli-job-off = off
+cli-schedule = chat { $chat } { $name } ({ $cron }, { $tz }): next { $next }
+cli-ledger = chat { $chat } { $schedule } { $slot }: { $state }{ $late }
+
+## Digests
+
+digest-header = 🗞 <b>Your { $period }</b> <i>{ $from } – { $to }</i>{ $late }
+digest-period-hour = hour
+digest-period-day = day
+digest-period-week = week
+digest-late = {" "}<i>(late: mnemo was not running at the time)</i>
+digest-summary = { $text }
+digest-llm-unavailable = <i>The summary service was unavailable; here is the plain digest.</i>
+digest-llm-limit = <i>Today's summary budget is used up; here is the plain digest.</i>
+digest-priorities = <b>❗ Priorities ({ $count })</b>
+digest-decisions = <b>⚖️ Decisions ({ $count })</b>
+digest-todos = <b>☐ Open to-dos ({ $count })</b> — ✅ ticks one off
+digest-voice = <b>🎙 Voice notes ({ $count })</b>
+digest-entry = • { $text } <i>(#{ $id })</i>
+digest-todo = { $n }. { $text } <i>(#{ $id })</i>
+digest-themes = <b>🧭 Main themes</b>
+digest-theme = • { $text } <i>(#{ $id }, { $count } notes)</i>
+digest-more = <i>… and { $count } more</i>
+digest-counts = <i>{ $notes } new notes · { $voice } voice · { $todos } open to-dos in all · { $decisions } decisions</i>
+digest-usage = Usage: /digest [day|week|hour]
+digest-empty = Nothing new in the last { $period }.
+schedule-header = <b>Digests</b> in { $tz }: { $state }
+schedule-state-on = on
+schedule-state-off = off (/schedule on turns them back on)
+schedule-line = • { $period }: <code>{ $cron }</code>, next { $next }
+schedule-next-none = —
+schedule-ledger-header = <b>Last deliveries</b>
+schedule-ledger-line = • { $schedule } { $slot }: { $state }{ $late }
+schedule-on = 🔔 Scheduled digests are on.
+schedule-off = 🔕 Scheduled digests are off.
+schedule-usage = Usage: /schedule, /schedule on or /schedule off
+slot-planned = queued
+slot-sending = sending
+slot-sent = sent
+slot-failed = failed
+slot-skipped = nothing new
+slot-missed = missed
+slot-uncertain = uncertain (may have arrived; not sent again)
+tz-current = Your time zone: <b>{ $tz }</b>. Change it with /tz <i>Europe/Berlin</i>.
+tz-set = 🕰 Time zone set to <b>{ $tz }</b> (it is { $time } there now).
+tz-unknown = ⚠️ “{ $tz }” is not a time zone I know. Use an IANA name such as Europe/Berlin or America/New_York.

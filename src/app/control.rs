@@ -36,6 +36,14 @@ const MAX_REQUEST: usize = 4096;
 pub enum Request {
     /// The job runtime's status (`mnemo jobs`).
     Jobs,
+    /// A digest built but not sent (`mnemo digest`).
+    Digest {
+        chat: Option<i64>,
+        /// `hour`, `day` or `week`.
+        period: String,
+    },
+    /// Schedules and the digest ledger (`mnemo schedule list`).
+    Schedules,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -38,6 +38,9 @@ use crate::voice::pipeline::Pipeline;
 /// big machine's core count.
 const MAX_BULK_SESSIONS: usize = 4;
 
+/// Ledger rows `mnemo schedule list` shows.
+pub const SCHEDULE_LIST_ROWS: usize = 200;
+
 pub struct App {
     cfg: Config,
     core: Arc<Core>,
@@ -256,13 +259,28 @@ impl App {
     fn control_handler(&self) -> anyhow::Result<control::Handler> {
         let core = Arc::downgrade(&self.core);
         let catalog: Vec<(&'static str, Option<Schedule>)> = jobs::catalog(&self.cfg)?;
-        Ok(Arc::new(move |req| match req {
-            control::Request::Jobs => {
-                let core = core
-                    .upgrade()
-                    .ok_or_else(|| anyhow::anyhow!("mnemo is stopping"))?;
-                let s = jobs::status(core.store(), &catalog, chrono::Utc::now())?;
-                Ok(serde_json::to_value(s)?)
+        Ok(Arc::new(move |req| {
+            let core = core
+                .upgrade()
+                .ok_or_else(|| anyhow::anyhow!("mnemo is stopping"))?;
+            match req {
+                control::Request::Jobs => {
+                    let s = jobs::status(core.store(), &catalog, chrono::Utc::now())?;
+                    Ok(serde_json::to_value(s)?)
+                }
+                control::Request::Digest { chat, period } => {
+                    let period = crate::digest::Period::parse(&period)
+                        .ok_or_else(|| anyhow::anyhow!("unknown period {period:?}"))?;
+                    let chat = match chat {
+                        Some(c) => c,
+                        None => crate::digest::report::default_chat(&core)?,
+                    };
+                    let d = crate::digest::report::digest(&core, chat, period)?;
+                    Ok(serde_json::to_value(d)?)
+                }
+                control::Request::Schedules => Ok(serde_json::to_value(
+                    crate::digest::report::schedule_list(&core, SCHEDULE_LIST_ROWS)?,
+                )?),
             }
         }))
     }
@@ -282,7 +300,15 @@ impl App {
                     code.as_str()
                 );
             }
-            crate::channels::telegram::run(&cfg, core, token, shutdown).await
+            // Scheduled digests go out through this channel's sender.
+            let digests = tokio::spawn(crate::digest::runner::run(
+                Arc::downgrade(&core),
+                crate::digest::runner::SystemClock,
+                shutdown.clone(),
+            ));
+            let out = crate::channels::telegram::run(&cfg, core, token, shutdown).await;
+            digests.abort();
+            out
         }
     }
 

@@ -2,6 +2,7 @@
 //! dispatches. Every command that prints results takes `--json`.
 
 mod chat;
+mod digest;
 mod doctor;
 mod import;
 mod jobs;
@@ -66,6 +67,11 @@ pub enum Command {
     RetryVoice(retry_voice::Args),
     /// List the background jobs with their schedules, last and next runs.
     Jobs(jobs::Args),
+    /// Print a digest of a chat (not sent).
+    Digest(digest::Args),
+    /// Digest schedules and the delivery ledger.
+    #[command(subcommand)]
+    Schedule(digest::ScheduleCmd),
 }
 
 /// Parses arguments, runs the command, maps errors to a message and exit 1.
@@ -107,6 +113,8 @@ pub fn main() -> ExitCode {
         Command::Transcribe(a) => transcribe::run(&cfg, &a),
         Command::RetryVoice(a) => retry_voice::run(&cfg, &a),
         Command::Jobs(a) => jobs::run(&cfg, &a),
+        Command::Digest(a) => digest::run(&cfg, &a),
+        Command::Schedule(c) => digest::schedule(&cfg, &c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -30,12 +30,15 @@ pub(super) enum Command {
     Decisions,
     Feedback,
     Stats,
+    Digest,
+    Schedule,
+    Tz,
     Lang,
 }
 
 impl Command {
     /// Every command, in the menu's order.
-    pub(super) const ALL: [Command; 10] = [
+    pub(super) const ALL: [Command; 13] = [
         Command::Start,
         Command::Help,
         Command::Recent,
@@ -45,6 +48,9 @@ impl Command {
         Command::Decisions,
         Command::Feedback,
         Command::Stats,
+        Command::Digest,
+        Command::Schedule,
+        Command::Tz,
         Command::Lang,
     ];
 
@@ -60,6 +66,9 @@ impl Command {
             Command::Decisions => "decisions",
             Command::Feedback => "feedback",
             Command::Stats => "stats",
+            Command::Digest => "digest",
+            Command::Schedule => "schedule",
+            Command::Tz => "tz",
             Command::Lang => "lang",
         }
     }
@@ -76,6 +85,9 @@ impl Command {
             Command::Decisions => "cmd-decisions",
             Command::Feedback => "cmd-feedback",
             Command::Stats => "cmd-stats",
+            Command::Digest => "cmd-digest",
+            Command::Schedule => "cmd-schedule",
+            Command::Tz => "cmd-tz",
             Command::Lang => "cmd-lang",
         }
     }
@@ -138,11 +150,12 @@ impl Core {
             }
         };
         let chat = cx.ev.chat_id;
-        let (prepared, found, todos) = match prep {
-            Prepared::Lines(l) => (Some(l), None, None),
-            Prepared::Recall(f) => (None, Some(f), None),
-            Prepared::Todos(t) => (None, None, Some(t)),
-            Prepared::Nothing | Prepared::Note { .. } => (None, None, None),
+        let (prepared, found, todos, digest) = match prep {
+            Prepared::Lines(l) => (Some(l), None, None, None),
+            Prepared::Recall(f) => (None, Some(f), None, None),
+            Prepared::Todos(t) => (None, None, Some(t), None),
+            Prepared::Digest(r) => (None, None, None, Some(r)),
+            Prepared::Nothing | Prepared::Note { .. } => (None, None, None, None),
         };
         let lines = match cmd {
             Command::Start => vec![Line::new("start-welcome")],
@@ -154,6 +167,12 @@ impl Core {
             Command::Feedback => prepared.map_or_else(|| self.read_feedback(chat), Ok)?,
             Command::Forget => self.cmd_forget(tx, cx, args, ch)?,
             Command::Stats => prepared.map_or_else(|| self.read_stats(chat), Ok)?,
+            Command::Digest => {
+                let r = digest.map_or_else(|| self.read_digest(chat, args), Ok)?;
+                return Ok(vec![super::digest::digest_outcome(cx, r)]);
+            }
+            Command::Schedule => self.cmd_schedule(tx, cx, args)?,
+            Command::Tz => self.cmd_tz(tx, cx, args)?,
             Command::Lang => return self.cmd_lang(tx, cx, args),
         };
         Ok(vec![cx.reply(lines)])

@@ -150,6 +150,11 @@ pub struct Reply {
     /// Inline buttons under the (last chunk of the) reply, row by row.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub buttons: Vec<Vec<Button>>,
+    /// The digest slot this reply delivers: the sender records the attempt
+    /// in the ledger before sending and the message id after, so the slot
+    /// is posted at most once ([`crate::store::SlotRecord`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<crate::store::SlotKey>,
 }
 
 /// A recall hit.
@@ -209,6 +214,7 @@ impl Cx<'_> {
             note_id: None,
             chunks_sent: 0,
             buttons: Vec::new(),
+            digest: None,
         })
     }
 

@@ -31,6 +31,7 @@
 
 mod access;
 mod commands;
+mod digest;
 mod embedding;
 mod events;
 mod notes;
@@ -49,6 +50,7 @@ use crate::memory::indexes::{IndexOp, Indexes};
 use crate::store::{FeedbackEvent, Note, Store, StoreError, Tx};
 
 pub use access::PairingCode;
+pub use digest::Gate;
 use commands::Command;
 pub use commands::{commands_menu, human_bytes};
 pub use embedding::{embed_text, vector_space, vector_space_of, BATCH, TAKE};
@@ -130,7 +132,12 @@ pub struct Core {
     voice_hook: Mutex<Option<Box<dyn Fn() + Send + Sync>>>,
     /// Signs and verifies inline buttons; without it replies carry none.
     keys: Option<Keyring>,
+    /// Adds the LLM summary to a digest (registered by the App).
+    summarizer: Mutex<Option<Summarizer>>,
 }
+
+/// The LLM step of a digest: fills in its summary, blocking the thread.
+type Summarizer = Box<dyn Fn(&mut crate::digest::Digest, &str) + Send + Sync>;
 
 impl Core {
     /// Wraps an open store and builds the derived indexes from it, without
@@ -160,6 +167,7 @@ impl Core {
             outbox_hook: Mutex::new(None),
             voice_hook: Mutex::new(None),
             keys: None,
+            summarizer: Mutex::new(None),
         })
     }
 

@@ -71,12 +71,15 @@ impl Core {
     }
 
     /// Removes a delivered (or undeliverable) reply and links the sent message
-    /// ids to the acknowledged note.
+    /// ids to the acknowledged note. A digest's slot is settled in the same
+    /// commit: `sent` with the message ids, or `failed` with `refused` (why
+    /// Telegram refused it).
     pub fn outbox_done(
         &self,
         seq: u64,
         reply: &Reply,
         sent_message_ids: &[i64],
+        refused: Option<&str>,
     ) -> Result<(), CoreError> {
         Ok(self.store.write(|tx| {
             tx.remove_outbox(seq)?;
@@ -87,21 +90,42 @@ impl Core {
                     }
                 }
             }
+            if let Some(key) = &reply.digest {
+                if let Some(mut rec) = tx.slot(key)? {
+                    rec.at = now_ms();
+                    rec.message_ids.extend_from_slice(sent_message_ids);
+                    match refused {
+                        Some(why) => {
+                            rec.state = crate::store::SlotState::Failed;
+                            rec.reason = Some(why.to_owned());
+                        }
+                        None => rec.state = crate::store::SlotState::Sent,
+                    }
+                    tx.put_slot(key, &rec)?;
+                }
+            }
             Ok(())
         })?)
     }
 
-    /// Drops processed-update markers older than a week, and the used
-    /// nonces and recall questions of buttons that have expired.
+    /// Drops processed-update markers older than a week, the used nonces
+    /// and recall questions of buttons that have expired, and digest ledger
+    /// rows older than [`LEDGER_DAYS`] (each schedule keeps the rows that
+    /// say what is new and where catch-up starts).
     pub fn prune(&self) -> Result<u64, CoreError> {
         let now = now_ms();
         let horizon =
             now / 1000 - self.settings.button_max_age_secs - crate::buttons::MAX_CLOCK_SKEW_SECS;
         Ok(self.store.write(|tx| {
-            Ok(tx.prune_processed(now - 7 * 86_400_000)? + tx.prune_buttons(horizon)?)
+            Ok(tx.prune_processed(now - 7 * 86_400_000)?
+                + tx.prune_buttons(horizon)?
+                + tx.prune_ledger(now - LEDGER_DAYS * 86_400_000)?)
         })?)
     }
 }
+
+/// Days of digest ledger kept.
+pub const LEDGER_DAYS: i64 = 90;
 
 /// Calls a registered hook, if any.
 fn fire(hook: &std::sync::Mutex<Option<Box<dyn Fn() + Send + Sync>>>) {

@@ -34,6 +34,8 @@ pub(super) enum Prepared {
     Recall(Option<Found>),
     /// The chat's open to-dos (`/todos`; their ✅ buttons are signed later).
     Todos(Vec<Item>),
+    /// `/digest`: the digest, built (and summarised) with no lock held.
+    Digest(super::Reply),
     /// A new note, embedded already: its vector, and the stored note of the
     /// same chat it repeats, if any.
     Note {
@@ -79,6 +81,7 @@ impl Core {
                 Command::Decisions => Prepared::Lines(self.read_decisions(chat)?),
                 Command::Feedback => Prepared::Lines(self.read_feedback(chat)?),
                 Command::Stats => Prepared::Lines(self.read_stats(chat)?),
+                Command::Digest => Prepared::Digest(self.read_digest(chat, args)?),
                 _ => Prepared::Nothing,
             },
         })

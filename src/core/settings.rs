@@ -30,6 +30,9 @@ pub struct Settings {
     pub button_max_age_secs: i64,
     /// Longest voice note accepted.
     pub max_voice_secs: u64,
+    /// Digest schedules and the default zone (`None` when `[digest]` does
+    /// not parse; config validation rejects that, so only in tests).
+    pub digest: Option<crate::digest::Schedules>,
 }
 
 impl Settings {
@@ -55,6 +58,9 @@ impl Settings {
             outdated_factor: c.recall.outdated_factor,
             button_max_age_secs: i64::from(c.buttons.max_age_days) * 86_400,
             max_voice_secs: c.voice.max_duration_secs,
+            digest: crate::digest::Schedules::from_config(c)
+                .inspect_err(|e| tracing::error!(error = %e, "digests are off"))
+                .ok(),
         }
     }
 }

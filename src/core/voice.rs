@@ -289,6 +289,7 @@ impl Core {
                 } else {
                     vec![buttons]
                 },
+                digest: None,
             };
             if job.replies() {
                 tx.push_outbox(
@@ -332,6 +333,7 @@ impl Core {
                     note_id: None,
                     chunks_sent: 0,
                     buttons: Vec::new(),
+                    digest: None,
                 };
                 tx.push_outbox(
                     &serde_json::to_vec(&Outcome::Reply(reply)).expect("outcomes serialise"),

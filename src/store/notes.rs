@@ -10,6 +10,10 @@ use serde::{Deserialize, Serialize};
 use super::schema::*;
 use super::{items, Store, StoreError, Tx, VoiceMeta};
 
+/// Notes in a row older than a period's start after which
+/// [`Store::notes_since`] stops looking further back.
+const SINCE_SLACK: usize = 64;
+
 /// Where a note came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -167,6 +171,80 @@ impl Store {
             }
         }
         Ok(n)
+    }
+
+    /// Chats someone talks to mnemo in: every chat (but the console's, 0)
+    /// whose newest note was not imported. Digests go to these.
+    pub fn live_chats(&self) -> Result<Vec<i64>, StoreError> {
+        let r = self.db.begin_read()?;
+        let idx = r.open_table(CHAT_NOTES)?;
+        let notes = r.open_table(NOTES)?;
+        let mut out = Vec::new();
+        let mut from = i64::MIN;
+        loop {
+            let Some(first) = idx.range((from, 0)..)?.next() else {
+                break;
+            };
+            let chat = first?.0.value().0;
+            let newest = idx
+                .range((chat, 0)..=(chat, u64::MAX))?
+                .next_back()
+                .transpose()?
+                .map(|(k, _)| k.value().1);
+            if let Some(id) = newest {
+                let live = match notes.get(id)? {
+                    Some(g) => decode_note(id, g.value())?.source != Source::Import,
+                    None => false,
+                };
+                if live && chat != 0 {
+                    out.push(chat);
+                }
+            }
+            match chat.checked_add(1) {
+                Some(c) => from = c,
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// The notes of `chat_id` with an id above `after_id` created after
+    /// `from` (unix ms), oldest first, at most the newest `limit`: a
+    /// digest's period. Walks back from the newest note and stops at
+    /// `after_id`, or once [`SINCE_SLACK`] notes in a row were older than
+    /// `from` (ids are arrival order, and arrival is nearly time order).
+    pub fn notes_since(
+        &self,
+        chat_id: i64,
+        after_id: u64,
+        from: i64,
+        limit: usize,
+    ) -> Result<Vec<Note>, StoreError> {
+        let r = self.db.begin_read()?;
+        let idx = r.open_table(CHAT_NOTES)?;
+        let notes = r.open_table(NOTES)?;
+        let mut out = Vec::new();
+        let mut older = 0;
+        let start = after_id.saturating_add(1);
+        for row in idx.range((chat_id, start)..=(chat_id, u64::MAX))?.rev() {
+            let id = row?.0.value().1;
+            let Some(g) = notes.get(id)? else { continue };
+            let n = decode_note(id, g.value())?;
+            if n.created_at <= from {
+                older += 1;
+                if older >= SINCE_SLACK {
+                    break;
+                }
+                continue;
+            }
+            older = 0;
+            out.push(n);
+            if out.len() >= limit {
+                break;
+            }
+        }
+        out.reverse();
+        Ok(out)
     }
 
     /// Calls `f` for every note in id order that is not a hidden repeat

@@ -86,6 +86,14 @@ pub const JOB_RUNS: TableDefinition<&str, &[u8]> = TableDefinition::new("job_run
 /// at it) but hidden: out of the chat index, the counts and every search.
 /// Added without a version bump, like `job_runs`.
 pub const DUPLICATES: TableDefinition<u64, u64> = TableDefinition::new("duplicates");
+/// (chat id, schedule name, slot unix s) → JSON [`super::SlotRecord`]: the
+/// digest ledger, what became of each scheduled slot. Added without a
+/// version bump, like `job_runs`.
+pub const DIGEST_LEDGER: TableDefinition<(i64, &str, i64), &[u8]> =
+    TableDefinition::new("digest_ledger");
+/// Chat id → JSON [`super::ChatDigest`]: time zone and on/off of a chat's
+/// digests. Added without a version bump.
+pub const DIGEST_CHATS: TableDefinition<i64, &[u8]> = TableDefinition::new("digest_chats");
 
 /// The v1 notes table, kept only to migrate from.
 pub const NOTES_V1: TableDefinition<u64, &[u8]> = TableDefinition::new("notes_v1");
@@ -195,6 +203,8 @@ fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(VOICE_JOBS)?;
     txn.open_table(JOB_RUNS)?;
     txn.open_table(DUPLICATES)?;
+    txn.open_table(DIGEST_LEDGER)?;
+    txn.open_table(DIGEST_CHATS)?;
     Ok(())
 }
 

@@ -66,6 +66,31 @@ impl Store {
         Ok(r.open_table(VECTORS)?.len()?)
     }
 
+    /// The stored vectors of `ids` in the current space (notes without one
+    /// are left out).
+    pub fn vectors_of(&self, ids: &[u64]) -> Result<Vec<(u64, Vec<f32>)>, StoreError> {
+        let r = self.db.begin_read()?;
+        let space = r
+            .open_table(META)?
+            .get(KEY_VECTOR_MODEL)?
+            .map(|g| String::from_utf8_lossy(g.value()).into_owned());
+        let Some(space) = space else {
+            return Ok(Vec::new());
+        };
+        let vt = r.open_table(VECTORS)?;
+        let mut out = Vec::new();
+        for &id in ids {
+            if let Some(g) = vt.get(id)? {
+                if let Some((s, v)) = decode_vector(g.value()) {
+                    if s == space {
+                        out.push((id, v));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Calls `f(note id, chat id, vector)` for every stored vector of
     /// embedding space `space`. Returns the notes whose stored vector is of
     /// another space, another dimension than `dim`, or unreadable: they need

@@ -95,6 +95,7 @@ async fn handle(bot: Bot, deps: Deps, ev: Inbound) -> anyhow::Result<()> {
                 note_id: None,
                 chunks_sent: 0,
                 buttons: Vec::new(),
+                digest: None,
             };
             for chunk in render::render(&deps.i18n, &reply) {
                 let _ = bot

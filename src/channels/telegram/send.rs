@@ -202,9 +202,12 @@ impl Sender {
     async fn deliver(&mut self, seq: u64, mut reply: Reply, shutdown: &Shutdown) -> Delivery {
         let chunks = render::render(&self.i18n, &reply);
         let mut sent = Vec::new();
-        let mut refused = false;
+        let mut refused: Option<String> = None;
         let mut reply_to = reply.reply_to;
         let mut i = reply.chunks_sent as usize;
+        // A digest's slot is marked `sending` once per attempt, right
+        // before its first request (see `Core::digest_gate`).
+        let mut gated = reply.digest.is_none();
         while i < chunks.len() {
             let chunk = &chunks[i];
             if html_to_plain(chunk).trim().is_empty() {
@@ -214,6 +217,16 @@ impl Sender {
             tokio::select! {
                 _ = self.limiter.acquire(reply.chat_id) => {}
                 _ = shutdown.drained() => return Delivery::Stopped,
+            }
+            if !gated {
+                let key = reply.digest.clone().expect("only digests are gated");
+                let core = self.core.clone();
+                match tokio::task::spawn_blocking(move || core.digest_gate(seq, &key)).await {
+                    Ok(Ok(crate::core::Gate::Send)) => gated = true,
+                    Ok(Ok(crate::core::Gate::Drop)) => return Delivery::Done,
+                    Ok(Err(e)) => return Delivery::Later(e.to_string()),
+                    Err(e) => return Delivery::Later(e.to_string()),
+                }
             }
             let mut req = self
                 .bot
@@ -259,28 +272,51 @@ impl Sender {
                     | RequestError::Io(_)
                     | RequestError::InvalidJson { .. }),
                 ) => {
-                    return Delivery::Later(e.to_string());
+                    // No connection at all: the request never left.
+                    let not_sent = matches!(&e, RequestError::Network(n) if n.is_connect());
+                    return self.unsent(seq, &reply, not_sent, e.to_string()).await;
                 }
                 Err(RequestError::Api(ApiError::Unknown(ref d)))
                     if d.contains("Internal Server Error") || d.contains("Bad Gateway") =>
                 {
-                    return Delivery::Later(d.clone());
+                    return self.unsent(seq, &reply, false, d.clone()).await;
                 }
                 Err(e) => {
                     tracing::error!(seq, chat_id = reply.chat_id, error = %e, "Telegram refused a reply; dropping it");
-                    refused = true;
+                    refused = Some(e.to_string());
                     break;
                 }
             }
         }
         let r = reply.clone();
+        let why = refused.clone();
         let done = self
-            .persist(move |core| core.outbox_done(seq, &r, &sent))
+            .persist(move |core| core.outbox_done(seq, &r, &sent, why.as_deref()))
             .await;
-        if done && !refused {
+        if done && refused.is_none() {
             tracing::debug!(seq, chat_id = reply.chat_id, "reply delivered");
         }
         Delivery::Done
+    }
+
+    /// A send failed for a reason that may pass. An ordinary reply stays
+    /// for a retry. A digest is retried only when the request surely never
+    /// left (`not_sent`); otherwise it may have arrived, and its slot
+    /// becomes `uncertain` instead of risking a second copy.
+    async fn unsent(&self, seq: u64, reply: &Reply, not_sent: bool, why: String) -> Delivery {
+        let Some(key) = reply.digest.clone() else {
+            return Delivery::Later(why);
+        };
+        let w = why.clone();
+        let ok = self
+            .persist(move |core| core.digest_unsent(seq, &key, not_sent, &w))
+            .await;
+        if not_sent || !ok {
+            Delivery::Later(why)
+        } else {
+            tracing::warn!(seq, chat_id = reply.chat_id, error = %why, "a digest send ended without an answer; it is not sent again");
+            Delivery::Done
+        }
     }
 
     /// Runs an outbox update off the async threads; true when it committed.
