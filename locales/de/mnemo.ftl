@@ -193,6 +193,7 @@ digest-todos = <b>☐ Offene Aufgaben ({ $count })</b> — ✅ hakt eine ab
 digest-voice = <b>🎙 Sprachnotizen ({ $count })</b>
 digest-entry = • { $text } <i>(#{ $id })</i>
 digest-todo = { $n }. { $text } <i>(#{ $id })</i>
+digest-other = <b>📝 Außerdem festgehalten ({ $count })</b>
 digest-themes = <b>🧭 Hauptthemen</b>
 digest-theme = • { $text } <i>(#{ $id }, { $count } Notizen)</i>
 digest-more = <i>… und { $count } weitere</i>

@@ -193,6 +193,7 @@ digest-todos = <b>☐ Open to-dos ({ $count })</b> — ✅ ticks one off
 digest-voice = <b>🎙 Voice notes ({ $count })</b>
 digest-entry = • { $text } <i>(#{ $id })</i>
 digest-todo = { $n }. { $text } <i>(#{ $id })</i>
+digest-other = <b>📝 Also captured ({ $count })</b>
 digest-themes = <b>🧭 Main themes</b>
 digest-theme = • { $text } <i>(#{ $id }, { $count } notes)</i>
 digest-more = <i>… and { $count } more</i>

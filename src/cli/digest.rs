@@ -40,7 +40,12 @@ pub struct ListArgs {
 pub fn run(cfg: &Config, args: &Args) -> anyhow::Result<()> {
     let period = Period::parse(&args.period)
         .filter(|_| !args.period.trim().is_empty())
-        .ok_or_else(|| anyhow::anyhow!("--period must be day or week (or hour), not {:?}", args.period))?;
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "--period must be day or week (or hour), not {:?}",
+                args.period
+            )
+        })?;
     let dir = cfg.data_dir()?;
     let ask = Request::Digest {
         chat: args.chat,
@@ -79,7 +84,10 @@ pub fn schedule(cfg: &Config, cmd: &ScheduleCmd) -> anyhow::Result<()> {
     }
     for s in &list.schedules {
         let line = Line::new("cli-schedule")
-            .text("chat", s.chat_id.map_or_else(|| "*".into(), |c| c.to_string()))
+            .text(
+                "chat",
+                s.chat_id.map_or_else(|| "*".into(), |c| c.to_string()),
+            )
             .text("name", s.name.clone())
             .text("cron", s.cron.clone())
             .text("tz", s.timezone.clone());

@@ -56,12 +56,24 @@ impl Core {
                 || self.store.owner()? == Some(chat)))
     }
 
-    /// A chat's digest settings, created (digests begin `now`) when absent.
+    /// A chat's digest settings, created when absent. Digests begin at the
+    /// chat's newest note, if that is at most
+    /// [`crate::digest::slots::ON_TIME`] ago (the loop notices a new chat at
+    /// its next pass: a slot that passed since its first note is still
+    /// sent, on time), else now (no backlog for chats older than digests).
     pub fn ensure_chat_digest(&self, chat: i64, now: i64) -> Result<ChatDigest, CoreError> {
         if let Some(d) = self.store.chat_digest(chat)? {
             return Ok(d);
         }
-        Ok(self.store.write(|tx| chat_digest_in(tx, chat, now))?)
+        let newest = self
+            .store
+            .recent(chat, 1)?
+            .first()
+            .map_or(now, |n| n.created_at);
+        let since = newest
+            .clamp(now - digest::slots::ON_TIME.num_milliseconds(), now)
+            .saturating_sub(1);
+        Ok(self.store.write(|tx| chat_digest_in(tx, chat, since))?)
     }
 
     /// The digest reply for `d`: its lines, and a ✅ button per to-do shown.
@@ -288,13 +300,20 @@ impl Core {
             _ => return Ok(vec![Line::new("schedule-usage")]),
         }
         let tz = self.chat_tz(Some(&d));
-        lines.push(
-            Line::new("schedule-header")
-                .text("tz", tz.name())
-                .key("state", if d.enabled { "schedule-state-on" } else { "schedule-state-off" }),
-        );
+        lines.push(Line::new("schedule-header").text("tz", tz.name()).key(
+            "state",
+            if d.enabled {
+                "schedule-state-on"
+            } else {
+                "schedule-state-off"
+            },
+        ));
         let now_t = DateTime::<Utc>::from_timestamp_millis(now).unwrap_or_default();
-        for (p, cron) in self.schedules().map(|s| s.crons.as_slice()).unwrap_or_default() {
+        for (p, cron) in self
+            .schedules()
+            .map(|s| s.crons.as_slice())
+            .unwrap_or_default()
+        {
             let line = Line::new("schedule-line")
                 .key("period", &format!("digest-period-{}", p.as_str()))
                 .text("cron", cron.expr());
@@ -325,16 +344,19 @@ impl Core {
         let mut d = chat_digest_in(tx, chat, now_ms())?;
         let name = args.trim();
         if name.is_empty() {
-            return Ok(vec![Line::new("tz-current").text("tz", self.chat_tz(Some(&d)).name())]);
+            return Ok(vec![
+                Line::new("tz-current").text("tz", self.chat_tz(Some(&d)).name())
+            ]);
         }
         match name.parse::<Tz>() {
             Ok(tz) => {
                 d.tz = Some(tz.name().to_owned());
                 tx.put_chat_digest(chat, &d)?;
                 let now = DateTime::<Utc>::from_timestamp_millis(now_ms()).unwrap_or_default();
-                Ok(vec![Line::new("tz-set")
-                    .text("tz", tz.name())
-                    .text("time", now.with_timezone(&tz).format("%H:%M").to_string())])
+                Ok(vec![Line::new("tz-set").text("tz", tz.name()).text(
+                    "time",
+                    now.with_timezone(&tz).format("%H:%M").to_string(),
+                )])
             }
             Err(_) => Ok(vec![Line::new("tz-unknown").text("tz", name)]),
         }

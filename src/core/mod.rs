@@ -50,9 +50,9 @@ use crate::memory::indexes::{IndexOp, Indexes};
 use crate::store::{FeedbackEvent, Note, Store, StoreError, Tx};
 
 pub use access::PairingCode;
-pub use digest::Gate;
 use commands::Command;
 pub use commands::{commands_menu, human_bytes};
+pub use digest::Gate;
 pub use embedding::{embed_text, vector_space, vector_space_of, BATCH, TAKE};
 use events::Cx;
 pub use events::{

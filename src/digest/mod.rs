@@ -114,8 +114,7 @@ impl Schedules {
             (Period::Day, &d.daily, "daily"),
             (Period::Week, &d.weekly, "weekly"),
         ] {
-            let c = LocalCron::parse(s)
-                .map_err(|e| anyhow::anyhow!("digest.{key}: {e}"))?;
+            let c = LocalCron::parse(s).map_err(|e| anyhow::anyhow!("digest.{key}: {e}"))?;
             if let Some(c) = c {
                 crons.push((p, c));
             }
@@ -210,6 +209,9 @@ pub struct Sections {
     pub todos: Vec<TodoEntry>,
     pub voice: Vec<Entry>,
     pub themes: Vec<Theme>,
+    /// The period's notes in none of the sections above (nor naming a
+    /// theme), oldest first.
+    pub other: Vec<Entry>,
     pub counts: Counts,
 }
 
@@ -326,6 +328,24 @@ pub fn build(
     decisions.reverse();
     s.decisions = decisions;
     s.themes = themes(store, notes)?;
+    let shown: std::collections::HashSet<u64> = s
+        .priorities
+        .iter()
+        .chain(&s.decisions)
+        .chain(&s.voice)
+        .map(|e| e.note_id)
+        .chain(s.todos.iter().map(|t| t.note_id))
+        .chain(s.themes.iter().map(|t| t.note_id))
+        .collect();
+    s.other = notes
+        .iter()
+        .filter(|n| !shown.contains(&n.id))
+        .map(|n| Entry {
+            note_id: n.id,
+            at: n.created_at,
+            text: n.text.clone(),
+        })
+        .collect();
     s.counts.notes = notes.len();
     s.counts.voice = s.voice.len();
     s.counts.priorities = s.priorities.len();
@@ -434,11 +454,29 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let day = 86_400_000;
         let old = add(&store, 1, "TODO: renew the passport", 10, Source::Telegram);
-        add(&store, 1, "urgent: call the bank before friday", day + 1, Source::Telegram);
-        add(&store, 1, "We decided to move the launch to March", day + 2, Source::Telegram);
+        add(
+            &store,
+            1,
+            "urgent: call the bank before friday",
+            day + 1,
+            Source::Telegram,
+        );
+        add(
+            &store,
+            1,
+            "We decided to move the launch to March",
+            day + 2,
+            Source::Telegram,
+        );
         add(&store, 1, "todo: buy milk", day + 3, Source::Voice);
         add(&store, 1, "old chat export line", day + 4, Source::Import);
-        add(&store, 2, "todo: other chat's task", day + 5, Source::Telegram);
+        add(
+            &store,
+            2,
+            "todo: other chat's task",
+            day + 5,
+            Source::Telegram,
+        );
         let notes = period_notes(&store, 1, 0, day, 2 * day).unwrap();
         assert_eq!(notes.len(), 3, "{notes:?}");
         let d = build(&store, 1, Period::Day, (day, 2 * day), &notes).unwrap();
@@ -450,6 +488,7 @@ mod tests {
         assert_eq!(d.sections.voice.len(), 1);
         assert_eq!(d.sections.counts.todos_open_total, 2);
         assert_eq!(d.sections.counts.notes, 3);
+        assert!(d.sections.other.is_empty(), "every note is in a section");
         assert!(d.themes_are_empty_without_vectors());
         assert!(!d.note_ids.contains(&old));
         // After this digest covered them, nothing is new.

@@ -1,7 +1,8 @@
 //! A digest as locale lines: header, the LLM summary (or why there is
-//! none), then priorities, decisions, open to-dos, voice notes, themes and
-//! counts. Each section shows at most [`SECTION_MAX`] entries and counts
-//! the rest; an empty section is left out. Times are in the chat's zone.
+//! none), then priorities, decisions, open to-dos, voice notes, themes, the
+//! other notes and counts. Each section shows at most [`SECTION_MAX`]
+//! entries and counts the rest; an empty section is left out. Times are in
+//! the chat's zone.
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -64,6 +65,7 @@ pub fn lines(d: &Digest, tz: Tz, late: bool) -> Vec<Line> {
             );
         }
     }
+    section(&mut out, "digest-other", &s.other);
     out.push(
         Line::new("digest-counts")
             .num("notes", s.counts.notes)

@@ -68,6 +68,13 @@ pub fn pass(core: &Core, now: DateTime<Utc>) -> Result<Pass, CoreError> {
         return Ok(out);
     }
     let store = core.store();
+    // The next slot in the default zone, so a chat that appears between
+    // two passes is looked at in time for its first slot.
+    out.next = sched
+        .crons
+        .iter()
+        .filter_map(|(_, c)| c.next_after(sched.tz, now))
+        .min();
     for chat in store.live_chats()? {
         if !core.digest_chat_allowed(chat)? {
             continue;
@@ -106,13 +113,22 @@ pub fn pass(core: &Core, now: DateTime<Utc>) -> Result<Pass, CoreError> {
                     .collect();
                 let n = core.record_slots(&rows)?;
                 if n > 0 {
-                    tracing::info!(chat_id = chat, schedule = name, missed = n, "digest slots passed while mnemo was down");
+                    tracing::info!(
+                        chat_id = chat,
+                        schedule = name,
+                        missed = n,
+                        "digest slots passed while mnemo was down"
+                    );
                 }
                 out.missed += n;
             }
             if let Some((slot, late)) = plan.send {
                 let to = slot.timestamp_millis();
-                let reach = if covered > 0 { period.reach() } else { period.length() };
+                let reach = if covered > 0 {
+                    period.reach()
+                } else {
+                    period.length()
+                };
                 let from = to - reach.num_milliseconds();
                 let notes = period_notes(store, chat, covered, from, to)?;
                 let mut d = build(store, chat, *period, (from, to), &notes)?;
@@ -124,7 +140,13 @@ pub fn pass(core: &Core, now: DateTime<Utc>) -> Result<Pass, CoreError> {
                     if d.is_empty() {
                         out.skipped += 1;
                     } else {
-                        tracing::info!(chat_id = chat, schedule = name, notes = d.note_ids.len(), late, "digest queued");
+                        tracing::info!(
+                            chat_id = chat,
+                            schedule = name,
+                            notes = d.note_ids.len(),
+                            late,
+                            "digest queued"
+                        );
                         out.queued += 1;
                         out.late += usize::from(late);
                     }

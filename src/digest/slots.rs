@@ -330,7 +330,11 @@ mod tests {
         assert!(!every_quarter.is_fixed());
         let fixed_quarters = cron("0,15,30,45 2 * * *");
         assert_eq!(
-            all(&fixed_quarters, utc(2026, 3, 29, 0, 0), utc(2026, 3, 29, 3, 0)),
+            all(
+                &fixed_quarters,
+                utc(2026, 3, 29, 0, 0),
+                utc(2026, 3, 29, 3, 0)
+            ),
             vec![utc(2026, 3, 29, 1, 0)]
         );
         // A wildcard schedule simply has no slots in the missing hour.
@@ -379,16 +383,28 @@ mod tests {
         assert_eq!(p.send, Some((utc(2026, 6, 10, 18, 0), true)));
         assert_eq!(
             p.missed,
-            vec![utc(2026, 6, 9, 18, 0), utc(2026, 6, 8, 18, 0), utc(2026, 6, 7, 18, 0)]
+            vec![
+                utc(2026, 6, 9, 18, 0),
+                utc(2026, 6, 8, 18, 0),
+                utc(2026, 6, 7, 18, 0)
+            ]
         );
         // Beyond the window: nothing sent, all missed.
         let later = utc(2026, 6, 11, 12, 0);
         let slots = c.slots_back(BERLIN, utc(2026, 6, 9, 12, 0), later, 50);
         let p = plan(&slots, later, Duration::hours(12), 50);
         assert_eq!(p.send, None);
-        assert_eq!(p.missed, vec![utc(2026, 6, 10, 18, 0), utc(2026, 6, 9, 18, 0)]);
+        assert_eq!(
+            p.missed,
+            vec![utc(2026, 6, 10, 18, 0), utc(2026, 6, 9, 18, 0)]
+        );
         // On time.
-        let p = plan(&[utc(2026, 6, 10, 18, 0)], utc(2026, 6, 10, 18, 0), Duration::hours(12), 5);
+        let p = plan(
+            &[utc(2026, 6, 10, 18, 0)],
+            utc(2026, 6, 10, 18, 0),
+            Duration::hours(12),
+            5,
+        );
         assert_eq!(p.send, Some((utc(2026, 6, 10, 18, 0), false)));
         assert!(p.missed.is_empty());
         assert_eq!(plan(&[], later, Duration::hours(1), 5), Plan::default());

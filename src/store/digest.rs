@@ -314,7 +314,8 @@ impl Tx {
                     last = Some(group);
                     covering_found = false;
                 }
-                if !covering_found && decode::<SlotRecord>(v.value()).is_some_and(|r| r.state.covers())
+                if !covering_found
+                    && decode::<SlotRecord>(v.value()).is_some_and(|r| r.state.covers())
                 {
                     keep.insert((chat, sched.to_owned(), slot));
                     covering_found = true;
@@ -355,10 +356,22 @@ mod tests {
         let fresh = store
             .write(|tx| {
                 let a = tx.add_slot(&key(7, "daily", 100), &sent)?;
-                let b = tx.add_slot(&key(7, "daily", 100), &SlotRecord::new(SlotState::Planned, 2))?;
-                tx.add_slot(&key(7, "daily", 200), &SlotRecord::new(SlotState::Skipped, 3))?;
-                tx.add_slot(&key(7, "weekly", 300), &SlotRecord::new(SlotState::Missed, 3))?;
-                tx.add_slot(&key(8, "daily", 400), &SlotRecord::new(SlotState::Missed, 3))?;
+                let b = tx.add_slot(
+                    &key(7, "daily", 100),
+                    &SlotRecord::new(SlotState::Planned, 2),
+                )?;
+                tx.add_slot(
+                    &key(7, "daily", 200),
+                    &SlotRecord::new(SlotState::Skipped, 3),
+                )?;
+                tx.add_slot(
+                    &key(7, "weekly", 300),
+                    &SlotRecord::new(SlotState::Missed, 3),
+                )?;
+                tx.add_slot(
+                    &key(8, "daily", 400),
+                    &SlotRecord::new(SlotState::Missed, 3),
+                )?;
                 Ok((a, b))
             })
             .unwrap();
@@ -374,7 +387,13 @@ mod tests {
         let gone = store.write(|tx| tx.prune_ledger(1_000_000)).unwrap();
         assert_eq!(gone, 0);
         store
-            .write(|tx| tx.add_slot(&key(7, "daily", 500), &SlotRecord::new(SlotState::Skipped, 4)).map(|_| ()))
+            .write(|tx| {
+                tx.add_slot(
+                    &key(7, "daily", 500),
+                    &SlotRecord::new(SlotState::Skipped, 4),
+                )
+                .map(|_| ())
+            })
             .unwrap();
         assert_eq!(store.write(|tx| tx.prune_ledger(1_000_000)).unwrap(), 1);
         assert_eq!(store.ledger_marks(7, "daily").unwrap(), (Some(500), 40));
