@@ -491,6 +491,55 @@ mod tests {
     }
 
     #[test]
+    fn llm_env_is_the_first_provider_and_the_key_stays_hidden() {
+        figment::Jail::expect_with(|jail| {
+            let cfg = Config::load(None).unwrap();
+            assert_eq!(cfg.llm.provider, LlmProvider::None);
+            assert!(cfg.llm.providers().is_empty());
+            assert_eq!(cfg.llm.max_input_tokens, 6000);
+            assert!(cfg.llm.prices.contains_key("gpt-4o-mini"));
+            jail.set_env("MNEMO_LLM__PROVIDER", "openai");
+            jail.set_env("MNEMO_LLM__BASE_URL", "http://127.0.0.1:8080/v1");
+            jail.set_env("MNEMO_LLM__MODEL", "qwen2.5-7b");
+            jail.set_env("MNEMO_LLM__PASSES", "1");
+            jail.set_env("MNEMO_LLM__API_KEY", "sk-very-secret-1234");
+            jail.set_env("MNEMO_LLM__MAX_INPUT_TOKENS", "4000");
+            jail.set_env("MNEMO_LLM__DAILY_COST_LIMIT_USD", "0.5");
+            jail.set_env("MNEMO_LLM__DAILY_TOKEN_LIMIT", "50000");
+            jail.create_file(
+                "f.toml",
+                "[[llm.fallback]]\nprovider = \"anthropic\"\nbase_url = \"https://api.anthropic.com\"\nmodel = \"claude-haiku-4-5\"\n",
+            )?;
+            let cfg = Config::load(Some(Path::new("f.toml"))).unwrap();
+            let l = &cfg.llm;
+            assert_eq!(
+                (l.passes, l.max_input_tokens, l.daily_token_limit),
+                (1, 4000, 50000)
+            );
+            assert_eq!(l.daily_cost_limit_usd, 0.5);
+            let p = l.providers();
+            assert_eq!(p.len(), 2);
+            assert_eq!(
+                (p[0].provider, p[0].model.as_str()),
+                (LlmProvider::Openai, "qwen2.5-7b")
+            );
+            assert_eq!(p[0].base_url, "http://127.0.0.1:8080/v1");
+            assert_eq!(p[0].api_key.expose(), "sk-very-secret-1234");
+            assert_eq!(p[1].provider, LlmProvider::Anthropic);
+            assert!(p[1].api_key.is_empty());
+            assert!(!format!("{cfg:?}").contains("sk-very-secret"));
+            jail.set_env("MNEMO_LLM__PASSES", "2");
+            let err = Config::load(None).unwrap_err();
+            assert!(format!("{err:#}").contains("llm.passes"), "{err:#}");
+            jail.set_env("MNEMO_LLM__PASSES", "3");
+            jail.set_env("MNEMO_LLM__MODEL", "");
+            let err = Config::load(None).unwrap_err();
+            assert!(format!("{err:#}").contains("model is empty"), "{err:#}");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn user_file_layer_and_validation() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("u.toml", "[telegram]\npoll_timeout_secs = 30\n")?;
