@@ -108,6 +108,27 @@ pub enum Outcome {
     Off,
 }
 
+/// What the input budget lets through, without calling anyone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Budget {
+    /// The notes that fit, by id.
+    pub ids: Vec<u64>,
+    pub left_out: usize,
+    /// Estimated input tokens of the first request (the draft).
+    pub draft_tokens: usize,
+}
+
+/// Ranks and cuts `req`'s notes as a summary would (for `mnemo digest`
+/// estimates and the benchmarks). None when not even one note fits.
+pub fn budget(req: &Request, passes: u8, max_input: usize, max_output: usize) -> Option<Budget> {
+    let m = prompt::material(req, passes, max_input, max_output)?;
+    Some(Budget {
+        draft_tokens: m.prompt(Pass::Draft, "", "", &[]).tokens(),
+        ids: m.ids.into_iter().collect(),
+        left_out: m.left_out,
+    })
+}
+
 type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
 /// The configured providers, the HTTP client and the spend record.
