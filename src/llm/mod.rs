@@ -104,7 +104,8 @@ pub enum Outcome {
     },
     /// The daily cost or token limit is reached: extractive instead, say so.
     LimitReached,
-    /// No provider configured (`provider = none`).
+    /// No provider configured (`provider = none`): what the digest uses
+    /// when [`Llm::from_config`] gave None; `summarize` never returns it.
     Off,
 }
 
