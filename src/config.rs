@@ -166,6 +166,8 @@ pub struct LlmConfig {
     pub daily_token_limit: u64,
     /// Per HTTP call, seconds.
     pub timeout_secs: u64,
+    /// For a whole summary (every pass, retry and provider), seconds.
+    pub deadline_secs: u64,
     /// Retries of one call on the same provider before the next one is tried.
     pub max_retries: u32,
     /// First retry delay, ms; doubled per retry, with jitter, at most 10 s.
@@ -274,8 +276,8 @@ impl LlmConfig {
         if self.max_input_tokens < 500 || self.max_output_tokens == 0 {
             bail!("llm.max_input_tokens must be at least 500 and llm.max_output_tokens at least 1");
         }
-        if self.timeout_secs == 0 {
-            bail!("llm.timeout_secs must be at least 1");
+        if self.timeout_secs == 0 || self.deadline_secs == 0 {
+            bail!("llm.timeout_secs and llm.deadline_secs must be at least 1");
         }
         if self.daily_cost_limit_usd < 0.0 || !self.daily_cost_limit_usd.is_finite() {
             bail!("llm.daily_cost_limit_usd must be 0 (no limit) or positive");

@@ -233,6 +233,29 @@ async fn a_timeout_goes_to_the_next_provider() {
 }
 
 #[tokio::test]
+async fn the_deadline_bounds_a_whole_summary() {
+    let e = env();
+    let (a, b) = (FakeLlm::start().await, FakeLlm::start().await);
+    a.always(Reply::hang());
+    let mut c = config(LlmProvider::Openai, &a.openai_url(), 3);
+    c.max_retries = 5;
+    c.deadline_secs = 2;
+    fallback(&mut c, LlmProvider::Openai, &b.openai_url());
+    let t0 = Instant::now();
+    let out = llm(&e, &c).summarize(&day()).await;
+    let took = t0.elapsed();
+    let Outcome::Unavailable { reason } = out else {
+        panic!("{out:?}")
+    };
+    assert!(reason.contains("deadline_secs (2 s)"), "{reason}");
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(4),
+        "{took:?}"
+    );
+    assert_eq!((a.count(), b.count()), (2, 0));
+}
+
+#[tokio::test]
 async fn an_overloaded_529_goes_to_the_next_provider() {
     let (a, _, _) = falls_back(
         Reply::error(529, "overloaded_error", "Overloaded"),

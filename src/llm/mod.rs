@@ -21,6 +21,8 @@
 //!   then the next provider is tried from its draft. A 429 about a spend
 //!   limit or quota, any other 4xx and a malformed answer skip to the next
 //!   provider at once.
+//! - **A deadline.** A whole summary (every pass, retry and provider) ends
+//!   after `deadline_secs`, as `Unavailable`.
 //! - **Spend recorded.** Every answered call is written to the store
 //!   (`llm_calls`) right away, with the provider's token counts and the
 //!   estimate; the daily limit is checked against them before any call.
@@ -141,6 +143,7 @@ pub struct Llm {
     cost_limit: f64,
     token_limit: u64,
     timeout: Duration,
+    deadline: Duration,
     max_retries: u32,
     backoff: Duration,
     store: Store,
@@ -200,6 +203,7 @@ impl Llm {
             cost_limit: cfg.daily_cost_limit_usd,
             token_limit: cfg.daily_token_limit,
             timeout,
+            deadline: Duration::from_secs(cfg.deadline_secs.max(1)),
             max_retries: cfg.max_retries,
             backoff: Duration::from_millis(cfg.backoff_ms),
             store,
@@ -263,8 +267,23 @@ impl Llm {
         };
         let mut spent = Spent::default();
         let mut failures = Vec::new();
+        let deadline = tokio::time::Instant::now() + self.deadline;
         for p in &self.providers {
-            match self.with_provider(p, req, &m, &mut spent).await {
+            let tried =
+                tokio::time::timeout_at(deadline, self.with_provider(p, req, &m, &mut spent)).await;
+            let Ok(tried) = tried else {
+                let why = format!(
+                    "no summary within llm.deadline_secs ({} s)",
+                    self.deadline.as_secs()
+                );
+                tracing::warn!(provider = %p.label(), error = %why, "llm provider failed");
+                failures.push(Failed {
+                    provider: p.label(),
+                    why,
+                });
+                break;
+            };
+            match tried {
                 Ok((text, calls)) => {
                     tracing::info!(
                         chat = req.chat_id,
