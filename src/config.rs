@@ -10,7 +10,9 @@
 //!
 //! Secrets are not part of [`Config`]: the bot token is read from
 //! `TELEGRAM_BOT_TOKEN` by [`bot_token`] and handed straight to the client, so
-//! it can never be printed by a `Debug` of the config.
+//! it can never be printed by a `Debug` of the config. The one exception, an
+//! LLM API key (`MNEMO_LLM__API_KEY`), is a [`Secret`]: its `Debug` shows
+//! `<redacted>` and it is never serialised.
 
 use std::path::{Path, PathBuf};
 
@@ -41,6 +43,7 @@ pub struct Config {
     pub voice: Voice,
     pub jobs: Jobs,
     pub digest: Digest,
+    pub llm: LlmConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -151,6 +154,171 @@ pub struct Digest {
     pub active_hours: String,
 }
 
+/// `[llm]`: optional LLM summaries of digests (see `crate::llm`). The
+/// top-level `provider`, `base_url`, `model` and `api_key` are the first
+/// provider; `[[llm.fallback]]` entries (same shape) are tried after it, in
+/// order. `provider = "none"` turns the whole layer off.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LlmConfig {
+    pub provider: LlmProvider,
+    /// Empty: the provider's own API (`https://api.openai.com/v1`,
+    /// `https://api.anthropic.com`).
+    pub base_url: String,
+    pub model: String,
+    /// Empty: `OPENAI_API_KEY` / `ANTHROPIC_API_KEY` by provider kind.
+    #[serde(default, skip_serializing)]
+    pub api_key: Secret,
+    /// 3 (draft, critique, refine) or 1 (draft only).
+    pub passes: u8,
+    /// Largest input of any one request, in tokens (prompt included).
+    pub max_input_tokens: usize,
+    /// Cap on each answer, in tokens (`max_tokens` of the request).
+    pub max_output_tokens: usize,
+    /// Spend per UTC day that stops LLM use (0 = no limit).
+    pub daily_cost_limit_usd: f64,
+    /// Tokens per UTC day that stop LLM use once some call of the day had
+    /// no known price (0 = no limit).
+    pub daily_token_limit: u64,
+    /// Per HTTP call, seconds.
+    pub timeout_secs: u64,
+    /// For a whole summary (every pass, retry and provider), seconds.
+    pub deadline_secs: u64,
+    /// Retries of one call on the same provider before the next one is tried.
+    pub max_retries: u32,
+    /// First retry delay, ms; doubled per retry, with jitter, at most 10 s.
+    pub backoff_ms: u64,
+    #[serde(default)]
+    pub fallback: Vec<LlmProviderConfig>,
+    /// Model name → price; a model without one has an unknown cost.
+    #[serde(default)]
+    pub prices: std::collections::BTreeMap<String, LlmPrice>,
+}
+
+/// One entry of `[[llm.fallback]]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LlmProviderConfig {
+    pub provider: LlmProvider,
+    pub base_url: String,
+    pub model: String,
+    #[serde(default, skip_serializing)]
+    pub api_key: Secret,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LlmProvider {
+    None,
+    /// Any OpenAI-compatible `/chat/completions` (hosted or a local server).
+    Openai,
+    /// Anthropic's `/v1/messages`.
+    Anthropic,
+}
+
+impl LlmProvider {
+    pub fn name(self) -> &'static str {
+        match self {
+            LlmProvider::None => "none",
+            LlmProvider::Openai => "openai",
+            LlmProvider::Anthropic => "anthropic",
+        }
+    }
+}
+
+/// US dollars per million tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LlmPrice {
+    pub input_per_mtok: f64,
+    pub output_per_mtok: f64,
+}
+
+/// A secret string: its `Debug` and `Display` never show it.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into())
+    }
+    /// The secret itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.trim().is_empty()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.is_empty() {
+            "\"\""
+        } else {
+            "\"<redacted>\""
+        })
+    }
+}
+
+impl LlmConfig {
+    /// The providers in the order they are tried (empty when off).
+    pub fn providers(&self) -> Vec<LlmProviderConfig> {
+        if self.provider == LlmProvider::None {
+            return Vec::new();
+        }
+        let first = LlmProviderConfig {
+            provider: self.provider,
+            base_url: self.base_url.clone(),
+            model: self.model.clone(),
+            api_key: self.api_key.clone(),
+        };
+        std::iter::once(first)
+            .chain(
+                self.fallback
+                    .iter()
+                    .filter(|p| p.provider != LlmProvider::None)
+                    .cloned(),
+            )
+            .collect()
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if !matches!(self.passes, 1 | 3) {
+            bail!(
+                "llm.passes must be 3 (draft, critique, refine) or 1, got {}",
+                self.passes
+            );
+        }
+        if self.max_input_tokens < 500 || self.max_output_tokens == 0 {
+            bail!("llm.max_input_tokens must be at least 500 and llm.max_output_tokens at least 1");
+        }
+        if self.timeout_secs == 0 || self.deadline_secs == 0 {
+            bail!("llm.timeout_secs and llm.deadline_secs must be at least 1");
+        }
+        if self.daily_cost_limit_usd < 0.0 || !self.daily_cost_limit_usd.is_finite() {
+            bail!("llm.daily_cost_limit_usd must be 0 (no limit) or positive");
+        }
+        for p in self.providers() {
+            let what = format!("llm provider {} ({})", p.provider.name(), p.model);
+            if p.model.trim().is_empty() {
+                bail!("{what}: model is empty");
+            }
+            let url = p.base_url.trim();
+            if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
+                bail!(
+                    "{what}: base_url must start with http:// or https://, got {:?}",
+                    p.base_url
+                );
+            }
+        }
+        for (model, price) in &self.prices {
+            if !(price.input_per_mtok >= 0.0 && price.output_per_mtok >= 0.0) {
+                bail!("llm.prices.{model:?}: prices must not be negative");
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Config {
     /// Loads the layers described in the module docs. `file` is the `--config`
     /// argument; without it `MNEMO_CONFIG` is consulted.
@@ -236,6 +404,7 @@ impl Config {
             );
         }
         crate::jobs::catalog(self)?;
+        self.llm.validate()?;
         Ok(())
     }
 
@@ -335,6 +504,55 @@ mod tests {
             assert_eq!(cfg.telegram.allowed_user_ids, vec![11, 22]);
             assert_eq!(cfg.telegram.api_url, "http://127.0.0.1:9");
             assert_eq!(cfg.data_dir().unwrap(), PathBuf::from("/tmp/x"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn llm_env_is_the_first_provider_and_the_key_stays_hidden() {
+        figment::Jail::expect_with(|jail| {
+            let cfg = Config::load(None).unwrap();
+            assert_eq!(cfg.llm.provider, LlmProvider::None);
+            assert!(cfg.llm.providers().is_empty());
+            assert_eq!(cfg.llm.max_input_tokens, 6000);
+            assert!(cfg.llm.prices.contains_key("gpt-4o-mini"));
+            jail.set_env("MNEMO_LLM__PROVIDER", "openai");
+            jail.set_env("MNEMO_LLM__BASE_URL", "http://127.0.0.1:8080/v1");
+            jail.set_env("MNEMO_LLM__MODEL", "qwen2.5-7b");
+            jail.set_env("MNEMO_LLM__PASSES", "1");
+            jail.set_env("MNEMO_LLM__API_KEY", "sk-very-secret-1234");
+            jail.set_env("MNEMO_LLM__MAX_INPUT_TOKENS", "4000");
+            jail.set_env("MNEMO_LLM__DAILY_COST_LIMIT_USD", "0.5");
+            jail.set_env("MNEMO_LLM__DAILY_TOKEN_LIMIT", "50000");
+            jail.create_file(
+                "f.toml",
+                "[[llm.fallback]]\nprovider = \"anthropic\"\nbase_url = \"https://api.anthropic.com\"\nmodel = \"claude-haiku-4-5\"\n",
+            )?;
+            let cfg = Config::load(Some(Path::new("f.toml"))).unwrap();
+            let l = &cfg.llm;
+            assert_eq!(
+                (l.passes, l.max_input_tokens, l.daily_token_limit),
+                (1, 4000, 50000)
+            );
+            assert_eq!(l.daily_cost_limit_usd, 0.5);
+            let p = l.providers();
+            assert_eq!(p.len(), 2);
+            assert_eq!(
+                (p[0].provider, p[0].model.as_str()),
+                (LlmProvider::Openai, "qwen2.5-7b")
+            );
+            assert_eq!(p[0].base_url, "http://127.0.0.1:8080/v1");
+            assert_eq!(p[0].api_key.expose(), "sk-very-secret-1234");
+            assert_eq!(p[1].provider, LlmProvider::Anthropic);
+            assert!(p[1].api_key.is_empty());
+            assert!(!format!("{cfg:?}").contains("sk-very-secret"));
+            jail.set_env("MNEMO_LLM__PASSES", "2");
+            let err = Config::load(None).unwrap_err();
+            assert!(format!("{err:#}").contains("llm.passes"), "{err:#}");
+            jail.set_env("MNEMO_LLM__PASSES", "3");
+            jail.set_env("MNEMO_LLM__MODEL", "");
+            let err = Config::load(None).unwrap_err();
+            assert!(format!("{err:#}").contains("model is empty"), "{err:#}");
             Ok(())
         });
     }

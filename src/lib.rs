@@ -17,6 +17,7 @@ pub mod extract;
 pub mod i18n;
 pub mod import;
 pub mod jobs;
+pub mod llm;
 pub mod logging;
 pub mod memory;
 pub mod models;

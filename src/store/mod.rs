@@ -16,6 +16,7 @@ mod digest;
 mod feedback;
 mod items;
 mod jobs;
+mod llm;
 mod notes;
 mod queues;
 pub mod schema;
@@ -26,6 +27,7 @@ pub use digest::{ChatDigest, SlotKey, SlotRecord, SlotState};
 pub use feedback::{Aggregate, Ask, Compaction, FeedbackCounts, FeedbackEvent, Vote};
 pub use items::{Item, ItemCounts, ItemKind};
 pub use jobs::JobRun;
+pub use llm::{LlmCall, Spend, Usage};
 pub(crate) use notes::decode_note;
 pub use notes::{indexed_text, NewNote, Note, Source};
 pub use vectors::{decode_f32s, decode_vector, encode_f32s, encode_vector};
@@ -92,8 +94,10 @@ from_redb!(
     redb::CommitError
 );
 
+/// Cheap to clone: clones share the one open database.
+#[derive(Clone)]
 pub struct Store {
-    db: Database,
+    db: std::sync::Arc<Database>,
     path: PathBuf,
 }
 
@@ -142,7 +146,10 @@ impl Store {
                 "migrated database schema"
             );
         }
-        Ok(Store { db, path })
+        Ok(Store {
+            db: std::sync::Arc::new(db),
+            path,
+        })
     }
 
     pub fn path(&self) -> &Path {

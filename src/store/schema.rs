@@ -95,6 +95,11 @@ pub const DIGEST_LEDGER: TableDefinition<(i64, &str, i64), &[u8]> =
 /// digests. Added without a version bump.
 pub const DIGEST_CHATS: TableDefinition<i64, &[u8]> = TableDefinition::new("digest_chats");
 
+/// (unix ms, sequence) → JSON [`super::LlmCall`]: every answered LLM call
+/// with its tokens and cost, for the daily limit and `/stats`. Added without
+/// a version bump, like `job_runs`.
+pub const LLM_CALLS: TableDefinition<(i64, u64), &[u8]> = TableDefinition::new("llm_calls");
+
 /// The v1 notes table, kept only to migrate from.
 pub const NOTES_V1: TableDefinition<u64, &[u8]> = TableDefinition::new("notes_v1");
 
@@ -109,6 +114,7 @@ pub const KEY_NEXT_ITEM: &str = "next_item_id";
 pub const KEY_NEXT_ASK: &str = "next_ask_id";
 pub const KEY_NEXT_FEEDBACK: &str = "next_feedback_seq";
 pub const KEY_NEXT_VOICE: &str = "next_voice_job";
+pub const KEY_NEXT_LLM_CALL: &str = "next_llm_call";
 
 /// A `META` value as a little-endian `u64` (shorter values are zero-extended).
 pub fn decode_u64(b: &[u8]) -> u64 {
@@ -205,6 +211,7 @@ fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(DUPLICATES)?;
     txn.open_table(DIGEST_LEDGER)?;
     txn.open_table(DIGEST_CHATS)?;
+    txn.open_table(LLM_CALLS)?;
     Ok(())
 }
 
