@@ -86,6 +86,11 @@ pub const JOB_RUNS: TableDefinition<&str, &[u8]> = TableDefinition::new("job_run
 /// at it) but hidden: out of the chat index, the counts and every search.
 /// Added without a version bump, like `job_runs`.
 pub const DUPLICATES: TableDefinition<u64, u64> = TableDefinition::new("duplicates");
+/// `"last"` / `"last_verified"` → JSON [`super::BackupRecord`]: the newest
+/// backup written and the newest that verified (health checks read their
+/// age; retention never removes the last verified one). Added without a
+/// version bump, like `job_runs`.
+pub const BACKUPS: TableDefinition<&str, &[u8]> = TableDefinition::new("backups");
 
 /// The v1 notes table, kept only to migrate from.
 pub const NOTES_V1: TableDefinition<u64, &[u8]> = TableDefinition::new("notes_v1");
@@ -195,6 +200,7 @@ fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(VOICE_JOBS)?;
     txn.open_table(JOB_RUNS)?;
     txn.open_table(DUPLICATES)?;
+    txn.open_table(BACKUPS)?;
     Ok(())
 }
 
