@@ -36,6 +36,21 @@ const MAX_REQUEST: usize = 4096;
 pub enum Request {
     /// The job runtime's status (`mnemo jobs`).
     Jobs,
+    /// A verified backup into `to` (an absolute dir; `None`: `backup.dir`),
+    /// answered with a `backup::Outcome` (`mnemo backup`).
+    Backup { to: Option<String> },
+}
+
+impl Request {
+    /// How long a client waits for the answer.
+    fn timeout(&self) -> Duration {
+        match self {
+            Request::Jobs => Duration::from_secs(30),
+            // Writing and verifying 100k notes takes seconds; a big store
+            // on a slow disk may take minutes.
+            Request::Backup { .. } => Duration::from_secs(3600),
+        }
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -153,7 +168,7 @@ pub fn ask(dir: &Path, req: &Request) -> anyhow::Result<Option<serde_json::Value
         }
         Err(e) => return Err(anyhow::anyhow!("cannot reach {}: {e}", path.display())),
     };
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    stream.set_read_timeout(Some(req.timeout()))?;
     let mut line = serde_json::to_vec(req)?;
     line.push(b'\n');
     stream.write_all(&line)?;

@@ -3,7 +3,7 @@
 //!
 //! # What an archive is
 //!
-//! `mnemo-backup-20261204T033000Z.tar.zst`: a tar container, compressed
+//! `mnemo-backup-20261204T033000.123Z.tar.zst`: a tar container, compressed
 //! with zstd (one frame, with zstd's own checksum of the content), holding
 //!
 //! ```text
@@ -68,7 +68,8 @@ use crate::store::{BackupRecord, Store, DB_FILE};
 
 /// Version of the archive layout; [`verify`] refuses newer ones.
 pub const FORMAT: u32 = 1;
-/// Archives are named `mnemo-backup-<UTC time>.tar.zst`.
+/// Archives are named `mnemo-backup-<UTC time to the ms>.tar.zst`, so that
+/// names sort by time.
 pub const PREFIX: &str = "mnemo-backup-";
 pub const SUFFIX: &str = ".tar.zst";
 /// The manifest's name inside the archive.
@@ -800,7 +801,7 @@ fn is_not_found(e: &anyhow::Error) -> bool {
 /// Moves the finished temporary archive to its final name (never over an
 /// existing file).
 fn persist(part: tempfile::NamedTempFile, dir: &Path) -> anyhow::Result<PathBuf> {
-    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ").to_string();
     let mut part = part;
     for i in 0..100 {
         let name = match i {

@@ -1,6 +1,7 @@
 //! Command-line interface: one file per subcommand, this file parses and
 //! dispatches. Every command that prints results takes `--json`.
 
+mod backup;
 mod chat;
 mod doctor;
 mod import;
@@ -66,6 +67,10 @@ pub enum Command {
     RetryVoice(retry_voice::Args),
     /// List the background jobs with their schedules, last and next runs.
     Jobs(jobs::Args),
+    /// Write a verified backup archive (database, voice audio, signing key); `backup verify FILE` checks one.
+    Backup(backup::Args),
+    /// Restore a backup archive into the data dir (mnemo must be stopped).
+    Restore(backup::RestoreArgs),
 }
 
 /// Parses arguments, runs the command, maps errors to a message and exit 1.
@@ -107,6 +112,8 @@ pub fn main() -> ExitCode {
         Command::Transcribe(a) => transcribe::run(&cfg, &a),
         Command::RetryVoice(a) => retry_voice::run(&cfg, &a),
         Command::Jobs(a) => jobs::run(&cfg, &a),
+        Command::Backup(a) => backup::run(&cfg, &a),
+        Command::Restore(a) => backup::restore(&cfg, &a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
