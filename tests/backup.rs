@@ -391,3 +391,63 @@ fn the_daily_job_keeps_keep_archives_and_never_the_last_verified() {
     assert_eq!(left.len(), 2, "{left:?}");
     assert!(last.path.ends_with(&left[0]), "{left:?}");
 }
+
+/// Sizes and times for docs/RELIABILITY.md:
+/// `cargo test --release --test backup -- --ignored --nocapture measure`.
+#[test]
+#[ignore]
+fn measure_backup_and_verify_of_100k_notes() {
+    use mnemo::core::{Core, Settings};
+    use std::time::Instant;
+    let n = std::env::var("BACKUP_NOTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let texts: Vec<String> = [
+        "dentist moved to Friday at 3pm, bring the insurance card",
+        "todo: renew the passport before the trip to Lisbon in May",
+        "the wifi password at the cabin is on the fridge, ask Jonas",
+        "we decided to paint the hallway a warm grey, not white",
+        "Anna's birthday is on the 14th; she likes dark chocolate",
+        "call the plumber about the dripping kitchen tap next week",
+    ]
+    .map(String::from)
+    .to_vec();
+    let mut rng = support::synth::Rng(0x9E37_79B9_7F4A_7C15);
+    let msgs = support::synth::messages(n, &[1, 2, 3], &texts, &mut rng);
+    {
+        let core = Core::new(
+            Store::open(&data).unwrap(),
+            Settings::from_config(&mnemo::config::Config::defaults()),
+        )
+        .unwrap();
+        core.import(&msgs, 1000, |_, _| {}).unwrap();
+    }
+    // 384-dim vectors for every note, as the real model leaves them.
+    support::synth::mark_model(&data, &mut rng);
+    let store = Store::open(&data).unwrap();
+    let db = store.file_size();
+    let out = tmp.path().join("out");
+    let t = Instant::now();
+    let w = backup::create(&store, &out, &mut |_, _, _| {}).unwrap();
+    let write = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    backup::verify(&w.archive).unwrap();
+    let verify = t.elapsed().as_secs_f64();
+    let snap = w
+        .manifest
+        .files
+        .iter()
+        .find(|f| f.path == "mnemo.redb")
+        .unwrap()
+        .bytes;
+    println!(
+        "{n} notes ({} to-dos): live db {:.1} MB, snapshot {:.1} MB, archive {:.1} MB; backup {write:.2} s, verify {verify:.2} s",
+        w.manifest.counts.todos,
+        db as f64 / 1e6,
+        snap as f64 / 1e6,
+        w.bytes as f64 / 1e6
+    );
+}
