@@ -1039,6 +1039,19 @@ mod tests {
     }
 
     #[test]
+    fn restore_refuses_a_data_dir_whose_database_is_open() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (dir, store) = data(tmp.path());
+        let w = create(&store, &tmp.path().join("out"), &mut |_, _, _| {}).unwrap();
+        let err = restore(&w.archive, &dir, true).unwrap_err();
+        assert!(
+            matches!(err.downcast_ref::<Refusal>(), Some(Refusal::Locked(_))),
+            "{err:#}"
+        );
+        assert!(dir.join(DB_FILE).is_file());
+    }
+
+    #[test]
     fn retention_keeps_the_newest_and_the_last_verified() {
         let tmp = tempfile::tempdir().unwrap();
         let d = tmp.path();
