@@ -44,6 +44,7 @@ pub struct Config {
     pub jobs: Jobs,
     pub digest: Digest,
     pub llm: LlmConfig,
+    pub backup: Backup,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -138,6 +139,15 @@ pub struct Jobs {
     pub audio_retention: String,
     pub voice_retry: String,
     pub graph_save: String,
+    pub backup: String,
+}
+
+/// `[backup]`: where archives go and how many the daily job keeps.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Backup {
+    /// Empty means `<data dir>/backups`; see [`Config::backup_dir`].
+    pub dir: String,
+    pub keep: usize,
 }
 
 /// `[digest]`: scheduled digests, in local time (see `digest::slots`).
@@ -403,6 +413,9 @@ impl Config {
                 v.language
             );
         }
+        if self.backup.keep == 0 {
+            bail!("backup.keep must be at least 1");
+        }
         crate::jobs::catalog(self)?;
         self.llm.validate()?;
         Ok(())
@@ -416,6 +429,14 @@ impl Config {
         let dirs = directories::ProjectDirs::from("", "", "mnemo")
             .context("cannot find a home directory for the models dir; set MNEMO_MODELS__DIR")?;
         Ok(dirs.cache_dir().join("models"))
+    }
+
+    /// Where archives go: `backup.dir` when set, else `<data dir>/backups`.
+    pub fn backup_dir(&self) -> anyhow::Result<PathBuf> {
+        if !self.backup.dir.trim().is_empty() {
+            return Ok(PathBuf::from(self.backup.dir.trim()));
+        }
+        Ok(crate::backup::default_dir(&self.data_dir()?))
     }
 
     /// The data folder: `data_dir` when set, else the platform data dir.

@@ -7,6 +7,7 @@
 //! a user reads comes from [`i18n`].
 
 pub mod app;
+pub mod backup;
 pub mod buttons;
 pub mod channels;
 pub mod cli;

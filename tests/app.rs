@@ -38,7 +38,13 @@ async fn jobs_are_listed_with_last_and_next_runs_offline_and_while_serving() {
     names.sort();
     assert_eq!(
         names,
-        ["audio-retention", "graph-save", "prune", "voice-retry"]
+        [
+            "audio-retention",
+            "backup",
+            "graph-save",
+            "prune",
+            "voice-retry"
+        ]
     );
     let now = chrono::Utc::now();
     for (name, j) in &js {

@@ -44,6 +44,23 @@ pub enum Request {
     },
     /// Schedules and the digest ledger (`mnemo schedule list`).
     Schedules,
+    /// A verified backup into `to` (an absolute dir; `None`: `backup.dir`),
+    /// answered with a `backup::Outcome` (`mnemo backup`).
+    Backup { to: Option<String> },
+}
+
+impl Request {
+    /// How long a client waits for the answer.
+    fn timeout(&self) -> Duration {
+        match self {
+            Request::Jobs | Request::Schedules => Duration::from_secs(30),
+            // With an LLM configured a digest may take its whole deadline.
+            Request::Digest { .. } => Duration::from_secs(360),
+            // Writing and verifying 100k notes takes seconds; a big store
+            // on a slow disk may take minutes.
+            Request::Backup { .. } => Duration::from_secs(3600),
+        }
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -161,7 +178,7 @@ pub fn ask(dir: &Path, req: &Request) -> anyhow::Result<Option<serde_json::Value
         }
         Err(e) => return Err(anyhow::anyhow!("cannot reach {}: {e}", path.display())),
     };
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    stream.set_read_timeout(Some(req.timeout()))?;
     let mut line = serde_json::to_vec(req)?;
     line.push(b'\n');
     stream.write_all(&line)?;

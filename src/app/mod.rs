@@ -232,6 +232,10 @@ impl App {
                     core()?.persist();
                     Ok("saved if changed".into())
                 }),
+                jobs::BACKUP => {
+                    let (dir, keep) = (self.cfg.backup_dir()?, self.cfg.backup.keep);
+                    Arc::new(move || crate::backup::scheduled(core()?.store(), &dir, keep))
+                }
                 other => anyhow::bail!("job {other} has no work wired"),
             };
             out.push(Job {
@@ -259,6 +263,7 @@ impl App {
     fn control_handler(&self) -> anyhow::Result<control::Handler> {
         let core = Arc::downgrade(&self.core);
         let catalog: Vec<(&'static str, Option<Schedule>)> = jobs::catalog(&self.cfg)?;
+        let backup_dir = self.cfg.backup_dir()?;
         Ok(Arc::new(move |req| {
             let core = core
                 .upgrade()
@@ -281,6 +286,13 @@ impl App {
                 control::Request::Schedules => Ok(serde_json::to_value(
                     crate::digest::report::schedule_list(&core, SCHEDULE_LIST_ROWS)?,
                 )?),
+                // A snapshot from this process's own store: its read
+                // transaction does not hold up the writers.
+                control::Request::Backup { to } => {
+                    let dir = to.map_or_else(|| backup_dir.clone(), std::path::PathBuf::from);
+                    let o = crate::backup::backup(core.store(), &dir, &mut |_, _, _| {})?;
+                    Ok(serde_json::to_value(o)?)
+                }
             }
         }))
     }

@@ -1,6 +1,7 @@
 //! Command-line interface: one file per subcommand, this file parses and
 //! dispatches. Every command that prints results takes `--json`.
 
+mod backup;
 mod chat;
 mod digest;
 mod doctor;
@@ -72,6 +73,10 @@ pub enum Command {
     /// Digest schedules and the delivery ledger.
     #[command(subcommand)]
     Schedule(digest::ScheduleCmd),
+    /// Write a verified backup archive (database, voice audio, signing key); `backup verify FILE` checks one.
+    Backup(backup::Args),
+    /// Restore a backup archive into the data dir (mnemo must be stopped).
+    Restore(backup::RestoreArgs),
 }
 
 /// Parses arguments, runs the command, maps errors to a message and exit 1.
@@ -115,6 +120,8 @@ pub fn main() -> ExitCode {
         Command::Jobs(a) => jobs::run(&cfg, &a),
         Command::Digest(a) => digest::run(&cfg, &a),
         Command::Schedule(c) => digest::schedule(&cfg, &c),
+        Command::Backup(a) => backup::run(&cfg, &a),
+        Command::Restore(a) => backup::restore(&cfg, &a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -38,6 +38,8 @@ pub const AUDIO_RETENTION: &str = "audio-retention";
 pub const VOICE_RETRY: &str = "voice-retry";
 /// The ANN graph, saved when it changed (so a crash rebuilds less).
 pub const GRAPH_SAVE: &str = "graph-save";
+/// A verified backup into `backup.dir`, then retention (`backup.keep`).
+pub const BACKUP: &str = "backup";
 
 /// Every job mnemo has, with its schedule from config (`None`: turned off).
 pub fn catalog(cfg: &Config) -> anyhow::Result<Vec<(&'static str, Option<Schedule>)>> {
@@ -47,6 +49,7 @@ pub fn catalog(cfg: &Config) -> anyhow::Result<Vec<(&'static str, Option<Schedul
         (AUDIO_RETENTION, &j.audio_retention),
         (VOICE_RETRY, &j.voice_retry),
         (GRAPH_SAVE, &j.graph_save),
+        (BACKUP, &j.backup),
     ]
     .into_iter()
     .map(|(name, s)| {

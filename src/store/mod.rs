@@ -12,6 +12,7 @@
 //! The file is created with mode 0600 inside a 0700 directory. redb takes an
 //! exclusive lock on it; a second process gets [`StoreError::InUse`].
 
+mod backup;
 mod digest;
 mod feedback;
 mod items;
@@ -23,6 +24,7 @@ pub mod schema;
 mod vectors;
 mod voice;
 
+pub use backup::{BackupRecord, Contents};
 pub use digest::{ChatDigest, SlotKey, SlotRecord, SlotState};
 pub use feedback::{Aggregate, Ask, Compaction, FeedbackCounts, FeedbackEvent, Vote};
 pub use items::{Item, ItemCounts, ItemKind};

@@ -99,6 +99,11 @@ pub const DIGEST_CHATS: TableDefinition<i64, &[u8]> = TableDefinition::new("dige
 /// with its tokens and cost, for the daily limit and `/stats`. Added without
 /// a version bump, like `job_runs`.
 pub const LLM_CALLS: TableDefinition<(i64, u64), &[u8]> = TableDefinition::new("llm_calls");
+/// `"last"` / `"last_verified"` → JSON [`super::BackupRecord`]: the newest
+/// backup written and the newest that verified (health checks read their
+/// age; retention never removes the last verified one). Added without a
+/// version bump, like `job_runs`.
+pub const BACKUPS: TableDefinition<&str, &[u8]> = TableDefinition::new("backups");
 
 /// The v1 notes table, kept only to migrate from.
 pub const NOTES_V1: TableDefinition<u64, &[u8]> = TableDefinition::new("notes_v1");
@@ -212,6 +217,7 @@ fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(DIGEST_LEDGER)?;
     txn.open_table(DIGEST_CHATS)?;
     txn.open_table(LLM_CALLS)?;
+    txn.open_table(BACKUPS)?;
     Ok(())
 }
 
