@@ -554,3 +554,111 @@ async fn cli_digest_and_schedule_list_print_json_offline() {
     assert_eq!(names, ["daily", "weekly"]);
     assert!(list["ledger"].as_array().unwrap().is_empty());
 }
+
+// ---- with an LLM (the fake server, the real reqwest client) ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_digest_carries_the_llm_summary_and_its_source_in_the_ledger() {
+    use support::fake_llm::FakeLlm;
+    let llm = FakeLlm::start().await;
+    let tg = FakeTelegram::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let url = llm.openai_url();
+    let mut bot = ServeProcess::spawn_env(
+        &data,
+        &tg.url(),
+        &USER.to_string(),
+        TOKEN,
+        &[
+            ("MNEMO_DIGEST__DAILY", "*/10 * * * * *"),
+            ("MNEMO_DIGEST__WEEKLY", ""),
+            ("MNEMO_LLM__PROVIDER", "openai"),
+            ("MNEMO_LLM__BASE_URL", &url),
+            ("MNEMO_LLM__MODEL", "test-model"),
+            ("MNEMO_LLM__API_KEY", "sk-test-secret"),
+        ],
+    );
+    tg.push(tg::text(USER, 1, "we decided to repaint the fence in june"));
+    tg.wait_sent(USER, 1, T).await;
+    wait_digests(&tg, &bot, 1).await;
+    let (_, text) = &digests_sent(&tg)[0];
+    assert!(
+        text.contains("What the period held (#1"),
+        "the summary, citing the note: {text}"
+    );
+    assert!(
+        text.contains("repaint the fence"),
+        "the extractive sections stay: {text}"
+    );
+    assert_eq!(llm.passes()[..3], ["draft", "critique", "refine"]);
+    let list = schedule_list(&data).await;
+    let sent = list["ledger"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["state"] == "sent")
+        .cloned()
+        .unwrap_or_else(|| panic!("{list}"));
+    assert_eq!(sent["source"], "llm:openai/test-model");
+    assert!(
+        !bot.log_text().contains("sk-test-secret"),
+        "the key is never logged"
+    );
+    // /stats shows the spend (no price configured: cost unknown).
+    tg.push(tg::text(USER, 2, "/stats"));
+    let out = tg.wait_sent(USER, 3, T).await;
+    let stats = out
+        .iter()
+        .find(|t| t.contains("Summaries (LLM)"))
+        .unwrap_or_else(|| panic!("{out:?}"));
+    assert!(stats.contains("cost unknown"), "{stats}");
+    bot.child.kill().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_llm_fails_the_digest_is_extractive_and_says_so() {
+    use support::fake_llm::{FakeLlm, Reply};
+    let llm = FakeLlm::start().await;
+    llm.always(Reply::error(500, "api_error", "boom"));
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    {
+        let store = Store::open(&data).unwrap();
+        store
+            .write(|tx| {
+                tx.insert_note(mnemo::store::NewNote {
+                    chat_id: USER,
+                    user_id: USER,
+                    message_id: Some(1),
+                    text: "todo: book the train to Hamburg".into(),
+                    created_at: mnemo::core::now_ms() - 60_000,
+                    source: mnemo::store::Source::Telegram,
+                    author: None,
+                })
+            })
+            .unwrap();
+    }
+    let url = llm.openai_url();
+    let out = support::mnemo(&data)
+        .args(["digest", "--chat", &USER.to_string(), "--json"])
+        .env("MNEMO_LLM__PROVIDER", "openai")
+        .env("MNEMO_LLM__BASE_URL", &url)
+        .env("MNEMO_LLM__MODEL", "test-model")
+        .env("MNEMO_LLM__MAX_RETRIES", "1")
+        .env("MNEMO_LLM__BACKOFF_MS", "10")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let d: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(d["source"], "extractive");
+    let text = d["text"].as_str().unwrap();
+    assert!(text.contains("summary service was unavailable"), "{text}");
+    assert!(text.contains("book the train"), "{text}");
+    assert_eq!(llm.count(), 2, "one call and one retry, no storm");
+}

@@ -99,6 +99,8 @@ stats =
     Bewertungen: 👍 { $helpful } · 👎 { $not_helpful } · ⌛ { $outdated }
     Aufgaben: { $todos } offen, { $done } erledigt · Entscheidungen: { $decisions }
     Größe der Datenbank: { $size }
+stats-llm = <b>Zusammenfassungen (LLM)</b>: heute { $today_calls } Aufrufe, { $today_tokens } Tokens, { $today_cost } · diesen Monat { $month_tokens } Tokens, { $month_cost }
+stats-llm-cost-unknown = Kosten unbekannt (ein Modell hat keinen Preis in [llm.prices])
 lang-set = Antworten kommen jetzt auf Deutsch.
 lang-usage = Aufruf: /lang <i>Code</i>. Verfügbar: { $available }. Aktuell: { $current }.
 unknown-command = Unbekannter Befehl { $command }. /help zeigt die Befehle.

@@ -99,6 +99,8 @@ stats =
     Feedback: 👍 { $helpful } · 👎 { $not_helpful } · ⌛ { $outdated }
     To-dos: { $todos } open, { $done } done · decisions: { $decisions }
     Database size: { $size }
+stats-llm = <b>Summaries (LLM)</b>: today { $today_calls } calls, { $today_tokens } tokens, { $today_cost } · this month { $month_tokens } tokens, { $month_cost }
+stats-llm-cost-unknown = cost unknown (a model has no price in [llm.prices])
 lang-set = Replies are now in English.
 lang-usage = Usage: /lang <i>code</i>. Available: { $available }. Current: { $current }.
 unknown-command = Unknown command { $command }. /help lists the commands.

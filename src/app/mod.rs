@@ -105,6 +105,37 @@ impl App {
         })
     }
 
+    /// Routes digests through the LLM of `[llm]`, when it names a
+    /// provider: the summary runs on `rt` (the core's caller blocks its own
+    /// thread, never a runtime worker's, until it is done or fell back).
+    pub fn enable_summaries(&self, rt: tokio::runtime::Handle) -> anyhow::Result<()> {
+        let store = self.core.store().clone();
+        let Some(llm) = crate::llm::Llm::from_config(&self.cfg.llm, store.clone())? else {
+            return Ok(());
+        };
+        tracing::info!(providers = %llm.describe(), "digests are summarised by an LLM");
+        let llm = Arc::new(llm);
+        self.core.on_summarize(move |d, lang| {
+            let req = match crate::digest::summary::request(&store, d, lang) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the notes for the summary");
+                    return;
+                }
+            };
+            let (tx, rx) = std::sync::mpsc::channel();
+            let llm = llm.clone();
+            rt.spawn(async move {
+                let _ = tx.send(llm.summarize(&req).await);
+            });
+            match rx.recv() {
+                Ok(out) => crate::digest::summary::apply(d, out),
+                Err(_) => tracing::error!("the LLM summary task ended without an answer"),
+            }
+        });
+        Ok(())
+    }
+
     pub fn core(&self) -> &Arc<Core> {
         &self.core
     }
@@ -128,6 +159,7 @@ impl App {
         if self.background.is_some() {
             return Ok(());
         }
+        self.enable_summaries(tokio::runtime::Handle::current())?;
         self.startup_maintenance().await;
         let worker = EmbedWorker::spawn(self.core.clone(), self.shutdown.clone());
         let tasks = vec![tokio::spawn(

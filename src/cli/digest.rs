@@ -55,6 +55,8 @@ pub fn run(cfg: &Config, args: &Args) -> anyhow::Result<()> {
         Some(v) => serde_json::from_value(v)?,
         None => {
             let app = App::open(cfg)?;
+            let rt = super::runtime()?;
+            app.enable_summaries(rt.handle().clone())?;
             let chat = match args.chat {
                 Some(c) => c,
                 None => report::default_chat(app.core())?,

@@ -414,7 +414,27 @@ impl Core {
             Some(e) => line.text("model", e.model_id()),
             None => line.key("model", "model-none"),
         };
-        Ok(vec![line])
+        let mut lines = vec![line];
+        let spend = self.store.llm_spend(super::now_ms())?;
+        if spend.month.calls > 0 {
+            let cost = |u: &crate::store::Usage, l: Line, name: &str| match u.cost_usd {
+                Some(c) => l.text(name, format!("${c:.2}")),
+                None => l.key(name, "stats-llm-cost-unknown"),
+            };
+            let l = Line::new("stats-llm")
+                .num("today_calls", spend.today.calls)
+                .num(
+                    "today_tokens",
+                    spend.today.input_tokens + spend.today.output_tokens,
+                )
+                .num(
+                    "month_tokens",
+                    spend.month.input_tokens + spend.month.output_tokens,
+                );
+            let l = cost(&spend.today, l, "today_cost");
+            lines.push(cost(&spend.month, l, "month_cost"));
+        }
+        Ok(lines)
     }
 
     fn cmd_lang(&self, tx: &mut Tx, cx: &Cx, args: &str) -> Result<Vec<Outcome>, StoreError> {

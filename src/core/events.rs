@@ -187,6 +187,9 @@ pub struct Stats {
     pub model: Option<String>,
     pub feedback: crate::store::FeedbackCounts,
     pub items: crate::store::ItemCounts,
+    /// LLM use for digest summaries: today's and this month's calls,
+    /// tokens and cost (UTC; `cost_usd` null when some model had no price).
+    pub llm: crate::store::Spend,
 }
 
 /// What an import did.

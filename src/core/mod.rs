@@ -291,6 +291,7 @@ impl Core {
             model: self.embedder.as_ref().map(|e| e.model_id().to_owned()),
             feedback: self.feedback_counts()?,
             items: self.store.count_items()?,
+            llm: self.store.llm_spend(now_ms())?,
         })
     }
 }

@@ -110,7 +110,8 @@ impl Core {
 
     /// Drops processed-update markers older than a week, the used nonces
     /// and recall questions of buttons that have expired, and digest ledger
-    /// rows older than [`LEDGER_DAYS`] (each schedule keeps the rows that
+    /// rows older than [`LEDGER_DAYS`], LLM call records older than
+    /// [`LLM_CALL_DAYS`] (each schedule keeps the rows that
     /// say what is new and where catch-up starts).
     pub fn prune(&self) -> Result<u64, CoreError> {
         let now = now_ms();
@@ -119,10 +120,14 @@ impl Core {
         Ok(self.store.write(|tx| {
             Ok(tx.prune_processed(now - 7 * 86_400_000)?
                 + tx.prune_buttons(horizon)?
-                + tx.prune_ledger(now - LEDGER_DAYS * 86_400_000)?)
+                + tx.prune_ledger(now - LEDGER_DAYS * 86_400_000)?
+                + tx.prune_llm_calls(now - LLM_CALL_DAYS * 86_400_000)?)
         })?)
     }
 }
+
+/// Days of LLM call records kept (this month's spend needs at most 31).
+pub const LLM_CALL_DAYS: i64 = 400;
 
 /// Days of digest ledger kept.
 pub const LEDGER_DAYS: i64 = 90;

@@ -21,6 +21,7 @@ pub mod render;
 pub mod report;
 pub mod runner;
 pub mod slots;
+pub mod summary;
 
 use chrono_tz::Tz;
 use serde::Serialize;
