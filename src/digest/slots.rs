@@ -242,7 +242,7 @@ pub fn plan(
         return Plan::default();
     };
     let age = now - newest;
-    let mut missed: Vec<_> = older.iter().copied().collect();
+    let mut missed = older.to_vec();
     let send = if age <= window {
         Some((newest, age > ON_TIME))
     } else {
