@@ -662,3 +662,46 @@ async fn when_the_llm_fails_the_digest_is_extractive_and_says_so() {
     assert!(text.contains("book the train"), "{text}");
     assert_eq!(llm.count(), 2, "one call and one retry, no storm");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn down_across_two_slots_the_restart_sends_one_digest_and_records_the_rest_as_missed() {
+    let tg = FakeTelegram::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // Three slots 5 s apart, 15 s from now, then none for a minute.
+    let s0 = Utc::now().timestamp() + 15;
+    let secs: Vec<String> = (0..3)
+        .map(|i| ((s0 + 5 * i).rem_euclid(60)).to_string())
+        .collect();
+    let daily = format!("{} * * * * *", secs.join(","));
+    let mut bot = serve_daily(&data, &tg, &daily);
+    tg.push(tg::text(USER, 1, "the plumber comes on tuesday"));
+    tg.wait_sent(USER, 1, T).await;
+    bot.child.start_kill().unwrap();
+    bot.child.wait().await.unwrap();
+    // Down while all three slots pass.
+    let back = s0 + 10 + 2;
+    while Utc::now().timestamp() < back {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut bot = serve_daily(&data, &tg, &daily);
+    wait_digests(&tg, &bot, 1).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let digests = digests_sent(&tg);
+    assert_eq!(digests.len(), 1, "one catch-up, never a burst");
+    assert!(digests[0].1.contains("plumber"));
+    let list = schedule_list(&data).await;
+    let states: Vec<&str> = list["ledger"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states.iter().filter(|s| **s == "sent").count(), 1, "{list}");
+    assert_eq!(
+        states.iter().filter(|s| **s == "missed").count(),
+        2,
+        "{list}"
+    );
+    bot.child.kill().await.unwrap();
+}
