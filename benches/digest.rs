@@ -9,7 +9,6 @@
 //! small pass as a smoke test.
 
 #[path = "../tests/support/mod.rs"]
-#[allow(dead_code)]
 mod support;
 
 use std::time::{Duration, Instant};
