@@ -135,28 +135,28 @@ fn four_days_across_the_spring_change_one_digest_a_day_with_only_new_notes() {
     assert_eq!(queued_digests(&core).len(), 4);
 }
 
-#[test]
-fn autumn_change_a_fixed_time_in_the_repeated_hour_runs_once() {
+/// The slots a daily 02:30 (local) schedule records over `[from, to)`,
+/// with a note at noon UTC every day.
+fn daily_0230_slots(from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<DateTime<Utc>> {
     let dir = tempfile::tempdir().unwrap();
     let core = core(dir.path(), |c| {
         c.digest.daily = "30 2 * * *".into();
         c.digest.weekly = String::new();
     });
     let mut update = 0;
-    simulate(
-        &core,
-        utc(2026, 10, 23, 12, 0),
-        utc(2026, 10, 26, 12, 0),
-        |t| {
-            if t.minute_of_day() == 12 * 60 {
-                update += 1;
-                note(&core, update, &format!("note {update}"), t);
-            }
-        },
-    );
-    let slots: Vec<_> = ledger(&core, "daily").iter().map(|(t, _)| *t).collect();
+    simulate(&core, from, to, |t| {
+        if t.minute_of_day() == 12 * 60 {
+            update += 1;
+            note(&core, update, &format!("note {update}"), t);
+        }
+    });
+    ledger(&core, "daily").iter().map(|(t, _)| *t).collect()
+}
+
+#[test]
+fn autumn_change_a_fixed_time_in_the_repeated_hour_runs_once() {
     assert_eq!(
-        slots,
+        daily_0230_slots(utc(2026, 10, 23, 12, 0), utc(2026, 10, 26, 12, 0)),
         vec![
             utc(2026, 10, 24, 0, 30), // 02:30 CEST
             utc(2026, 10, 25, 0, 30), // the first 02:30 of the repeated hour only
@@ -167,26 +167,8 @@ fn autumn_change_a_fixed_time_in_the_repeated_hour_runs_once() {
 
 #[test]
 fn spring_change_a_fixed_time_in_the_skipped_hour_runs_right_after_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let core = core(dir.path(), |c| {
-        c.digest.daily = "30 2 * * *".into();
-        c.digest.weekly = String::new();
-    });
-    let mut update = 0;
-    simulate(
-        &core,
-        utc(2026, 3, 27, 12, 0),
-        utc(2026, 3, 30, 12, 0),
-        |t| {
-            if t.minute_of_day() == 12 * 60 {
-                update += 1;
-                note(&core, update, &format!("note {update}"), t);
-            }
-        },
-    );
-    let slots: Vec<_> = ledger(&core, "daily").iter().map(|(t, _)| *t).collect();
     assert_eq!(
-        slots,
+        daily_0230_slots(utc(2026, 3, 27, 12, 0), utc(2026, 3, 30, 12, 0)),
         vec![
             utc(2026, 3, 28, 1, 30), // 02:30 CET
             utc(2026, 3, 29, 1, 0),  // 03:00 CEST: 02:30 does not exist that day

@@ -74,9 +74,12 @@ impl Core {
     /// Whether `ev`'s sender is served, read without a write transaction
     /// (strangers and pairing are left to [`Core::check_access`]).
     pub(super) fn may_serve(&self, ev: &super::Inbound) -> Result<bool, StoreError> {
-        Ok(ev.origin.trusted
-            || self.settings.allowed_user_ids.contains(&ev.user_id)
-            || self.store.owner()? == Some(ev.user_id))
+        Ok(ev.origin.trusted || self.serves_user(ev.user_id)?)
+    }
+
+    /// Whether `user` is allowlisted or the owner (read committed).
+    pub(super) fn serves_user(&self, user: i64) -> Result<bool, StoreError> {
+        Ok(self.settings.allowed_user_ids.contains(&user) || self.store.owner()? == Some(user))
     }
 
     pub(super) fn check_access(&self, tx: &mut Tx, cx: &Cx) -> Result<Verdict, StoreError> {

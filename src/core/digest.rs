@@ -51,9 +51,7 @@ impl Core {
     /// Whether scheduled digests may go to `chat`: a private chat (its id
     /// is its user's) of a user mnemo serves.
     pub fn digest_chat_allowed(&self, chat: i64) -> Result<bool, StoreError> {
-        Ok(chat > 0
-            && (self.settings.allowed_user_ids.contains(&chat)
-                || self.store.owner()? == Some(chat)))
+        Ok(chat > 0 && self.serves_user(chat)?)
     }
 
     /// A chat's digest settings, created when absent. Digests begin at the

@@ -144,6 +144,23 @@ fn encode<T: Serialize>(v: &T) -> Vec<u8> {
     serde_json::to_vec(v).expect("digest records serialise")
 }
 
+/// A ledger row as key and record; `None` (logged) when it does not decode.
+fn ledger_row(
+    (chat_id, schedule, slot): (i64, &str, i64),
+    v: &[u8],
+) -> Option<(SlotKey, SlotRecord)> {
+    let Some(rec) = decode::<SlotRecord>(v) else {
+        tracing::warn!(chat_id, schedule, slot, "unreadable digest ledger row");
+        return None;
+    };
+    let key = SlotKey {
+        chat_id,
+        schedule: schedule.to_owned(),
+        slot,
+    };
+    Some((key, rec))
+}
+
 impl Store {
     /// A chat's digest settings, if it has any yet.
     pub fn chat_digest(&self, chat_id: i64) -> Result<Option<ChatDigest>, StoreError> {
@@ -172,19 +189,7 @@ impl Store {
                 break;
             }
             let (k, v) = row?;
-            let (chat_id, schedule, slot) = k.value();
-            let Some(rec) = decode::<SlotRecord>(v.value()) else {
-                tracing::warn!(chat_id, schedule, slot, "unreadable digest ledger row");
-                continue;
-            };
-            out.push((
-                SlotKey {
-                    chat_id,
-                    schedule: schedule.to_owned(),
-                    slot,
-                },
-                rec,
-            ));
+            out.extend(ledger_row(k.value(), v.value()));
         }
         out.reverse();
         Ok(out)
@@ -201,17 +206,7 @@ impl Store {
         let mut out = Vec::new();
         for row in t.range((chat_id, "", i64::MIN)..(chat_id + 1, "", i64::MIN))? {
             let (k, v) = row?;
-            let (chat_id, schedule, slot) = k.value();
-            if let Some(rec) = decode::<SlotRecord>(v.value()) {
-                out.push((
-                    SlotKey {
-                        chat_id,
-                        schedule: schedule.to_owned(),
-                        slot,
-                    },
-                    rec,
-                ));
-            }
+            out.extend(ledger_row(k.value(), v.value()));
         }
         out.sort_by_key(|(k, r)| std::cmp::Reverse((r.at, k.slot)));
         out.truncate(limit);
