@@ -45,6 +45,8 @@ pub struct Config {
     pub digest: Digest,
     pub llm: LlmConfig,
     pub backup: Backup,
+    pub health: Health,
+    pub http: Http,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -148,6 +150,59 @@ pub struct Backup {
     /// Empty means `<data dir>/backups`; see [`Config::backup_dir`].
     pub dir: String,
     pub keep: usize,
+}
+
+/// `[health]`: the checks mnemo runs on itself and its alert rules (see
+/// `crate::health`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Health {
+    pub interval_secs: u64,
+    pub for_secs: u64,
+    pub recover_secs: u64,
+    pub repeat_secs: u64,
+    pub group_secs: u64,
+    pub flap_window_secs: u64,
+    pub flap_changes: usize,
+    pub disk_free_warn_mb: u64,
+    pub disk_free_critical_mb: u64,
+    pub disk_free_warn_percent: f64,
+    pub disk_free_critical_percent: f64,
+    pub telegram_stale_secs: u64,
+    pub queue_warn_secs: u64,
+    pub queue_critical_secs: u64,
+    pub transcription_failures_warn: u64,
+    pub rss_limit_mb: u64,
+    pub backup_max_age_hours: u64,
+    /// Dead-man switch: GET each interval while healthy (`/fail` appended
+    /// when critical). Empty: off.
+    pub heartbeat_url: String,
+}
+
+/// `[http]`: the optional listener for `/healthz`, `/readyz`, `/metrics`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Http {
+    /// `host:port`, e.g. `127.0.0.1:9464`; empty: off.
+    pub listen: String,
+    /// Allow a listen address that is not loopback.
+    pub allow_remote: bool,
+}
+
+impl Http {
+    /// The address to listen on, `None` when off. A non-loopback address is
+    /// refused unless `allow_remote`.
+    pub fn addr(&self) -> anyhow::Result<Option<std::net::SocketAddr>> {
+        let s = self.listen.trim();
+        if s.is_empty() {
+            return Ok(None);
+        }
+        let addr: std::net::SocketAddr = s
+            .parse()
+            .with_context(|| format!("http.listen {s:?} is not an address like 127.0.0.1:9464"))?;
+        if !addr.ip().is_loopback() && !self.allow_remote {
+            bail!("http.listen {s} is not a loopback address: metrics and readiness would be open to the network; set http.allow_remote = true (MNEMO_HTTP__ALLOW_REMOTE) if that is meant");
+        }
+        Ok(Some(addr))
+    }
 }
 
 /// `[digest]`: scheduled digests, in local time (see `digest::slots`).
@@ -418,6 +473,18 @@ impl Config {
         }
         crate::jobs::catalog(self)?;
         self.llm.validate()?;
+        self.http.addr()?;
+        let h = &self.health;
+        if h.interval_secs == 0 {
+            bail!("health.interval_secs must be at least 1");
+        }
+        if h.disk_free_critical_mb > h.disk_free_warn_mb {
+            bail!("health.disk_free_critical_mb must not be above health.disk_free_warn_mb");
+        }
+        let hb = h.heartbeat_url.trim();
+        if !(hb.is_empty() || hb.starts_with("http://") || hb.starts_with("https://")) {
+            bail!("health.heartbeat_url must start with http:// or https://");
+        }
         Ok(())
     }
 

@@ -15,6 +15,7 @@ pub mod config;
 pub mod core;
 pub mod digest;
 pub mod extract;
+pub mod health;
 pub mod i18n;
 pub mod import;
 pub mod jobs;

@@ -42,10 +42,12 @@ async fn jobs_are_listed_with_last_and_next_runs_offline_and_while_serving() {
             "audio-retention",
             "backup",
             "graph-save",
+            "health",
             "prune",
             "voice-retry"
         ]
     );
+    assert_eq!(js["health"]["schedule"], "every 60s");
     let now = chrono::Utc::now();
     for (name, j) in &js {
         assert!(j["last_run"].is_null(), "{name}: {j}");

@@ -113,10 +113,21 @@ async fn data_files_are_private() {
 async fn doctor_reports_reasons_and_exit_status() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
-    // No token: unhealthy, with the reason.
+    // Before any database: no health checks to run.
     let (code, out, _) = support::run_mnemo(&dir, &["doctor"]).await;
-    assert_eq!(code, 1);
-    assert!(out.contains("TELEGRAM_BOT_TOKEN is not set"), "{out}");
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("health."), "{out}");
+    // No token: console only — a warning, not unhealthy. The health checks
+    // run here (no bot running), those needing the process are skipped.
+    assert_eq!(support::run_mnemo(&dir, &["stats"]).await.0, 0);
+    let (code, out, _) = support::run_mnemo(&dir, &["doctor"]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("warn  telegram_token") && out.contains("TELEGRAM_BOT_TOKEN is not set"),
+        "{out}"
+    );
+    assert!(out.contains("skip  health.telegram"), "{out}");
+    assert!(out.contains("ok    health.database"), "{out}");
     // With a token-shaped token: healthy.
     let out = support::mnemo(&dir)
         .args(["doctor", "--json"])
@@ -128,6 +139,17 @@ async fn doctor_reports_reasons_and_exit_status() {
     assert!(out.status.success(), "{text}");
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["healthy"], true);
+    assert_eq!(v["health_from"], "local");
+    let disk = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "health.disk")
+        .unwrap();
+    assert!(
+        disk["detail"].as_str().unwrap().contains("MB free"),
+        "{disk}"
+    );
     // Missing model files: unhealthy, naming the command that fixes it.
     let out = support::mnemo(&dir)
         .args(["doctor"])

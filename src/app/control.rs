@@ -47,13 +47,16 @@ pub enum Request {
     /// A verified backup into `to` (an absolute dir; `None`: `backup.dir`),
     /// answered with a `backup::Outcome` (`mnemo backup`).
     Backup { to: Option<String> },
+    /// Every health check's reading now, from the running process
+    /// (`mnemo doctor`).
+    Health,
 }
 
 impl Request {
     /// How long a client waits for the answer.
     fn timeout(&self) -> Duration {
         match self {
-            Request::Jobs | Request::Schedules => Duration::from_secs(30),
+            Request::Jobs | Request::Schedules | Request::Health => Duration::from_secs(30),
             // With an LLM configured a digest may take its whole deadline.
             Request::Digest { .. } => Duration::from_secs(360),
             // Writing and verifying 100k notes takes seconds; a big store

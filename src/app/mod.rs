@@ -45,6 +45,7 @@ pub struct App {
     cfg: Config,
     core: Arc<Core>,
     pipeline: Arc<Pipeline>,
+    monitor: Arc<crate::health::Monitor>,
     shutdown: Shutdown,
     background: Option<Background>,
 }
@@ -100,6 +101,7 @@ impl App {
             cfg: cfg.clone(),
             core,
             pipeline,
+            monitor: Arc::new(crate::health::Monitor::new(cfg)?),
             shutdown: Shutdown::new(),
             background: None,
         })
@@ -152,6 +154,10 @@ impl App {
         &self.shutdown
     }
 
+    pub fn monitor(&self) -> &Arc<crate::health::Monitor> {
+        &self.monitor
+    }
+
     /// Startup maintenance, then the background: embed worker,
     /// transcription loop, job runtime, control socket. Needs a tokio
     /// runtime (multi-threaded: the console blocks one thread on stdin).
@@ -165,10 +171,37 @@ impl App {
         let tasks = vec![tokio::spawn(
             self.pipeline.clone().run(self.shutdown.clone()),
         )];
+        // systemd's watchdog (Type=notify, WatchdogSec=): kept alive from
+        // the job runtime while health passes keep coming.
+        let interval = std::time::Duration::from_secs(self.cfg.health.interval_secs);
+        let tick = crate::health::notify::watchdog_period().map(|period| {
+            let f: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
+                if crate::health::notify::alive(interval, crate::core::now_ms()) {
+                    crate::health::notify::watchdog();
+                }
+            });
+            // tokio-cron-scheduler counts whole seconds.
+            ((period / 2).max(std::time::Duration::from_secs(1)), f)
+        });
         let jobs = match self.jobs()? {
-            js if js.is_empty() => None,
-            js => Some(jobs::Runtime::start(js, self.job_recorder(), self.shutdown.clone()).await?),
+            js if js.is_empty() && tick.is_none() => None,
+            js => Some(
+                jobs::Runtime::start_with(js, self.job_recorder(), self.shutdown.clone(), tick)
+                    .await?,
+            ),
         };
+        let mut tasks = tasks;
+        if let Some(addr) = self.cfg.http.addr()? {
+            tasks.push(
+                crate::health::http::serve(
+                    addr,
+                    Arc::downgrade(&self.core),
+                    self.cfg.health.clone(),
+                    self.shutdown.clone(),
+                )
+                .await?,
+            );
+        }
         let control = match control::Server::start(
             &self.cfg.data_dir()?,
             self.control_handler()?,
@@ -268,6 +301,7 @@ impl App {
                     let (dir, keep) = (self.cfg.backup_dir()?, self.cfg.backup.keep);
                     Arc::new(move || crate::backup::scheduled(core()?.store(), &dir, keep))
                 }
+                jobs::HEALTH => self.health_work(core),
                 other => anyhow::bail!("job {other} has no work wired"),
             };
             out.push(Job {
@@ -277,6 +311,48 @@ impl App {
             });
         }
         Ok(out)
+    }
+
+    /// The health job: one pass ([`crate::health::Monitor::pass`]), then
+    /// the heartbeat (a GET on the runtime, never waited for here).
+    fn health_work(
+        &self,
+        core: impl Fn() -> anyhow::Result<Arc<Core>> + Send + Sync + 'static,
+    ) -> jobs::Work {
+        let monitor = self.monitor.clone();
+        let rt = tokio::runtime::Handle::try_current().ok();
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .ok();
+        Arc::new(move || {
+            let core = core()?;
+            let rep = monitor.pass(&core, crate::core::now_ms())?;
+            if let (Some(url), Some(rt), Some(client)) =
+                (monitor.heartbeat(&rep.readings), &rt, &client)
+            {
+                let client = client.clone();
+                rt.spawn(async move {
+                    // The URL may hold a secret (a check's key): never logged.
+                    match client.get(&url).send().await {
+                        Ok(r) if r.status().is_success() => {}
+                        Ok(r) => tracing::warn!(status = %r.status(), "the heartbeat was refused"),
+                        Err(e) => tracing::warn!(error = %e.without_url(), "the heartbeat failed"),
+                    }
+                });
+            }
+            let bad = rep
+                .readings
+                .iter()
+                .filter(|r| r.applies && r.level != crate::health::Level::Ok)
+                .count();
+            Ok(format!(
+                "{} checks, {bad} not ok, {} transitions{}",
+                rep.readings.len(),
+                rep.events.len(),
+                if rep.alerted { ", alert queued" } else { "" }
+            ))
+        })
     }
 
     fn job_recorder(&self) -> jobs::Record {
@@ -296,6 +372,7 @@ impl App {
         let core = Arc::downgrade(&self.core);
         let catalog: Vec<(&'static str, Option<Schedule>)> = jobs::catalog(&self.cfg)?;
         let backup_dir = self.cfg.backup_dir()?;
+        let monitor = self.monitor.clone();
         Ok(Arc::new(move |req| {
             let core = core
                 .upgrade()
@@ -325,6 +402,11 @@ impl App {
                     let o = crate::backup::backup(core.store(), &dir, &mut |_, _, _| {})?;
                     Ok(serde_json::to_value(o)?)
                 }
+                control::Request::Health => Ok(serde_json::to_value(monitor.readings(
+                    Some(&core),
+                    core.store(),
+                    crate::core::now_ms(),
+                ))?),
             }
         }))
     }
@@ -360,6 +442,7 @@ impl App {
     /// nobody did), then saves derived state. What is still queued stays in
     /// the store for the next start.
     pub async fn close(mut self) {
+        crate::health::notify::stopping();
         self.shutdown.trigger();
         if let Some(bg) = self.background.take() {
             if let Some(j) = bg.jobs {

@@ -48,7 +48,7 @@
 //! | bytes  | field      | encoding                                               |
 //! |--------|------------|--------------------------------------------------------|
 //! | 1      | version    | `1`                                                    |
-//! | 1      | action     | [`Action`] discriminant (`1..=6`)                      |
+//! | 1      | action     | [`Action`] discriminant (`1..=6`, `8..=10`)            |
 //! | 1..=10 | target     | `u64`, unsigned LEB128, minimal (no trailing `0x80`s)  |
 //! | 4      | issued_at  | `u32` little-endian, **unix seconds** (valid to 2106)  |
 //! | 8      | nonce      | `u64` little-endian, random ([`Payload::new`])         |
@@ -141,17 +141,26 @@ pub enum Action {
     Done = 5,
     /// 🔁 under a voice transcript.
     Retranscribe = 6,
+    /// 🔕 under a health alert: no repeats for an hour (target: the check).
+    HealthSnooze = 8,
+    /// ✅ under a health alert: no repeats until it recovers.
+    HealthAck = 9,
+    /// 🔍 under a health alert: the check's last readings.
+    HealthDetails = 10,
 }
 
 impl Action {
     /// Every action, in wire order.
-    pub const ALL: [Action; 6] = [
+    pub const ALL: [Action; 9] = [
         Action::Helpful,
         Action::NotHelpful,
         Action::Outdated,
         Action::Undo,
         Action::Done,
         Action::Retranscribe,
+        Action::HealthSnooze,
+        Action::HealthAck,
+        Action::HealthDetails,
     ];
 
     /// Whether a press may take effect at most once. The caller records the

@@ -4,7 +4,10 @@
 //! database (opens, schema current; "in use by serve" is fine), model files
 //! (present, sha256 as pinned), bot token
 //! (present and shaped like one — never printed) and the Bot API URL.
-//! Exit status 0 when nothing failed, 1 otherwise.
+//! Then the health checks of `serve` (`crate::health`): asked of the
+//! running bot over the control socket, else run here (those that need the
+//! process are `skipped`). Without a token mnemo is console-only: a
+//! warning, not a failure. Exit status 0 when nothing failed, 1 otherwise.
 
 use std::os::unix::fs::PermissionsExt;
 use std::process::ExitCode;
@@ -28,6 +31,8 @@ enum Status {
     Ok,
     Warn,
     Fail,
+    /// Does not apply here (a health check that needs the running bot).
+    Skipped,
 }
 
 #[derive(Debug, Serialize)]
@@ -41,6 +46,10 @@ struct Check {
 struct Report {
     healthy: bool,
     checks: Vec<Check>,
+    /// Where the `health.*` checks ran: "serve" (asked the running bot over
+    /// its control socket), "local" (this command, without the process's
+    /// own observations) or "none" (no database yet).
+    health_from: &'static str,
 }
 
 pub fn run(cfg: &Config, args: &Args) -> ExitCode {
@@ -58,7 +67,67 @@ pub fn run(cfg: &Config, args: &Args) -> ExitCode {
         status: Status::Ok,
         detail: cfg.telegram.api_url.clone(),
     });
-    report(checks, args, &cfg.general.default_lang)
+    let (health, from) = health_checks(cfg);
+    checks.extend(health);
+    report(checks, args, &cfg.general.default_lang, from)
+}
+
+/// The health checks `serve` runs every minute (`crate::health`): asked of
+/// the running bot when there is one, else run here — where those that
+/// need the process (Telegram, indexes, memory, transcription) are skipped.
+fn health_checks(cfg: &Config) -> (Vec<Check>, &'static str) {
+    use crate::health::{Level, Reading};
+    let Ok(dir) = cfg.data_dir() else {
+        return (Vec::new(), "none");
+    };
+    let now = crate::core::now_ms();
+    let asked = crate::app::control::ask(&dir, &crate::app::control::Request::Health)
+        .ok()
+        .flatten()
+        .and_then(|v| serde_json::from_value::<Vec<Reading>>(v).ok());
+    let (readings, from) = match asked {
+        Some(r) => (r, "serve"),
+        None if !dir.join(crate::store::DB_FILE).exists() => return (Vec::new(), "none"),
+        None => {
+            let (Ok(store), Ok(monitor)) = (Store::open(&dir), crate::health::Monitor::new(cfg))
+            else {
+                return (Vec::new(), "none");
+            };
+            (monitor.readings(None, &store, now), "local")
+        }
+    };
+    let i18n = I18n::new();
+    let lang = &cfg.general.default_lang;
+    let checks = readings
+        .iter()
+        .map(|r| Check {
+            name: health_name(r.check),
+            status: match (r.applies, r.level) {
+                (false, _) => Status::Skipped,
+                (true, Level::Ok) => Status::Ok,
+                (true, Level::Warn) => Status::Warn,
+                (true, Level::Critical) => Status::Fail,
+            },
+            detail: i18n.render_plain(lang, &r.reason).trim().to_owned(),
+        })
+        .collect();
+    (checks, from)
+}
+
+fn health_name(c: crate::health::CheckId) -> &'static str {
+    use crate::health::CheckId;
+    match c {
+        CheckId::Disk => "health.disk",
+        CheckId::Database => "health.database",
+        CheckId::Index => "health.index",
+        CheckId::Models => "health.models",
+        CheckId::Telegram => "health.telegram",
+        CheckId::Queues => "health.queues",
+        CheckId::Transcription => "health.transcription",
+        CheckId::Memory => "health.memory",
+        CheckId::Backup => "health.backup",
+        CheckId::Digests => "health.digests",
+    }
 }
 
 pub fn run_without_config(args: &Args, err: &anyhow::Error) -> ExitCode {
@@ -70,7 +139,7 @@ pub fn run_without_config(args: &Args, err: &anyhow::Error) -> ExitCode {
         },
         check_token(),
     ];
-    report(checks, args, crate::i18n::LOCALES[0])
+    report(checks, args, crate::i18n::LOCALES[0], "none")
 }
 
 fn check_data_dir(cfg: &Config) -> Vec<Check> {
@@ -198,10 +267,11 @@ fn check_speech_model(cfg: &Config) -> Check {
 
 fn check_token() -> Check {
     match bot_token() {
+        // The console alone is a healthy mnemo.
         None => Check {
             name: "telegram_token",
-            status: Status::Fail,
-            detail: "TELEGRAM_BOT_TOKEN is not set (the console, `mnemo chat`, works without it)"
+            status: Status::Warn,
+            detail: "TELEGRAM_BOT_TOKEN is not set: console only (`mnemo chat`); set it to serve Telegram"
                 .into(),
         },
         Some(t) if looks_like_token(&t) => Check {
@@ -230,12 +300,13 @@ fn looks_like_token(t: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-fn report(checks: Vec<Check>, args: &Args, lang: &str) -> ExitCode {
+fn report(checks: Vec<Check>, args: &Args, lang: &str, health_from: &'static str) -> ExitCode {
     let failed = checks.iter().filter(|c| c.status == Status::Fail).count();
     if args.json {
         let r = Report {
             healthy: failed == 0,
             checks,
+            health_from,
         };
         println!(
             "{}",
@@ -249,6 +320,7 @@ fn report(checks: Vec<Check>, args: &Args, lang: &str) -> ExitCode {
                 Status::Ok => "doctor-ok",
                 Status::Warn => "doctor-warn",
                 Status::Fail => "doctor-fail",
+                Status::Skipped => "doctor-skipped",
             };
             say(Line::new(key)
                 .text("check", c.name)

@@ -34,11 +34,13 @@ pub(super) enum Command {
     Schedule,
     Tz,
     Lang,
+    Health,
+    Alerts,
 }
 
 impl Command {
     /// Every command, in the menu's order.
-    pub(super) const ALL: [Command; 13] = [
+    pub(super) const ALL: [Command; 15] = [
         Command::Start,
         Command::Help,
         Command::Recent,
@@ -52,6 +54,8 @@ impl Command {
         Command::Schedule,
         Command::Tz,
         Command::Lang,
+        Command::Health,
+        Command::Alerts,
     ];
 
     /// What is typed after the `/`.
@@ -70,6 +74,8 @@ impl Command {
             Command::Schedule => "schedule",
             Command::Tz => "tz",
             Command::Lang => "lang",
+            Command::Health => "health",
+            Command::Alerts => "alerts",
         }
     }
 
@@ -89,6 +95,8 @@ impl Command {
             Command::Schedule => "cmd-schedule",
             Command::Tz => "cmd-tz",
             Command::Lang => "cmd-lang",
+            Command::Health => "cmd-health",
+            Command::Alerts => "cmd-alerts",
         }
     }
 }
@@ -174,6 +182,8 @@ impl Core {
             Command::Schedule => self.cmd_schedule(tx, cx, args)?,
             Command::Tz => self.cmd_tz(tx, cx, args)?,
             Command::Lang => return self.cmd_lang(tx, cx, args),
+            Command::Health => return self.cmd_health(cx),
+            Command::Alerts => return self.cmd_alerts(cx),
         };
         Ok(vec![cx.reply(lines)])
     }

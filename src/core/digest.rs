@@ -121,7 +121,11 @@ impl Core {
         if d.is_empty() {
             rec.state = SlotState::Skipped;
             rec.reason = Some("nothing new".into());
-            return Ok(self.store.write(|tx| tx.add_slot(key, &rec))?);
+            let added = self.store.write(|tx| tx.add_slot(key, &rec))?;
+            if added {
+                crate::health::metrics::digest_outcome("skipped");
+            }
+            return Ok(added);
         }
         let lang = self.chat_lang_or_default(d.chat_id)?;
         let mut reply = self.digest_reply(d, lang, tz, late);
@@ -143,13 +147,19 @@ impl Core {
     /// Records slots that pass unsent (`missed`) or need no digest; slots
     /// with a row already are left alone. Returns how many were new.
     pub fn record_slots(&self, rows: &[(SlotKey, SlotRecord)]) -> Result<usize, CoreError> {
-        Ok(self.store.write(|tx| {
-            let mut n = 0;
+        let added = self.store.write(|tx| {
+            let mut added = Vec::new();
             for (k, r) in rows {
-                n += usize::from(tx.add_slot(k, r)?);
+                if tx.add_slot(k, r)? {
+                    added.push(r.state.as_str());
+                }
             }
-            Ok(n)
-        })?)
+            Ok(added)
+        })?;
+        for state in &added {
+            crate::health::metrics::digest_outcome(state);
+        }
+        Ok(added.len())
     }
 
     /// Called by the sender before it sends the first chunk of a digest
@@ -178,6 +188,7 @@ impl Core {
                     rec.state = SlotState::Uncertain;
                     rec.at = now_ms();
                     rec.reason = Some("interrupted while sending".into());
+                    crate::health::metrics::digest_outcome("uncertain");
                     tx.put_slot(key, &rec)?;
                     tx.remove_outbox(seq)?;
                     Ok(Gate::Drop)

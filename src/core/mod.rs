@@ -34,6 +34,7 @@ mod commands;
 mod digest;
 mod embedding;
 mod events;
+mod health;
 mod notes;
 mod outbox;
 mod prepare;
@@ -58,6 +59,7 @@ use events::Cx;
 pub use events::{
     Answer, Body, Button, Channel, Hit, ImportSummary, Inbound, Origin, Outcome, Reply, Stats,
 };
+pub use health::human_duration;
 pub use settings::Settings;
 pub use voice::{clock, VoiceFailure, VoiceIn, VoiceText, MAX_VOICE_BYTES};
 
@@ -87,9 +89,17 @@ enum Effect {
 struct Changes {
     index: Vec<IndexOp>,
     effects: Vec<Effect>,
+    /// Sources of the new notes (counted in the metrics after the commit).
+    stored: Vec<&'static str>,
 }
 
 impl Changes {
+    /// A new note (not an edit).
+    fn stored(&mut self, n: &Note, source: &'static str) {
+        self.upsert(n);
+        self.stored.push(source);
+    }
+
     /// A new or changed note.
     fn upsert(&mut self, n: &Note) {
         self.index.push(IndexOp::upsert(n));
@@ -231,6 +241,9 @@ impl Core {
     /// Returns whether votes were logged: the caller then runs
     /// [`Core::maybe_compact_feedback`] once the lock is released.
     fn apply_changes(&self, ch: Changes) -> bool {
+        for source in &ch.stored {
+            crate::health::metrics::notes_ingested(source, 1);
+        }
         if ch.index.is_empty() && ch.effects.is_empty() {
             return false;
         }

@@ -170,7 +170,7 @@ impl Core {
             }
             return Ok(vec![reply]);
         }
-        ch.upsert(&note);
+        ch.stored(&note, note.source.as_str());
         if let (Some(v), Some(e)) = (vector, self.embedder.as_deref()) {
             if tx.put_vector_now(note.id, &super::vector_space(e), &v)? {
                 ch.index.push(IndexOp::Vector(note.id, note.chat_id, v));
@@ -231,6 +231,7 @@ impl Core {
                 Ok((ops, dups))
             })?;
             let added = ops.len() as u64;
+            crate::health::metrics::notes_ingested("import", added);
             // The worker is woken once, at the end: it embeds the whole import.
             self.indexes.apply(ops);
             sum.imported += added;

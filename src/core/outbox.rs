@@ -81,7 +81,7 @@ impl Core {
         sent_message_ids: &[i64],
         refused: Option<&str>,
     ) -> Result<(), CoreError> {
-        Ok(self.store.write(|tx| {
+        self.store.write(|tx| {
             tx.remove_outbox(seq)?;
             if let Some(note) = reply.note_id {
                 if tx.note(note)?.is_some() {
@@ -105,7 +105,12 @@ impl Core {
                 }
             }
             Ok(())
-        })?)
+        })?;
+        if reply.digest.is_some() {
+            let outcome = if refused.is_some() { "failed" } else { "sent" };
+            crate::health::metrics::digest_outcome(outcome);
+        }
+        Ok(())
     }
 
     /// Drops processed-update markers older than a week, the used nonces

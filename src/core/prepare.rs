@@ -90,12 +90,15 @@ impl Core {
     /// A recall for `/recall`: `None` when it failed other than in the store
     /// (the model), logged here.
     pub(super) fn find(&self, chat: i64, query: &str) -> Result<Option<Found>, StoreError> {
-        match self.recall_full(
+        let t0 = std::time::Instant::now();
+        let found = self.recall_full(
             query,
             Some(chat),
             self.settings.recall_default_k,
             &self.settings.weights,
-        ) {
+        );
+        crate::health::metrics::recall_seconds(t0.elapsed().as_secs_f64());
+        match found {
             Ok(f) => Ok(Some(f)),
             Err(CoreError::Store(e)) => Err(e),
             Err(e) => {

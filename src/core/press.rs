@@ -203,6 +203,9 @@ impl Core {
                 ch.voice_ready();
                 answer
             }
+            Action::HealthSnooze | Action::HealthAck | Action::HealthDetails => {
+                return self.health_press(tx, cx, p.action, p.target, ch)
+            }
         };
         Ok(vec![answer])
     }

@@ -8,6 +8,8 @@ use crate::memory::recall::Weights;
 pub struct Settings {
     pub default_lang: String,
     pub allowed_user_ids: Vec<i64>,
+    /// The chat health alerts go to (0: the owner's private chat).
+    pub admin_chat_id: i64,
     pub max_note_chars: usize,
     pub recall_default_k: usize,
     pub recall_max_k: usize,
@@ -40,6 +42,7 @@ impl Settings {
         Settings {
             default_lang: c.general.default_lang.clone(),
             allowed_user_ids: c.telegram.allowed_user_ids.clone(),
+            admin_chat_id: c.telegram.admin_chat_id,
             max_note_chars: c.notes.max_chars,
             recall_default_k: c.recall.default_k,
             recall_max_k: c.recall.max_k,

@@ -237,7 +237,7 @@ impl Core {
                 }
             };
             tx.set_note_voice(note.id, Some(meta))?;
-            ch.upsert(&note);
+            ch.stored(&note, "voice");
             tx.remove_voice_job(id)?;
             let mut lines = vec![
                 head,

@@ -244,6 +244,10 @@ pub struct Digest {
     pub summary: Option<Summary>,
     pub tokens: Tokens,
     pub cost_usd: Option<f64>,
+    /// The daily digest of the admin chat carries mnemo's own health (the
+    /// "all good" line instead of a separate message): checks not ok.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
@@ -363,6 +367,7 @@ pub fn build(
         summary: None,
         tokens: Tokens::default(),
         cost_usd: None,
+        health: None,
     })
 }
 

@@ -73,6 +73,11 @@ pub fn lines(d: &Digest, tz: Tz, late: bool) -> Vec<Line> {
             .num("todos", s.counts.todos_open_total)
             .num("decisions", s.counts.decisions),
     );
+    match d.health {
+        Some(0) => out.push(Line::new("digest-health-ok")),
+        Some(n) => out.push(Line::new("digest-health-bad").num("count", n)),
+        None => {}
+    }
     out
 }
 

@@ -75,6 +75,7 @@ pub fn pass(core: &Core, now: DateTime<Utc>) -> Result<Pass, CoreError> {
         .iter()
         .filter_map(|(_, c)| c.next_after(sched.tz, now))
         .min();
+    let admin = core.admin_target()?.map(|(chat, _)| chat);
     for chat in store.live_chats()? {
         if !core.digest_chat_allowed(chat)? {
             continue;
@@ -132,6 +133,9 @@ pub fn pass(core: &Core, now: DateTime<Utc>) -> Result<Pass, CoreError> {
                 let from = to - reach.num_milliseconds();
                 let notes = period_notes(store, chat, covered, from, to)?;
                 let mut d = build(store, chat, *period, (from, to), &notes)?;
+                if *period == Period::Day && Some(chat) == admin {
+                    d.health = Some(crate::health::not_ok(store));
+                }
                 if !d.is_empty() {
                     let lang = core.chat_lang_or_default(chat)?;
                     core.summarize(&mut d, &lang);

@@ -40,24 +40,29 @@ pub const VOICE_RETRY: &str = "voice-retry";
 pub const GRAPH_SAVE: &str = "graph-save";
 /// A verified backup into `backup.dir`, then retention (`backup.keep`).
 pub const BACKUP: &str = "backup";
+/// The health checks and their alerts (`crate::health`), every
+/// `health.interval_secs`.
+pub const HEALTH: &str = "health";
 
 /// Every job mnemo has, with its schedule from config (`None`: turned off).
 pub fn catalog(cfg: &Config) -> anyhow::Result<Vec<(&'static str, Option<Schedule>)>> {
     let j = &cfg.jobs;
+    let health = format!("every {}s", cfg.health.interval_secs);
     [
         (PRUNE, &j.prune),
         (AUDIO_RETENTION, &j.audio_retention),
         (VOICE_RETRY, &j.voice_retry),
         (GRAPH_SAVE, &j.graph_save),
         (BACKUP, &j.backup),
+        (HEALTH, &health),
     ]
     .into_iter()
     .map(|(name, s)| {
-        let key = name.replace('-', "_");
-        Ok((
-            name,
-            Schedule::parse(s).with_context(|| format!("jobs.{key}"))?,
-        ))
+        let key = match name {
+            HEALTH => "health.interval_secs".to_owned(),
+            n => format!("jobs.{}", n.replace('-', "_")),
+        };
+        Ok((name, Schedule::parse(s).with_context(|| key)?))
     })
     .collect()
 }
@@ -168,9 +173,26 @@ impl Runtime {
         record: Record,
         shutdown: Shutdown,
     ) -> anyhow::Result<Runtime> {
+        Runtime::start_with(jobs, record, shutdown, None).await
+    }
+
+    /// [`Runtime::start`], plus a `tick` run on the runtime itself every
+    /// period (not recorded): systemd's watchdog keep-alive comes from the
+    /// same scheduler that runs the jobs, so a hung runtime stops it.
+    pub async fn start_with(
+        jobs: Vec<Job>,
+        record: Record,
+        shutdown: Shutdown,
+        tick: Option<(std::time::Duration, Arc<dyn Fn() + Send + Sync>)>,
+    ) -> anyhow::Result<Runtime> {
         let sched = JobScheduler::new()
             .await
             .context("cannot start the job scheduler")?;
+        if let Some((every, f)) = tick {
+            let cj = CronJob::new_repeated(every, move |_, _| f())
+                .context("cannot schedule the watchdog tick")?;
+            sched.add(cj).await?;
+        }
         for job in jobs {
             let (name, schedule) = (job.name, job.schedule.clone());
             let runner = Arc::new(Runner {

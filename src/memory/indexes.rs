@@ -285,6 +285,11 @@ impl Indexes {
     }
 
     /// Vectors in memory.
+    /// Documents in the lexical index.
+    pub(crate) fn lexical_len(&self) -> usize {
+        read(&self.lexical).len()
+    }
+
     pub(crate) fn vectors_len(&self) -> usize {
         read(&self.vectors).len()
     }

@@ -97,6 +97,8 @@ macro_rules! for_each_table {
         $m!(JOB_RUNS);
         $m!(DUPLICATES);
         $m!(BACKUPS);
+        $m!(HEALTH_CHECKS);
+        $m!(HEALTH_LOG);
         $m!(DIGEST_LEDGER);
         $m!(DIGEST_CHATS);
         $m!(LLM_CALLS);

@@ -15,6 +15,7 @@
 mod backup;
 mod digest;
 mod feedback;
+mod health;
 mod items;
 mod jobs;
 mod llm;
@@ -27,6 +28,7 @@ mod voice;
 pub use backup::{BackupRecord, Contents};
 pub use digest::{ChatDigest, SlotKey, SlotRecord, SlotState};
 pub use feedback::{Aggregate, Ask, Compaction, FeedbackCounts, FeedbackEvent, Vote};
+pub use health::HEALTH_LOG_KEEP;
 pub use items::{Item, ItemCounts, ItemKind};
 pub use jobs::JobRun;
 pub use llm::{LlmCall, Spend, Usage};
@@ -174,11 +176,19 @@ impl Store {
         &self,
         f: impl FnOnce(&mut Tx) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let txn = self.db.begin_write()?;
-        let mut tx = Tx { txn };
-        let out = f(&mut tx)?;
-        tx.txn.commit()?;
-        Ok(out)
+        let run = || {
+            let txn = self.db.begin_write()?;
+            let mut tx = Tx { txn };
+            let out = f(&mut tx)?;
+            tx.txn.commit()?;
+            Ok(out)
+        };
+        run().inspect_err(|e: &StoreError| {
+            if e.is_disk_full() {
+                // The health check alerts at once (not after `for_secs`).
+                crate::health::signals().disk_full(chrono::Utc::now().timestamp_millis());
+            }
+        })
     }
 
     pub fn schema_version(&self) -> Result<u32, StoreError> {

@@ -104,6 +104,13 @@ pub const LLM_CALLS: TableDefinition<(i64, u64), &[u8]> = TableDefinition::new("
 /// age; retention never removes the last verified one). Added without a
 /// version bump, like `job_runs`.
 pub const BACKUPS: TableDefinition<&str, &[u8]> = TableDefinition::new("backups");
+/// Check name → JSON `health::CheckRecord`: each health check's alert
+/// state (so a restart does not alert again for a condition already
+/// reported) and its last readings. Added without a version bump.
+pub const HEALTH_CHECKS: TableDefinition<&str, &[u8]> = TableDefinition::new("health_checks");
+/// Sequence → JSON `health::Transition`: the alert log `/alerts` shows,
+/// pruned to the newest [`super::HEALTH_LOG_KEEP`]. Added without a version bump.
+pub const HEALTH_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("health_log");
 
 /// The v1 notes table, kept only to migrate from.
 pub const NOTES_V1: TableDefinition<u64, &[u8]> = TableDefinition::new("notes_v1");
@@ -120,6 +127,9 @@ pub const KEY_NEXT_ASK: &str = "next_ask_id";
 pub const KEY_NEXT_FEEDBACK: &str = "next_feedback_seq";
 pub const KEY_NEXT_VOICE: &str = "next_voice_job";
 pub const KEY_NEXT_LLM_CALL: &str = "next_llm_call";
+pub const KEY_NEXT_HEALTH_LOG: &str = "next_health_log";
+/// The time of the health check's last probe commit.
+pub const KEY_HEALTH_PROBE: &str = "health_probe";
 
 /// A `META` value as a little-endian `u64` (shorter values are zero-extended).
 pub fn decode_u64(b: &[u8]) -> u64 {
@@ -218,6 +228,8 @@ fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(DIGEST_CHATS)?;
     txn.open_table(LLM_CALLS)?;
     txn.open_table(BACKUPS)?;
+    txn.open_table(HEALTH_CHECKS)?;
+    txn.open_table(HEALTH_LOG)?;
     Ok(())
 }
 

@@ -199,6 +199,11 @@ impl Pipeline {
             confidence = t.avg_confidence,
             "voice note transcribed"
         );
+        if t.audio_secs > 0.0 {
+            crate::health::metrics::transcription_rtf(
+                t.took.as_secs_f64() / f64::from(t.audio_secs),
+            );
+        }
         let text = VoiceText {
             text: t.text.clone(),
             confidence: t.avg_confidence,
@@ -225,6 +230,10 @@ impl Pipeline {
     }
 
     async fn fail(&self, id: u64, why: VoiceFailure, later: bool) -> Done {
+        if !later {
+            crate::health::signals()
+                .voice_failed(why.key == "voice-err-model", crate::core::now_ms());
+        }
         let core = self.core.clone();
         match tokio::task::spawn_blocking(move || core.voice_failed(id, &why, later)).await {
             Ok(Ok(())) => {}

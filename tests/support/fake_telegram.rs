@@ -63,6 +63,8 @@ struct Inner {
     /// Files the bot may download: file id → bytes (served at
     /// `/file/bot<token>/voice/<file id>.oga`).
     files: std::collections::HashMap<String, Vec<u8>>,
+    /// Every call answered 502 Bad Gateway (a proxy in front of a dead API).
+    down: bool,
 }
 
 pub struct FakeTelegram {
@@ -138,6 +140,11 @@ impl FakeTelegram {
             .unwrap()
             .scripts
             .push((method.to_ascii_lowercase(), script));
+    }
+
+    /// While on, every call gets 502 Bad Gateway (recorded as usual).
+    pub fn set_down(&self, on: bool) {
+        self.inner.lock().unwrap().down = on;
     }
 
     pub fn clear_scripts(&self) {
@@ -348,11 +355,14 @@ async fn api(
     let lower = method.to_ascii_lowercase();
     let script = {
         let mut g = st.inner.lock().unwrap();
-        let script = g
-            .scripts
-            .iter()
-            .position(|(m, _)| *m == lower)
-            .map(|i| g.scripts.remove(i).1);
+        let script = if g.down {
+            Some(Script::Error(502, "Bad Gateway".into()))
+        } else {
+            g.scripts
+                .iter()
+                .position(|(m, _)| *m == lower)
+                .map(|i| g.scripts.remove(i).1)
+        };
         let mut recorded = params.clone();
         if script.is_some() && recorded.is_object() {
             // Mark calls that were answered with a scripted failure.

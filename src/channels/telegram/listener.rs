@@ -89,6 +89,7 @@ impl<'a> AsUpdateStream<'a> for DurablePolling {
             let core = core.clone();
             let shutdown = shutdown.clone();
             async move {
+                crate::health::signals().telegram_result("GetUpdates", &res);
                 match res {
                     Ok(update) => persist(core, update, shutdown).await.map(Ok),
                     Err(e) => Some(Err(e)),

@@ -50,6 +50,14 @@ pub async fn run(
     let me = connect(&bot, shutdown.clone()).await?;
     let Some(me) = me else { return Ok(()) };
     tracing::info!(username = %me.username(), "connected to Telegram");
+    let signals = crate::health::signals();
+    signals.telegram_ok("GetMe", crate::core::now_ms());
+    signals.set_telegram(true);
+    let probe = tokio::spawn(probe(
+        bot.clone(),
+        Duration::from_secs((cfg.health.telegram_stale_secs / 3).clamp(5, 60)),
+        shutdown.clone(),
+    ));
 
     if let Err(e) = bot.delete_webhook().await {
         tracing::warn!(error = %e, "deleteWebhook failed; polling may be refused");
@@ -119,6 +127,8 @@ pub async fn run(
         Duration::from_secs(cfg.telegram.poll_timeout_secs),
         shutdown.clone(),
     );
+    // Polling starts now: systemd (Type=notify) may consider us up.
+    crate::health::notify::ready();
     dispatcher
         .dispatch_with_listener(
             listener,
@@ -126,8 +136,10 @@ pub async fn run(
         )
         .await;
     stopper.abort();
+    probe.abort();
     let _ = fetcher.await;
     let _ = sender.await;
+    signals.set_telegram(false);
     tracing::info!("telegram channel stopped");
     Ok(())
 }
@@ -157,6 +169,28 @@ async fn connect(bot: &Bot, shutdown: Shutdown) -> anyhow::Result<Option<teloxid
             _ = shutdown.triggered() => return Ok(None),
         }
         delay = (delay * 2).min(Duration::from_secs(60));
+    }
+}
+
+/// Asks getMe every `every` so the health check knows whether Telegram
+/// answers even when nobody writes (long polling alone says nothing while
+/// it waits).
+async fn probe(bot: Bot, every: Duration, shutdown: Shutdown) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.triggered() => return,
+        }
+        let r = tokio::time::timeout(Duration::from_secs(10), bot.get_me()).await;
+        let signals = crate::health::signals();
+        match r {
+            Ok(r) => signals.telegram_result("GetMe", &r),
+            Err(_) => signals.telegram_error(
+                "GetMe",
+                crate::health::signals::CallError::Network,
+                crate::core::now_ms(),
+            ),
+        }
     }
 }
 

@@ -248,6 +248,7 @@ impl Sender {
                     return Delivery::Stopped;
                 }
             };
+            crate::health::signals().telegram_result("SendMessage", &sent_or);
             match sent_or {
                 Ok(msg) => {
                     sent.push(i64::from(msg.id.0));
