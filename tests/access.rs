@@ -227,15 +227,7 @@ async fn the_pairing_code_is_on_the_terminal_not_in_the_json_log_and_expires() {
     );
     let line = p.wait_log(T, |l| l.contains("/start ")).await;
     assert!(!line.trim_start().starts_with('{'), "{line}");
-    let code = line
-        .split("/start ")
-        .nth(1)
-        .unwrap()
-        .split(|c: char| !c.is_ascii_alphanumeric())
-        .next()
-        .unwrap()
-        .to_owned();
-    assert_eq!(code.len(), 10, "{line}");
+    let code = support::pairing_code(&line);
     polling(&tg).await;
     tokio::time::sleep(Duration::from_millis(2_500)).await;
     tg.push(tg::text(OWNER, 1, &format!("/start {code}")));
