@@ -28,6 +28,14 @@ fn leaves(tg: &FakeTelegram, chat: i64) -> usize {
         .count()
 }
 
+/// A fake Bot API and a data dir (inside a temp dir) for the binary.
+async fn fake_and_dir() -> (FakeTelegram, tempfile::TempDir, std::path::PathBuf) {
+    let tg = FakeTelegram::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    (tg, tmp, dir)
+}
+
 async fn polling(tg: &FakeTelegram) {
     tg.wait_for("the first getUpdates", T, |calls| {
         calls
@@ -39,9 +47,7 @@ async fn polling(tg: &FakeTelegram) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_groups_off_the_binary_leaves_every_group_without_a_word() {
-    let tg = FakeTelegram::start().await;
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("data");
+    let (tg, _tmp, dir) = fake_and_dir().await;
     let mut p = ServeProcess::spawn(&dir, &tg.url(), &OWNER.to_string(), TOKEN);
     polling(&tg).await;
     // Even the owner's group: groups are off by default.
@@ -212,9 +218,7 @@ async fn a_download_slower_than_its_timeout_gives_up_after_bounded_tries_and_say
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pairing_code_is_on_the_terminal_not_in_the_json_log_and_expires() {
-    let tg = FakeTelegram::start().await;
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("data");
+    let (tg, _tmp, dir) = fake_and_dir().await;
     let mut p = ServeProcess::spawn_env(
         &dir,
         &tg.url(),
@@ -266,9 +270,7 @@ fn assert_private(dir: &Path) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_file_the_binary_writes_is_private() {
-    let tg = FakeTelegram::start().await;
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("data");
+    let (tg, _tmp, dir) = fake_and_dir().await;
     // A graph from the first vector on, so ann/ is written at the stop.
     let mut p = ServeProcess::spawn_env(
         &dir,
