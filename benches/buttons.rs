@@ -9,6 +9,9 @@
 //!   only while a previous key is in its grace period, measured separately as
 //!   `verify_forged_with_previous`).
 //!
+//! - `derive_random` / `derive_passphrase`: turning `MNEMO_CALLBACK_SECRET`
+//!   into the key, once at start (HKDF-SHA256; Argon2id 64 MiB × 3).
+//!
 //! Run: `cargo bench --bench buttons`. Figures go to docs/BENCHMARKS.md.
 
 use std::hint::black_box;
@@ -87,6 +90,16 @@ fn buttons(c: &mut Criterion) {
     });
 }
 
+fn derive(c: &mut Criterion) {
+    let random = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+    c.bench_function("derive_random", |b| {
+        b.iter(|| mnemo::buttons::derive_secret(black_box(random)))
+    });
+    c.bench_function("derive_passphrase", |b| {
+        b.iter(|| mnemo::buttons::derive_secret(black_box("correct horse battery staple")))
+    });
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
@@ -94,4 +107,12 @@ criterion_group! {
         .measurement_time(Duration::from_secs(3));
     targets = buttons
 }
-criterion_main!(benches);
+criterion_group! {
+    name = kdf;
+    config = Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    targets = derive
+}
+criterion_main!(benches, kdf);

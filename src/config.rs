@@ -77,6 +77,28 @@ pub struct Telegram {
     pub per_chat_burst: u32,
     pub per_chat_per_sec: f64,
     pub global_per_sec: f64,
+    /// Whether mnemo serves group chats (`MNEMO_TELEGRAM__GROUPS`).
+    #[serde(default)]
+    pub groups: GroupPolicy,
+    /// Seconds a pairing code is valid (`MNEMO_TELEGRAM__PAIRING_TTL_SECS`).
+    #[serde(default = "default_pairing_ttl")]
+    pub pairing_ttl_secs: u64,
+}
+
+fn default_pairing_ttl() -> u64 {
+    3600
+}
+
+/// `telegram.groups`: which group chats mnemo stays in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupPolicy {
+    /// mnemo leaves every group it is added to, without a word.
+    #[default]
+    Off,
+    /// mnemo stays in a group an allowed user added it to, and serves only
+    /// allowed users there (strangers are ignored silently).
+    Allowlisted,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -130,6 +152,26 @@ pub struct Voice {
     pub low_confidence: f32,
     /// Days the original audio of a voice note is kept (0 = forever).
     pub keep_audio_days: u32,
+    /// A download may take `download_base_secs` plus its size at
+    /// `download_min_bytes_per_sec`; it is tried `download_attempts` times.
+    #[serde(default = "default_download_base_secs")]
+    pub download_base_secs: f64,
+    #[serde(default = "default_download_min_rate")]
+    pub download_min_bytes_per_sec: u64,
+    #[serde(default = "default_download_attempts")]
+    pub download_attempts: u32,
+}
+
+fn default_download_base_secs() -> f64 {
+    30.0
+}
+
+fn default_download_min_rate() -> u64 {
+    16 * 1024
+}
+
+fn default_download_attempts() -> u32 {
+    4
 }
 
 /// `[jobs]`: when the background upkeep runs (see `jobs::Schedule`): a cron
@@ -416,6 +458,12 @@ impl Config {
     }
 
     fn validate(&self) -> anyhow::Result<()> {
+        if !(self.voice.download_base_secs > 0.0 && self.voice.download_base_secs.is_finite())
+            || self.voice.download_min_bytes_per_sec == 0
+            || self.voice.download_attempts == 0
+        {
+            bail!("voice.download_base_secs, download_min_bytes_per_sec and download_attempts must be positive");
+        }
         if !(1..17).contains(&self.telegram.poll_timeout_secs) {
             bail!("telegram.poll_timeout_secs must be between 1 and 16 (the HTTP client gives up at 17 s)");
         }

@@ -402,7 +402,7 @@ impl ModelSet {
             ),
         );
         let tmp = self.tmp_for(EMBED_MODEL.name);
-        let out = Command::new("python3")
+        let out = child("python3")
             .arg("-s")
             .arg(&script)
             .arg(self.dir.join(EMBED_SOURCE))
@@ -479,11 +479,68 @@ impl ModelSet {
     }
 }
 
+/// Environment variables a child process (pip, the converter) may inherit:
+/// what finding programs, locales, temporary files, proxies, certificates
+/// and pip's own settings need. Nothing else — in particular none of
+/// mnemo's secrets (`TELEGRAM_BOT_TOKEN`, `MNEMO_CALLBACK_SECRET`,
+/// `MNEMO_LLM__API_KEY`) nor any other `MNEMO_*` variable.
+const CHILD_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LANGUAGE",
+    "TZ",
+    "TERM",
+    "TMPDIR",
+    "XDG_CACHE_HOME",
+    "XDG_CONFIG_HOME",
+    "XDG_DATA_HOME",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "all_proxy",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "REQUESTS_CA_BUNDLE",
+    "VIRTUAL_ENV",
+];
+
+/// Prefixes of further variables a child may inherit (locale, pip config).
+const CHILD_ENV_PREFIXES: &[&str] = &["LC_", "PIP_"];
+
+/// The part of `parent` a child process may see ([`CHILD_ENV`]).
+pub fn child_env(
+    parent: impl IntoIterator<Item = (OsString, OsString)>,
+) -> Vec<(OsString, OsString)> {
+    parent
+        .into_iter()
+        .filter(|(k, _)| {
+            k.to_str().is_some_and(|k| {
+                CHILD_ENV.contains(&k) || CHILD_ENV_PREFIXES.iter().any(|p| k.starts_with(p))
+            })
+        })
+        .collect()
+}
+
+/// A command for `program` whose environment is [`child_env`] of this
+/// process's, not all of it.
+pub fn child(program: &str) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.env_clear().envs(child_env(std::env::vars_os()));
+    cmd
+}
+
 /// Runs `python3 -m pip ARGS` behind a spinner; a failure carries pip's
 /// own words after `failure`.
 fn pip(progress: bool, msg: &str, args: &[OsString], failure: &str) -> anyhow::Result<()> {
     let bar = spinner(progress, msg);
-    let out = Command::new("python3")
+    let out = child("python3")
         .args(["-m", "pip"])
         .args(args)
         .output()
@@ -574,6 +631,47 @@ fn hex(bytes: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn children_see_none_of_the_secrets() {
+        let parent: Vec<(OsString, OsString)> = [
+            ("PATH", std::env::var("PATH").unwrap_or_default()),
+            ("LC_ALL", "C.UTF-8".to_owned()),
+            ("PIP_INDEX_URL", "http://mirror.invalid/simple".to_owned()),
+            ("TELEGRAM_BOT_TOKEN", "123:tok-secret".to_owned()),
+            ("MNEMO_CALLBACK_SECRET", "cb-secret".to_owned()),
+            ("MNEMO_LLM__API_KEY", "sk-secret".to_owned()),
+            ("MNEMO_DATA_DIR", "/tmp/x".to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (OsString::from(k), OsString::from(v)))
+        .collect();
+        // A real child, given the scrubbed environment as `child` gives it.
+        let out = std::process::Command::new("env")
+            .env_clear()
+            .envs(child_env(parent))
+            .output()
+            .unwrap();
+        let seen = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            seen.contains("PATH=") && seen.contains("PIP_INDEX_URL="),
+            "{seen}"
+        );
+        assert!(seen.contains("LC_ALL=C.UTF-8"), "{seen}");
+        for secret in [
+            "tok-secret",
+            "cb-secret",
+            "sk-secret",
+            "MNEMO_",
+            "TELEGRAM_",
+        ] {
+            assert!(!seen.contains(secret), "{secret} leaked: {seen}");
+        }
+        // And `child` itself builds on this process's environment.
+        let out = child("env").output().unwrap();
+        assert!(out.status.success());
+    }
+
     use super::*;
 
     #[test]

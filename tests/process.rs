@@ -187,15 +187,7 @@ async fn the_first_user_with_the_pairing_code_becomes_the_owner() {
     let dir = tmp.path().join("data");
     let mut p = ServeProcess::spawn(&dir, &tg.url(), "", TOKEN);
     let line = p.wait_log(T, |l| l.contains("/start ")).await;
-    let code = line
-        .split("/start ")
-        .nth(1)
-        .unwrap()
-        .split(|c: char| !c.is_ascii_alphanumeric())
-        .next()
-        .unwrap()
-        .to_owned();
-    assert_eq!(code.len(), 10, "{line}");
+    let code = support::pairing_code(&line);
 
     let (alice, mallory) = (1001, 2002);
     tg.push(tg::text(mallory, 1, "/start WRONGCODE1"));

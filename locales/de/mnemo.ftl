@@ -86,6 +86,7 @@ voice-err-no-speech = Ich habe darin keine Sprache gehört.
 voice-err-model = Das Sprachmodell ist nicht verfügbar: { $detail }
 voice-err-audio = Die Aufnahme lässt sich nicht dekodieren: { $detail }
 voice-err-download = Die Datei konnte nicht geladen werden: { $detail }
+voice-err-download-gave-up = Das Herunterladen ist wiederholt gescheitert ({ $detail }), ich habe aufgehört. Schick die Sprachnachricht noch einmal, oder der Besitzer startet <code>mnemo retry-voice</code>.
 voice-err-failed = Die Transkription ist fehlgeschlagen: { $detail }
 forget-usage = Aufruf: /forget <i>id</i>, oder /forget als Antwort auf die Notiz.
 forget-done = 🗑 Notiz <b>#{ $id }</b> vergessen.
@@ -99,6 +100,10 @@ stats =
     Bewertungen: 👍 { $helpful } · 👎 { $not_helpful } · ⌛ { $outdated }
     Aufgaben: { $todos } offen, { $done } erledigt · Entscheidungen: { $decisions }
     Größe der Datenbank: { $size }
+stats-chat =
+    <b>Gedächtnis dieser Gruppe</b>
+    Notizen: { $chat }
+    Offene Aufgaben: { $todos } · Entscheidungen: { $decisions }
 stats-llm = <b>Zusammenfassungen (LLM)</b>: heute { $today_calls } Aufrufe, { $today_tokens } Tokens, { $today_cost } · diesen Monat { $month_tokens } Tokens, { $month_cost }
 stats-llm-cost-unknown = Kosten unbekannt (ein Modell hat keinen Preis in [llm.prices])
 lang-set = Antworten kommen jetzt auf Deutsch.

@@ -86,6 +86,7 @@ voice-err-no-speech = I heard no speech in it.
 voice-err-model = The speech model is not available: { $detail }
 voice-err-audio = The audio cannot be decoded: { $detail }
 voice-err-download = The file could not be downloaded: { $detail }
+voice-err-download-gave-up = The download kept failing ({ $detail }), so I stopped trying. Send the voice note again, or the owner can run <code>mnemo retry-voice</code>.
 voice-err-failed = Transcription failed: { $detail }
 forget-usage = Usage: /forget <i>id</i>, or reply /forget to the note.
 forget-done = 🗑 Note <b>#{ $id }</b> forgotten.
@@ -99,6 +100,10 @@ stats =
     Feedback: 👍 { $helpful } · 👎 { $not_helpful } · ⌛ { $outdated }
     To-dos: { $todos } open, { $done } done · decisions: { $decisions }
     Database size: { $size }
+stats-chat =
+    <b>Memory of this group</b>
+    Notes: { $chat }
+    To-dos open: { $todos } · decisions: { $decisions }
 stats-llm = <b>Summaries (LLM)</b>: today { $today_calls } calls, { $today_tokens } tokens, { $today_cost } · this month { $month_tokens } tokens, { $month_cost }
 stats-llm-cost-unknown = cost unknown (a model has no price in [llm.prices])
 lang-set = Replies are now in English.

@@ -421,9 +421,14 @@ impl App {
         let (cfg, core, shutdown) = (self.cfg.clone(), self.core.clone(), self.shutdown.clone());
         async move {
             if let Some(code) = core.start_pairing()? {
+                // On the terminal only: a secret has no place in the logs.
                 tracing::warn!(
-                    "no allowed users yet: send `/start {}` to the bot from your Telegram account to become its owner",
-                    code.as_str()
+                    "no allowed users yet: the pairing code is printed on the terminal (stderr)"
+                );
+                eprintln!(
+                    "mnemo: no allowed users yet: send `/start {}` to the bot from your Telegram account to become its owner (valid for {} min)",
+                    code.as_str(),
+                    cfg.telegram.pairing_ttl_secs.div_ceil(60)
                 );
             }
             // Scheduled digests go out through this channel's sender.

@@ -3,10 +3,18 @@
 //! # Where the key comes from
 //!
 //! 1. **`MNEMO_CALLBACK_SECRET`** (the caller passes its value): the key is
-//!    `SHA-256(secret)`. Nothing secret is written to disk. Use a long random
-//!    secret: every button ever sent is an offline test for a guessed secret,
-//!    so a short or guessable one can be brute-forced. Changing the secret
-//!    invalidates buttons signed with the old *secret* at once.
+//!    derived once at start ([`derive_secret`]). A *random* secret — at
+//!    least 32 characters, all from the hex/base64 alphabets
+//!    (`A-Z a-z 0-9 + / = _ -`), at least 12 of them distinct, as
+//!    `openssl rand -hex 32` or `-base64 32` give — is expanded with
+//!    HKDF-SHA256. Anything else counts as a *passphrase* and goes through
+//!    Argon2id (64 MiB, 3 passes, 1 lane; a fixed application salt, since
+//!    nothing is stored): every button ever sent is an offline test for a
+//!    guessed secret, and Argon2id makes each guess cost that much. Nothing
+//!    secret is written to disk. Changing the secret invalidates buttons
+//!    signed with the old *secret* at once; so did the move from the bare
+//!    SHA-256 of earlier versions (those buttons get "expired or invalid":
+//!    keeping the guessable key valid would keep the weakness).
 //! 2. Otherwise **`<data dir>/callback.key`**, created with a random key and
 //!    mode 0600 on first start, so buttons keep working across restarts.
 //!
@@ -95,6 +103,59 @@ pub enum KeyError {
     Entropy(#[from] EntropyError),
 }
 
+/// How a secret from the environment becomes a key: see the module docs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretKind {
+    /// High entropy by construction: HKDF-SHA256.
+    Random,
+    /// Anything else: Argon2id.
+    Passphrase,
+}
+
+/// Which derivation `secret` gets: [`SecretKind::Random`] when it is at
+/// least 32 characters from the hex/base64 alphabets with at least 12
+/// distinct ones (≥ 128 bits if random); otherwise a passphrase.
+pub fn secret_kind(secret: &str) -> SecretKind {
+    let alphabet = |c: char| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=' | '_' | '-');
+    let distinct = secret
+        .chars()
+        .collect::<std::collections::HashSet<_>>()
+        .len();
+    if secret.chars().count() >= 32 && secret.chars().all(alphabet) && distinct >= 12 {
+        SecretKind::Random
+    } else {
+        SecretKind::Passphrase
+    }
+}
+
+/// Argon2id cost for passphrases: 64 MiB, 3 passes, 1 lane (well above
+/// OWASP's 19 MiB × 2 minimum, still well under a second at start; see
+/// BENCHMARKS).
+const ARGON2_M_KIB: u32 = 64 * 1024;
+const ARGON2_T: u32 = 3;
+
+/// The signing key for `secret` (run once at start).
+pub fn derive_secret(secret: &str) -> [u8; KEY_LEN] {
+    let mut key = [0u8; KEY_LEN];
+    match secret_kind(secret) {
+        SecretKind::Random => {
+            hkdf::Hkdf::<Sha256>::new(Some(b"mnemo callback key v2"), secret.as_bytes())
+                .expand(b"mnemo button signing key", &mut key)
+                .unwrap_or_else(|_| unreachable!("32 bytes is a valid HKDF-SHA256 length"));
+        }
+        SecretKind::Passphrase => {
+            let params = argon2::Params::new(ARGON2_M_KIB, ARGON2_T, 1, Some(KEY_LEN))
+                .unwrap_or_else(|_| unreachable!("fixed Argon2 parameters are valid"));
+            argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+                .hash_password_into(secret.as_bytes(), b"mnemo callback key v2 salt", &mut key)
+                .unwrap_or_else(|_| {
+                    unreachable!("a non-empty secret and a 26-byte salt are valid")
+                });
+        }
+    }
+    key
+}
+
 /// One key, with its HMAC state precomputed (the two key-schedule blocks are
 /// hashed once, not per press).
 #[derive(Clone)]
@@ -181,12 +242,12 @@ impl Keyring {
         self
     }
 
-    /// The key derived from a secret string: `SHA-256(secret)`.
+    /// The key derived from a secret string ([`derive_secret`]).
     pub fn from_secret(secret: &str) -> Result<Keyring, KeyError> {
         if secret.is_empty() {
             return Err(KeyError::EmptySecret);
         }
-        Ok(Keyring::new(Sha256::digest(secret.as_bytes()).into()))
+        Ok(Keyring::new(derive_secret(secret)))
     }
 
     /// Short non-secret identifier of the current key (for logs and

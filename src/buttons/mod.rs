@@ -98,7 +98,9 @@
 
 mod keyring;
 
-pub use keyring::{EntropyError, KeyError, Keyring, KEY_FILE};
+pub use keyring::{
+    derive_secret, secret_kind, EntropyError, KeyError, Keyring, SecretKind, KEY_FILE,
+};
 
 /// The layout version written by [`Keyring::sign`].
 pub const VERSION: u8 = 1;

@@ -772,12 +772,15 @@ fn key_file_accepts_comments_blank_lines_and_uppercase_hex() {
 }
 
 #[test]
-fn env_secret_is_hashed_and_writes_nothing() {
+fn env_secret_is_derived_and_writes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let keys =
         Keyring::load_or_create(tmp.path(), Some("correct horse battery staple"), 60, NOW).unwrap();
-    let expected = Keyring::new(Sha256::digest(b"correct horse battery staple").into());
+    let expected = Keyring::new(derive_secret("correct horse battery staple"));
     assert_eq!(keys.fingerprint(), expected.fingerprint());
+    // Not the bare SHA-256 of earlier versions.
+    let bare = Keyring::new(Sha256::digest(b"correct horse battery staple").into());
+    assert_ne!(keys.fingerprint(), bare.fingerprint());
     let data = expected.sign(&payload(Action::Done, 4), CHAT, USER);
     assert!(check(&keys, &data).is_ok());
     assert!(!tmp.path().join(KEY_FILE).exists());
@@ -833,4 +836,28 @@ fn a_world_readable_key_file_still_loads() {
     fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
     let again = Keyring::load_or_create(tmp.path(), None, 0, NOW).unwrap();
     assert_eq!(again.fingerprint(), first.fingerprint());
+}
+
+#[test]
+fn random_secrets_get_hkdf_and_passphrases_argon2id() {
+    use super::{secret_kind, SecretKind};
+    let hex = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+    let b64 = "n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg=";
+    assert_eq!(secret_kind(hex), SecretKind::Random);
+    assert_eq!(secret_kind(b64), SecretKind::Random);
+    for weak in [
+        "correct horse battery staple",
+        "s3cret-long-enough-for-a-key",
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        "short",
+    ] {
+        assert_eq!(secret_kind(weak), SecretKind::Passphrase, "{weak}");
+    }
+    // Deterministic (the same key at every start), distinct per secret.
+    assert_eq!(derive_secret(hex), derive_secret(hex));
+    assert_ne!(derive_secret(hex), derive_secret(b64));
+    assert_ne!(
+        derive_secret("pass phrase one"),
+        derive_secret("pass phrase two")
+    );
 }

@@ -174,7 +174,9 @@ impl Core {
             Command::Decisions => prepared.map_or_else(|| self.read_decisions(chat), Ok)?,
             Command::Feedback => prepared.map_or_else(|| self.read_feedback(chat), Ok)?,
             Command::Forget => self.cmd_forget(tx, cx, args, ch)?,
-            Command::Stats => prepared.map_or_else(|| self.read_stats(chat), Ok)?,
+            Command::Stats => {
+                prepared.map_or_else(|| self.read_stats(chat, cx.ev.origin.group), Ok)?
+            }
             Command::Digest => {
                 let r = digest.map_or_else(|| self.read_digest(chat, args), Ok)?;
                 return Ok(vec![super::digest::digest_outcome(cx, r)]);
@@ -402,7 +404,20 @@ impl Core {
         }
     }
 
-    pub(super) fn read_stats(&self, chat: i64) -> Result<Vec<Line>, StoreError> {
+    /// `/stats`: this chat's notes, then (outside groups) the whole
+    /// memory — totals across chats, the index, the database size, LLM
+    /// spend. In a group only the group's own counts are shown: its members
+    /// need not be the owner's confidants.
+    pub(super) fn read_stats(&self, chat: i64, group: bool) -> Result<Vec<Line>, StoreError> {
+        if group {
+            let count = |kind, open| -> Result<i64, StoreError> {
+                Ok(self.store.items(chat, kind, open, usize::MAX)?.len() as i64)
+            };
+            return Ok(vec![Line::new("stats-chat")
+                .num("chat", self.store.count_chat_notes(chat)?)
+                .num("todos", count(ItemKind::Todo, true)?)
+                .num("decisions", count(ItemKind::Decision, false)?)]);
+        }
         let index = self.indexes.vectors_len();
         let line = Line::new("stats")
             .num("chat", self.store.count_chat_notes(chat)?)

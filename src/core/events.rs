@@ -28,6 +28,10 @@ pub struct Origin {
     pub buttons: bool,
     /// The sender needs no allowlist (whoever sits at the console).
     pub trusted: bool,
+    /// The chat has other members (a group): it is served only as
+    /// `telegram.groups` allows, strangers there are ignored silently (no
+    /// refusal, no pairing), and replies show only this chat's data.
+    pub group: bool,
 }
 
 impl Origin {
@@ -38,7 +42,14 @@ impl Origin {
             event_id: Some(update_id),
             buttons: true,
             trusted: false,
+            group: false,
         }
+    }
+
+    /// The same origin, in a group chat.
+    pub const fn in_group(mut self) -> Origin {
+        self.group = true;
+        self
     }
 
     /// The local console: trusted, without buttons, replies returned
@@ -49,6 +60,7 @@ impl Origin {
             event_id: None,
             buttons: false,
             trusted: true,
+            group: false,
         }
     }
 }
@@ -100,6 +112,9 @@ pub enum Body {
     Press(String),
     /// A voice note (or audio file) to fetch and transcribe.
     Voice(VoiceIn),
+    /// The sender added mnemo to this (group) chat: it stays only where it
+    /// may serve, else the outcome is [`Outcome::Leave`].
+    Added,
 }
 
 /// What the adapter should do.
@@ -111,6 +126,11 @@ pub enum Outcome {
     /// (Telegram's answerCallbackQuery). Never queued in the outbox — an
     /// answer is only useful within seconds of the press.
     Answer(Answer),
+    /// Leave this chat without a word (a group mnemo may not serve). Never
+    /// queued: any later message from the chat asks again.
+    Leave {
+        chat_id: i64,
+    },
 }
 
 /// The answer to a button press.

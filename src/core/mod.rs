@@ -8,7 +8,8 @@
 //!
 //! 1. dedup — an event with a durable id (a Telegram update) that was
 //!    processed already is dropped;
-//! 2. access — strangers get at most one refusal a day, nothing stored;
+//! 2. access — strangers get at most one refusal a day, nothing stored
+//!    (and, when no refusal is due, no transaction at all: `unserved`);
 //! 3. the note or command is applied;
 //! 4. for durable origins (those with an event id: Telegram) the replies are
 //!    queued in the outbox and the event is marked processed — in the same
@@ -133,7 +134,8 @@ pub struct Core {
     /// Serialises "commit, then update indexes" so indexes see writes in
     /// commit order. redb serialises writers anyway, so this costs nothing.
     writer: Mutex<()>,
-    pairing: Mutex<Option<PairingCode>>,
+    /// The open pairing code and when it expires.
+    pairing: Mutex<Option<(PairingCode, std::time::Instant)>>,
     embedder: Option<Arc<Embedder>>,
     /// Set when new work for the embed worker was committed.
     work: (Mutex<bool>, Condvar),
@@ -205,6 +207,11 @@ impl Core {
 
     /// Handles one event; see the module docs for the order of things.
     pub fn handle(&self, ev: Inbound) -> Result<Vec<Outcome>, CoreError> {
+        // Access first: an event that will not be served costs a read or
+        // two, no preparation and no commit.
+        if let Some(out) = self.unserved(&ev)? {
+            return Ok(out);
+        }
         let mut all = self.handle_batch(std::slice::from_ref(&ev))?;
         Ok(all.pop().unwrap_or_default())
     }

@@ -38,16 +38,26 @@ impl Core {
                 _ => Ok(vec![cx.answer(Line::new("press-not-allowed"), false)]),
             };
         }
+        let leave = || {
+            Ok(vec![Outcome::Leave {
+                chat_id: ev.chat_id,
+            }])
+        };
         match verdict {
             access::Verdict::Allowed => {}
             access::Verdict::Reply(lines) => return Ok(vec![cx.reply(lines)]),
+            // A stranger who added mnemo to a group: leave it.
+            access::Verdict::Silent if matches!(ev.body, Body::Added) => return leave(),
             access::Verdict::Silent => return Ok(Vec::new()),
+            access::Verdict::Leave => return leave(),
         }
         let lines = match &ev.body {
             Body::Unsupported(kind) => {
                 vec![Line::new("unsupported-kind").key("kind", &format!("kind-{kind}"))]
             }
             Body::Press(_) => unreachable!("handled above"),
+            // Added by an allowed user: stay, quietly.
+            Body::Added => return Ok(Vec::new()),
             Body::Voice(v) => return self.voice_in(tx, &cx, v),
             Body::Text(text) => match commands::parse(text) {
                 Some(parsed) => return self.command(tx, &cx, parsed, prep, ch),

@@ -80,7 +80,7 @@ impl Core {
                 Command::Todos => Prepared::Todos(self.open_todos(chat)?),
                 Command::Decisions => Prepared::Lines(self.read_decisions(chat)?),
                 Command::Feedback => Prepared::Lines(self.read_feedback(chat)?),
-                Command::Stats => Prepared::Lines(self.read_stats(chat)?),
+                Command::Stats => Prepared::Lines(self.read_stats(chat, ev.origin.group)?),
                 Command::Digest => Prepared::Digest(self.read_digest(chat, args)?),
                 _ => Prepared::Nothing,
             },

@@ -35,6 +35,10 @@ pub struct Settings {
     /// Digest schedules and the default zone (`None` when `[digest]` does
     /// not parse; config validation rejects that, so only in tests).
     pub digest: Option<crate::digest::Schedules>,
+    /// Which group chats are served (`telegram.groups`).
+    pub groups: crate::config::GroupPolicy,
+    /// How long a pairing code is valid.
+    pub pairing_ttl: std::time::Duration,
 }
 
 impl Settings {
@@ -64,6 +68,8 @@ impl Settings {
             digest: crate::digest::Schedules::from_config(c)
                 .inspect_err(|e| tracing::error!(error = %e, "digests are off"))
                 .ok(),
+            groups: c.telegram.groups,
+            pairing_ttl: std::time::Duration::from_secs(c.telegram.pairing_ttl_secs),
         }
     }
 }

@@ -364,6 +364,8 @@ impl Core {
                 if !pick(&job) {
                     continue;
                 }
+                // A fresh budget of download tries.
+                job.attempts = 0;
                 job.state = if job.audio.is_some() {
                     VoiceState::Ready
                 } else {

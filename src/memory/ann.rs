@@ -170,6 +170,7 @@ impl Ann {
         let tmp = dir.join(format!("{MANIFEST}.tmp"));
         std::fs::write(&tmp, serde_json::to_vec(&m)?)?;
         std::fs::rename(&tmp, dir.join(MANIFEST))?;
+        private(dir)?;
         Ok(())
     }
 
@@ -253,4 +254,19 @@ fn fingerprint(v: &[f32]) -> u64 {
 /// Directory of the graph inside a data dir.
 pub fn dir_in(data_dir: &Path) -> PathBuf {
     data_dir.join("ann")
+}
+
+/// Makes `dir` 0700 and the files in it 0600: hnsw_rs creates its dumps
+/// with the process's default mode (the binary sets a 077 umask at start;
+/// this holds for library callers too).
+fn private(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        if e.file_type()?.is_file() {
+            std::fs::set_permissions(e.path(), std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    Ok(())
 }

@@ -199,6 +199,13 @@ impl Store {
         Ok(self.meta_u64(KEY_OWNER)?.map(|v| v as i64))
     }
 
+    /// The day (since the epoch) `user_id` was last refused, if recorded.
+    pub fn refused_on(&self, user_id: i64) -> Result<Option<i64>, StoreError> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(REFUSED)?;
+        Ok(t.get(user_id)?.map(|g| g.value()))
+    }
+
     fn meta_u64(&self, key: &str) -> Result<Option<u64>, StoreError> {
         let r = self.db.begin_read()?;
         let t = r.open_table(META)?;

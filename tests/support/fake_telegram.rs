@@ -65,6 +65,9 @@ struct Inner {
     files: std::collections::HashMap<String, Vec<u8>>,
     /// Every call answered 502 Bad Gateway (a proxy in front of a dead API).
     down: bool,
+
+    /// Files served slowly: file id → bytes per second.
+    slow: std::collections::HashMap<String, u64>,
 }
 
 pub struct FakeTelegram {
@@ -209,6 +212,14 @@ impl FakeTelegram {
             .unwrap()
             .files
             .insert(file_id.to_owned(), bytes);
+    }
+
+    /// Like [`FakeTelegram::add_file`], but the download trickles at
+    /// `bytes_per_sec` (in 10 pieces a second): a slow link.
+    pub fn add_slow_file(&self, file_id: &str, bytes: Vec<u8>, bytes_per_sec: u64) {
+        let mut g = self.inner.lock().unwrap();
+        g.files.insert(file_id.to_owned(), bytes);
+        g.slow.insert(file_id.to_owned(), bytes_per_sec.max(10));
     }
 
     /// The message the bot sent with id `message_id`, as stored here.
@@ -418,9 +429,11 @@ async fn api(
             "can_join_groups": false, "can_read_all_group_messages": false,
             "supports_inline_queries": false, "has_main_web_app": false
         })),
-        "deletewebhook" | "setmycommands" | "sendchataction" | "answercallbackquery" => {
-            ok(json!(true))
-        }
+        "deletewebhook"
+        | "setmycommands"
+        | "sendchataction"
+        | "answercallbackquery"
+        | "leavechat" => ok(json!(true)),
         "getwebhookinfo" => {
             ok(json!({"url": "", "has_custom_certificate": false, "pending_update_count": 0}))
         }
@@ -474,10 +487,36 @@ async fn file(State(st): State<AppState>, Path((bot, path)): Path<(String, Strin
         at: Instant::now(),
         message_id: None,
     });
-    match g.files.get(id) {
-        Some(b) => b.clone().into_response(),
-        None => (StatusCode::NOT_FOUND, "not found").into_response(),
+    match (g.files.get(id), g.slow.get(id)) {
+        (Some(b), Some(rate)) => slow_body(b.clone(), *rate),
+        (Some(b), None) => b.clone().into_response(),
+        (None, _) => (StatusCode::NOT_FOUND, "not found").into_response(),
     }
+}
+
+/// `bytes` sent a tenth of `rate` every 100 ms.
+fn slow_body(bytes: Vec<u8>, rate: u64) -> Response {
+    let piece = (rate / 10).max(1) as usize;
+    let len = bytes.len();
+    let chunks = futures::stream::unfold(0usize, move |at| {
+        let bytes = bytes.clone();
+        async move {
+            if at >= bytes.len() {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let end = (at + piece).min(bytes.len());
+            Some((
+                Ok::<_, std::io::Error>(Bytes::copy_from_slice(&bytes[at..end])),
+                end,
+            ))
+        }
+    });
+    (
+        [(axum::http::header::CONTENT_LENGTH, len.to_string())],
+        axum::body::Body::from_stream(chunks),
+    )
+        .into_response()
 }
 
 async fn get_updates(st: &AppState, params: &Value) -> Response {
@@ -609,4 +648,53 @@ pub fn audio(
         "duration": duration, "mime_type": mime, "file_size": size
     });
     json!({"message": m})
+}
+
+/// A text message from `user_id` in the supergroup `chat_id` (negative).
+pub fn group_text(chat_id: i64, user_id: i64, message_id: i64, text: &str) -> Value {
+    let mut m = message(chat_id, user_id, message_id);
+    m["chat"] = json!({"id": chat_id, "type": "supergroup", "title": "A group"});
+    m["text"] = json!(text);
+    json!({"message": m})
+}
+
+/// `user_id` added the bot to the group `chat_id` (a `my_chat_member` update).
+pub fn bot_added(chat_id: i64, user_id: i64) -> Value {
+    let bot =
+        json!({"id": BOT_ID, "is_bot": true, "first_name": "mnemo", "username": "mnemo_test_bot"});
+    json!({"my_chat_member": {
+        "chat": {"id": chat_id, "type": "group", "title": "A group"},
+        "from": {"id": user_id, "is_bot": false, "first_name": "User", "language_code": "en"},
+        "date": chrono_now(),
+        "old_chat_member": {"user": bot.clone(), "status": "left"},
+        "new_chat_member": {"user": bot, "status": "member"},
+    }})
+}
+
+/// A post in the channel `chat_id` (no sender).
+pub fn channel_post(chat_id: i64, message_id: i64, text: &str) -> Value {
+    json!({"channel_post": {
+        "message_id": message_id,
+        "date": chrono_now(),
+        "chat": {"id": chat_id, "type": "channel", "title": "A channel"},
+        "text": text,
+    }})
+}
+
+/// An inline query from `user_id`.
+pub fn inline_query(user_id: i64, query: &str) -> Value {
+    json!({"inline_query": {
+        "id": "iq1",
+        "from": {"id": user_id, "is_bot": false, "first_name": "User"},
+        "query": query,
+        "offset": "",
+    }})
+}
+
+/// A message from `user_id` through a business connection.
+pub fn business_message(user_id: i64, message_id: i64, text: &str) -> Value {
+    let mut m = message(user_id, user_id, message_id);
+    m["text"] = json!(text);
+    m["business_connection_id"] = json!("bc1");
+    json!({"business_message": m})
 }

@@ -362,3 +362,17 @@ pub async fn run_mnemo(data_dir: &Path, args: &[&str]) -> (i32, String, String) 
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// The pairing code in `serve`'s "send `/start CODE`" line.
+pub fn pairing_code(line: &str) -> String {
+    let code = line
+        .split("/start ")
+        .nth(1)
+        .unwrap_or_default()
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(code.len(), 10, "no pairing code in {line:?}");
+    code
+}

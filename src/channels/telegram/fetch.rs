@@ -10,6 +10,14 @@
 //! Network trouble is retried with backoff; an answer from Telegram that
 //! will not change (file too big, unknown file id) fails the job, and the
 //! user is told.
+//!
+//! Downloads do not go through the Bot API client (whose requests end after
+//! 17 s, too short for 20 MB on a slow link) but through a client without a
+//! total timeout, and each download gets its own: [`Limits::timeout`], a
+//! base plus the file's size at a minimum rate (`[voice] download_*`).
+//! After `download_attempts` failed tries (counted in the job) the job is
+//! `Failed` and the user is told (`voice-err-download-gave-up`);
+//! `retry-voice` or the next start tries again with a fresh count.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,8 +37,43 @@ use crate::store::{VoiceJob, VoiceState};
 /// How often the typing indicator is renewed (Telegram shows it for 5 s).
 const TYPING_EVERY: Duration = Duration::from_secs(4);
 
+/// How long a download may take, and how often it is tried.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub base: Duration,
+    pub min_bytes_per_sec: u64,
+    pub attempts: u32,
+}
+
+impl Limits {
+    pub fn from_config(v: &crate::config::Voice) -> Limits {
+        Limits {
+            base: Duration::from_secs_f64(v.download_base_secs),
+            min_bytes_per_sec: v.download_min_bytes_per_sec.max(1),
+            attempts: v.download_attempts.max(1),
+        }
+    }
+
+    /// The time one download of `size` bytes may take.
+    pub fn timeout(&self, size: u64) -> Duration {
+        self.base + Duration::from_secs_f64(size as f64 / self.min_bytes_per_sec as f64)
+    }
+}
+
+/// A client for file downloads: connections time out, whole requests do not
+/// (each download is bounded by [`Limits::timeout`] instead).
+pub fn download_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .build()
+        .expect("the HTTP client builds")
+}
+
 pub struct Fetcher {
     pub bot: Bot,
+    /// The same bot on [`download_client`], for the file itself.
+    pub download: Bot,
+    pub limits: Limits,
     pub core: Arc<Core>,
     /// Wakes this task (a voice note was received). The pipeline is woken
     /// by the core itself once the audio is stored (`Core::on_voice_ready`).
@@ -76,9 +119,17 @@ impl Fetcher {
                     }
                     Err(FetchError::Permanent(why)) => self.fail(job.id, why, false).await,
                     Err(FetchError::Transient(why)) => {
-                        tracing::warn!(job = job.id, error = %why, retry_in = ?backoff, "voice note download failed");
-                        self.fail(job.id, why, true).await;
-                        retry = true;
+                        let tries = job.attempts + 1;
+                        if tries >= self.limits.attempts {
+                            tracing::warn!(job = job.id, error = %why, tries, "voice note download failed; giving up");
+                            let detail = format!("{tries} tries, the last: {why}");
+                            self.fail_with(job.id, "voice-err-download-gave-up", detail, false)
+                                .await;
+                        } else {
+                            tracing::warn!(job = job.id, error = %why, tries, retry_in = ?backoff, "voice note download failed");
+                            self.fail(job.id, why, true).await;
+                            retry = true;
+                        }
                     }
                 }
             }
@@ -126,11 +177,13 @@ impl Fetcher {
     }
 
     async fn fail(&self, id: u64, detail: String, later: bool) {
+        self.fail_with(id, "voice-err-download", detail, later)
+            .await
+    }
+
+    async fn fail_with(&self, id: u64, key: &'static str, detail: String, later: bool) {
         let core = self.core.clone();
-        let why = VoiceFailure {
-            key: "voice-err-download",
-            detail,
-        };
+        let why = VoiceFailure { key, detail };
         if let Ok(Err(e)) =
             tokio::task::spawn_blocking(move || core.voice_failed(id, &why, later)).await
         {
@@ -154,16 +207,34 @@ impl Fetcher {
                 file.meta.size
             )));
         }
-        let mut stream = self.bot.download_file_stream(&file.path);
+        let size = if file.meta.size == u32::MAX {
+            job.size.unwrap_or(MAX_VOICE_BYTES)
+        } else {
+            u64::from(file.meta.size)
+        };
+        let limit = self.limits.timeout(size);
         let mut bytes = Vec::new();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| FetchError::Transient(e.to_string()))?;
-            if (bytes.len() + chunk.len()) as u64 > MAX_VOICE_BYTES {
-                return Err(FetchError::Permanent(
-                    "the file is over the 20 MB limit".into(),
-                ));
+        let download = async {
+            let mut stream = self.download.download_file_stream(&file.path);
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| FetchError::Transient(e.to_string()))?;
+                if (bytes.len() + chunk.len()) as u64 > MAX_VOICE_BYTES {
+                    return Err(FetchError::Permanent(
+                        "the file is over the 20 MB limit".into(),
+                    ));
+                }
+                bytes.extend_from_slice(&chunk);
             }
-            bytes.extend_from_slice(&chunk);
+            Ok(())
+        };
+        match tokio::time::timeout(limit, download).await {
+            Ok(r) => r?,
+            Err(_) => {
+                return Err(FetchError::Transient(format!(
+                    "the download did not finish in {} s",
+                    limit.as_secs()
+                )))
+            }
         }
         if bytes.is_empty() {
             return Err(FetchError::Permanent("the file is empty".into()));

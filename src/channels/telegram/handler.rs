@@ -9,7 +9,8 @@ use std::sync::Arc;
 use teloxide::dispatching::{UpdateFilterExt, UpdateHandler};
 use teloxide::prelude::*;
 use teloxide::types::{
-    CallbackQuery, InlineKeyboardButtonKind, InlineKeyboardMarkup, MediaKind, MessageKind,
+    CallbackQuery, ChatMemberUpdated, InlineKeyboardButtonKind, InlineKeyboardMarkup, MediaKind,
+    MessageKind,
 };
 use tokio::sync::Notify;
 
@@ -25,8 +26,10 @@ pub fn schema() -> UpdateHandler<anyhow::Error> {
         .branch(Update::filter_message().endpoint(on_message))
         .branch(Update::filter_edited_message().endpoint(on_edited_message))
         .branch(Update::filter_callback_query().endpoint(on_callback))
-        // Anything else (channel posts, member updates, …) is recorded as
-        // processed so it leaves the inbox.
+        .branch(Update::filter_my_chat_member().endpoint(on_my_member))
+        // Anything else (channel posts, inline queries, business messages,
+        // other member updates, …) is recorded as processed so it leaves
+        // the inbox, and nothing is sent.
         .endpoint(on_other)
 }
 
@@ -42,6 +45,11 @@ pub struct Deps {
 
 async fn on_message(bot: Bot, update: Update, msg: Message, deps: Deps) -> anyhow::Result<()> {
     let Some(body) = body_of(&msg, false) else {
+        // A service message (a join, a pin) from a group mnemo may not
+        // serve: the member update that added it was missed; leave now.
+        if is_group(&msg.chat) && !deps.core.serves_groups() {
+            leave(&bot, msg.chat.id.0).await;
+        }
         return discard(deps.core, &update).await;
     };
     handle(bot, deps, inbound(&update, &msg, body)).await
@@ -59,6 +67,42 @@ async fn on_edited_message(
     handle(bot, deps, inbound(&update, &msg, body)).await
 }
 
+/// mnemo's own membership changed. Added to a group (or supergroup): the
+/// core decides whether it stays ([`Body::Added`]; a group it may not serve
+/// gets [`Outcome::Leave`]). Anything else (left, kicked, a private chat
+/// blocked) needs nothing.
+async fn on_my_member(
+    bot: Bot,
+    update: Update,
+    m: ChatMemberUpdated,
+    deps: Deps,
+) -> anyhow::Result<()> {
+    let added =
+        is_group(&m.chat) && m.new_chat_member.is_present() && !m.old_chat_member.is_present();
+    if !added {
+        return discard(deps.core, &update).await;
+    }
+    let ev = Inbound {
+        origin: Origin::telegram(u64::from(update.id.0)).in_group(),
+        chat_id: m.chat.id.0,
+        user_id: m.from.id.0 as i64,
+        user_lang: m.from.language_code.clone(),
+        message_id: None,
+        reply_to: None,
+        at: m.date.timestamp_millis(),
+        body: Body::Added,
+    };
+    handle(bot, deps, ev).await
+}
+
+/// Leaves a chat mnemo may not serve, without a word.
+async fn leave(bot: &Bot, chat_id: i64) {
+    match bot.leave_chat(ChatId(chat_id)).await {
+        Ok(_) => tracing::info!(chat_id, "left a group mnemo may not serve"),
+        Err(e) => tracing::warn!(chat_id, error = %e, "could not leave a group"),
+    }
+}
+
 async fn on_other(update: Update, deps: Deps) -> anyhow::Result<()> {
     discard(deps.core, &update).await
 }
@@ -72,11 +116,15 @@ async fn discard(core: Arc<Core>, update: &Update) -> anyhow::Result<()> {
 async fn handle(bot: Bot, deps: Deps, ev: Inbound) -> anyhow::Result<()> {
     let (chat_id, reply_to, lang) = (ev.chat_id, ev.message_id, ev.user_lang.clone());
     let voice = matches!(ev.body, Body::Voice(_));
+    let (user, group) = (ev.user_id, ev.origin.group);
     let core = deps.core.clone();
     match tokio::task::spawn_blocking(move || core.handle(ev)).await? {
         Ok(outcomes) => {
-            if !outcomes.is_empty() {
-                deps.wake.notify_one();
+            for o in &outcomes {
+                match o {
+                    Outcome::Leave { chat_id } => leave(&bot, *chat_id).await,
+                    _ => deps.wake.notify_one(),
+                }
             }
             if voice {
                 deps.voice.notify_one();
@@ -84,7 +132,11 @@ async fn handle(bot: Bot, deps: Deps, ev: Inbound) -> anyhow::Result<()> {
             Ok(())
         }
         // The update stays in the inbox and is handled again on the next
-        // start. Tell the user directly: the outbox lives in the failing store.
+        // start. Tell the user directly (the outbox lives in the failing
+        // store) — a user mnemo serves: strangers learn nothing.
+        Err(CoreError::Store(e)) if !deps.core.serves_sender(user, group) => {
+            Err(anyhow::Error::new(e).context("storing an update failed"))
+        }
         Err(CoreError::Store(e)) => {
             let lang = i18n::negotiate(lang.as_deref(), &deps.core.settings().default_lang);
             let reply = Reply {
@@ -128,7 +180,7 @@ async fn on_callback(bot: Bot, update: Update, q: CallbackQuery, deps: Deps) -> 
     };
     let (chat_id, message_id) = (msg.chat().id, msg.id());
     let ev = Inbound {
-        origin: Origin::telegram(u64::from(update.id.0)),
+        origin: origin(&update, msg.chat()),
         chat_id: chat_id.0,
         user_id: q.from.id.0 as i64,
         user_lang: lang.clone(),
@@ -177,6 +229,7 @@ async fn on_callback(bot: Bot, update: Update, q: CallbackQuery, deps: Deps) -> 
                 }
             }
             Outcome::Reply(_) => deps.wake.notify_one(),
+            Outcome::Leave { chat_id } => leave(&bot, chat_id).await,
         }
     }
     if !answered {
@@ -234,10 +287,25 @@ pub fn mark_chosen(markup: &InlineKeyboardMarkup, data: &str) -> InlineKeyboardM
     out
 }
 
+/// A Telegram update's origin: in a group when its chat is one.
+fn origin(update: &Update, chat: &teloxide::types::Chat) -> Origin {
+    let o = Origin::telegram(u64::from(update.id.0));
+    if is_group(chat) {
+        o.in_group()
+    } else {
+        o
+    }
+}
+
+/// A group or supergroup (channels never reach the message handlers).
+pub fn is_group(chat: &teloxide::types::Chat) -> bool {
+    chat.is_group() || chat.is_supergroup()
+}
+
 fn inbound(update: &Update, msg: &Message, body: Body) -> Inbound {
     let user = msg.from.as_ref();
     Inbound {
-        origin: Origin::telegram(u64::from(update.id.0)),
+        origin: origin(update, &msg.chat),
         chat_id: msg.chat.id.0,
         // No sender (channel posts): id 0 is never allowed.
         user_id: user.map_or(0, |u| u.id.0 as i64),

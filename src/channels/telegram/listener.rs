@@ -106,6 +106,11 @@ impl<'a> AsUpdateStream<'a> for DurablePolling {
 /// shutting down with the store still failing.
 async fn persist(core: Arc<Core>, update: Update, shutdown: Shutdown) -> Option<Update> {
     let id = u64::from(update.id.0);
+    if !needs_inbox(&core, &update) {
+        // A stranger's update: nothing of it will be stored, so it is
+        // handled without a durable copy (no commit, no fsync).
+        return Some(update);
+    }
     let raw = match serde_json::to_vec(&update) {
         Ok(r) => r,
         Err(e) => {
@@ -134,4 +139,21 @@ async fn persist(core: Arc<Core>, update: Update, shutdown: Shutdown) -> Option<
         }
         delay = (delay * 2).min(Duration::from_secs(30));
     }
+}
+
+/// Whether `update` must be in the inbox before it is confirmed: messages,
+/// edits, presses and membership changes from someone mnemo will not serve
+/// (and who is not pairing) need not be — handling one again after a crash
+/// would change nothing ([`Core::keeps`]). Every other kind is kept.
+pub fn needs_inbox(core: &Core, update: &Update) -> bool {
+    use teloxide::types::UpdateKind;
+    let text = match &update.kind {
+        UpdateKind::Message(m) | UpdateKind::EditedMessage(m) => m.text(),
+        UpdateKind::CallbackQuery(_) | UpdateKind::MyChatMember(_) => None,
+        _ => return true,
+    };
+    let (Some(user), Some(chat)) = (update.from(), update.chat()) else {
+        return true;
+    };
+    core.keeps(user.id.0 as i64, super::handler::is_group(chat), text)
 }

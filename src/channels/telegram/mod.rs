@@ -44,6 +44,8 @@ pub async fn run(
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let url = reqwest_url(&cfg.telegram.api_url)?;
+    let download =
+        Bot::with_client(token.clone(), fetch::download_client()).set_api_url(url.clone());
     let bot = Bot::new(token).set_api_url(url);
     let i18n = Arc::new(I18n::new());
 
@@ -86,6 +88,8 @@ pub async fn run(
     let voice = Arc::new(Notify::new());
     let fetcher = fetch::Fetcher {
         bot: bot.clone(),
+        download,
+        limits: fetch::Limits::from_config(&cfg.voice),
         core: core.clone(),
         wake: voice.clone(),
     };
