@@ -41,6 +41,8 @@ struct Check {
 struct Report {
     healthy: bool,
     checks: Vec<Check>,
+    /// Records that no longer decode (kept, skipped; `mnemo repair`).
+    damaged: Vec<crate::store::DamagedRecord>,
 }
 
 pub fn run(cfg: &Config, args: &Args) -> ExitCode {
@@ -49,7 +51,8 @@ pub fn run(cfg: &Config, args: &Args) -> ExitCode {
         status: Status::Ok,
         detail: "loaded".into(),
     }];
-    checks.extend(check_data_dir(cfg));
+    let mut damaged = Vec::new();
+    checks.extend(check_data_dir(cfg, &mut damaged));
     checks.push(check_models(cfg));
     checks.push(check_speech_model(cfg));
     checks.push(check_token());
@@ -58,7 +61,7 @@ pub fn run(cfg: &Config, args: &Args) -> ExitCode {
         status: Status::Ok,
         detail: cfg.telegram.api_url.clone(),
     });
-    report(checks, args, &cfg.general.default_lang)
+    report(checks, damaged, args, &cfg.general.default_lang)
 }
 
 pub fn run_without_config(args: &Args, err: &anyhow::Error) -> ExitCode {
@@ -70,10 +73,10 @@ pub fn run_without_config(args: &Args, err: &anyhow::Error) -> ExitCode {
         },
         check_token(),
     ];
-    report(checks, args, crate::i18n::LOCALES[0])
+    report(checks, Vec::new(), args, crate::i18n::LOCALES[0])
 }
 
-fn check_data_dir(cfg: &Config) -> Vec<Check> {
+fn check_data_dir(cfg: &Config, damaged: &mut Vec<crate::store::DamagedRecord>) -> Vec<Check> {
     let dir = match cfg.data_dir() {
         Ok(d) => d,
         Err(e) => {
@@ -127,16 +130,21 @@ fn check_data_dir(cfg: &Config) -> Vec<Check> {
             return out;
         }
     }
+    let mut extra = None;
     out.push(match Store::open(&dir) {
-        Ok(store) => Check {
-            name: "database",
-            status: Status::Ok,
-            detail: format!(
-                "{} notes, schema v{}",
-                store.count_notes().unwrap_or(0),
-                store.schema_version().unwrap_or(CURRENT_VERSION)
-            ),
-        },
+        Ok(store) => {
+            *damaged = store.damaged().unwrap_or_default();
+            extra = Some(check_damaged(damaged));
+            Check {
+                name: "database",
+                status: Status::Ok,
+                detail: format!(
+                    "{} notes, schema v{}",
+                    store.count_notes().unwrap_or(0),
+                    store.schema_version().unwrap_or(CURRENT_VERSION)
+                ),
+            }
+        }
         Err(e @ StoreError::InUse { .. }) => Check {
             name: "database",
             status: Status::Ok,
@@ -148,7 +156,32 @@ fn check_data_dir(cfg: &Config) -> Vec<Check> {
             detail: e.to_string(),
         },
     });
+    out.extend(extra);
     out
+}
+
+/// Damaged records are a warning: mnemo runs without them.
+fn check_damaged(damaged: &[crate::store::DamagedRecord]) -> Check {
+    if damaged.is_empty() {
+        return Check {
+            name: "damaged_records",
+            status: Status::Ok,
+            detail: "none".into(),
+        };
+    }
+    let list: Vec<String> = damaged
+        .iter()
+        .map(|d| format!("{} {}", d.table, d.key))
+        .collect();
+    Check {
+        name: "damaged_records",
+        status: Status::Warn,
+        detail: format!(
+            "{} record(s) do not decode and are skipped: {} (`mnemo repair` exports or removes them)",
+            damaged.len(),
+            list.join(", ")
+        ),
+    }
 }
 
 fn check_models(cfg: &Config) -> Check {
@@ -230,12 +263,18 @@ fn looks_like_token(t: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-fn report(checks: Vec<Check>, args: &Args, lang: &str) -> ExitCode {
+fn report(
+    checks: Vec<Check>,
+    damaged: Vec<crate::store::DamagedRecord>,
+    args: &Args,
+    lang: &str,
+) -> ExitCode {
     let failed = checks.iter().filter(|c| c.status == Status::Fail).count();
     if args.json {
         let r = Report {
             healthy: failed == 0,
             checks,
+            damaged,
         };
         println!(
             "{}",

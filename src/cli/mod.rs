@@ -10,6 +10,7 @@ mod jobs;
 mod models;
 mod recall;
 mod reindex;
+mod repair;
 mod retry_voice;
 mod rotate_key;
 mod serve;
@@ -77,6 +78,8 @@ pub enum Command {
     Backup(backup::Args),
     /// Restore a backup archive into the data dir (mnemo must be stopped).
     Restore(backup::RestoreArgs),
+    /// List damaged records (values that no longer decode); --export their bytes, --remove them (mnemo must be stopped).
+    Repair(repair::Args),
 }
 
 /// Parses arguments, runs the command, maps errors to a message and exit 1.
@@ -122,6 +125,7 @@ pub fn main() -> ExitCode {
         Command::Schedule(c) => digest::schedule(&cfg, &c),
         Command::Backup(a) => backup::run(&cfg, &a),
         Command::Restore(a) => backup::restore(&cfg, &a),
+        Command::Repair(a) => repair::run(&cfg, &a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -172,6 +172,8 @@ pub struct Hit {
 #[derive(Debug, Clone, Serialize)]
 pub struct Stats {
     pub memories: u64,
+    /// Damaged records: kept but skipped (`mnemo repair`), 0 normally.
+    pub damaged: u64,
     pub chats: u64,
     pub outbox: u64,
     pub db_bytes: u64,

@@ -13,6 +13,7 @@
 //! exclusive lock on it; a second process gets [`StoreError::InUse`].
 
 mod backup;
+mod damaged;
 mod digest;
 mod feedback;
 mod items;
@@ -30,7 +31,8 @@ pub use feedback::{Aggregate, Ask, Compaction, FeedbackCounts, FeedbackEvent, Vo
 pub use items::{Item, ItemCounts, ItemKind};
 pub use jobs::JobRun;
 pub use llm::{LlmCall, Spend, Usage};
-pub(crate) use notes::decode_note;
+pub use damaged::DamagedRecord;
+pub(crate) use notes::{decode_note, read_note};
 pub use notes::{indexed_text, NewNote, Note, Source};
 pub use vectors::{decode_f32s, decode_vector, encode_f32s, encode_vector};
 pub use voice::{VoiceJob, VoiceMeta, VoiceState};

@@ -87,7 +87,7 @@ impl Store {
     pub fn note(&self, id: u64) -> Result<Option<Note>, StoreError> {
         let r = self.db.begin_read()?;
         let t = r.open_table(NOTES)?;
-        t.get(id)?.map(|g| decode_note(id, g.value())).transpose()
+        Ok(t.get(id)?.and_then(|g| read_note(id, g.value())))
     }
 
     /// The newest `n` notes of a chat, newest first.
@@ -119,8 +119,8 @@ impl Store {
             .take(n)
         {
             let id = row?.0.value().1;
-            if let Some(g) = notes.get(id)? {
-                out.push(decode_note(id, g.value())?);
+            if let Some(n) = notes.get(id)?.and_then(|g| read_note(id, g.value())) {
+                out.push(n);
             }
         }
         Ok(out)
@@ -192,8 +192,8 @@ impl Store {
                 .transpose()?
                 .map(|(k, _)| k.value().1);
             if let Some(id) = newest {
-                let live = match notes.get(id)? {
-                    Some(g) => decode_note(id, g.value())?.source != Source::Import,
+                let live = match notes.get(id)?.and_then(|g| read_note(id, g.value())) {
+                    Some(n) => n.source != Source::Import,
                     None => false,
                 };
                 if live && chat != 0 {
@@ -228,8 +228,9 @@ impl Store {
         let start = after_id.saturating_add(1);
         for row in idx.range((chat_id, start)..=(chat_id, u64::MAX))?.rev() {
             let id = row?.0.value().1;
-            let Some(g) = notes.get(id)? else { continue };
-            let n = decode_note(id, g.value())?;
+            let Some(n) = notes.get(id)?.and_then(|g| read_note(id, g.value())) else {
+                continue;
+            };
             if n.created_at <= from {
                 older += 1;
                 if older >= SINCE_SLACK {
@@ -259,13 +260,16 @@ impl Store {
         })
     }
 
-    /// Calls `f` for every note in id order, hidden repeats included.
+    /// Calls `f` for every note in id order, hidden repeats included;
+    /// damaged ones are skipped ([`super::damaged`]).
     pub fn for_each_note(&self, mut f: impl FnMut(Note)) -> Result<(), StoreError> {
         let r = self.db.begin_read()?;
         let t = r.open_table(NOTES)?;
         for row in t.iter()? {
             let (k, v) = row?;
-            f(decode_note(k.value(), v.value())?);
+            if let Some(n) = read_note(k.value(), v.value()) {
+                f(n);
+            }
         }
         Ok(())
     }
@@ -309,7 +313,7 @@ impl Tx {
     pub fn note(&self, id: u64) -> Result<Option<Note>, StoreError> {
         let t = self.txn.open_table(NOTES)?;
         let g = t.get(id)?;
-        g.map(|g| decode_note(id, g.value())).transpose()
+        Ok(g.and_then(|g| read_note(id, g.value())))
     }
 
     /// The note that message `message_id` in `chat_id` belongs to: the user's
@@ -436,6 +440,12 @@ impl Tx {
         }
         Ok(Some(note))
     }
+}
+
+/// A stored note, or `None` when its bytes do not decode: a damaged record,
+/// quarantined (logged once, kept, skipped as if absent).
+pub(crate) fn read_note(id: u64, bytes: &[u8]) -> Option<Note> {
+    super::damaged::quarantine("notes", id, serde_json::from_slice(bytes))
 }
 
 pub(crate) fn decode_note(id: u64, bytes: &[u8]) -> Result<Note, StoreError> {
