@@ -143,3 +143,349 @@ mod damaged {
         assert_eq!((st["damaged"].as_u64(), st["memories"].as_u64()), (Some(0), Some(4)), "{out}");
     }
 }
+
+/// Flipped bytes in files: in redb's own structures (redb notices: a clear
+/// error, the file untouched) and in each derived file (rebuilt).
+mod files {
+    use std::path::Path;
+
+    use serde_json::{json, Value};
+
+    use super::support;
+
+    fn sha(path: &Path) -> String {
+        mnemo::models::sha256_file(path).unwrap()
+    }
+
+    fn flip(path: &Path, at: u64) {
+        use std::io::{Read, Seek, SeekFrom, Write};
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .unwrap();
+        let len = f.metadata().unwrap().len();
+        let at = at.min(len - 1);
+        let mut b = [0u8; 8];
+        f.seek(SeekFrom::Start(at)).unwrap();
+        let n = f.read(&mut b).unwrap();
+        for x in &mut b[..n] {
+            *x ^= 0x5A;
+        }
+        f.seek(SeekFrom::Start(at)).unwrap();
+        f.write_all(&b[..n]).unwrap();
+    }
+
+    /// redb's header (magic number, god byte) flipped. Lost: nothing — the
+    /// open fails before anything is written, the file is byte for byte what
+    /// it was (restore it from a backup); duplicated: nothing.
+    #[tokio::test]
+    async fn a_flipped_redb_header_is_a_clear_error_and_the_file_is_untouched() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        mnemo::store::Store::open(&dir).unwrap();
+        let db = dir.join(mnemo::store::DB_FILE);
+        flip(&db, 0);
+        let before = sha(&db);
+        for cmd in [&["stats", "--json"][..], &["recall", "x"], &["repair"]] {
+            let (code, _, err) = support::run_mnemo(&dir, cmd).await;
+            assert_ne!(code, 0, "{cmd:?}");
+            assert!(
+                err.contains("damaged") && err.contains("did not modify"),
+                "{cmd:?}: {err}"
+            );
+            assert_eq!(sha(&db), before, "{cmd:?} left the file as it was");
+        }
+    }
+
+    fn export(n: usize) -> Value {
+        let topics = ["garden", "bicycle", "passport", "dentist", "piano"];
+        let messages: Vec<Value> = (0..n)
+            .map(|i| {
+                json!({"id": i + 1, "type": "message", "date": "2024-03-01T09:00:00",
+                       "date_unixtime": (1_709_283_600 + i as i64 * 60).to_string(),
+                       "from": "Ana", "from_id": "user777",
+                       "text": format!("note {i} about the {}", topics[i % topics.len()])})
+            })
+            .collect();
+        json!({"name": "Saved Messages", "type": "saved_messages", "id": 777, "messages": messages})
+    }
+
+    /// Each file in `ann/` (graph, data, manifest) damaged in turn. Lost:
+    /// nothing — the graph is derived from the vectors in redb and rebuilt
+    /// from them (no model run); recall answers as before. Duplicated:
+    /// nothing (the rebuilt graph has one point per note).
+    #[tokio::test]
+    async fn each_damaged_derived_file_is_rebuilt() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        let file = tmp.path().join("result.json");
+        std::fs::write(&file, serde_json::to_vec(&export(40)).unwrap()).unwrap();
+        let env = [("MNEMO_RECALL__ANN_THRESHOLD", "10")];
+        let run = |args: &'static [&'static str]| {
+            let dir = dir.clone();
+            async move {
+                let out = support::mnemo(&dir)
+                    .args(args)
+                    .envs(env)
+                    .output()
+                    .await
+                    .unwrap();
+                (
+                    out.status.code().unwrap_or(-1),
+                    String::from_utf8_lossy(&out.stdout).into_owned(),
+                    String::from_utf8_lossy(&out.stderr).into_owned(),
+                )
+            }
+        };
+        let out = support::mnemo(&dir)
+            .args(["import", file.to_str().unwrap(), "--json"])
+            .envs(env)
+            .output()
+            .await
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let (code, first, err) = run(&["recall", "bicycle", "--json", "--chat", "777"]).await;
+        assert_eq!(code, 0, "{err}");
+        assert!(err.contains("Loaded"), "the saved graph is used: {err}");
+        let ann = dir.join("ann");
+        for name in ["vectors.hnsw.graph", "vectors.hnsw.data", "manifest.json"] {
+            let path = ann.join(name);
+            let len = std::fs::metadata(&path).unwrap().len();
+            flip(&path, len / 2);
+            let (code, out, err) = run(&["recall", "bicycle", "--json", "--chat", "777"]).await;
+            assert_eq!(code, 0, "{name}: {err}");
+            assert!(err.contains("Rebuilt"), "{name} damaged → rebuilt: {err}");
+            let ids = |s: &str| -> Vec<u64> {
+                serde_json::from_str::<Value>(s).unwrap().as_array().unwrap()
+                    .iter().map(|h| h["id"].as_u64().unwrap()).collect()
+            };
+            assert_eq!(ids(&out), ids(&first), "{name}: same answers");
+            let (_, st, _) = run(&["stats", "--json"]).await;
+            let st: Value = serde_json::from_str(&st).unwrap();
+            assert_eq!((st["memories"].as_u64(), st["embedded"].as_u64(), st["damaged"].as_u64()),
+                (Some(40), Some(40), Some(0)), "{name}");
+        }
+    }
+}
+
+/// `mnemo import` against hostile and huge input, and killed mid-import.
+mod import {
+    use std::time::Duration;
+
+    use serde_json::{json, Value};
+
+    use super::support;
+
+    fn export(n: usize, text: impl Fn(usize) -> String) -> Value {
+        let messages: Vec<Value> = (0..n)
+            .map(|i| {
+                json!({"id": i + 1, "type": "message", "date": "2024-03-01T09:00:00",
+                       "date_unixtime": (1_709_283_600 + i as i64).to_string(),
+                       "from": "Jonas", "from_id": "user888", "text": text(i)})
+            })
+            .collect();
+        json!({"name": "Jonas", "type": "personal_chat", "id": 888, "messages": messages})
+    }
+
+    async fn memories(dir: &std::path::Path) -> u64 {
+        let (code, out, err) = support::run_mnemo(dir, &["stats", "--json"]).await;
+        assert_eq!(code, 0, "{err}");
+        serde_json::from_str::<Value>(&out).unwrap()["memories"]
+            .as_u64()
+            .unwrap()
+    }
+
+    /// A date near i64::MAX in the middle of the file. Lost: nothing was
+    /// stored (refused whole, as any malformed export); duplicated: nothing.
+    #[tokio::test]
+    async fn an_out_of_range_date_names_the_message_and_writes_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        let mut e = export(50, |i| format!("message {i}"));
+        e["messages"][30]["date_unixtime"] = json!("9223372036854775807");
+        let file = tmp.path().join("result.json");
+        std::fs::write(&file, serde_json::to_vec(&e).unwrap()).unwrap();
+        let (code, _, err) =
+            support::run_mnemo(&dir, &["import", file.to_str().unwrap(), "--no-embed"]).await;
+        assert_eq!(code, 1, "{err}");
+        assert!(
+            err.contains("message #30 (id 31)")
+                && err.contains("out of range")
+                && err.contains("nothing was imported"),
+            "{err}"
+        );
+        assert_eq!(memories(&dir).await, 0);
+    }
+
+    /// A 50,000-character message with `notes.max_chars` 4096: stored as
+    /// linked parts, every character kept, counted in the summary; a re-run
+    /// stores nothing twice.
+    #[tokio::test]
+    async fn a_long_message_becomes_linked_parts() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        let long = "lorem ipsum dolor ".repeat(50_000 / 18);
+        let e = export(3, |i| if i == 1 { long.clone() } else { format!("short {i}") });
+        let file = tmp.path().join("result.json");
+        std::fs::write(&file, serde_json::to_vec(&e).unwrap()).unwrap();
+        let args = ["import", file.to_str().unwrap(), "--no-embed", "--json"];
+        let (code, out, err) = support::run_mnemo(&dir, &args).await;
+        assert_eq!(code, 0, "{err}");
+        let s: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!((s["imported"].as_u64(), s["split"].as_u64()), (Some(3), Some(1)), "{out}");
+        let parts = s["parts"].as_u64().unwrap();
+        assert!(parts >= 13, "{out}");
+        assert_eq!(memories(&dir).await, 2 + parts);
+        let (_, out, _) = support::run_mnemo(&dir, &args).await;
+        let s: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!((s["imported"].as_u64(), s["duplicates"].as_u64()), (Some(0), Some(3)), "{out}");
+        assert_eq!(memories(&dir).await, 2 + parts, "nothing twice");
+        let (_, out, _) = support::run_mnemo(
+            &dir,
+            &["recall", "lorem", "ipsum", "--chat", "888", "--json", "--k", "50"],
+        )
+        .await;
+        let hits: Value = serde_json::from_str(&out).unwrap();
+        let hits = hits.as_array().unwrap();
+        assert!(!hits.is_empty(), "{out}");
+        assert!(hits.iter().all(|h| h["message_id"] == 2 && h["chat_id"] == 888));
+        assert!(hits.iter().all(|h| h["text"].as_str().unwrap().chars().count() <= 4096));
+    }
+
+    /// `/dev/zero`, a sparse 5 GiB file and a pipe over the cap: refused
+    /// quickly, without reading them whole. Lost/duplicated: nothing.
+    #[tokio::test]
+    async fn inputs_over_the_size_cap_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        let (code, _, err) =
+            support::run_mnemo(&dir, &["import", "/dev/zero", "--no-embed"]).await;
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains("nothing was imported"), "{err}");
+        let sparse = tmp.path().join("huge.json");
+        std::fs::File::create(&sparse)
+            .unwrap()
+            .set_len(5 << 30)
+            .unwrap();
+        for cmd in [
+            vec!["import", sparse.to_str().unwrap()],
+            vec!["transcribe", sparse.to_str().unwrap()],
+            vec!["transcribe", "/dev/zero"],
+        ] {
+            let (code, _, err) = support::run_mnemo(&dir, &cmd).await;
+            assert_eq!(code, 1, "{cmd:?}: {err}");
+            assert!(err.contains("max_bytes"), "{cmd:?}: {err}");
+        }
+        // A pipe is read only up to the cap.
+        use tokio::io::AsyncWriteExt;
+        let mut child = support::mnemo(&dir)
+            .args(["import", "/dev/stdin", "--no-embed"])
+            .env("MNEMO_NOTES__IMPORT_MAX_BYTES", "2000")
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let body = serde_json::to_vec(&export(100, |i| format!("m {i}"))).unwrap();
+        let _ = stdin.write_all(&body).await;
+        drop(stdin);
+        let out = child.wait_with_output().await.unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains("more than 2000 bytes"), "{err}");
+        // Under the cap, a pipe imports.
+        let mut child = support::mnemo(&dir)
+            .args(["import", "/dev/stdin", "--no-embed", "--json"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(&body).await.unwrap();
+        drop(stdin);
+        let out = child.wait_with_output().await.unwrap();
+        let s: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(s["imported"], 100);
+    }
+
+    /// `kill -9` of the real binary while it imports 20,000 messages (at
+    /// several points), then the same import again. Lost: nothing (each
+    /// batch is one commit; the re-run stores what the killed run did not);
+    /// duplicated: nothing (dedup on chat and message id).
+    #[tokio::test]
+    async fn killed_mid_import_then_rerun_stores_each_message_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        let n = 20_000;
+        let e = export(n, |i| format!("message number {i} about something or other"));
+        let file = tmp.path().join("result.json");
+        std::fs::write(&file, serde_json::to_vec(&e).unwrap()).unwrap();
+        let args = ["import", file.to_str().unwrap(), "--no-embed", "--batch", "500", "--json"];
+        for ms in [300, 900, 1500] {
+            let mut child = support::mnemo(&dir).args(args).spawn().unwrap();
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            let _ = child.start_kill(); // SIGKILL
+            let st = child.wait().await.unwrap();
+            eprintln!("killed after {ms} ms: {st:?}, memories {}", memories(&dir).await);
+        }
+        let (code, out, err) = support::run_mnemo(&dir, &args).await;
+        assert_eq!(code, 0, "{err}");
+        let s: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(
+            s["imported"].as_u64().unwrap() + s["duplicates"].as_u64().unwrap(),
+            n as u64,
+            "{out}"
+        );
+        assert_eq!(memories(&dir).await, n as u64, "each message once");
+    }
+}
+
+/// Imports live in a chat space of their own.
+mod import_space {
+    use std::time::Duration;
+
+    use mnemo::import::ImportedMessage;
+
+    use super::support::{fake_telegram as tg, InProcBot};
+
+    const JONAS: i64 = 888;
+    const T: Duration = Duration::from_secs(15);
+
+    /// The owner imported their chat with Jonas (export id 888 = Jonas' user
+    /// id = Jonas' private chat with the bot). Jonas, allowlisted, neither
+    /// recalls nor forgets it; the CLI finds it by the export id.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_allowlisted_user_cannot_reach_an_import_of_their_chat() {
+        let bot = InProcBot::start(&[JONAS]).await;
+        let sum = bot
+            .core
+            .import(
+                &[ImportedMessage {
+                    chat_id: JONAS,
+                    message_id: 1,
+                    author: Some("Owner".into()),
+                    user_id: 1,
+                    date: 1_700_000_000_000,
+                    text: "the safe code is 4711".into(),
+                }],
+                10,
+                |_, _| {},
+            )
+            .unwrap();
+        assert_eq!(sum.imported, 1);
+        bot.tg.push(tg::text(JONAS, 5, "/recall safe code"));
+        let sent = bot.tg.wait_sent(JONAS, 1, T).await;
+        assert!(!sent[0].contains("4711"), "{sent:?}");
+        bot.tg.push(tg::text(JONAS, 6, "/forget 1"));
+        let sent = bot.tg.wait_sent(JONAS, 2, T).await;
+        assert!(sent[1].contains("no note #1"), "{sent:?}");
+        assert_eq!(bot.core.store().count_notes().unwrap(), 1, "still there");
+        // The library and CLI address it by the export's chat id.
+        let hits = bot.core.recall("safe code", Some(JONAS), 5).unwrap();
+        assert_eq!(hits.len(), 1);
+        assert_eq!(mnemo::store::shown_chat(hits[0].note.chat_id), JONAS);
+        assert_ne!(hits[0].note.chat_id, JONAS);
+        bot.stop().await.unwrap();
+    }
+}

@@ -170,6 +170,30 @@ pub fn track(bar: &indicatif::ProgressBar) -> impl FnMut(u64, u64) + '_ {
     }
 }
 
+/// Opens an input file that may be at most `cap` bytes (`key` names the
+/// setting). A regular file over the cap is refused from its metadata,
+/// before a byte is read; for anything else (pipes, devices) the caller
+/// must read at most `cap + 1` bytes and refuse when it got more. Returns
+/// the file and whether it is a regular file.
+fn open_capped(path: &std::path::Path, cap: u64, key: &str) -> anyhow::Result<(std::fs::File, bool)> {
+    use anyhow::Context;
+    let f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let meta = f
+        .metadata()
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if meta.is_dir() {
+        anyhow::bail!("{} is a directory", path.display());
+    }
+    if meta.is_file() && meta.len() > cap {
+        anyhow::bail!(
+            "{} is {} bytes, more than the limit of {cap} ({key}); nothing was read",
+            path.display(),
+            meta.len()
+        );
+    }
+    Ok((f, meta.is_file()))
+}
+
 /// Prints a localised line (plain text) in the configured language.
 fn say(cfg: &Config, line: crate::i18n::Line) {
     use crate::i18n::I18n;

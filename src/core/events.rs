@@ -197,8 +197,13 @@ pub struct Stats {
 /// What an import did.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct ImportSummary {
+    /// Messages stored (a long one counts once, however many parts).
     pub imported: u64,
     pub duplicates: u64,
+    /// Messages longer than `notes.max_chars`, stored as linked parts.
+    pub split: u64,
+    /// The notes those messages became.
+    pub parts: u64,
 }
 
 /// Per-event context shared by the handlers.

@@ -92,7 +92,7 @@ impl Core {
     pub(super) fn find(&self, chat: i64, query: &str) -> Result<Option<Found>, StoreError> {
         match self.recall_full(
             query,
-            Some(chat),
+            crate::memory::Chats::one(chat),
             self.settings.recall_default_k,
             &self.settings.weights,
         ) {

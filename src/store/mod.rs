@@ -33,7 +33,7 @@ pub use jobs::JobRun;
 pub use llm::{LlmCall, Spend, Usage};
 pub use damaged::DamagedRecord;
 pub(crate) use notes::{decode_note, read_note};
-pub use notes::{indexed_text, NewNote, Note, Source};
+pub use notes::{import_chat, indexed_text, is_import_chat, shown_chat, NewNote, Note, Source};
 pub use vectors::{decode_f32s, decode_vector, encode_f32s, encode_vector};
 pub use voice::{VoiceJob, VoiceMeta, VoiceState};
 

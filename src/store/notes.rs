@@ -35,6 +35,39 @@ impl Source {
     }
 }
 
+/// The bit that moves an imported chat into a chat space of its own. A
+/// Telegram chat id has at most 52 significant bits, so flipping bit 62
+/// gives a value no Telegram chat (and not the console, 0) can have: bits 62
+/// and 63 differ only for import spaces. Its own inverse.
+const IMPORT_BIT: i64 = 1 << 62;
+
+/// The chat space an export's chat `export_id` is stored in: only the
+/// owner's CLI (`mnemo recall --chat <export id>`) searches it; no Telegram
+/// user, even one whose private chat has that id, can read, recall or
+/// `/forget` it.
+pub fn import_chat(export_id: i64) -> i64 {
+    if is_import_chat(export_id) {
+        export_id
+    } else {
+        export_id ^ IMPORT_BIT
+    }
+}
+
+/// Whether a stored chat id is an import space ([`import_chat`]).
+pub fn is_import_chat(chat: i64) -> bool {
+    (chat >> 62) & 1 != (chat >> 63) & 1
+}
+
+/// The chat id shown for a stored chat id: the export's id for an import
+/// space, the chat itself otherwise.
+pub fn shown_chat(chat: i64) -> i64 {
+    if is_import_chat(chat) {
+        chat ^ IMPORT_BIT
+    } else {
+        chat
+    }
+}
+
 /// One memory. Times are unix milliseconds (UTC).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Note {
@@ -456,6 +489,27 @@ pub(crate) fn decode_note(id: u64, bytes: &[u8]) -> Result<Note, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn import_spaces_never_meet_telegram_chats() {
+        for id in [
+            0,
+            1,
+            4242,
+            -1,
+            -100_1234567890,
+            (1 << 52) - 1,
+            -(1 << 52),
+        ] {
+            let c = import_chat(id);
+            assert!(is_import_chat(c) && !is_import_chat(id), "{id}");
+            assert_ne!(c, id);
+            assert_eq!(shown_chat(c), id);
+            assert_eq!(shown_chat(id), id);
+            assert_eq!(import_chat(c), c, "idempotent");
+            assert!(c.unsigned_abs() >= 1 << 61, "far from any Telegram id: {c}");
+        }
+    }
 
     fn note(tx: &mut Tx, text: &str, msg: i64) -> Result<Note, StoreError> {
         tx.insert_note(NewNote {
