@@ -102,9 +102,7 @@ pub fn parse_each(
         failure: RefCell::new(None),
     };
     let mut de = serde_json::Deserializer::from_reader(r);
-    let res = RootSeed(&sink)
-        .deserialize(&mut de)
-        .and_then(|()| de.end());
+    let res = RootSeed(&sink).deserialize(&mut de).and_then(|()| de.end());
     if let Some(e) = sink.failure.borrow_mut().take() {
         return Err(e);
     }
@@ -192,7 +190,10 @@ impl ChatState {
                 Ok(())
             }
             Err(e) => {
-                let id = m.get("id").map(|v| format!(" (id {v})")).unwrap_or_default();
+                let id = m
+                    .get("id")
+                    .map(|v| format!(" (id {v})"))
+                    .unwrap_or_default();
                 Err(sink.fail(ImportError::Shape(format!(
                     "chat {chat_id}, message #{mi}{id}: {e}"
                 ))))

@@ -101,7 +101,11 @@ mod damaged {
         drop(stdin);
         let out = child.wait_with_output().await.unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(text.contains("note number 5"), "{text}");
 
         // doctor lists it.
@@ -129,8 +133,17 @@ mod damaged {
             std::fs::metadata(&export).unwrap().permissions().mode() & 0o777,
             0o600
         );
-        let line: Value = json(std::fs::read_to_string(&export).unwrap().lines().next().unwrap());
-        assert_eq!((line["table"].as_str(), line["key"].as_str()), (Some("notes"), Some("3")));
+        let line: Value = json(
+            std::fs::read_to_string(&export)
+                .unwrap()
+                .lines()
+                .next()
+                .unwrap(),
+        );
+        assert_eq!(
+            (line["table"].as_str(), line["key"].as_str()),
+            (Some("notes"), Some("3"))
+        );
         assert!(!line["hex"].as_str().unwrap().is_empty());
         let (_, out, _) = support::run_mnemo(&dir, &["stats", "--json"]).await;
         assert_eq!(json(&out)["damaged"], 1, "export changes nothing");
@@ -140,7 +153,11 @@ mod damaged {
         assert_eq!(json(&out)["removed"], 1, "{out}");
         let (_, out, _) = support::run_mnemo(&dir, &["stats", "--json"]).await;
         let st = json(&out);
-        assert_eq!((st["damaged"].as_u64(), st["memories"].as_u64()), (Some(0), Some(4)), "{out}");
+        assert_eq!(
+            (st["damaged"].as_u64(), st["memories"].as_u64()),
+            (Some(0), Some(4)),
+            "{out}"
+        );
     }
 }
 
@@ -244,7 +261,11 @@ mod files {
             .output()
             .await
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let (code, first, err) = run(&["recall", "bicycle", "--json", "--chat", "777"]).await;
         assert_eq!(code, 0, "{err}");
         assert!(err.contains("Loaded"), "the saved graph is used: {err}");
@@ -257,14 +278,26 @@ mod files {
             assert_eq!(code, 0, "{name}: {err}");
             assert!(err.contains("Rebuilt"), "{name} damaged → rebuilt: {err}");
             let ids = |s: &str| -> Vec<u64> {
-                serde_json::from_str::<Value>(s).unwrap().as_array().unwrap()
-                    .iter().map(|h| h["id"].as_u64().unwrap()).collect()
+                serde_json::from_str::<Value>(s)
+                    .unwrap()
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|h| h["id"].as_u64().unwrap())
+                    .collect()
             };
             assert_eq!(ids(&out), ids(&first), "{name}: same answers");
             let (_, st, _) = run(&["stats", "--json"]).await;
             let st: Value = serde_json::from_str(&st).unwrap();
-            assert_eq!((st["memories"].as_u64(), st["embedded"].as_u64(), st["damaged"].as_u64()),
-                (Some(40), Some(40), Some(0)), "{name}");
+            assert_eq!(
+                (
+                    st["memories"].as_u64(),
+                    st["embedded"].as_u64(),
+                    st["damaged"].as_u64()
+                ),
+                (Some(40), Some(40), Some(0)),
+                "{name}"
+            );
         }
     }
 }
@@ -326,31 +359,57 @@ mod import {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("data");
         let long = "lorem ipsum dolor ".repeat(50_000 / 18);
-        let e = export(3, |i| if i == 1 { long.clone() } else { format!("short {i}") });
+        let e = export(3, |i| {
+            if i == 1 {
+                long.clone()
+            } else {
+                format!("short {i}")
+            }
+        });
         let file = tmp.path().join("result.json");
         std::fs::write(&file, serde_json::to_vec(&e).unwrap()).unwrap();
         let args = ["import", file.to_str().unwrap(), "--no-embed", "--json"];
         let (code, out, err) = support::run_mnemo(&dir, &args).await;
         assert_eq!(code, 0, "{err}");
         let s: Value = serde_json::from_str(&out).unwrap();
-        assert_eq!((s["imported"].as_u64(), s["split"].as_u64()), (Some(3), Some(1)), "{out}");
+        assert_eq!(
+            (s["imported"].as_u64(), s["split"].as_u64()),
+            (Some(3), Some(1)),
+            "{out}"
+        );
         let parts = s["parts"].as_u64().unwrap();
         assert!(parts >= 13, "{out}");
         assert_eq!(memories(&dir).await, 2 + parts);
         let (_, out, _) = support::run_mnemo(&dir, &args).await;
         let s: Value = serde_json::from_str(&out).unwrap();
-        assert_eq!((s["imported"].as_u64(), s["duplicates"].as_u64()), (Some(0), Some(3)), "{out}");
+        assert_eq!(
+            (s["imported"].as_u64(), s["duplicates"].as_u64()),
+            (Some(0), Some(3)),
+            "{out}"
+        );
         assert_eq!(memories(&dir).await, 2 + parts, "nothing twice");
         let (_, out, _) = support::run_mnemo(
             &dir,
-            &["recall", "lorem", "ipsum", "--chat", "888", "--json", "--k", "50"],
+            &[
+                "recall", "lorem", "ipsum", "--chat", "888", "--json", "--k", "50",
+            ],
         )
         .await;
         let hits: Value = serde_json::from_str(&out).unwrap();
         let hits = hits.as_array().unwrap();
         assert!(!hits.is_empty(), "{out}");
-        assert!(hits.iter().all(|h| h["message_id"] == 2 && h["chat_id"] == 888));
-        assert!(hits.iter().all(|h| h["text"].as_str().unwrap().chars().count() <= 4096));
+        assert!(
+            hits.iter().all(|h| h["chat_id"] == 888),
+            "the export's id: {out}"
+        );
+        let parts_found: Vec<&Value> = hits
+            .iter()
+            .filter(|h| h["text"].as_str().unwrap().contains("lorem"))
+            .collect();
+        assert!(!parts_found.is_empty() && parts_found.iter().all(|h| h["message_id"] == 2));
+        assert!(hits
+            .iter()
+            .all(|h| h["text"].as_str().unwrap().chars().count() <= 4096));
     }
 
     /// `/dev/zero`, a sparse 5 GiB file and a pipe over the cap: refused
@@ -359,8 +418,7 @@ mod import {
     async fn inputs_over_the_size_cap_are_refused() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("data");
-        let (code, _, err) =
-            support::run_mnemo(&dir, &["import", "/dev/zero", "--no-embed"]).await;
+        let (code, _, err) = support::run_mnemo(&dir, &["import", "/dev/zero", "--no-embed"]).await;
         assert_eq!(code, 1, "{err}");
         assert!(err.contains("nothing was imported"), "{err}");
         let sparse = tmp.path().join("huge.json");
@@ -418,16 +476,28 @@ mod import {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("data");
         let n = 20_000;
-        let e = export(n, |i| format!("message number {i} about something or other"));
+        let e = export(n, |i| {
+            format!("message number {i} about something or other")
+        });
         let file = tmp.path().join("result.json");
         std::fs::write(&file, serde_json::to_vec(&e).unwrap()).unwrap();
-        let args = ["import", file.to_str().unwrap(), "--no-embed", "--batch", "500", "--json"];
+        let args = [
+            "import",
+            file.to_str().unwrap(),
+            "--no-embed",
+            "--batch",
+            "500",
+            "--json",
+        ];
         for ms in [300, 900, 1500] {
             let mut child = support::mnemo(&dir).args(args).spawn().unwrap();
             tokio::time::sleep(Duration::from_millis(ms)).await;
             let _ = child.start_kill(); // SIGKILL
             let st = child.wait().await.unwrap();
-            eprintln!("killed after {ms} ms: {st:?}, memories {}", memories(&dir).await);
+            eprintln!(
+                "killed after {ms} ms: {st:?}, memories {}",
+                memories(&dir).await
+            );
         }
         let (code, out, err) = support::run_mnemo(&dir, &args).await;
         assert_eq!(code, 0, "{err}");
@@ -487,5 +557,96 @@ mod import_space {
         assert_eq!(mnemo::store::shown_chat(hits[0].note.chat_id), JONAS);
         assert_ne!(hits[0].note.chat_id, JONAS);
         bot.stop().await.unwrap();
+    }
+}
+
+/// `kill -9` while the model embeds a backlog and the graph is built and
+/// saved.
+mod embedding {
+    use std::time::Duration;
+
+    use serde_json::{json, Value};
+
+    use super::support;
+
+    /// 1,500 imported notes queued for embedding (`--no-embed`), then
+    /// `mnemo recall` (which embeds the backlog first, builds the graph past
+    /// `ann_threshold` 200 and saves it on exit) killed with SIGKILL at
+    /// several points. Lost: nothing — every note is either embedded or
+    /// still queued after each kill (embedded + pending = memories), a
+    /// half-written graph is rebuilt; duplicated: nothing — one vector per
+    /// note, one graph point per vector.
+    #[tokio::test]
+    async fn killed_while_embedding_and_saving_the_graph() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        let n = 1500;
+        let topics = ["garden", "bicycle", "passport", "dentist", "piano", "tax"];
+        let messages: Vec<Value> = (0..n)
+            .map(|i| {
+                json!({"id": i + 1, "type": "message", "date": "2024-03-01T09:00:00",
+                       "from": "Ana", "from_id": "user1",
+                       "text": format!("{} note {i}: remember the {} thing", topics[i % 6], topics[(i / 6) % 6])})
+            })
+            .collect();
+        let file = tmp.path().join("result.json");
+        std::fs::write(
+            &file,
+            serde_json::to_vec(&json!({"id": 1, "messages": messages})).unwrap(),
+        )
+        .unwrap();
+        let (code, _, err) =
+            support::run_mnemo(&dir, &["import", file.to_str().unwrap(), "--no-embed"]).await;
+        assert_eq!(code, 0, "{err}");
+        let env = [("MNEMO_RECALL__ANN_THRESHOLD", "200")];
+        let stats = || async {
+            let out = support::mnemo(&dir)
+                .args(["stats", "--json"])
+                .envs(env)
+                .output()
+                .await
+                .unwrap();
+            serde_json::from_slice::<Value>(&out.stdout).unwrap()
+        };
+        for ms in [1500, 4000, 8000] {
+            let mut child = support::mnemo(&dir)
+                .args(["recall", "bicycle", "--json"])
+                .envs(env)
+                .spawn()
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            let _ = child.start_kill();
+            let st = child.wait().await.unwrap();
+            let s = stats().await;
+            eprintln!("killed after {ms} ms ({st:?}): {s}");
+            let (m, e, p) = (
+                s["memories"].as_u64().unwrap(),
+                s["embedded"].as_u64().unwrap(),
+                s["pending"].as_u64().unwrap(),
+            );
+            assert_eq!(m, n as u64);
+            assert_eq!(e + p, m, "every note embedded or queued");
+        }
+        let out = support::mnemo(&dir)
+            .args(["recall", "bicycle", "--json"])
+            .envs(env)
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let s = stats().await;
+        assert_eq!(
+            (
+                s["embedded"].as_u64(),
+                s["pending"].as_u64(),
+                s["index_size"].as_u64()
+            ),
+            (Some(n as u64), Some(0), Some(n as u64)),
+            "{s}"
+        );
     }
 }

@@ -212,11 +212,21 @@ fn v6_imports_move_to_their_own_chat_space() {
     assert_eq!(store.note(imported).unwrap().unwrap().chat_id, space);
     assert_eq!(store.note(live).unwrap().unwrap().chat_id, 888);
     assert_eq!(
-        store.recent(888, 10).unwrap().iter().map(|n| n.id).collect::<Vec<_>>(),
+        store
+            .recent(888, 10)
+            .unwrap()
+            .iter()
+            .map(|n| n.id)
+            .collect::<Vec<_>>(),
         vec![live]
     );
     assert_eq!(
-        store.recent(space, 10).unwrap().iter().map(|n| n.id).collect::<Vec<_>>(),
+        store
+            .recent(space, 10)
+            .unwrap()
+            .iter()
+            .map(|n| n.id)
+            .collect::<Vec<_>>(),
         vec![imported]
     );
     assert_eq!(
@@ -225,6 +235,12 @@ fn v6_imports_move_to_their_own_chat_space() {
     );
     // The to-do moved with its note: chat 888's list no longer shows it.
     use mnemo::store::ItemKind;
-    assert!(store.items(888, ItemKind::Todo, false, 10).unwrap().is_empty());
-    assert_eq!(store.items(space, ItemKind::Todo, false, 10).unwrap().len(), 1);
+    assert!(store
+        .items(888, ItemKind::Todo, false, 10)
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store.items(space, ItemKind::Todo, false, 10).unwrap().len(),
+        1
+    );
 }

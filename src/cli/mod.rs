@@ -175,7 +175,11 @@ pub fn track(bar: &indicatif::ProgressBar) -> impl FnMut(u64, u64) + '_ {
 /// before a byte is read; for anything else (pipes, devices) the caller
 /// must read at most `cap + 1` bytes and refuse when it got more. Returns
 /// the file and whether it is a regular file.
-fn open_capped(path: &std::path::Path, cap: u64, key: &str) -> anyhow::Result<(std::fs::File, bool)> {
+fn open_capped(
+    path: &std::path::Path,
+    cap: u64,
+    key: &str,
+) -> anyhow::Result<(std::fs::File, bool)> {
     use anyhow::Context;
     let f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let meta = f

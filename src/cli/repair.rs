@@ -113,7 +113,10 @@ pub fn run(cfg: &Config, args: &Args) -> anyhow::Result<()> {
         );
     }
     if args.remove {
-        super::say(cfg, Line::new("cli-repair-removed").num("count", removed as u64));
+        super::say(
+            cfg,
+            Line::new("cli-repair-removed").num("count", removed as u64),
+        );
     }
     Ok(())
 }

@@ -277,7 +277,10 @@ pub(crate) fn split_text(text: &str, max: usize) -> Vec<String> {
     while start < chars.len() {
         let mut end = (start + budget).min(chars.len());
         if end < chars.len() {
-            if let Some(ws) = (start + budget / 2..end).rev().find(|&i| chars[i].is_whitespace()) {
+            if let Some(ws) = (start + budget / 2..end)
+                .rev()
+                .find(|&i| chars[i].is_whitespace())
+            {
                 end = ws + 1;
             }
         }

@@ -254,7 +254,9 @@ impl Indexes {
         let graph = read(&self.ann);
         let vec = match (query_vector, graph.as_ref()) {
             (Some(q), Some(g)) => {
-                let keep = |id: u64| chat == super::Chats::ALL || vectors.chat_of(id).is_some_and(|c| chat.admits(c));
+                let keep = |id: u64| {
+                    chat == super::Chats::ALL || vectors.chat_of(id).is_some_and(|c| chat.admits(c))
+                };
                 g.search(q, n, &keep)
             }
             (Some(q), None) => vectors.search_exact(q, chat, n),

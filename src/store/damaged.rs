@@ -71,7 +71,11 @@ fn decodes<T: DeserializeOwned>(b: &[u8]) -> Result<(), serde_json::Error> {
     serde_json::from_slice::<T>(b).map(drop)
 }
 
-type Checked = (&'static str, TableDefinition<'static, u64, &'static [u8]>, Check);
+type Checked = (
+    &'static str,
+    TableDefinition<'static, u64, &'static [u8]>,
+    Check,
+);
 
 const CHECKED: [Checked; 6] = [
     ("notes", NOTES, decodes::<Note>),
@@ -147,7 +151,8 @@ impl Store {
                         txn.open_table(VECTORS)?.remove(id)?;
                         txn.open_table(EMBED_QUEUE)?.remove(id)?;
                         txn.open_table(FEEDBACK)?.remove(id)?;
-                        txn.open_table(DUPLICATES)?.retain(|k, v| k != id && v != id)?;
+                        txn.open_table(DUPLICATES)?
+                            .retain(|k, v| k != id && v != id)?;
                         let items: Vec<u64> = {
                             let ni = txn.open_table(NOTE_ITEMS)?;
                             let mut v = Vec::new();
@@ -207,7 +212,9 @@ mod tests {
             .unwrap();
         store
             .write(|tx| {
-                tx.txn.open_table(NOTES)?.insert(2, b"{\"id\": 2, \xff".as_slice())?;
+                tx.txn
+                    .open_table(NOTES)?
+                    .insert(2, b"{\"id\": 2, \xff".as_slice())?;
                 Ok(())
             })
             .unwrap();

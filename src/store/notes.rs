@@ -492,15 +492,7 @@ mod tests {
 
     #[test]
     fn import_spaces_never_meet_telegram_chats() {
-        for id in [
-            0,
-            1,
-            4242,
-            -1,
-            -100_1234567890,
-            (1 << 52) - 1,
-            -(1 << 52),
-        ] {
+        for id in [0, 1, 4242, -1, -100_1234567890, (1 << 52) - 1, -(1 << 52)] {
             let c = import_chat(id);
             assert!(is_import_chat(c) && !is_import_chat(id), "{id}");
             assert_ne!(c, id);

@@ -275,7 +275,10 @@ fn move_imports(txn: &WriteTransaction) -> Result<u64, StoreError> {
         let (old, id) = (n.chat_id, n.id);
         let new = super::import_chat(old);
         n.chat_id = new;
-        notes_t.insert(id, serde_json::to_vec(&n).expect("notes serialise").as_slice())?;
+        notes_t.insert(
+            id,
+            serde_json::to_vec(&n).expect("notes serialise").as_slice(),
+        )?;
         // Hidden repeats are not in the chat index: they stay out of it.
         if chat_notes.remove((old, id))?.is_some() {
             chat_notes.insert((new, id), ())?;
@@ -306,7 +309,9 @@ fn move_imports(txn: &WriteTransaction) -> Result<u64, StoreError> {
             chat_items.insert((new, item_id), ())?;
             items.insert(
                 item_id,
-                serde_json::to_vec(&item).expect("items serialise").as_slice(),
+                serde_json::to_vec(&item)
+                    .expect("items serialise")
+                    .as_slice(),
             )?;
         }
     }
