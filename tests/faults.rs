@@ -5,6 +5,25 @@
 
 mod support;
 
+/// Runs `mnemo <args>` with more environment: (exit code, stdout, stderr).
+async fn run_env(
+    dir: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (i32, String, String) {
+    let out = support::mnemo(dir)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// Damaged records and damaged files: flipped bytes in redb and in each
 /// derived file.
 mod damaged {
@@ -239,33 +258,10 @@ mod files {
         let file = tmp.path().join("result.json");
         std::fs::write(&file, serde_json::to_vec(&export(40)).unwrap()).unwrap();
         let env = [("MNEMO_RECALL__ANN_THRESHOLD", "10")];
-        let run = |args: &'static [&'static str]| {
-            let dir = dir.clone();
-            async move {
-                let out = support::mnemo(&dir)
-                    .args(args)
-                    .envs(env)
-                    .output()
-                    .await
-                    .unwrap();
-                (
-                    out.status.code().unwrap_or(-1),
-                    String::from_utf8_lossy(&out.stdout).into_owned(),
-                    String::from_utf8_lossy(&out.stderr).into_owned(),
-                )
-            }
-        };
-        let out = support::mnemo(&dir)
-            .args(["import", file.to_str().unwrap(), "--json"])
-            .envs(env)
-            .output()
-            .await
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let run = |args: &'static [&'static str]| super::run_env(&dir, args, &env);
+        let (code, _, err) =
+            super::run_env(&dir, &["import", file.to_str().unwrap(), "--json"], &env).await;
+        assert_eq!(code, 0, "{err}");
         let (code, first, err) = run(&["recall", "bicycle", "--json", "--chat", "777"]).await;
         assert_eq!(code, 0, "{err}");
         assert!(err.contains("Loaded"), "the saved graph is used: {err}");
@@ -600,13 +596,8 @@ mod embedding {
         assert_eq!(code, 0, "{err}");
         let env = [("MNEMO_RECALL__ANN_THRESHOLD", "200")];
         let stats = || async {
-            let out = support::mnemo(&dir)
-                .args(["stats", "--json"])
-                .envs(env)
-                .output()
-                .await
-                .unwrap();
-            serde_json::from_slice::<Value>(&out.stdout).unwrap()
+            let (_, out, _) = super::run_env(&dir, &["stats", "--json"], &env).await;
+            serde_json::from_str::<Value>(&out).unwrap()
         };
         for ms in [1500, 4000, 8000] {
             let mut child = support::mnemo(&dir)
@@ -627,17 +618,8 @@ mod embedding {
             assert_eq!(m, n as u64);
             assert_eq!(e + p, m, "every note embedded or queued");
         }
-        let out = support::mnemo(&dir)
-            .args(["recall", "bicycle", "--json"])
-            .envs(env)
-            .output()
-            .await
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let (code, _, err) = super::run_env(&dir, &["recall", "bicycle", "--json"], &env).await;
+        assert_eq!(code, 0, "{err}");
         let s = stats().await;
         assert_eq!(
             (
