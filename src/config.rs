@@ -108,6 +108,17 @@ pub struct Notes {
     /// How long an acknowledgement may wait for a free model session to
     /// look for the note a new one repeats (0: the embed worker checks later).
     pub repeat_check_ms: u64,
+    /// Largest export file `mnemo import` reads (bytes).
+    #[serde(default = "default_import_max_bytes")]
+    pub import_max_bytes: u64,
+}
+
+fn default_import_max_bytes() -> u64 {
+    4 << 30
+}
+
+fn default_transcribe_max_bytes() -> u64 {
+    200 << 20
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -160,6 +171,9 @@ pub struct Voice {
     pub download_min_bytes_per_sec: u64,
     #[serde(default = "default_download_attempts")]
     pub download_attempts: u32,
+    /// Largest file `mnemo transcribe` reads (bytes).
+    #[serde(default = "default_transcribe_max_bytes")]
+    pub transcribe_max_bytes: u64,
 }
 
 fn default_download_base_secs() -> f64 {

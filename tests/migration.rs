@@ -165,3 +165,82 @@ fn v5_vectors_are_tagged_with_the_space_they_were_computed_in() {
         .unwrap();
     assert_eq!(stale, vec![1]);
 }
+
+/// v6 → v7: an imported note stored (as v6 did) under the export's chat id —
+/// which is also a Telegram private chat's id — moves to the import space;
+/// the Telegram note of that chat, even with the same message number, stays.
+#[test]
+fn v6_imports_move_to_their_own_chat_space() {
+    use mnemo::store::{import_chat, NewNote, Source};
+    let dir = tempfile::tempdir().unwrap();
+    let (imported, live) = {
+        let store = Store::open(dir.path()).unwrap();
+        let note = |source, text: &str| NewNote {
+            chat_id: 888,
+            user_id: 888,
+            message_id: Some(10),
+            text: text.into(),
+            created_at: 1,
+            source,
+            author: Some("Jonas".into()),
+        };
+        let imported = store
+            .write(|tx| tx.insert_note(note(Source::Import, "todo: bring the old photos")))
+            .unwrap();
+        // What v6 did: the import was linked under the export's chat id.
+        let live = store
+            .write(|tx| tx.insert_note(note(Source::Telegram, "my own note")))
+            .unwrap();
+        store
+            .write(|tx| tx.link_message(888, 10, imported.id))
+            .unwrap();
+        (imported.id, live.id)
+    };
+    // The file as v6 left it: version 6, the imported note in chat 888.
+    {
+        let db = redb::Database::open(dir.path().join(DB_FILE)).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(mnemo::store::schema::META)
+            .unwrap()
+            .insert("schema_version", 6u64.to_le_bytes().as_slice())
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.schema_version().unwrap(), CURRENT_VERSION);
+    let space = import_chat(888);
+    assert_eq!(store.note(imported).unwrap().unwrap().chat_id, space);
+    assert_eq!(store.note(live).unwrap().unwrap().chat_id, 888);
+    assert_eq!(
+        store
+            .recent(888, 10)
+            .unwrap()
+            .iter()
+            .map(|n| n.id)
+            .collect::<Vec<_>>(),
+        vec![live]
+    );
+    assert_eq!(
+        store
+            .recent(space, 10)
+            .unwrap()
+            .iter()
+            .map(|n| n.id)
+            .collect::<Vec<_>>(),
+        vec![imported]
+    );
+    assert_eq!(
+        store.write(|tx| tx.note_by_message(space, 10)).unwrap(),
+        Some(imported)
+    );
+    // The to-do moved with its note: chat 888's list no longer shows it.
+    use mnemo::store::ItemKind;
+    assert!(store
+        .items(888, ItemKind::Todo, false, 10)
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store.items(space, ItemKind::Todo, false, 10).unwrap().len(),
+        1
+    );
+}

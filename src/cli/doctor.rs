@@ -50,6 +50,8 @@ struct Report {
     /// its control socket), "local" (this command, without the process's
     /// own observations) or "none" (no database yet).
     health_from: &'static str,
+    /// Records that no longer decode (kept, skipped; `mnemo repair`).
+    damaged: Vec<crate::store::DamagedRecord>,
 }
 
 pub fn run(cfg: &Config, args: &Args) -> ExitCode {
@@ -58,7 +60,8 @@ pub fn run(cfg: &Config, args: &Args) -> ExitCode {
         status: Status::Ok,
         detail: "loaded".into(),
     }];
-    checks.extend(check_data_dir(cfg));
+    let mut damaged = Vec::new();
+    checks.extend(check_data_dir(cfg, &mut damaged));
     checks.push(check_models(cfg));
     checks.push(check_speech_model(cfg));
     checks.push(check_token());
@@ -69,7 +72,7 @@ pub fn run(cfg: &Config, args: &Args) -> ExitCode {
     });
     let (health, from) = health_checks(cfg);
     checks.extend(health);
-    report(checks, args, &cfg.general.default_lang, from)
+    report(checks, damaged, args, &cfg.general.default_lang, from)
 }
 
 /// The health checks `serve` runs every minute (`crate::health`): asked of
@@ -139,10 +142,10 @@ pub fn run_without_config(args: &Args, err: &anyhow::Error) -> ExitCode {
         },
         check_token(),
     ];
-    report(checks, args, crate::i18n::LOCALES[0], "none")
+    report(checks, Vec::new(), args, crate::i18n::LOCALES[0], "none")
 }
 
-fn check_data_dir(cfg: &Config) -> Vec<Check> {
+fn check_data_dir(cfg: &Config, damaged: &mut Vec<crate::store::DamagedRecord>) -> Vec<Check> {
     let dir = match cfg.data_dir() {
         Ok(d) => d,
         Err(e) => {
@@ -196,16 +199,21 @@ fn check_data_dir(cfg: &Config) -> Vec<Check> {
             return out;
         }
     }
+    let mut extra = None;
     out.push(match Store::open(&dir) {
-        Ok(store) => Check {
-            name: "database",
-            status: Status::Ok,
-            detail: format!(
-                "{} notes, schema v{}",
-                store.count_notes().unwrap_or(0),
-                store.schema_version().unwrap_or(CURRENT_VERSION)
-            ),
-        },
+        Ok(store) => {
+            *damaged = store.damaged().unwrap_or_default();
+            extra = Some(check_damaged(damaged));
+            Check {
+                name: "database",
+                status: Status::Ok,
+                detail: format!(
+                    "{} notes, schema v{}",
+                    store.count_notes().unwrap_or(0),
+                    store.schema_version().unwrap_or(CURRENT_VERSION)
+                ),
+            }
+        }
         Err(e @ StoreError::InUse { .. }) => Check {
             name: "database",
             status: Status::Ok,
@@ -217,7 +225,32 @@ fn check_data_dir(cfg: &Config) -> Vec<Check> {
             detail: e.to_string(),
         },
     });
+    out.extend(extra);
     out
+}
+
+/// Damaged records are a warning: mnemo runs without them.
+fn check_damaged(damaged: &[crate::store::DamagedRecord]) -> Check {
+    if damaged.is_empty() {
+        return Check {
+            name: "damaged_records",
+            status: Status::Ok,
+            detail: "none".into(),
+        };
+    }
+    let list: Vec<String> = damaged
+        .iter()
+        .map(|d| format!("{} {}", d.table, d.key))
+        .collect();
+    Check {
+        name: "damaged_records",
+        status: Status::Warn,
+        detail: format!(
+            "{} record(s) do not decode and are skipped: {} (`mnemo repair` exports or removes them)",
+            damaged.len(),
+            list.join(", ")
+        ),
+    }
 }
 
 fn check_models(cfg: &Config) -> Check {
@@ -300,13 +333,20 @@ fn looks_like_token(t: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-fn report(checks: Vec<Check>, args: &Args, lang: &str, health_from: &'static str) -> ExitCode {
+fn report(
+    checks: Vec<Check>,
+    damaged: Vec<crate::store::DamagedRecord>,
+    args: &Args,
+    lang: &str,
+    health_from: &'static str,
+) -> ExitCode {
     let failed = checks.iter().filter(|c| c.status == Status::Fail).count();
     if args.json {
         let r = Report {
             healthy: failed == 0,
             checks,
             health_from,
+            damaged,
         };
         println!(
             "{}",

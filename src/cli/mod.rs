@@ -10,6 +10,7 @@ mod jobs;
 mod models;
 mod recall;
 mod reindex;
+mod repair;
 mod retry_voice;
 mod rotate_key;
 mod serve;
@@ -77,6 +78,8 @@ pub enum Command {
     Backup(backup::Args),
     /// Restore a backup archive into the data dir (mnemo must be stopped).
     Restore(backup::RestoreArgs),
+    /// List damaged records (values that no longer decode); --export their bytes, --remove them (mnemo must be stopped).
+    Repair(repair::Args),
 }
 
 /// Parses arguments, runs the command, maps errors to a message and exit 1.
@@ -122,6 +125,7 @@ pub fn main() -> ExitCode {
         Command::Schedule(c) => digest::schedule(&cfg, &c),
         Command::Backup(a) => backup::run(&cfg, &a),
         Command::Restore(a) => backup::restore(&cfg, &a),
+        Command::Repair(a) => repair::run(&cfg, &a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -164,6 +168,34 @@ pub fn track(bar: &indicatif::ProgressBar) -> impl FnMut(u64, u64) + '_ {
         bar.set_length(total);
         bar.set_position(done);
     }
+}
+
+/// Opens an input file that may be at most `cap` bytes (`key` names the
+/// setting). A regular file over the cap is refused from its metadata,
+/// before a byte is read; for anything else (pipes, devices) the caller
+/// must read at most `cap + 1` bytes and refuse when it got more. Returns
+/// the file and whether it is a regular file.
+fn open_capped(
+    path: &std::path::Path,
+    cap: u64,
+    key: &str,
+) -> anyhow::Result<(std::fs::File, bool)> {
+    use anyhow::Context;
+    let f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let meta = f
+        .metadata()
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if meta.is_dir() {
+        anyhow::bail!("{} is a directory", path.display());
+    }
+    if meta.is_file() && meta.len() > cap {
+        anyhow::bail!(
+            "{} is {} bytes, more than the limit of {cap} ({key}); nothing was read",
+            path.display(),
+            meta.len()
+        );
+    }
+    Ok((f, meta.is_file()))
 }
 
 /// Prints a localised line (plain text) in the configured language.

@@ -17,7 +17,8 @@ pub struct Args {
     /// Words to look for (or use --stdin).
     #[arg(required_unless_present = "stdin", num_args = 1..)]
     query: Vec<String>,
-    /// Only notes of this chat (the console is chat 0).
+    /// Only notes of this chat and the history imported from an export with
+    /// this chat id (the console is chat 0).
     #[arg(long)]
     chat: Option<i64>,
     /// Number of hits.
@@ -57,7 +58,8 @@ pub struct JsonHit {
 fn json_hit(h: &Hit, explain: bool) -> JsonHit {
     JsonHit {
         id: h.note.id,
-        chat_id: h.note.chat_id,
+        // An import space shows as the export's chat id.
+        chat_id: crate::store::shown_chat(h.note.chat_id),
         message_id: h.note.message_id,
         text: h.note.text.clone(),
         author: h.note.author.clone(),
@@ -110,7 +112,7 @@ pub fn run(cfg: &Config, args: &Args) -> anyhow::Result<()> {
         let line = Line::new("cli-recall-hit")
             .num("id", h.note.id)
             .text("date", format_date(h.note.created_at))
-            .num("chat", h.note.chat_id)
+            .num("chat", crate::store::shown_chat(h.note.chat_id))
             .key("source", &format!("source-{}", h.note.source.as_str()))
             .text("score", format!("{:.3}", h.score))
             .text("text", h.note.text.clone());

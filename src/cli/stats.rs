@@ -5,7 +5,7 @@ use crate::i18n::Line;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Print JSON: {"memories": N, "chats": N, "outbox": N, "db_bytes": N, ...}.
+    /// Print JSON: {"memories": N, "damaged": N, "chats": N, "outbox": N, "db_bytes": N, ...}.
     #[arg(long)]
     json: bool,
 }
@@ -36,5 +36,8 @@ pub fn run(cfg: &Config, args: &Args) -> anyhow::Result<()> {
         None => line.key("model", "model-none"),
     };
     super::say(cfg, line);
+    if s.damaged > 0 {
+        super::say(cfg, Line::new("cli-stats-damaged").num("count", s.damaged));
+    }
     Ok(())
 }

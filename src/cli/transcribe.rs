@@ -34,8 +34,17 @@ struct Out<'a> {
 }
 
 pub fn run(cfg: &Config, args: &Args) -> anyhow::Result<()> {
-    let bytes = std::fs::read(&args.file)
+    let cap = cfg.voice.transcribe_max_bytes;
+    let (f, _) = super::open_capped(&args.file, cap, "voice.transcribe_max_bytes")?;
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::Read::take(f, cap + 1), &mut bytes)
         .with_context(|| format!("cannot read {}", args.file.display()))?;
+    if bytes.len() as u64 > cap {
+        anyhow::bail!(
+            "{}: more than {cap} bytes (voice.transcribe_max_bytes)",
+            args.file.display()
+        );
+    }
     let settings = Settings::from_config(cfg)?;
     let pcm = crate::voice::audio::decode(&bytes, settings.max_duration)
         .with_context(|| format!("cannot decode {}", args.file.display()))?;

@@ -192,6 +192,8 @@ pub struct Hit {
 #[derive(Debug, Clone, Serialize)]
 pub struct Stats {
     pub memories: u64,
+    /// Damaged records: kept but skipped (`mnemo repair`), 0 normally.
+    pub damaged: u64,
     pub chats: u64,
     pub outbox: u64,
     pub db_bytes: u64,
@@ -215,8 +217,13 @@ pub struct Stats {
 /// What an import did.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct ImportSummary {
+    /// Messages stored (a long one counts once, however many parts).
     pub imported: u64,
     pub duplicates: u64,
+    /// Messages longer than `notes.max_chars`, stored as linked parts.
+    pub split: u64,
+    /// The notes those messages became.
+    pub parts: u64,
 }
 
 /// Per-event context shared by the handlers.

@@ -300,6 +300,7 @@ impl Core {
     pub fn stats(&self) -> Result<Stats, CoreError> {
         Ok(Stats {
             memories: self.store.count_notes()?,
+            damaged: self.store.damaged()?.len() as u64,
             chats: self.store.count_chats()?,
             outbox: self.store.outbox_len()?,
             db_bytes: self.store.file_size(),

@@ -208,8 +208,12 @@ impl Core {
     }
 
     /// Stores imported messages in batches of `batch` per transaction,
-    /// skipping any already present (same chat and message id). Reports
-    /// progress as (done, total) after each batch.
+    /// skipping any already present (same chat and message id). Each chat
+    /// goes to its own import space ([`crate::store::import_chat`]), never
+    /// to the Telegram chat of the same id. A message longer than
+    /// `notes.max_chars` is stored as linked parts: notes with the same
+    /// message id, their text prefixed `(i/n)`, the message linked to the
+    /// first. Reports progress as (done, total) after each batch.
     pub fn import(
         &self,
         msgs: &[crate::import::ImportedMessage],
@@ -217,38 +221,101 @@ impl Core {
         mut progress: impl FnMut(u64, u64),
     ) -> Result<ImportSummary, CoreError> {
         let mut sum = ImportSummary::default();
+        let max = self.settings.max_note_chars.max(1);
         for chunk in msgs.chunks(batch.max(1)) {
             let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-            let (ops, dups) = self.store.write(|tx| {
-                let mut ops = Vec::new();
-                let mut dups = 0;
+            let (ops, dups, split, parts) = self.store.write(|tx| {
+                let (mut ops, mut dups, mut split, mut parts) = (Vec::new(), 0, 0, 0);
                 for m in chunk {
-                    if tx.note_by_message(m.chat_id, m.message_id)?.is_some() {
+                    let chat = crate::store::import_chat(m.chat_id);
+                    if tx.note_by_message(chat, m.message_id)?.is_some() {
                         dups += 1;
                         continue;
                     }
-                    let n = tx.insert_note(NewNote {
-                        chat_id: m.chat_id,
-                        user_id: m.user_id,
-                        message_id: Some(m.message_id),
-                        text: m.text.clone(),
-                        created_at: m.date,
-                        source: Source::Import,
-                        author: m.author.clone(),
-                    })?;
-                    ops.push(IndexOp::upsert(&n));
+                    let pieces = split_text(&m.text, max);
+                    let n = pieces.len();
+                    let mut first = None;
+                    for (i, text) in pieces.into_iter().enumerate() {
+                        let note = tx.insert_note(NewNote {
+                            chat_id: chat,
+                            user_id: m.user_id,
+                            message_id: Some(m.message_id),
+                            text: if n > 1 {
+                                format!("({}/{n}) {text}", i + 1)
+                            } else {
+                                text
+                            },
+                            created_at: m.date,
+                            source: Source::Import,
+                            author: m.author.clone(),
+                        })?;
+                        first.get_or_insert(note.id);
+                        ops.push(IndexOp::upsert(&note));
+                    }
+                    if n > 1 {
+                        tx.link_message(chat, m.message_id, first.expect("parts"))?;
+                        split += 1;
+                        parts += n as u64;
+                    }
                 }
-                Ok((ops, dups))
+                Ok((ops, dups, split, parts))
             })?;
-            let added = ops.len() as u64;
-            crate::health::metrics::notes_ingested("import", added);
+            crate::health::metrics::notes_ingested("import", chunk.len() as u64 - dups);
             // The worker is woken once, at the end: it embeds the whole import.
             self.indexes.apply(ops);
-            sum.imported += added;
+            sum.imported += chunk.len() as u64 - dups;
             sum.duplicates += dups;
+            sum.split += split;
+            sum.parts += parts;
             progress(sum.imported + sum.duplicates, msgs.len() as u64);
         }
         self.wake_worker();
         Ok(sum)
+    }
+}
+
+/// `text` cut into pieces of at most `max` characters (a prefix of up to
+/// 12 more is added to each part), at the last whitespace of a piece when
+/// there is one in its second half, else mid-word.
+pub(crate) fn split_text(text: &str, max: usize) -> Vec<String> {
+    if text.chars().count() <= max {
+        return vec![text.to_owned()];
+    }
+    let budget = max.saturating_sub(12).max(1);
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < chars.len() {
+        let mut end = (start + budget).min(chars.len());
+        if end < chars.len() {
+            if let Some(ws) = (start + budget / 2..end)
+                .rev()
+                .find(|&i| chars[i].is_whitespace())
+            {
+                end = ws + 1;
+            }
+        }
+        let piece: String = chars[start..end].iter().collect();
+        let piece = piece.trim();
+        if !piece.is_empty() {
+            out.push(piece.to_owned());
+        }
+        start = end;
+    }
+    out
+}
+
+#[cfg(test)]
+mod split_tests {
+    #[test]
+    fn long_text_is_cut_into_parts_that_fit() {
+        let text = "word ".repeat(3000);
+        let parts = super::split_text(&text, 4096);
+        assert_eq!(parts.len(), 4);
+        assert!(parts.iter().all(|p| p.chars().count() + 12 <= 4096));
+        assert_eq!(parts.join(" "), text.trim());
+        let one = "x".repeat(100);
+        assert_eq!(super::split_text(&one, 40).concat(), one);
+        assert_eq!(super::split_text("short", 40), vec!["short"]);
     }
 }

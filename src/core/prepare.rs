@@ -93,7 +93,7 @@ impl Core {
         let t0 = std::time::Instant::now();
         let found = self.recall_full(
             query,
-            Some(chat),
+            crate::memory::Chats::one(chat),
             self.settings.recall_default_k,
             &self.settings.weights,
         );

@@ -6,13 +6,16 @@ use std::collections::HashMap;
 
 use super::{now_ms, Core, CoreError, Hit};
 use crate::memory::recall::{self, Candidate, Weights};
+use crate::memory::Chats;
 
 /// Candidates taken from each side before fusion.
 const CANDIDATES: usize = 50;
 
 impl Core {
     /// Hybrid recall (lexical + vector + recency); `chat` restricts to one
-    /// chat. Without a model it is lexical with recency.
+    /// chat and the history imported from an export with that chat id (the
+    /// owner's CLI; Telegram's `/recall` searches its own chat only).
+    /// Without a model it is lexical with recency.
     pub fn recall(&self, query: &str, chat: Option<i64>, k: usize) -> Result<Vec<Hit>, CoreError> {
         self.recall_weighted(query, chat, k, &self.settings.weights)
     }
@@ -26,7 +29,8 @@ impl Core {
         k: usize,
         weights: &Weights,
     ) -> Result<Vec<Hit>, CoreError> {
-        Ok(self.recall_full(query, chat, k, weights)?.0)
+        let chats = chat.map_or(Chats::ALL, Chats::with_import);
+        Ok(self.recall_full(query, chats, k, weights)?.0)
     }
 
     /// The hits and the query's embedding (kept with vote buttons, so a vote
@@ -34,7 +38,7 @@ impl Core {
     pub(super) fn recall_full(
         &self,
         query: &str,
-        chat: Option<i64>,
+        chat: Chats,
         k: usize,
         weights: &Weights,
     ) -> Result<(Vec<Hit>, Option<Vec<f32>>), CoreError> {

@@ -243,7 +243,7 @@ impl Indexes {
         &self,
         query: &str,
         query_vector: Option<&[f32]>,
-        chat: Option<i64>,
+        chat: super::Chats,
         n: usize,
     ) -> Found {
         let (lex, query_weight) = {
@@ -254,7 +254,9 @@ impl Indexes {
         let graph = read(&self.ann);
         let vec = match (query_vector, graph.as_ref()) {
             (Some(q), Some(g)) => {
-                let keep = |id: u64| chat.is_none_or(|c| vectors.chat_of(id) == Some(c));
+                let keep = |id: u64| {
+                    chat == super::Chats::ALL || vectors.chat_of(id).is_some_and(|c| chat.admits(c))
+                };
                 g.search(q, n, &keep)
             }
             (Some(q), None) => vectors.search_exact(q, chat, n),

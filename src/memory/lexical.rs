@@ -183,7 +183,8 @@ impl LexicalIndex {
 
     /// The best `k` notes for `query`, restricted to `chat` when given, as
     /// (note id, score) with the highest score first.
-    pub fn search(&self, query: &str, chat: Option<i64>, k: usize) -> Vec<(u64, f32)> {
+    pub fn search(&self, query: &str, chat: impl Into<super::Chats>, k: usize) -> Vec<(u64, f32)> {
+        let chat: super::Chats = chat.into();
         if self.docs.is_empty() || k == 0 {
             return Vec::new();
         }
@@ -199,7 +200,7 @@ impl LexicalIndex {
             let idf = ((n - df + 0.5) / (df + 0.5) + 1.0).ln();
             for &(id, tf) in list {
                 let doc = &self.docs[&id];
-                if chat.is_some_and(|c| c != doc.chat_id) {
+                if !chat.admits(doc.chat_id) {
                     continue;
                 }
                 let tf = tf as f32;

@@ -19,3 +19,34 @@ pub mod indexes;
 pub mod lexical;
 pub mod recall;
 pub mod vector;
+
+/// Which chats a search covers: all of them, or one chat — possibly with the
+/// import space of the same id ([`crate::store::import_chat`]), which only
+/// the owner's CLI and library callers ask for; a Telegram `/recall`
+/// searches its own chat only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Chats(Option<[i64; 2]>);
+
+impl Chats {
+    pub const ALL: Chats = Chats(None);
+
+    /// Only `chat`.
+    pub fn one(chat: i64) -> Chats {
+        Chats(Some([chat, chat]))
+    }
+
+    /// `chat` and the history imported from an export whose chat id is `chat`.
+    pub fn with_import(chat: i64) -> Chats {
+        Chats(Some([chat, crate::store::import_chat(chat)]))
+    }
+
+    pub fn admits(self, chat: i64) -> bool {
+        self.0.is_none_or(|a| a[0] == chat || a[1] == chat)
+    }
+}
+
+impl From<Option<i64>> for Chats {
+    fn from(c: Option<i64>) -> Chats {
+        c.map_or(Chats::ALL, Chats::one)
+    }
+}

@@ -96,13 +96,19 @@ impl VectorIndex {
 
     /// Exact top `k` by cosine (vectors are unit length), optionally in one
     /// chat. Ties: higher id first.
-    pub fn search_exact(&self, q: &[f32], chat: Option<i64>, k: usize) -> Vec<(u64, f32)> {
+    pub fn search_exact(
+        &self,
+        q: &[f32],
+        chat: impl Into<super::Chats>,
+        k: usize,
+    ) -> Vec<(u64, f32)> {
+        let chat: super::Chats = chat.into();
         if q.len() != self.dim || k == 0 {
             return Vec::new();
         }
         let mut scored: Vec<(u64, f32)> = self
             .iter()
-            .filter(|(_, c, _)| chat.is_none_or(|want| want == *c))
+            .filter(|(_, c, _)| chat.admits(*c))
             .map(|(id, _, v)| (id, dot(q, v)))
             .collect();
         let by = |a: &(u64, f32), b: &(u64, f32)| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0));

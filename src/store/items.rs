@@ -115,17 +115,19 @@ fn remove_items_txn(txn: &WriteTransaction, note_id: u64) -> Result<Vec<Item>, S
     for id in ids {
         note_items.remove((note_id, id))?;
         if let Some(g) = items.remove(id)? {
-            let item = decode_item(id, g.value())?;
-            chat_items.remove((item.chat_id, id))?;
-            removed.push(item);
+            // A damaged item leaves its chat index entry, which readers skip.
+            if let Some(item) = read_item(id, g.value()) {
+                chat_items.remove((item.chat_id, id))?;
+                removed.push(item);
+            }
         }
     }
     Ok(removed)
 }
 
-fn decode_item(id: u64, bytes: &[u8]) -> Result<Item, StoreError> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| StoreError::Corrupt(format!("item {id} is unreadable: {e}")))
+/// A stored item, or `None` when damaged ([`super::damaged`]).
+fn read_item(id: u64, bytes: &[u8]) -> Option<Item> {
+    super::damaged::quarantine("items", id, serde_json::from_slice(bytes))
 }
 
 impl Tx {
@@ -148,7 +150,7 @@ impl Tx {
     pub fn item(&self, id: u64) -> Result<Option<Item>, StoreError> {
         let t = self.txn.open_table(ITEMS)?;
         let g = t.get(id)?;
-        g.map(|g| decode_item(id, g.value())).transpose()
+        Ok(g.and_then(|g| read_item(id, g.value())))
     }
 
     /// Ticks a to-do off. Returns the item as it was before (so the caller
@@ -191,8 +193,9 @@ impl Store {
                 break;
             }
             let id = row?.0.value().1;
-            let Some(g) = items.get(id)? else { continue };
-            let item = decode_item(id, g.value())?;
+            let Some(item) = items.get(id)?.and_then(|g| read_item(id, g.value())) else {
+                continue;
+            };
             if item.kind == kind && !(open_only && item.done_at.is_some()) {
                 out.push(item);
             }
@@ -206,7 +209,9 @@ impl Store {
         let mut c = ItemCounts::default();
         for row in items.iter()? {
             let (k, v) = row?;
-            let item = decode_item(k.value(), v.value())?;
+            let Some(item) = read_item(k.value(), v.value()) else {
+                continue;
+            };
             match (item.kind, item.done_at) {
                 (ItemKind::Todo, None) => c.todos_open += 1,
                 (ItemKind::Todo, Some(_)) => c.todos_done += 1,

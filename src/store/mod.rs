@@ -13,6 +13,7 @@
 //! exclusive lock on it; a second process gets [`StoreError::InUse`].
 
 mod backup;
+mod damaged;
 mod digest;
 mod feedback;
 mod health;
@@ -26,14 +27,15 @@ mod vectors;
 mod voice;
 
 pub use backup::{BackupRecord, Contents};
+pub use damaged::DamagedRecord;
 pub use digest::{ChatDigest, SlotKey, SlotRecord, SlotState};
 pub use feedback::{Aggregate, Ask, Compaction, FeedbackCounts, FeedbackEvent, Vote};
 pub use health::HEALTH_LOG_KEEP;
 pub use items::{Item, ItemCounts, ItemKind};
 pub use jobs::JobRun;
 pub use llm::{LlmCall, Spend, Usage};
-pub(crate) use notes::decode_note;
-pub use notes::{indexed_text, NewNote, Note, Source};
+pub(crate) use notes::{decode_note, read_note};
+pub use notes::{import_chat, indexed_text, is_import_chat, shown_chat, NewNote, Note, Source};
 pub use vectors::{decode_f32s, decode_vector, encode_f32s, encode_vector};
 pub use voice::{VoiceJob, VoiceMeta, VoiceState};
 

@@ -35,6 +35,39 @@ impl Source {
     }
 }
 
+/// The bit that moves an imported chat into a chat space of its own. A
+/// Telegram chat id has at most 52 significant bits, so flipping bit 62
+/// gives a value no Telegram chat (and not the console, 0) can have: bits 62
+/// and 63 differ only for import spaces. Its own inverse.
+const IMPORT_BIT: i64 = 1 << 62;
+
+/// The chat space an export's chat `export_id` is stored in: only the
+/// owner's CLI (`mnemo recall --chat <export id>`) searches it; no Telegram
+/// user, even one whose private chat has that id, can read, recall or
+/// `/forget` it.
+pub fn import_chat(export_id: i64) -> i64 {
+    if is_import_chat(export_id) {
+        export_id
+    } else {
+        export_id ^ IMPORT_BIT
+    }
+}
+
+/// Whether a stored chat id is an import space ([`import_chat`]).
+pub fn is_import_chat(chat: i64) -> bool {
+    (chat >> 62) & 1 != (chat >> 63) & 1
+}
+
+/// The chat id shown for a stored chat id: the export's id for an import
+/// space, the chat itself otherwise.
+pub fn shown_chat(chat: i64) -> i64 {
+    if is_import_chat(chat) {
+        chat ^ IMPORT_BIT
+    } else {
+        chat
+    }
+}
+
 /// One memory. Times are unix milliseconds (UTC).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Note {
@@ -87,7 +120,7 @@ impl Store {
     pub fn note(&self, id: u64) -> Result<Option<Note>, StoreError> {
         let r = self.db.begin_read()?;
         let t = r.open_table(NOTES)?;
-        t.get(id)?.map(|g| decode_note(id, g.value())).transpose()
+        Ok(t.get(id)?.and_then(|g| read_note(id, g.value())))
     }
 
     /// The newest `n` notes of a chat, newest first.
@@ -119,8 +152,8 @@ impl Store {
             .take(n)
         {
             let id = row?.0.value().1;
-            if let Some(g) = notes.get(id)? {
-                out.push(decode_note(id, g.value())?);
+            if let Some(n) = notes.get(id)?.and_then(|g| read_note(id, g.value())) {
+                out.push(n);
             }
         }
         Ok(out)
@@ -192,8 +225,8 @@ impl Store {
                 .transpose()?
                 .map(|(k, _)| k.value().1);
             if let Some(id) = newest {
-                let live = match notes.get(id)? {
-                    Some(g) => decode_note(id, g.value())?.source != Source::Import,
+                let live = match notes.get(id)?.and_then(|g| read_note(id, g.value())) {
+                    Some(n) => n.source != Source::Import,
                     None => false,
                 };
                 if live && chat != 0 {
@@ -228,8 +261,9 @@ impl Store {
         let start = after_id.saturating_add(1);
         for row in idx.range((chat_id, start)..=(chat_id, u64::MAX))?.rev() {
             let id = row?.0.value().1;
-            let Some(g) = notes.get(id)? else { continue };
-            let n = decode_note(id, g.value())?;
+            let Some(n) = notes.get(id)?.and_then(|g| read_note(id, g.value())) else {
+                continue;
+            };
             if n.created_at <= from {
                 older += 1;
                 if older >= SINCE_SLACK {
@@ -259,13 +293,16 @@ impl Store {
         })
     }
 
-    /// Calls `f` for every note in id order, hidden repeats included.
+    /// Calls `f` for every note in id order, hidden repeats included;
+    /// damaged ones are skipped ([`super::damaged`]).
     pub fn for_each_note(&self, mut f: impl FnMut(Note)) -> Result<(), StoreError> {
         let r = self.db.begin_read()?;
         let t = r.open_table(NOTES)?;
         for row in t.iter()? {
             let (k, v) = row?;
-            f(decode_note(k.value(), v.value())?);
+            if let Some(n) = read_note(k.value(), v.value()) {
+                f(n);
+            }
         }
         Ok(())
     }
@@ -309,7 +346,7 @@ impl Tx {
     pub fn note(&self, id: u64) -> Result<Option<Note>, StoreError> {
         let t = self.txn.open_table(NOTES)?;
         let g = t.get(id)?;
-        g.map(|g| decode_note(id, g.value())).transpose()
+        Ok(g.and_then(|g| read_note(id, g.value())))
     }
 
     /// The note that message `message_id` in `chat_id` belongs to: the user's
@@ -438,6 +475,12 @@ impl Tx {
     }
 }
 
+/// A stored note, or `None` when its bytes do not decode: a damaged record,
+/// quarantined (logged once, kept, skipped as if absent).
+pub(crate) fn read_note(id: u64, bytes: &[u8]) -> Option<Note> {
+    super::damaged::quarantine("notes", id, serde_json::from_slice(bytes))
+}
+
 pub(crate) fn decode_note(id: u64, bytes: &[u8]) -> Result<Note, StoreError> {
     serde_json::from_slice(bytes)
         .map_err(|e| StoreError::Corrupt(format!("note {id} is unreadable: {e}")))
@@ -446,6 +489,19 @@ pub(crate) fn decode_note(id: u64, bytes: &[u8]) -> Result<Note, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn import_spaces_never_meet_telegram_chats() {
+        for id in [0, 1, 4242, -1, -100_1234567890, (1 << 52) - 1, -(1 << 52)] {
+            let c = import_chat(id);
+            assert!(is_import_chat(c) && !is_import_chat(id), "{id}");
+            assert_ne!(c, id);
+            assert_eq!(shown_chat(c), id);
+            assert_eq!(shown_chat(id), id);
+            assert_eq!(import_chat(c), c, "idempotent");
+            assert!(c.unsigned_abs() >= 1 << 61, "far from any Telegram id: {c}");
+        }
+    }
 
     fn note(tx: &mut Tx, text: &str, msg: i64) -> Result<Note, StoreError> {
         tx.insert_note(NewNote {

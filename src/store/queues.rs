@@ -4,7 +4,7 @@
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 use super::schema::*;
-use super::{decode_note, Note, Store, StoreError, Tx};
+use super::{read_note, Note, Store, StoreError, Tx};
 
 impl Store {
     /// Whether an update was processed (read outside a write, so a
@@ -60,8 +60,8 @@ impl Store {
             }
             let (k, v) = row?;
             let id = k.value();
-            if let Some(g) = notes.get(id)? {
-                out.push((id, v.value(), decode_note(id, g.value())?));
+            if let Some(n) = notes.get(id)?.and_then(|g| read_note(id, g.value())) {
+                out.push((id, v.value(), n));
             }
         }
         Ok(out)

@@ -23,13 +23,17 @@
 //!   ([`super::encode_vector`]); migrating tags each bare vector with the
 //!   space in `META["vector_model"]` (or queues every note for embedding
 //!   when there is none).
+//! - v7: imported chats live in chat spaces of their own
+//!   ([`super::import_chat`]); migrating moves every imported note (its
+//!   record, chat and message index entries, items) out of the chat whose
+//!   id the export had — which was also a Telegram private chat's id.
 
 use redb::{ReadableTable, TableDefinition, TableHandle, WriteTransaction};
 use serde::Deserialize;
 
 use super::{Note, Source, StoreError};
 
-pub const CURRENT_VERSION: u32 = 6;
+pub const CURRENT_VERSION: u32 = 7;
 
 /// Small typed settings: schema version, counters, owner, last update id.
 pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -185,6 +189,9 @@ pub fn migrate(db: &redb::Database) -> Result<Migration, StoreError> {
     if (3..=5).contains(&from) {
         tag_vectors(&txn)?;
     }
+    if from < 7 {
+        move_imports(&txn)?;
+    }
     put_u64(&txn, KEY_VERSION, CURRENT_VERSION as u64)?;
     txn.commit()?;
     Ok(Migration {
@@ -249,6 +256,78 @@ fn extract_all_items(txn: &WriteTransaction) -> Result<u64, StoreError> {
         n += super::items::put_items_txn(txn, note)?;
     }
     Ok(n)
+}
+
+/// v6 → v7: every imported note moves to its chat's import space. A
+/// message index entry moves only when it points at that note (a Telegram
+/// message of the same number in the same chat keeps its own); damaged
+/// notes stay where they are (`mnemo repair`). Returns the notes moved.
+fn move_imports(txn: &WriteTransaction) -> Result<u64, StoreError> {
+    let notes: Vec<Note> = {
+        let t = txn.open_table(NOTES)?;
+        let mut v = Vec::new();
+        for row in t.iter()? {
+            let (k, val) = row?;
+            if let Some(n) = super::read_note(k.value(), val.value()) {
+                if n.source == Source::Import && !super::is_import_chat(n.chat_id) {
+                    v.push(n);
+                }
+            }
+        }
+        v
+    };
+    let moved: std::collections::HashSet<u64> = notes.iter().map(|n| n.id).collect();
+    let mut notes_t = txn.open_table(NOTES)?;
+    let mut chat_notes = txn.open_table(CHAT_NOTES)?;
+    let mut msg_note = txn.open_table(MSG_NOTE)?;
+    let mut items = txn.open_table(ITEMS)?;
+    let mut chat_items = txn.open_table(CHAT_ITEMS)?;
+    let note_items = txn.open_table(NOTE_ITEMS)?;
+    for mut n in notes.iter().cloned() {
+        let (old, id) = (n.chat_id, n.id);
+        let new = super::import_chat(old);
+        n.chat_id = new;
+        notes_t.insert(
+            id,
+            serde_json::to_vec(&n).expect("notes serialise").as_slice(),
+        )?;
+        // Hidden repeats are not in the chat index: they stay out of it.
+        if chat_notes.remove((old, id))?.is_some() {
+            chat_notes.insert((new, id), ())?;
+        }
+        if let Some(m) = n.message_id {
+            let here = msg_note.get((old, m))?.map(|g| g.value());
+            if let Some(target) = here.filter(|v| moved.contains(v)) {
+                msg_note.remove((old, m))?;
+                msg_note.insert((new, m), target)?;
+            }
+        }
+        let ids: Vec<u64> = {
+            let mut v = Vec::new();
+            for row in note_items.range((id, 0)..=(id, u64::MAX))? {
+                v.push(row?.0.value().1);
+            }
+            v
+        };
+        for item_id in ids {
+            let Some(mut item) = items
+                .get(item_id)?
+                .and_then(|g| serde_json::from_slice::<super::Item>(g.value()).ok())
+            else {
+                continue;
+            };
+            chat_items.remove((item.chat_id, item_id))?;
+            item.chat_id = new;
+            chat_items.insert((new, item_id), ())?;
+            items.insert(
+                item_id,
+                serde_json::to_vec(&item)
+                    .expect("items serialise")
+                    .as_slice(),
+            )?;
+        }
+    }
+    Ok(notes.len() as u64)
 }
 
 /// v5 → v6: bare f32 vectors get their space and dimension.

@@ -4,7 +4,7 @@
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 use super::schema::*;
-use super::{decode_note, schema, Store, StoreError, Tx};
+use super::{read_note, schema, Store, StoreError, Tx};
 
 /// Little-endian f32s, nothing else (question vectors inside JSON records).
 pub fn encode_f32s(v: &[f32]) -> Vec<u8> {
@@ -108,11 +108,11 @@ impl Store {
         for row in vt.iter()? {
             let (k, v) = row?;
             let id = k.value();
-            let Some(n) = notes.get(id)? else { continue };
+            let Some(n) = notes.get(id)?.and_then(|g| read_note(id, g.value())) else {
+                continue;
+            };
             match decode_vector(v.value()) {
-                Some((s, v)) if s == space && v.len() == dim => {
-                    f(id, decode_note(id, n.value())?.chat_id, v)
-                }
+                Some((s, v)) if s == space && v.len() == dim => f(id, n.chat_id, v),
                 _ => stale.push(id),
             }
         }

@@ -116,9 +116,9 @@ pub struct VoiceMeta {
     pub language: String,
 }
 
-fn decode_job(id: u64, bytes: &[u8]) -> Result<VoiceJob, StoreError> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| StoreError::Corrupt(format!("voice job {id} is unreadable: {e}")))
+/// A stored job, or `None` when damaged ([`super::damaged`]).
+fn read_job(id: u64, bytes: &[u8]) -> Option<VoiceJob> {
+    super::damaged::quarantine("voice_jobs", id, serde_json::from_slice(bytes))
 }
 
 impl Tx {
@@ -140,7 +140,7 @@ impl Tx {
     pub fn voice_job(&self, id: u64) -> Result<Option<VoiceJob>, StoreError> {
         let t = self.txn.open_table(VOICE_JOBS)?;
         let g = t.get(id)?;
-        g.map(|g| decode_job(id, g.value())).transpose()
+        Ok(g.and_then(|g| read_job(id, g.value())))
     }
 
     pub fn remove_voice_job(&mut self, id: u64) -> Result<(), StoreError> {
@@ -157,7 +157,9 @@ impl Store {
         let mut out = Vec::new();
         for row in t.iter()? {
             let (k, v) = row?;
-            let job = decode_job(k.value(), v.value())?;
+            let Some(job) = read_job(k.value(), v.value()) else {
+                continue;
+            };
             if job.state == state {
                 out.push(job);
             }
@@ -169,7 +171,7 @@ impl Store {
         let r = self.db.begin_read()?;
         let t = r.open_table(VOICE_JOBS)?;
         let g = t.get(id)?;
-        g.map(|g| decode_job(id, g.value())).transpose()
+        Ok(g.and_then(|g| read_job(id, g.value())))
     }
 
     pub fn voice_job_count(&self) -> Result<u64, StoreError> {

@@ -231,9 +231,13 @@ pub fn models_dir() -> PathBuf {
     Config::defaults().models_dir().expect("a home directory")
 }
 
-/// Path of the built binary.
+/// Path of the built binary; `MNEMO_TEST_BIN` overrides it (a copy taken
+/// right after the build, when several worktrees share one target dir and
+/// another build may relink `target/debug/mnemo` meanwhile).
 pub fn mnemo_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_mnemo"))
+    std::env::var_os("MNEMO_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_mnemo")))
 }
 
 /// A `mnemo` command with a clean environment pointing at `data_dir`.
