@@ -141,17 +141,21 @@ pub enum Action {
     Done = 5,
     /// 🔁 under a voice transcript.
     Retranscribe = 6,
+    /// "more" under a recall answer: the hits below the relevance floor
+    /// (target: the recall question, an `Ask` id).
+    More = 7,
 }
 
 impl Action {
     /// Every action, in wire order.
-    pub const ALL: [Action; 6] = [
+    pub const ALL: [Action; 7] = [
         Action::Helpful,
         Action::NotHelpful,
         Action::Outdated,
         Action::Undo,
         Action::Done,
         Action::Retranscribe,
+        Action::More,
     ];
 
     /// Whether a press may take effect at most once. The caller records the

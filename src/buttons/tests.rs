@@ -118,7 +118,7 @@ fn actions_and_single_use() {
     for action in Action::ALL {
         assert_eq!(Action::from_u8(action.as_u8()), Some(action));
     }
-    for byte in [0, 7, 8, 0x7f, 0x80, 0xff] {
+    for byte in [0, 8, 9, 0x7f, 0x80, 0xff] {
         assert_eq!(Action::from_u8(byte), None);
     }
     let single: Vec<Action> = Action::ALL.into_iter().filter(|a| a.single_use()).collect();

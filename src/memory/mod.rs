@@ -19,3 +19,4 @@ pub mod indexes;
 pub mod lexical;
 pub mod recall;
 pub mod vector;
+pub mod window;
