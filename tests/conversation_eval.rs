@@ -294,14 +294,7 @@ fn recall_quality_on_imported_conversations() {
             hybrid10 = s.hit10();
         }
     }
-    let mut kinds: Vec<&str> = set
-        .questions
-        .iter()
-        .filter(|q| !q.targets.is_empty())
-        .map(|q| q.kind.as_str())
-        .collect();
-    kinds.sort_unstable();
-    kinds.dedup();
+    let kinds = floor::kinds(set.questions.iter().map(|q| (q.kind.as_str(), &q.targets)));
     for kind in kinds {
         let s = evaluate(&core, &set, &ids, &base, &|q| q.kind == kind);
         println!("  hybrid {kind:11} {}", s.line());

@@ -146,14 +146,7 @@ fn hybrid_recall_quality_on_the_project_set() {
             hybrid10 = pct(s.at[2], s.n);
         }
     }
-    let mut kinds: Vec<&str> = set
-        .questions
-        .iter()
-        .filter(|q| !q.targets.is_empty())
-        .map(|q| q.kind.as_str())
-        .collect();
-    kinds.sort();
-    kinds.dedup();
+    let kinds = floor::kinds(set.questions.iter().map(|q| (q.kind.as_str(), &q.targets)));
     for kind in kinds {
         let s = evaluate(&core, &set, &ids, &base, &|q| q.kind == kind);
         println!(

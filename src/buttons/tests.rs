@@ -335,7 +335,7 @@ fn unknown_version_with_a_valid_tag() {
 #[test]
 fn unknown_action_with_a_valid_tag() {
     let keys = ring();
-    for action in [0, 7, 8, 0x7f, 0xff] {
+    for action in [0, 8, 9, 0x7f, 0xff] {
         assert_eq!(
             check(&keys, &signed_body(&v1_body_with(1, action))),
             Err(Reject::UnknownAction),

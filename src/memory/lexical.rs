@@ -239,11 +239,16 @@ impl LexicalIndex {
                 *scores.entry(id).or_default() += idf * tf * (K1 + 1.0) / (tf + norm);
             }
         }
-        let mut hits: Vec<(u64, f32)> = scores.into_iter().collect();
-        hits.sort_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));
-        hits.truncate(k);
-        hits
+        top_k(scores, k)
     }
+}
+
+/// The `k` best of `scores`, highest first; ties by newer (higher) id.
+pub(crate) fn top_k(scores: HashMap<u64, f32>, k: usize) -> Vec<(u64, f32)> {
+    let mut hits: Vec<(u64, f32)> = scores.into_iter().collect();
+    hits.sort_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));
+    hits.truncate(k);
+    hits
 }
 
 #[cfg(test)]

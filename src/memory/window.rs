@@ -18,7 +18,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::lexical::{tokenize, LexicalIndex, K1};
+use super::lexical::{tokenize, top_k, LexicalIndex, K1};
 
 /// Turns on each side of a turn that form its window.
 pub const RADIUS: usize = 3;
@@ -182,10 +182,7 @@ pub fn search(
             *scores.entry(id).or_default() += idf * x * (K1 + 1.0) / (x + K1);
         }
     }
-    let mut hits: Vec<(u64, f32)> = scores.into_iter().collect();
-    hits.sort_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));
-    hits.truncate(k);
-    hits
+    top_k(scores, k)
 }
 
 #[cfg(test)]

@@ -81,6 +81,14 @@ pub fn shares(probes: &[Probe], floor: f32) -> (f64, f64) {
     shares_by(probes, floor, &|p, i| p.hits[i].0)
 }
 
+/// The kinds of the answerable questions (those with targets), sorted.
+pub fn kinds<'a>(qs: impl Iterator<Item = (&'a str, &'a Vec<String>)>) -> Vec<&'a str> {
+    let mut kinds: Vec<&str> = qs.filter(|q| !q.1.is_empty()).map(|q| q.0).collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    kinds
+}
+
 /// One printed line for `floor`.
 pub fn line(probes: &[Probe], floor: f32) -> String {
     let (kept, nothing) = shares(probes, floor);
