@@ -23,8 +23,20 @@ use mnemo::models::ModelSet;
 use mnemo::store::Store;
 use serde::Deserialize;
 
+#[path = "support/floor.rs"]
+mod floor;
+use floor::Probe;
+
 /// Hybrid hit@10 must stay at or above this (see docs/BENCHMARKS.md).
-const MIN_HYBRID_HIT10: f64 = 0.75;
+const MIN_HYBRID_HIT10: f64 = 0.80;
+/// Each half (A tunes, B is held out) at or above these.
+const MIN_HALF_HIT10: f64 = 0.79;
+const MIN_HALF_HIT1: f64 = 0.45;
+/// At the default relevance floor, per half: share of answerable questions
+/// (target in the first 5) whose target stays above it, and share of
+/// unanswerable ones answered "nothing found".
+const MIN_FLOOR_KEPT: f64 = 0.68;
+const MIN_FLOOR_NOTHING: f64 = 0.55;
 
 #[derive(Deserialize)]
 struct Set {
@@ -43,6 +55,7 @@ struct Turn {
 
 #[derive(Deserialize)]
 struct Question {
+    id: String,
     chat_id: i64,
     question: String,
     targets: Vec<String>,
@@ -122,6 +135,10 @@ impl Score {
         )
     }
 
+    fn hit1(&self) -> f64 {
+        self.hit[0] as f64 / self.n.max(1) as f64
+    }
+
     fn hit10(&self) -> f64 {
         self.hit[2] as f64 / self.n.max(1) as f64
     }
@@ -135,7 +152,8 @@ fn evaluate(
     filter: &dyn Fn(&Question) -> bool,
 ) -> Score {
     let mut s = Score::default();
-    for q in set.questions.iter().filter(|q| filter(q)) {
+    let answerable = set.questions.iter().filter(|q| !q.targets.is_empty());
+    for q in answerable.filter(|q| filter(q)) {
         let hits = core
             .recall_weighted(&q.question, Some(q.chat_id), 10, w)
             .unwrap();
@@ -157,15 +175,117 @@ fn evaluate(
     s
 }
 
+/// Cross-validation: every combination of weights on half A, best first by
+/// hit@10 + hit@1, each with its figures on half B (`MNEMO_EVAL_GRID=1`).
+fn grid(core: &Core, set: &Set, ids: &HashMap<u64, String>, base: Weights) {
+    let mut rows = Vec::new();
+    for lexical in [0.5, 0.6, 0.7, 0.8, 0.9] {
+        for window in [0.0, 0.15, 0.25, 0.5] {
+            for speaker in [0.0, 0.1, 0.2, 0.3] {
+                let w = Weights {
+                    turn_lexical: lexical,
+                    turn_vector: 1.0 - lexical,
+                    window,
+                    speaker,
+                    ..base
+                };
+                let a = evaluate(core, set, ids, &w, &|q| half(q) == 'A');
+                let b = evaluate(core, set, ids, &w, &|q| half(q) == 'B');
+                let key = a.hit10() + a.hit[0] as f64 / a.n as f64;
+                rows.push((
+                    key,
+                    format!(
+                        "lex {lexical} win {window} spk {speaker}\n  A {}\n  B {}",
+                        a.line(),
+                        b.line()
+                    ),
+                ));
+            }
+        }
+    }
+    rows.sort_by(|x, y| y.0.total_cmp(&x.0));
+    for (_, r) in rows.iter().take(8) {
+        println!("{r}");
+    }
+}
+
+/// Every question of half `h` (answerable or not) asked as `/recall` does,
+/// for the relevance floor.
+fn probes(core: &Core, set: &Set, ids: &HashMap<u64, String>, w: &Weights, h: char) -> Vec<Probe> {
+    set.questions
+        .iter()
+        .filter(|q| half(q) == h)
+        .map(|q| {
+            let hits = core
+                .recall_weighted(&q.question, Some(q.chat_id), floor::ASKED, w)
+                .unwrap();
+            Probe::new(&hits, w, !q.targets.is_empty(), |hit| {
+                q.targets.contains(&ids[&hit.note.id])
+            })
+        })
+        .collect()
+}
+
+/// Half A (tuning) or B (held out): questions alternate by their number.
+fn half(q: &Question) -> char {
+    let n: u32 =
+        q.id.trim_start_matches(|c: char| !c.is_ascii_digit())
+            .parse()
+            .unwrap_or(0);
+    if n % 2 == 0 {
+        'A'
+    } else {
+        'B'
+    }
+}
+
+/// Weights from `MNEMO_EVAL_WEIGHTS="turn_lexical,turn_vector,recency,window,speaker"`
+/// (experiments), else the defaults.
+fn weights() -> Weights {
+    let mut w = Settings::from_config(&Config::defaults()).weights;
+    if let Ok(v) = std::env::var("MNEMO_EVAL_WEIGHTS") {
+        let x: Vec<f32> = v.split(',').map(|p| p.trim().parse().unwrap()).collect();
+        (
+            w.turn_lexical,
+            w.turn_vector,
+            w.recency,
+            w.window,
+            w.speaker,
+        ) = (x[0], x[1], x[2], x[3], x[4]);
+    }
+    w
+}
+
 #[test]
 fn recall_quality_on_imported_conversations() {
     let (_d, core, set, ids) = load();
-    let base = Settings::from_config(&Config::defaults()).weights;
+    let base = weights();
+    if std::env::var("MNEMO_EVAL_GRID").is_ok() {
+        grid(&core, &set, &ids, base);
+    }
+    let mut halves = Vec::new();
+    for h in ['A', 'B'] {
+        let s = evaluate(&core, &set, &ids, &base, &|q| half(q) == h);
+        println!("half {h}   {}", s.line());
+        let p = probes(&core, &set, &ids, &base, h);
+        println!("  {}", floor::line(&p, base.floor));
+        halves.push((s, floor::shares(&p, base.floor)));
+    }
+    if std::env::var("MNEMO_EVAL_GRID").is_ok() {
+        let a = probes(&core, &set, &ids, &base, 'A');
+        let b = probes(&core, &set, &ids, &base, 'B');
+        floor::sweep(&a, &b);
+        floor::dump(&a, &b);
+    }
     let modes = base.ablations();
     println!(
-        "{} turns, {} questions",
+        "{} turns, {} questions ({} unanswerable)",
         set.turns.len(),
-        set.questions.len()
+        set.questions.len(),
+        set.questions
+            .iter()
+            .filter(|q| q.targets.is_empty())
+            .count()
     );
     let mut hybrid10 = 0.0;
     for (name, w) in &modes {
@@ -175,9 +295,7 @@ fn recall_quality_on_imported_conversations() {
             hybrid10 = s.hit10();
         }
     }
-    let mut kinds: Vec<&str> = set.questions.iter().map(|q| q.kind.as_str()).collect();
-    kinds.sort_unstable();
-    kinds.dedup();
+    let kinds = floor::kinds(set.questions.iter().map(|q| (q.kind.as_str(), &q.targets)));
     for kind in kinds {
         let s = evaluate(&core, &set, &ids, &base, &|q| q.kind == kind);
         println!("  hybrid {kind:11} {}", s.line());
@@ -188,6 +306,17 @@ fn recall_quality_on_imported_conversations() {
     for chat in chats {
         let s = evaluate(&core, &set, &ids, &base, &|q| q.chat_id == chat);
         println!("  hybrid chat {chat:<6} {}", s.line());
+    }
+    for (i, (s, (kept, nothing))) in halves.iter().enumerate() {
+        assert!(
+            s.hit10() >= MIN_HALF_HIT10 && s.hit1() >= MIN_HALF_HIT1,
+            "half {i}: {}",
+            s.line()
+        );
+        assert!(
+            *kept >= MIN_FLOOR_KEPT && *nothing >= MIN_FLOOR_NOTHING,
+            "half {i}: relevance floor kept {kept:.3}, nothing found {nothing:.3}"
+        );
     }
     assert!(
         hybrid10 >= MIN_HYBRID_HIT10,

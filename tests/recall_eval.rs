@@ -16,8 +16,17 @@ use mnemo::models::ModelSet;
 use mnemo::store::{NewNote, Source, Store};
 use serde::Deserialize;
 
+#[path = "support/floor.rs"]
+mod floor;
+use floor::Probe;
+
 /// Hybrid hit@10 must stay at or above this (measured 2026-11-25; see docs/BENCHMARKS.md).
 const MIN_HYBRID_HIT10: f64 = 0.74;
+/// At the default relevance floor: share of answerable questions (with a
+/// target in the first 5) whose target stays above the floor, and share of
+/// unanswerable questions answered "nothing found" (measured 2026-12-05).
+const MIN_FLOOR_KEPT: f64 = 0.87;
+const MIN_FLOOR_NOTHING: f64 = 0.75;
 
 #[derive(Deserialize)]
 struct Set {
@@ -92,7 +101,8 @@ fn evaluate(
     filter: &dyn Fn(&Question) -> bool,
 ) -> Score {
     let mut s = Score { at: [0; 3], n: 0 };
-    for q in set.questions.iter().filter(|q| filter(q)) {
+    let answerable = set.questions.iter().filter(|q| !q.targets.is_empty());
+    for q in answerable.filter(|q| filter(q)) {
         let hits = core.recall_weighted(&q.question, None, 10, w).unwrap();
         let rank = hits
             .iter()
@@ -119,7 +129,10 @@ fn hybrid_recall_quality_on_the_project_set() {
     let mut hybrid10 = 0.0;
     println!(
         "mode     hit@1  hit@5  hit@10   (n = {})",
-        set.questions.len()
+        set.questions
+            .iter()
+            .filter(|q| !q.targets.is_empty())
+            .count()
     );
     for (name, w) in &modes {
         let s = evaluate(&core, &set, &ids, w, &|_| true);
@@ -133,9 +146,7 @@ fn hybrid_recall_quality_on_the_project_set() {
             hybrid10 = pct(s.at[2], s.n);
         }
     }
-    let mut kinds: Vec<&str> = set.questions.iter().map(|q| q.kind.as_str()).collect();
-    kinds.sort();
-    kinds.dedup();
+    let kinds = floor::kinds(set.questions.iter().map(|q| (q.kind.as_str(), &q.targets)));
     for kind in kinds {
         let s = evaluate(&core, &set, &ids, &base, &|q| q.kind == kind);
         println!(
@@ -154,6 +165,39 @@ fn hybrid_recall_quality_on_the_project_set() {
             pct(s.at[2], s.n)
         );
     }
+    // The relevance floor: every question (answerable or not) as /recall
+    // asks it; questions alternate between halves A and B.
+    let halves: Vec<Vec<Probe>> = [0, 1]
+        .into_iter()
+        .map(|h| {
+            set.questions
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| i % 2 == h)
+                .map(|(_, q)| {
+                    let hits = core
+                        .recall_weighted(&q.question, None, floor::ASKED, &base)
+                        .unwrap();
+                    Probe::new(&hits, &base, !q.targets.is_empty(), |hit| {
+                        q.targets.contains(&ids[&hit.note.id])
+                    })
+                })
+                .collect()
+        })
+        .collect();
+    for (h, p) in ["A", "B"].iter().zip(&halves) {
+        println!("half {h} {}", floor::line(p, base.floor));
+    }
+    if std::env::var("MNEMO_EVAL_GRID").is_ok() {
+        floor::sweep(&halves[0], &halves[1]);
+        floor::dump(&halves[0], &halves[1]);
+    }
+    let all: Vec<Probe> = halves.into_iter().flatten().collect();
+    let (kept, nothing) = floor::shares(&all, base.floor);
+    assert!(
+        kept >= MIN_FLOOR_KEPT && nothing >= MIN_FLOOR_NOTHING,
+        "relevance floor: kept {kept:.3} (min {MIN_FLOOR_KEPT}), nothing found {nothing:.3} (min {MIN_FLOOR_NOTHING})"
+    );
     assert!(
         hybrid10 >= MIN_HYBRID_HIT10,
         "hybrid hit@10 {hybrid10:.3} fell below {MIN_HYBRID_HIT10}"

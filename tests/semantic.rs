@@ -507,6 +507,8 @@ fn who_said_it_is_searchable_in_imported_chats() {
     let lexical_only = mnemo::memory::recall::Weights {
         lexical: 1.0,
         vector: 0.0,
+        turn_lexical: 1.0,
+        turn_vector: 0.0,
         recency: 0.0,
         ..Default::default()
     };

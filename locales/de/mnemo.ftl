@@ -38,6 +38,15 @@ recall-header = <b>Beste Treffer für</b> „{ $query }“
 recall-empty = Nichts gefunden für „{ $query }“.
 recall-failed = ⚠️ Die Suche ist gerade fehlgeschlagen; bitte versuch es gleich noch einmal.
 recall-hit = { $n }. <b>#{ $id }</b> <i>{ $date } · { $source }</i> { $flag }{ $text }
+recall-none = Nichts Passendes zu „{ $query }“ gefunden. Am nächsten kommt:
+recall-more-hidden = { $count ->
+    [one] Ein schwächerer Treffer nicht angezeigt.
+   *[other] { $count } schwächere Treffer nicht angezeigt.
+}
+recall-more-header = <b>Schwächere Treffer für</b> „{ $query }“
+btn-more = Mehr ({ $count })
+press-more = { $count } weitere.
+press-more-none = Mehr gibt es nicht.
 flag-none = {""}
 flag-priority = ❗{" "}
 flag-outdated = ⌛ <i>veraltet</i>{" "}
@@ -172,7 +181,10 @@ cli-imported-split = { $messages } lange Nachricht(en) als { $parts } verknüpft
 cli-semantic-off = Warnung: semantische Suche ist aus: { $reason }
 model-none = keins
 cli-recall-empty = Keine Treffer.
-cli-recall-hit = #{ $id } [{ $date }, Chat { $chat }, { $source }, Wert { $score }] { $text }
+cli-recall-hit = #{ $id } [{ $date }, Chat { $chat }, { $source }, Wert { $score }] { $flag }{ $text }
+cli-recall-none-relevant = Nichts Passendes gefunden; am nächsten kommt:
+cli-recall-relevant = {""}
+cli-recall-closest = (am nächsten, kein Treffer){" "}
 doctor-ok = ok    { $check }: { $detail }
 doctor-fail = FEHLER { $check }: { $detail }
 doctor-warn = warn  { $check }: { $detail }

@@ -38,6 +38,15 @@ recall-header = <b>Best matches for</b> “{ $query }”
 recall-empty = Nothing found for “{ $query }”.
 recall-failed = ⚠️ Search failed just now; please try again in a moment.
 recall-hit = { $n }. <b>#{ $id }</b> <i>{ $date } · { $source }</i> { $flag }{ $text }
+recall-none = Nothing matching “{ $query }” was found. The closest note:
+recall-more-hidden = { $count ->
+    [one] One weaker match not shown.
+   *[other] { $count } weaker matches not shown.
+}
+recall-more-header = <b>Weaker matches for</b> “{ $query }”
+btn-more = More ({ $count })
+press-more = Showing { $count } more.
+press-more-none = Nothing more to show.
 flag-none = {""}
 flag-priority = ❗{" "}
 flag-outdated = ⌛ <i>outdated</i>{" "}
@@ -172,7 +181,10 @@ cli-imported-split = { $messages } long message(s) were stored as { $parts } lin
 cli-semantic-off = warning: semantic recall is off: { $reason }
 model-none = none
 cli-recall-empty = No matches.
-cli-recall-hit = #{ $id } [{ $date }, chat { $chat }, { $source }, score { $score }] { $text }
+cli-recall-hit = #{ $id } [{ $date }, chat { $chat }, { $source }, score { $score }] { $flag }{ $text }
+cli-recall-none-relevant = Nothing matching found; the closest:
+cli-recall-relevant = {""}
+cli-recall-closest = (closest, not a match){" "}
 doctor-ok = ok    { $check }: { $detail }
 doctor-fail = FAIL  { $check }: { $detail }
 doctor-warn = warn  { $check }: { $detail }

@@ -48,7 +48,7 @@
 //! | bytes  | field      | encoding                                               |
 //! |--------|------------|--------------------------------------------------------|
 //! | 1      | version    | `1`                                                    |
-//! | 1      | action     | [`Action`] discriminant (`1..=6`, `8..=10`)            |
+//! | 1      | action     | [`Action`] discriminant (`1..=10`)                     |
 //! | 1..=10 | target     | `u64`, unsigned LEB128, minimal (no trailing `0x80`s)  |
 //! | 4      | issued_at  | `u32` little-endian, **unix seconds** (valid to 2106)  |
 //! | 8      | nonce      | `u64` little-endian, random ([`Payload::new`])         |
@@ -143,6 +143,9 @@ pub enum Action {
     Done = 5,
     /// 🔁 under a voice transcript.
     Retranscribe = 6,
+    /// "more" under a recall answer: the hits below the relevance floor
+    /// (target: the recall question, an `Ask` id).
+    More = 7,
     /// 🔕 under a health alert: no repeats for an hour (target: the check).
     HealthSnooze = 8,
     /// ✅ under a health alert: no repeats until it recovers.
@@ -153,13 +156,14 @@ pub enum Action {
 
 impl Action {
     /// Every action, in wire order.
-    pub const ALL: [Action; 9] = [
+    pub const ALL: [Action; 10] = [
         Action::Helpful,
         Action::NotHelpful,
         Action::Outdated,
         Action::Undo,
         Action::Done,
         Action::Retranscribe,
+        Action::More,
         Action::HealthSnooze,
         Action::HealthAck,
         Action::HealthDetails,

@@ -51,6 +51,9 @@ pub struct JsonHit {
     pub source: &'static str,
     /// Someone marked it outdated with the ⌛ button.
     pub outdated: bool,
+    /// Above the relevance floor (`recall.relevance_floor`); chat shows the
+    /// others only behind "more", or as the closest one when none is.
+    pub relevant: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub explain: Option<Parts>,
 }
@@ -69,6 +72,7 @@ fn json_hit(h: &Hit, explain: bool) -> JsonHit {
             .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         source: h.note.source.as_str(),
         outdated: h.outdated,
+        relevant: h.relevant,
         explain: explain.then_some(h.parts),
     }
 }
@@ -107,6 +111,11 @@ pub fn run(cfg: &Config, args: &Args) -> anyhow::Result<()> {
             "{}",
             i18n.render_plain(lang, &Line::new("cli-recall-empty"))
         );
+    } else if !hits.iter().any(|h| h.relevant) {
+        println!(
+            "{}",
+            i18n.render_plain(lang, &Line::new("cli-recall-none-relevant"))
+        );
     }
     for h in hits {
         let line = Line::new("cli-recall-hit")
@@ -115,6 +124,14 @@ pub fn run(cfg: &Config, args: &Args) -> anyhow::Result<()> {
             .num("chat", crate::store::shown_chat(h.note.chat_id))
             .key("source", &format!("source-{}", h.note.source.as_str()))
             .text("score", format!("{:.3}", h.score))
+            .key(
+                "flag",
+                if h.relevant {
+                    "cli-recall-relevant"
+                } else {
+                    "cli-recall-closest"
+                },
+            )
             .text("text", h.note.text.clone());
         println!("{}", i18n.render_plain(lang, &line));
         if args.explain {

@@ -4,7 +4,7 @@
 //! [`Command::ALL`].
 
 use super::prepare::{Found, Prepared};
-use super::{format_date, snippet, Button, Changes, Core, Cx, Outcome};
+use super::{format_date, snippet, Button, Changes, Core, Cx, Hit, Outcome};
 use crate::buttons::Action;
 use crate::i18n::{self, Line};
 use crate::store::{Item, ItemKind, Note, StoreError, Tx, Vote};
@@ -249,22 +249,30 @@ impl Core {
                 Line::new("recall-empty").text("query", snippet(query, 100))
             ]);
         }
-        let mut lines = vec![Line::new("recall-header").text("query", snippet(query, 100))];
-        lines.extend(hits.iter().enumerate().map(|(i, h)| {
-            Line::new("recall-hit")
-                .num("n", i + 1)
-                .num("id", h.note.id)
-                .text("date", format_date(h.note.created_at))
-                .key("source", &format!("source-{}", h.note.source.as_str()))
-                .key("flag", self.flag(&h.note, h.outdated))
-                .text("text", snippet(&h.note.text, SNIPPET_CHARS))
-        }));
+        // Only hits above the relevance floor are shown; when none is, the
+        // closest one is, as such. The rest wait behind "more".
+        let (shown, rest) = split_relevant(&hits);
+        let mut lines = if shown.iter().any(|h| h.relevant) {
+            vec![Line::new("recall-header").text("query", snippet(query, 100))]
+        } else {
+            vec![Line::new("recall-none").text("query", snippet(query, 100))]
+        };
+        lines.extend(
+            shown
+                .iter()
+                .enumerate()
+                .map(|(i, h)| self.hit_line(i + 1, h)),
+        );
+        let buttons = self.buttons_on(cx);
+        if !rest.is_empty() && !buttons {
+            lines.push(Line::new("recall-more-hidden").num("count", rest.len()));
+        }
         let mut reply = cx.reply(lines);
-        if self.buttons_on(cx) {
+        if buttons {
             // One row per hit: 👍 n · 👎 n · ⌛ n. The vote buttons share the
-            // nonce naming this question.
+            // nonce naming this question; "more" names it as its target.
             let ask = self.put_ask(tx, cx, query, qvec)?;
-            let rows: Vec<Vec<Button>> = hits
+            let mut rows: Vec<Vec<Button>> = shown
                 .iter()
                 .enumerate()
                 .map(|(i, h)| {
@@ -280,11 +288,34 @@ impl Core {
                     .collect()
                 })
                 .collect();
+            if !rest.is_empty() {
+                rows.extend(
+                    self.button(
+                        cx,
+                        Action::More,
+                        ask,
+                        None,
+                        Line::new("btn-more").num("count", rest.len()),
+                    )
+                    .map(|b| vec![b]),
+                );
+            }
             if let Outcome::Reply(r) = &mut reply {
                 r.buttons = rows;
             }
         }
         Ok(vec![reply])
+    }
+
+    /// One numbered line of a recall answer.
+    pub(super) fn hit_line(&self, n: usize, h: &Hit) -> Line {
+        Line::new("recall-hit")
+            .num("n", n)
+            .num("id", h.note.id)
+            .text("date", format_date(h.note.created_at))
+            .key("source", &format!("source-{}", h.note.source.as_str()))
+            .key("flag", self.flag(&h.note, h.outdated))
+            .text("text", snippet(&h.note.text, SNIPPET_CHARS))
     }
 
     /// The chat's open to-dos, newest first.
@@ -492,6 +523,16 @@ pub fn human_bytes(n: u64) -> String {
     } else {
         format!("{v:.1} {}", UNITS[u])
     }
+}
+
+/// The hits `/recall` shows — those above the relevance floor, or the
+/// closest one when none is — and the rest, which wait behind "more".
+pub(super) fn split_relevant(hits: &[Hit]) -> (Vec<&Hit>, Vec<&Hit>) {
+    let (mut shown, mut rest): (Vec<&Hit>, Vec<&Hit>) = hits.iter().partition(|h| h.relevant);
+    if shown.is_empty() && !rest.is_empty() {
+        shown.push(rest.remove(0));
+    }
+    (shown, rest)
 }
 
 #[cfg(test)]

@@ -186,6 +186,9 @@ pub struct Hit {
     pub parts: Parts,
     /// Someone marked this memory outdated (it is demoted, and shown so).
     pub outdated: bool,
+    /// Above the relevance floor (`Weights::floor`): chat shows it first;
+    /// the others are the closest there is.
+    pub relevant: bool,
 }
 
 /// Counts for /stats and `mnemo stats`.

@@ -203,11 +203,57 @@ impl Core {
                 ch.voice_ready();
                 answer
             }
+            Action::More => return self.more(tx, cx, p.target),
             Action::HealthSnooze | Action::HealthAck | Action::HealthDetails => {
                 return self.health_press(tx, cx, p.action, p.target, ch)
             }
         };
         Ok(vec![answer])
+    }
+
+    /// "more" under a recall answer: the question (`ask`) is searched
+    /// again — with its stored embedding, no model call — and the hits the
+    /// answer left out (below the relevance floor) are sent as a reply.
+    fn more(&self, tx: &mut Tx, cx: &Cx, ask: u64) -> Result<Vec<Outcome>, StoreError> {
+        let chat = cx.ev.chat_id;
+        let Some(a) = tx.ask(ask)?.filter(|a| a.chat_id == chat) else {
+            return Ok(vec![cx.answer(Line::new("press-gone"), false)]);
+        };
+        let same_model = self
+            .embedder
+            .as_ref()
+            .is_some_and(|e| e.model_id() == a.qspace);
+        let qvec = a.qvec.filter(|_| same_model);
+        let k = self.settings.recall_default_k;
+        let hits = match self.recall_with(
+            &a.query,
+            qvec,
+            crate::memory::Chats::one(chat),
+            k,
+            &self.settings.weights,
+        ) {
+            Ok((hits, _)) => hits,
+            Err(super::CoreError::Store(e)) => return Err(e),
+            Err(e) => {
+                tracing::error!(error = %e, "recall for \"more\" failed");
+                return Ok(vec![cx.answer(Line::new("recall-failed"), false)]);
+            }
+        };
+        let (shown, rest) = super::commands::split_relevant(&hits);
+        if rest.is_empty() {
+            return Ok(vec![cx.answer(Line::new("press-more-none"), false)]);
+        }
+        let mut lines =
+            vec![Line::new("recall-more-header").text("query", super::snippet(&a.query, 100))];
+        lines.extend(
+            rest.iter()
+                .enumerate()
+                .map(|(i, h)| self.hit_line(shown.len() + i + 1, h)),
+        );
+        Ok(vec![
+            cx.answer(Line::new("press-more").num("count", rest.len()), true),
+            cx.reply(lines),
+        ])
     }
 
     /// Moves ranked candidates by their votes and re-sorts them. Returns the

@@ -42,8 +42,22 @@ impl Core {
         k: usize,
         weights: &Weights,
     ) -> Result<(Vec<Hit>, Option<Vec<f32>>), CoreError> {
+        self.recall_with(query, None, chat, k, weights)
+    }
+
+    /// [`Core::recall_full`] with the question's embedding when it is known
+    /// already (a "more" press: the question was embedded when asked).
+    pub(super) fn recall_with(
+        &self,
+        query: &str,
+        known: Option<Vec<f32>>,
+        chat: Chats,
+        k: usize,
+        weights: &Weights,
+    ) -> Result<(Vec<Hit>, Option<Vec<f32>>), CoreError> {
         let k = k.clamp(1, self.settings.recall_max_k);
         let qv = match &self.embedder {
+            _ if known.is_some() => known,
             Some(e) if !query.trim().is_empty() => Some(
                 e.embed(&[query])
                     .map_err(|err| CoreError::Embed(format!("{err:#}")))?
@@ -51,9 +65,13 @@ impl Core {
             ),
             _ => None,
         };
-        let found = self
-            .indexes
-            .search(query, qv.as_deref(), chat, CANDIDATES.max(k));
+        let found = self.indexes.search(
+            query,
+            qv.as_deref(),
+            chat,
+            CANDIDATES.max(k),
+            weights.window,
+        );
         let mut notes = HashMap::new();
         let mut cands = Vec::new();
         for m in found.matches {
@@ -67,6 +85,8 @@ impl Core {
                 lexical: m.bm25 / found.query_weight,
                 cosine: m.cosine,
                 created_at: note.created_at,
+                by_named: m.by_named,
+                turn: m.turn,
             });
             notes.insert(m.id, note);
         }
@@ -80,6 +100,7 @@ impl Core {
                 notes.remove(&id).map(|note| Hit {
                     note,
                     score,
+                    relevant: parts.relevance + parts.feedback >= weights.floor,
                     parts,
                     outdated: outdated.contains(&id),
                 })

@@ -57,6 +57,8 @@ impl Settings {
                 vector: c.recall.weight_vector,
                 recency: c.recall.weight_recency,
                 recency_half_life_days: c.recall.recency_half_life_days,
+                floor: c.recall.relevance_floor,
+                ..Weights::default()
             },
             ann_threshold: c.recall.ann_threshold,
             duplicate_threshold: c.notes.duplicate_threshold,

@@ -18,15 +18,17 @@ use super::dot::dot;
 use super::lexical::LexicalIndex;
 use super::recall;
 use super::vector::VectorIndex;
+use super::window::{self, Sittings};
 use crate::models::EMBED_DIM;
 use crate::store::{Aggregate, FeedbackEvent, Note, Store, StoreError};
 
 /// A change to the derived state, applied once its transaction committed.
 pub(crate) enum IndexOp {
     /// A new or changed note: (note id, chat id, the text the lexical index
-    /// reads); see [`IndexOp::upsert`]. Its old vector, if any, is stale and
-    /// dropped; the embed worker adds the new one.
-    Upsert(u64, i64, String),
+    /// reads, its date, its author); see [`IndexOp::upsert`]. Its old
+    /// vector, if any, is stale and dropped; the embed worker adds the new
+    /// one.
+    Upsert(u64, i64, String, i64, Option<String>),
     /// A deleted note: out of every index, its votes forgotten (the store
     /// deleted them with it).
     Remove(u64),
@@ -40,7 +42,13 @@ impl IndexOp {
     /// A new or changed note: the lexical index reads its
     /// [`Note::indexed_text`]; its vector is redone by the worker.
     pub(crate) fn upsert(n: &Note) -> IndexOp {
-        IndexOp::Upsert(n.id, n.chat_id, n.indexed_text().into_owned())
+        IndexOp::Upsert(
+            n.id,
+            n.chat_id,
+            n.indexed_text().into_owned(),
+            n.created_at,
+            n.author.clone(),
+        )
     }
 }
 
@@ -52,6 +60,10 @@ pub(crate) struct Match {
     /// The cosine of its vector with the query's, when both exist (also for
     /// notes only the lexical side found).
     pub(crate) cosine: Option<f32>,
+    /// A turn by a person the query names.
+    pub(crate) by_named: bool,
+    /// A turn of an imported conversation.
+    pub(crate) turn: bool,
 }
 
 /// What [`Indexes::search`] found: both sides' candidates, merged by id.
@@ -70,14 +82,16 @@ pub(crate) struct Found {
 ///   core's writer lock from before the commit until after the apply — so
 ///   the indexes see writes in commit order, and a rolled-back transaction
 ///   never reaches them.
-/// - One lock order: lexical → vectors → graph → feedback. Whoever holds
-///   more than one takes them in that order ([`Indexes::apply`] all four,
-///   [`Indexes::search`] vectors then graph); none is held across a store
+/// - One lock order: lexical → turns → vectors → graph → feedback. Whoever
+///   holds more than one takes them in that order ([`Indexes::apply`] all
+///   five, [`Indexes::search`] lexical, turns, vectors, graph); none is held across a store
 ///   read or a model call.
 /// - Nothing here is the only copy of anything: [`Indexes::build`] makes it
 ///   all again from the store.
 pub(crate) struct Indexes {
     lexical: RwLock<LexicalIndex>,
+    /// The turns of imported conversations: sittings and speakers.
+    turns: RwLock<Sittings>,
     vectors: RwLock<VectorIndex>,
     /// The ANN graph, once the vectors number `ann_threshold`.
     ann: RwLock<Option<Ann>>,
@@ -103,7 +117,7 @@ impl Indexes {
         space: Option<&str>,
         ann_threshold: usize,
     ) -> Result<Indexes, StoreError> {
-        let lexical = LexicalIndex::rebuild(store)?;
+        let (lexical, turns) = rebuild_text(store)?;
         let mut vectors = VectorIndex::new(EMBED_DIM);
         let mut graph = None;
         let mut dirty = false;
@@ -148,6 +162,7 @@ impl Indexes {
         });
         Ok(Indexes {
             lexical: RwLock::new(lexical),
+            turns: RwLock::new(turns),
             vectors: RwLock::new(vectors),
             ann: RwLock::new(graph),
             ann_dirty: AtomicBool::new(dirty),
@@ -168,6 +183,7 @@ impl Indexes {
         }
         let mut voted = false;
         let mut lex = write(&self.lexical);
+        let mut turns = write(&self.turns);
         let mut vec = write(&self.vectors);
         let mut graph = write(&self.ann);
         let mut fb = write(&self.feedback);
@@ -179,12 +195,14 @@ impl Indexes {
                 self.add_to_graph(graph.as_mut(), &mut added);
             }
             let stale = match op {
-                IndexOp::Upsert(id, chat, text) => {
+                IndexOp::Upsert(id, chat, text, at, author) => {
                     lex.insert(id, chat, &text);
+                    turns.insert(id, chat, at, author.as_deref());
                     id
                 }
                 IndexOp::Remove(id) => {
                     lex.remove(id);
+                    turns.remove(id);
                     fb.remove(&id);
                     id
                 }
@@ -245,11 +263,18 @@ impl Indexes {
         query_vector: Option<&[f32]>,
         chat: super::Chats,
         n: usize,
+        window: f32,
     ) -> Found {
-        let (lex, query_weight) = {
-            let idx = read(&self.lexical);
-            (idx.search(query, chat, n), idx.query_weight(query))
+        let idx = read(&self.lexical);
+        let turns = read(&self.turns);
+        let lex = if turns.is_empty() || window <= 0.0 {
+            idx.search(query, chat, n)
+        } else {
+            window::search(&idx, &turns, query, chat, window, n)
         };
+        let query_weight = idx.query_weight(query);
+        drop(idx);
+        let named = turns.named_speakers(chat, query);
         let vectors = read(&self.vectors);
         let graph = read(&self.ann);
         let vec = match (query_vector, graph.as_ref()) {
@@ -269,6 +294,9 @@ impl Indexes {
                 id,
                 bm25,
                 cosine: cos.or_else(|| Some(dot(query_vector?, vectors.get(id)?))),
+                by_named: !named.is_empty()
+                    && turns.speaker_of(id).is_some_and(|s| named.contains(&s)),
+                turn: turns.speaker_of(id).is_some(),
             })
             .collect();
         Found {
@@ -304,8 +332,9 @@ impl Indexes {
     /// Rebuilds the lexical index from the store's notes (call under the
     /// writer lock).
     pub(crate) fn rebuild_lexical(&self, store: &Store) -> Result<(), StoreError> {
-        let lex = LexicalIndex::rebuild(store)?;
+        let (lex, turns) = rebuild_text(store)?;
         *write(&self.lexical) = lex;
+        *write(&self.turns) = turns;
         Ok(())
     }
 
@@ -333,6 +362,18 @@ impl Indexes {
             }
         }
     }
+}
+
+/// The lexical index and the conversations' turns, from one pass over the
+/// store's notes.
+fn rebuild_text(store: &Store) -> Result<(LexicalIndex, Sittings), StoreError> {
+    let mut lex = LexicalIndex::new();
+    let mut turns = Sittings::new();
+    store.for_each_memory(|n| {
+        lex.insert(n.id, n.chat_id, &n.indexed_text());
+        turns.insert(n.id, n.chat_id, n.created_at, n.author.as_deref());
+    })?;
+    Ok((lex, turns))
 }
 
 /// A read lock that survives a panicked writer: the state is derived, and

@@ -21,7 +21,7 @@ use rust_stemmers::{Algorithm, Stemmer};
 
 use crate::store::{Store, StoreError};
 
-const K1: f32 = 1.2;
+pub(crate) const K1: f32 = 1.2;
 const B: f32 = 0.4;
 
 #[derive(Debug, Clone)]
@@ -181,6 +181,43 @@ impl LexicalIndex {
             .max(1e-6)
     }
 
+    /// Each query term's postings, for scorers built on this index (the
+    /// turn windows of [`super::window`]): the term's idf and, for every
+    /// note that has it (in `chat` when given), its term frequency over the
+    /// note's length norm, `tf / (1 - b + b·len/avg)` — BM25's saturation
+    /// `x·(k1 + 1) / (x + k1)` of that value is the note's score for the term.
+    pub fn term_postings(
+        &self,
+        query: &str,
+        chat: impl Into<super::Chats>,
+    ) -> Vec<(f32, Vec<(u64, f32)>)> {
+        let chat: super::Chats = chat.into();
+        if self.docs.is_empty() {
+            return Vec::new();
+        }
+        let n = self.docs.len() as f32;
+        let avg = (self.total_len as f32 / n).max(1.0);
+        analyze_query(query)
+            .iter()
+            .filter_map(|term| {
+                let list = self.postings.get(term)?;
+                let df = list.len() as f32;
+                let idf = ((n - df + 0.5) / (df + 0.5) + 1.0).ln();
+                let docs = list
+                    .iter()
+                    .filter_map(|&(id, tf)| {
+                        let doc = &self.docs[&id];
+                        if !chat.admits(doc.chat_id) {
+                            return None;
+                        }
+                        Some((id, tf as f32 / (1.0 - B + B * doc.len as f32 / avg)))
+                    })
+                    .collect();
+                Some((idf, docs))
+            })
+            .collect()
+    }
+
     /// The best `k` notes for `query`, restricted to `chat` when given, as
     /// (note id, score) with the highest score first.
     pub fn search(&self, query: &str, chat: impl Into<super::Chats>, k: usize) -> Vec<(u64, f32)> {
@@ -208,11 +245,16 @@ impl LexicalIndex {
                 *scores.entry(id).or_default() += idf * tf * (K1 + 1.0) / (tf + norm);
             }
         }
-        let mut hits: Vec<(u64, f32)> = scores.into_iter().collect();
-        hits.sort_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));
-        hits.truncate(k);
-        hits
+        top_k(scores, k)
     }
+}
+
+/// The `k` best of `scores`, highest first; ties by newer (higher) id.
+pub(crate) fn top_k(scores: HashMap<u64, f32>, k: usize) -> Vec<(u64, f32)> {
+    let mut hits: Vec<(u64, f32)> = scores.into_iter().collect();
+    hits.sort_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));
+    hits.truncate(k);
+    hits
 }
 
 #[cfg(test)]

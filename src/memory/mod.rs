@@ -19,6 +19,7 @@ pub mod indexes;
 pub mod lexical;
 pub mod recall;
 pub mod vector;
+pub mod window;
 
 /// Which chats a search covers: all of them, or one chat — possibly with the
 /// import space of the same id ([`crate::store::import_chat`]), which only
@@ -38,6 +39,12 @@ impl Chats {
     /// `chat` and the history imported from an export whose chat id is `chat`.
     pub fn with_import(chat: i64) -> Chats {
         Chats(Some([chat, crate::store::import_chat(chat)]))
+    }
+
+    /// The chats covered (once each), `None` for all of them.
+    pub fn ids(self) -> Option<Vec<i64>> {
+        self.0
+            .map(|[a, b]| if a == b { vec![a] } else { vec![a, b] })
     }
 
     pub fn admits(self, chat: i64) -> bool {

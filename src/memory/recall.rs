@@ -17,11 +17,25 @@ use serde::{Deserialize, Serialize};
 
 /// Fusion weights, from config.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Weights {
     pub lexical: f32,
     pub vector: f32,
     pub recency: f32,
     pub recency_half_life_days: f32,
+    /// `lexical` and `vector` for turns of imported conversations (notes
+    /// with an author): their words are few and their window counts on the
+    /// lexical side, so the tuned balance differs from notes to self.
+    pub turn_lexical: f32,
+    pub turn_vector: f32,
+    /// Weight of a conversation turn's window (its neighbours' words) in
+    /// BM25F, relative to its own words (see [`super::window`]); 0 = off.
+    pub window: f32,
+    /// Added to a turn by a person the question names.
+    pub speaker: f32,
+    /// A hit is relevant when its [`Parts::relevance`] (plus feedback)
+    /// reaches this; chat shows only relevant hits first.
+    pub floor: f32,
 }
 
 impl Default for Weights {
@@ -31,6 +45,11 @@ impl Default for Weights {
             vector: 0.55,
             recency: 0.05,
             recency_half_life_days: 180.0,
+            turn_lexical: 0.8,
+            turn_vector: 0.2,
+            window: 0.25,
+            speaker: 0.1,
+            floor: 0.12,
         }
     }
 }
@@ -39,15 +58,18 @@ impl Weights {
     /// The three rankings an evaluation compares: lexical only, vector
     /// only (both without recency) and these weights.
     pub fn ablations(self) -> [(&'static str, Weights); 3] {
-        let only = |lexical, vector| Weights {
-            lexical,
-            vector,
+        let only = |on_lex: bool| Weights {
+            lexical: if on_lex { self.lexical } else { 0.0 },
+            vector: if on_lex { 0.0 } else { self.vector },
+            turn_lexical: if on_lex { self.turn_lexical } else { 0.0 },
+            turn_vector: if on_lex { 0.0 } else { self.turn_vector },
             recency: 0.0,
+            speaker: 0.0,
             ..self
         };
         [
-            ("lexical", only(self.lexical, 0.0)),
-            ("vector", only(0.0, self.vector)),
+            ("lexical", only(true)),
+            ("vector", only(false)),
             ("hybrid", self),
         ]
     }
@@ -64,6 +86,16 @@ pub struct Parts {
     pub cosine: f32,
     /// What feedback (votes from inline buttons) added or took away.
     pub feedback: f32,
+    /// What the speaker boost added (a turn by the person the question names).
+    pub speaker: f32,
+    /// How well the note answers the question, for the relevance floor:
+    /// `RELEVANCE_LEXICAL · lexical share + (1 − RELEVANCE_LEXICAL) · (cosine
+    /// − the mean cosine of the candidates)`. Not the fused score: its
+    /// min-max vector side gives the best candidate full weight however
+    /// unrelated it is, while a note that stands out from the candidates is
+    /// what an answerable question has (calibrated on tests/data, see
+    /// docs/BENCHMARKS.md). Without a model: the lexical share.
+    pub relevance: f32,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -74,11 +106,20 @@ pub struct Candidate {
     pub lexical: f32,
     pub cosine: Option<f32>,
     pub created_at: i64,
+    /// A turn by a person the question names.
+    pub by_named: bool,
+    /// A turn of an imported conversation (weighted by `turn_*`).
+    pub turn: bool,
 }
+
+/// The lexical share's part in [`Parts::relevance`].
+pub const RELEVANCE_LEXICAL: f32 = 0.1;
 
 /// Ranks candidates; returns the best `k` as (id, score, parts).
 pub fn fuse(cands: &[Candidate], now: i64, w: &Weights, k: usize) -> Vec<(u64, f32, Parts)> {
     let (vmin, vmax) = min_max(cands.iter().filter_map(|c| c.cosine));
+    let with_vec = cands.iter().filter(|c| c.cosine.is_some()).count();
+    let vmean = cands.iter().filter_map(|c| c.cosine).sum::<f32>() / with_vec.max(1) as f32;
     let norm = |x: f32, lo: f32, hi: f32| {
         if hi - lo > 1e-9 {
             (x - lo) / (hi - lo)
@@ -92,19 +133,38 @@ pub fn fuse(cands: &[Candidate], now: i64, w: &Weights, k: usize) -> Vec<(u64, f
     let mut out: Vec<(u64, f32, Parts)> = cands
         .iter()
         .map(|c| {
+            let (wl, wv) = if c.turn {
+                (w.turn_lexical, w.turn_vector)
+            } else {
+                (w.lexical, w.vector)
+            };
             let lex = c.lexical.clamp(0.0, 1.0);
             let vec = c.cosine.map_or(0.0, |v| norm(v, vmin, vmax));
             let age = (now - c.created_at).max(0) as f64;
             let rec = 0.5f64.powf(age / half_life_ms) as f32;
             let parts = Parts {
-                lexical: w.lexical * lex,
-                vector: w.vector * vec,
+                lexical: wl * lex,
+                vector: wv * vec,
                 recency: w.recency * rec,
                 bm25: c.bm25,
                 cosine: c.cosine.unwrap_or(0.0),
                 feedback: 0.0,
+                speaker: if c.by_named { w.speaker } else { 0.0 },
+                relevance: 0.0,
             };
-            (c.id, parts.lexical + parts.vector + parts.recency, parts)
+            // Without vectors (no model) the lexical share is all there is.
+            let relevance = if with_vec == 0 {
+                lex
+            } else {
+                RELEVANCE_LEXICAL * lex
+                    + (1.0 - RELEVANCE_LEXICAL) * c.cosine.map_or(0.0, |v| v - vmean)
+            };
+            let parts = Parts { relevance, ..parts };
+            (
+                c.id,
+                parts.lexical + parts.vector + parts.recency + parts.speaker,
+                parts,
+            )
         })
         .collect();
     out.sort_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));
@@ -141,6 +201,8 @@ mod tests {
             lexical: bm25 / 10.0,
             cosine: cos,
             created_at: 0,
+            by_named: false,
+            turn: false,
         }
     }
 
@@ -173,6 +235,8 @@ mod tests {
             lexical: 0.3,
             cosine: Some(0.6),
             created_at: 0,
+            by_named: false,
+            turn: false,
         };
         let new = Candidate {
             id: 2,
@@ -180,6 +244,8 @@ mod tests {
             lexical: 0.3,
             cosine: Some(0.6),
             created_at: 700 * day,
+            by_named: false,
+            turn: false,
         };
         let r = fuse(&[old, new], 700 * day, &w, 2);
         assert_eq!(r[0].0, 2);
@@ -189,8 +255,53 @@ mod tests {
             lexical: 0.9,
             cosine: Some(0.9),
             created_at: 0,
+            by_named: false,
+            turn: false,
         };
         let r = fuse(&[strong_old, new], 700 * day, &w, 2);
         assert_eq!(r[0].0, 1, "relevance beats recency");
+    }
+
+    #[test]
+    fn relevance_is_how_far_a_note_stands_out_and_turns_have_their_weights() {
+        let w = Weights::default();
+        // One note close to the question among unrelated ones: it alone
+        // passes the floor; a flat field of weak matches passes none.
+        let peak = [
+            c(1, 0.0, Some(0.62)),
+            c(2, 0.0, Some(0.2)),
+            c(3, 0.0, Some(0.22)),
+            c(4, 0.0, Some(0.18)),
+        ];
+        let r = fuse(&peak, 0, &w, 4);
+        let relevant: Vec<u64> = r
+            .iter()
+            .filter(|h| h.2.relevance >= w.floor)
+            .map(|h| h.0)
+            .collect();
+        assert_eq!(relevant, vec![1]);
+        let flat = [
+            c(1, 0.0, Some(0.3)),
+            c(2, 0.0, Some(0.28)),
+            c(3, 0.0, Some(0.29)),
+        ];
+        assert!(fuse(&flat, 0, &w, 3)
+            .iter()
+            .all(|h| h.2.relevance < w.floor));
+        // Without a model the share of the question matched decides.
+        let lexical = [c(1, 5.0, None), c(2, 0.5, None)];
+        let r = fuse(&lexical, 0, &w, 2);
+        assert_eq!((r[0].2.relevance, r[1].2.relevance), (0.5, 0.05));
+        // A turn is weighted by `turn_*`, and by its speaker when named.
+        let turn = Candidate {
+            turn: true,
+            by_named: true,
+            ..c(1, 10.0, Some(0.0))
+        };
+        let r = fuse(&[turn], 0, &Weights { recency: 0.0, ..w }, 1);
+        assert!(
+            (r[0].1 - (w.turn_lexical + w.speaker)).abs() < 1e-6,
+            "{r:?}"
+        );
     }
 }
