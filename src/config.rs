@@ -131,6 +131,7 @@ pub struct Recall {
     pub weight_vector: f32,
     pub weight_recency: f32,
     pub recency_half_life_days: f32,
+    pub weight_date: f32,
     pub relevance_floor: f32,
     pub ann_threshold: usize,
     pub feedback_weight: f32,

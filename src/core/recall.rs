@@ -65,12 +65,14 @@ impl Core {
             ),
             _ => None,
         };
+        let span = self.date_span(query, chat)?;
         let found = self.indexes.search(
             query,
             qv.as_deref(),
             chat,
             CANDIDATES.max(k),
             weights.window,
+            span.as_ref(),
         );
         let mut notes = HashMap::new();
         let mut cands = Vec::new();
@@ -87,6 +89,11 @@ impl Core {
                 created_at: note.created_at,
                 by_named: m.by_named,
                 turn: m.turn,
+                dated_only: m.dated_only,
+                in_span: span
+                    .as_ref()
+                    .filter(|s| s.contains(note.created_at))
+                    .and(found.span_notes),
             });
             notes.insert(m.id, note);
         }
@@ -107,5 +114,24 @@ impl Core {
             })
             .collect();
         Ok((hits, qv))
+    }
+
+    /// The time `query` names, if any, in the zone of the (first) chat
+    /// searched: its /tz, else `digest.timezone`.
+    fn date_span(
+        &self,
+        query: &str,
+        chat: Chats,
+    ) -> Result<Option<crate::memory::when::Span>, CoreError> {
+        let first = chat.ids().and_then(|c| c.first().copied());
+        let d = match first {
+            Some(c) => self.store.chat_digest(c)?,
+            None => None,
+        };
+        Ok(crate::memory::when::parse(
+            query,
+            now_ms(),
+            self.chat_tz(d.as_ref()),
+        ))
     }
 }

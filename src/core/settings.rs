@@ -57,6 +57,7 @@ impl Settings {
                 vector: c.recall.weight_vector,
                 recency: c.recall.weight_recency,
                 recency_half_life_days: c.recall.recency_half_life_days,
+                date: c.recall.weight_date,
                 floor: c.recall.relevance_floor,
                 ..Weights::default()
             },

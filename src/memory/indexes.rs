@@ -18,6 +18,7 @@ use super::dot::dot;
 use super::lexical::LexicalIndex;
 use super::recall;
 use super::vector::VectorIndex;
+use super::when::{Dates, Span};
 use super::window::{self, Sittings};
 use crate::models::EMBED_DIM;
 use crate::store::{Aggregate, FeedbackEvent, Note, Store, StoreError};
@@ -64,6 +65,8 @@ pub(crate) struct Match {
     pub(crate) by_named: bool,
     /// A turn of an imported conversation.
     pub(crate) turn: bool,
+    /// Found only among the notes of the time the query names.
+    pub(crate) dated_only: bool,
 }
 
 /// What [`Indexes::search`] found: both sides' candidates, merged by id.
@@ -72,6 +75,9 @@ pub(crate) struct Found {
     /// The query's total idf: BM25 divided by it is the share of the query
     /// a note matches.
     pub(crate) query_weight: f32,
+    /// The notes written in the time the query names (`usize::MAX`: more
+    /// than [`DATE_POOL`]); `None` when it names none.
+    pub(crate) span_notes: Option<usize>,
 }
 
 /// The derived state of the notes in the store.
@@ -82,9 +88,9 @@ pub(crate) struct Found {
 ///   core's writer lock from before the commit until after the apply — so
 ///   the indexes see writes in commit order, and a rolled-back transaction
 ///   never reaches them.
-/// - One lock order: lexical → turns → vectors → graph → feedback. Whoever
-///   holds more than one takes them in that order ([`Indexes::apply`] all
-///   five, [`Indexes::search`] lexical, turns, vectors, graph); none is held across a store
+/// - One lock order: lexical → turns → dates → vectors → graph → feedback.
+///   Whoever holds more than one takes them in that order ([`Indexes::apply`]
+///   all six, [`Indexes::search`] all but feedback); none is held across a store
 ///   read or a model call.
 /// - Nothing here is the only copy of anything: [`Indexes::build`] makes it
 ///   all again from the store.
@@ -92,6 +98,8 @@ pub(crate) struct Indexes {
     lexical: RwLock<LexicalIndex>,
     /// The turns of imported conversations: sittings and speakers.
     turns: RwLock<Sittings>,
+    /// Every note's date, for questions that name a time.
+    dates: RwLock<Dates>,
     vectors: RwLock<VectorIndex>,
     /// The ANN graph, once the vectors number `ann_threshold`.
     ann: RwLock<Option<Ann>>,
@@ -117,7 +125,7 @@ impl Indexes {
         space: Option<&str>,
         ann_threshold: usize,
     ) -> Result<Indexes, StoreError> {
-        let (lexical, turns) = rebuild_text(store)?;
+        let (lexical, turns, dates) = rebuild_text(store)?;
         let mut vectors = VectorIndex::new(EMBED_DIM);
         let mut graph = None;
         let mut dirty = false;
@@ -163,6 +171,7 @@ impl Indexes {
         Ok(Indexes {
             lexical: RwLock::new(lexical),
             turns: RwLock::new(turns),
+            dates: RwLock::new(dates),
             vectors: RwLock::new(vectors),
             ann: RwLock::new(graph),
             ann_dirty: AtomicBool::new(dirty),
@@ -184,6 +193,8 @@ impl Indexes {
         let mut voted = false;
         let mut lex = write(&self.lexical);
         let mut turns = write(&self.turns);
+        let mut dates = write(&self.dates);
+        let mut gone = std::collections::HashSet::new();
         let mut vec = write(&self.vectors);
         let mut graph = write(&self.ann);
         let mut fb = write(&self.feedback);
@@ -198,11 +209,13 @@ impl Indexes {
                 IndexOp::Upsert(id, chat, text, at, author) => {
                     lex.insert(id, chat, &text);
                     turns.insert(id, chat, at, author.as_deref());
+                    dates.insert(id, chat, at);
                     id
                 }
                 IndexOp::Remove(id) => {
                     lex.remove(id);
                     turns.remove(id);
+                    gone.insert(id);
                     fb.remove(&id);
                     id
                 }
@@ -226,6 +239,7 @@ impl Indexes {
             }
         }
         self.add_to_graph(graph.as_mut(), &mut added);
+        dates.remove(&gone);
         if any_vector && graph.is_none() && vec.len() >= self.ann_threshold {
             if let Some(space) = &self.space {
                 tracing::info!(
@@ -256,7 +270,10 @@ impl Indexes {
     /// The lexical and vector candidates for a query: the `n` best of each
     /// side (the vector side only with a query vector; through the graph
     /// when there is one, exact otherwise), optionally in one chat, merged
-    /// by id.
+    /// by id. When the question names a time (`span`), its phrase is left
+    /// out of the lexical query, and the notes written in the span — up to
+    /// [`DATE_POOL`] of them; a wider span only boosts, in fusion — are
+    /// candidates too: the `n` closest to the query vector.
     pub(crate) fn search(
         &self,
         query: &str,
@@ -264,17 +281,22 @@ impl Indexes {
         chat: super::Chats,
         n: usize,
         window: f32,
+        span: Option<&Span>,
     ) -> Found {
+        let stripped = span.map(|s| s.strip(query));
+        let words = stripped.as_deref().unwrap_or(query);
         let idx = read(&self.lexical);
         let turns = read(&self.turns);
         let lex = if turns.is_empty() || window <= 0.0 {
-            idx.search(query, chat, n)
+            idx.search(words, chat, n)
         } else {
-            window::search(&idx, &turns, query, chat, window, n)
+            window::search(&idx, &turns, words, chat, window, n)
         };
-        let query_weight = idx.query_weight(query);
+        let query_weight = idx.query_weight(words);
         drop(idx);
         let named = turns.named_speakers(chat, query);
+        let in_span = span.and_then(|s| read(&self.dates).within(s, chat, DATE_POOL));
+        let span_notes = span.map(|_| in_span.as_ref().map_or(usize::MAX, Vec::len));
         let vectors = read(&self.vectors);
         let graph = read(&self.ann);
         let vec = match (query_vector, graph.as_ref()) {
@@ -288,7 +310,27 @@ impl Indexes {
             (None, _) => Vec::new(),
         };
         drop(graph);
-        let matches = recall::merge(&lex, &vec)
+        let mut merged = recall::merge(&lex, &vec);
+        let mut dated_only = std::collections::HashSet::new();
+        if let Some(ids) = in_span {
+            let mut dated: Vec<(u64, Option<f32>)> = ids
+                .into_iter()
+                .map(|id| {
+                    (
+                        id,
+                        query_vector.and_then(|q| Some(dot(q, vectors.get(id)?))),
+                    )
+                })
+                .collect();
+            dated.sort_by(|a, b| b.1.unwrap_or(-1.0).total_cmp(&a.1.unwrap_or(-1.0)));
+            for (id, cos) in dated.into_iter().take(n) {
+                merged.entry(id).or_insert_with(|| {
+                    dated_only.insert(id);
+                    (0.0, cos)
+                });
+            }
+        }
+        let matches = merged
             .into_iter()
             .map(|(id, (bm25, cos))| Match {
                 id,
@@ -297,11 +339,13 @@ impl Indexes {
                 by_named: !named.is_empty()
                     && turns.speaker_of(id).is_some_and(|s| named.contains(&s)),
                 turn: turns.speaker_of(id).is_some(),
+                dated_only: dated_only.contains(&id),
             })
             .collect();
         Found {
             matches,
             query_weight,
+            span_notes,
         }
     }
 
@@ -332,9 +376,10 @@ impl Indexes {
     /// Rebuilds the lexical index from the store's notes (call under the
     /// writer lock).
     pub(crate) fn rebuild_lexical(&self, store: &Store) -> Result<(), StoreError> {
-        let (lex, turns) = rebuild_text(store)?;
+        let (lex, turns, dates) = rebuild_text(store)?;
         *write(&self.lexical) = lex;
         *write(&self.turns) = turns;
+        *write(&self.dates) = dates;
         Ok(())
     }
 
@@ -364,16 +409,23 @@ impl Indexes {
     }
 }
 
-/// The lexical index and the conversations' turns, from one pass over the
-/// store's notes.
-fn rebuild_text(store: &Store) -> Result<(LexicalIndex, Sittings), StoreError> {
+/// The notes of a named time that are searched one by one (a wider span
+/// only boosts the candidates found otherwise).
+pub(crate) const DATE_POOL: usize = 4096;
+
+/// The lexical index, the conversations' turns and the notes' dates, from
+/// one pass over the store's notes.
+fn rebuild_text(store: &Store) -> Result<(LexicalIndex, Sittings, Dates), StoreError> {
     let mut lex = LexicalIndex::new();
     let mut turns = Sittings::new();
+    let mut dates = Dates::new();
     store.for_each_memory(|n| {
         lex.insert(n.id, n.chat_id, &n.indexed_text());
         turns.insert(n.id, n.chat_id, n.created_at, n.author.as_deref());
+        dates.load(n.id, n.chat_id, n.created_at);
     })?;
-    Ok((lex, turns))
+    dates.merge();
+    Ok((lex, turns, dates))
 }
 
 /// A read lock that survives a panicked writer: the state is derived, and

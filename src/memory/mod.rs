@@ -19,6 +19,7 @@ pub mod indexes;
 pub mod lexical;
 pub mod recall;
 pub mod vector;
+pub mod when;
 pub mod window;
 
 /// Which chats a search covers: all of them, or one chat — possibly with the

@@ -33,6 +33,9 @@ pub struct Weights {
     pub window: f32,
     /// Added to a turn by a person the question names.
     pub speaker: f32,
+    /// Added to a note written in the time the question names ("in March
+    /// 2025", "last week"; see [`super::when`]).
+    pub date: f32,
     /// A hit is relevant when its [`Parts::relevance`] (plus feedback)
     /// reaches this; chat shows only relevant hits first.
     pub floor: f32,
@@ -49,6 +52,7 @@ impl Default for Weights {
             turn_vector: 0.2,
             window: 0.25,
             speaker: 0.1,
+            date: 0.8,
             floor: 0.12,
         }
     }
@@ -65,6 +69,7 @@ impl Weights {
             turn_vector: if on_lex { 0.0 } else { self.turn_vector },
             recency: 0.0,
             speaker: 0.0,
+            date: 0.0,
             ..self
         };
         [
@@ -88,6 +93,8 @@ pub struct Parts {
     pub feedback: f32,
     /// What the speaker boost added (a turn by the person the question names).
     pub speaker: f32,
+    /// What the date boost added (a note written in the time the question names).
+    pub date: f32,
     /// How well the note answers the question, for the relevance floor:
     /// `RELEVANCE_LEXICAL · lexical share + (1 − RELEVANCE_LEXICAL) · (cosine
     /// − the mean cosine of the candidates)`. Not the fused score: its
@@ -110,16 +117,35 @@ pub struct Candidate {
     pub by_named: bool,
     /// A turn of an imported conversation (weighted by `turn_*`).
     pub turn: bool,
+    /// Written in the time the question names: `Some(notes written in
+    /// it)`, `usize::MAX` when more than were counted.
+    pub in_span: Option<usize>,
+    /// Found only among the notes of the named time (not by words or
+    /// meaning over all notes): left out of the candidates' mean cosine,
+    /// which such a pool of weak matches would pull down.
+    pub dated_only: bool,
 }
 
 /// The lexical share's part in [`Parts::relevance`].
 pub const RELEVANCE_LEXICAL: f32 = 0.1;
 
+/// What a note of the time a question names adds to its
+/// [`Parts::relevance`] when that time holds at most [`DATE_FEW`] notes
+/// (less, in proportion, when it holds more): a note of the named day is
+/// likely an answer, one of a year's notes is not.
+pub const RELEVANCE_DATE: f32 = 0.25;
+pub const DATE_FEW: f32 = 10.0;
+
 /// Ranks candidates; returns the best `k` as (id, score, parts).
 pub fn fuse(cands: &[Candidate], now: i64, w: &Weights, k: usize) -> Vec<(u64, f32, Parts)> {
     let (vmin, vmax) = min_max(cands.iter().filter_map(|c| c.cosine));
     let with_vec = cands.iter().filter(|c| c.cosine.is_some()).count();
-    let vmean = cands.iter().filter_map(|c| c.cosine).sum::<f32>() / with_vec.max(1) as f32;
+    let (sum, n) = cands
+        .iter()
+        .filter(|c| !c.dated_only)
+        .filter_map(|c| c.cosine)
+        .fold((0.0, 0), |(s, n), v| (s + v, n + 1));
+    let vmean = sum / n.max(1) as f32;
     let norm = |x: f32, lo: f32, hi: f32| {
         if hi - lo > 1e-9 {
             (x - lo) / (hi - lo)
@@ -150,6 +176,7 @@ pub fn fuse(cands: &[Candidate], now: i64, w: &Weights, k: usize) -> Vec<(u64, f
                 cosine: c.cosine.unwrap_or(0.0),
                 feedback: 0.0,
                 speaker: if c.by_named { w.speaker } else { 0.0 },
+                date: if c.in_span.is_some() { w.date } else { 0.0 },
                 relevance: 0.0,
             };
             // Without vectors (no model) the lexical share is all there is.
@@ -159,10 +186,16 @@ pub fn fuse(cands: &[Candidate], now: i64, w: &Weights, k: usize) -> Vec<(u64, f
                 RELEVANCE_LEXICAL * lex
                     + (1.0 - RELEVANCE_LEXICAL) * c.cosine.map_or(0.0, |v| v - vmean)
             };
+            // One of a few notes of the named time is likely an answer; one
+            // of hundreds (a year) no more than any other note.
+            let few = c
+                .in_span
+                .map_or(0.0, |n| (DATE_FEW / n.max(1) as f32).min(1.0));
+            let relevance = relevance + RELEVANCE_DATE * few;
             let parts = Parts { relevance, ..parts };
             (
                 c.id,
-                parts.lexical + parts.vector + parts.recency + parts.speaker,
+                parts.lexical + parts.vector + parts.recency + parts.speaker + parts.date,
                 parts,
             )
         })
@@ -203,6 +236,8 @@ mod tests {
             created_at: 0,
             by_named: false,
             turn: false,
+            in_span: None,
+            dated_only: false,
         }
     }
 
@@ -237,6 +272,8 @@ mod tests {
             created_at: 0,
             by_named: false,
             turn: false,
+            in_span: None,
+            dated_only: false,
         };
         let new = Candidate {
             id: 2,
@@ -246,6 +283,8 @@ mod tests {
             created_at: 700 * day,
             by_named: false,
             turn: false,
+            in_span: None,
+            dated_only: false,
         };
         let r = fuse(&[old, new], 700 * day, &w, 2);
         assert_eq!(r[0].0, 2);
@@ -257,6 +296,8 @@ mod tests {
             created_at: 0,
             by_named: false,
             turn: false,
+            in_span: None,
+            dated_only: false,
         };
         let r = fuse(&[strong_old, new], 700 * day, &w, 2);
         assert_eq!(r[0].0, 1, "relevance beats recency");
