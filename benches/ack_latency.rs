@@ -154,14 +154,20 @@ async fn flood(bench: bool) {
     let flooder = async {
         let mut id = 100;
         for _ in 0..20 {
-            bot.tg
-                .push(tg::text(FLOODER, id, &format!("flood note {id}: buy more tea")));
+            bot.tg.push(tg::text(
+                FLOODER,
+                id,
+                &format!("flood note {id}: buy more tea"),
+            ));
             id += 1;
         }
         while Instant::now() < end {
             tokio::time::sleep(Duration::from_millis(500)).await;
-            bot.tg
-                .push(tg::text(FLOODER, id, &format!("flood note {id}: buy more tea")));
+            bot.tg.push(tg::text(
+                FLOODER,
+                id,
+                &format!("flood note {id}: buy more tea"),
+            ));
             id += 1;
         }
         (id - 100) as usize
@@ -173,8 +179,11 @@ async fn flood(bench: bool) {
         let mut id = 100;
         while Instant::now() < end {
             pushed.push((id, Instant::now()));
-            bot.tg
-                .push(tg::text(OWNER, id, &format!("quiet note {id}: call the bank")));
+            bot.tg.push(tg::text(
+                OWNER,
+                id,
+                &format!("quiet note {id}: call the bank"),
+            ));
             id += 1;
             tokio::time::sleep(Duration::from_millis(1500)).await;
         }
