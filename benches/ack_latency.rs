@@ -14,8 +14,16 @@
 //! a recall must not hold the store's writer while it embeds and searches,
 //! so the other chat's acks stay at their quiet speed.
 //!
-//! `cargo bench --bench ack_latency` (N=500; `BENCH_ONLY=storm` for the
-//! storm alone). Under `cargo test` it runs a 10-note smoke pass.
+//! Then one chat's acks while another floods, under Telegram's real limits
+//! (the default config: a burst of 3, then 1 message/s per chat, 30/s
+//! overall): the flooder sends 20 notes at once and then 2 a second (twice
+//! what its chat may receive), while the measured chat sends one note every
+//! 1.5 s (within its own limit). Latency is from queuing the measured
+//! chat's update to the fake receiving the sendMessage that quotes it.
+//!
+//! `cargo bench --bench ack_latency` (N=500; `BENCH_ONLY=storm` or
+//! `BENCH_ONLY=flood` for one part alone; `BENCH_FLOOD_SECS`, default 60).
+//! Under `cargo test` it runs a short smoke pass of each.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -36,8 +44,10 @@ fn main() {
         .unwrap();
     rt.block_on(async move {
         // BENCH_ONLY=storm: the recall storm alone.
-        if std::env::var("BENCH_ONLY").as_deref() == Ok("storm") {
-            return recall_storm(bench).await;
+        match std::env::var("BENCH_ONLY").as_deref() {
+            Ok("storm") => return recall_storm(bench).await,
+            Ok("flood") => return flood(bench).await,
+            _ => {}
         }
         let bot = support::InProcBot::start(&[OWNER]).await;
         // Warm up (first sends open connections).
@@ -109,7 +119,103 @@ fn main() {
         bot.stop().await.unwrap();
 
         recall_storm(bench).await;
+        flood(bench).await;
     });
+}
+
+/// The chat that floods.
+const FLOODER: i64 = 6161;
+
+async fn flood(bench: bool) {
+    let secs: u64 = if bench {
+        std::env::var("BENCH_FLOOD_SECS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(60)
+    } else {
+        3
+    };
+    let bot = support::InProcBot::start_with(&[OWNER, FLOODER], |cfg| {
+        let real = mnemo::config::Config::defaults().telegram;
+        cfg.telegram.per_chat_burst = real.per_chat_burst;
+        cfg.telegram.per_chat_per_sec = real.per_chat_per_sec;
+        cfg.telegram.global_per_sec = real.global_per_sec;
+    })
+    .await;
+    bot.tg.push(tg::text(OWNER, 1, "warm up"));
+    bot.tg.push(tg::text(FLOODER, 1, "warm up"));
+    bot.tg.wait_sent(OWNER, 1, Duration::from_secs(30)).await;
+    bot.tg.wait_sent(FLOODER, 1, Duration::from_secs(30)).await;
+    // Let both chats' buckets fill again.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+
+    let start = Instant::now();
+    let end = start + Duration::from_secs(secs);
+    let flooder = async {
+        let mut id = 100;
+        for _ in 0..20 {
+            bot.tg.push(tg::text(
+                FLOODER,
+                id,
+                &format!("flood note {id}: buy more tea"),
+            ));
+            id += 1;
+        }
+        while Instant::now() < end {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            bot.tg.push(tg::text(
+                FLOODER,
+                id,
+                &format!("flood note {id}: buy more tea"),
+            ));
+            id += 1;
+        }
+        (id - 100) as usize
+    };
+    let measured = async {
+        // A's burst lands first.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut pushed = Vec::new();
+        let mut id = 100;
+        while Instant::now() < end {
+            pushed.push((id, Instant::now()));
+            bot.tg.push(tg::text(
+                OWNER,
+                id,
+                &format!("quiet note {id}: call the bank"),
+            ));
+            id += 1;
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+        }
+        pushed
+    };
+    let (flooded, pushed) = tokio::join!(flooder, measured);
+    // Every measured note's acknowledgement, however long it takes.
+    let acked = |m: i64| {
+        bot.tg.calls("sendMessage").into_iter().find(|c| {
+            c.params["chat_id"].as_i64() == Some(OWNER)
+                && c.params["reply_parameters"]["message_id"].as_i64() == Some(m)
+                && c.message_id.is_some()
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(secs * 3 + 60);
+    let mut lat = Vec::with_capacity(pushed.len());
+    for (m, t0) in &pushed {
+        let call = loop {
+            if let Some(c) = acked(*m) {
+                break c;
+            }
+            assert!(Instant::now() < deadline, "note {m} was never acknowledged");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        lat.push(call.at.saturating_duration_since(*t0));
+    }
+    let a_sent = bot.tg.sent_to(FLOODER).len() - 1;
+    report("ack_latency while another chat floods", lat);
+    println!(
+        "flood: {flooded} notes from the flooder in {secs}s, {a_sent} of them acknowledged by the time the last quiet ack arrived"
+    );
+    bot.stop().await.unwrap();
 }
 
 /// The chat that asks back to back.

@@ -168,6 +168,154 @@ async fn retry_after_429_is_honoured_and_the_reply_still_arrives() {
     bot.stop().await.unwrap();
 }
 
+/// The message ids the sendMessage calls to `chat` quote, in call order.
+fn quoted(bot: &InProcBot, chat: i64) -> Vec<i64> {
+    bot.tg
+        .calls("sendMessage")
+        .iter()
+        .filter(|c| c.params["chat_id"].as_i64() == Some(chat) && c.message_id.is_some())
+        .map(|c| {
+            c.params["reply_parameters"]["message_id"]
+                .as_i64()
+                .unwrap_or(-1)
+        })
+        .collect()
+}
+
+/// Positions of the accepted sendMessage calls to `chat` among all
+/// sendMessage calls.
+fn positions(bot: &InProcBot, chat: i64) -> Vec<usize> {
+    bot.tg
+        .calls("sendMessage")
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.params["chat_id"].as_i64() == Some(chat) && c.message_id.is_some())
+        .map(|(i, _)| i)
+        .collect()
+}
+
+async fn outbox_settles(
+    bot: &InProcBot,
+    what: &str,
+    cond: impl Fn(&[(u64, mnemo::core::Reply)]) -> bool,
+) {
+    let deadline = std::time::Instant::now() + T;
+    loop {
+        let outbox = bot.core.outbox(usize::MAX).unwrap();
+        if cond(&outbox) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for the outbox to hold {what}: {:?}",
+            outbox
+                .iter()
+                .map(|(s, r)| (*s, r.chat_id))
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_chat_behind_its_rate_limit_does_not_delay_another() {
+    const A: i64 = 7001;
+    const B: i64 = 7002;
+    // A's replies trickle at 4 a second after a burst of 1: its 20 take
+    // about 5 s; B's bucket is full.
+    let bot = InProcBot::start_with(&[A, B], |cfg| {
+        cfg.telegram.per_chat_burst = 1;
+        cfg.telegram.per_chat_per_sec = 4.0;
+        cfg.telegram.global_per_sec = 30.0;
+    })
+    .await;
+    for m in 1..=20 {
+        bot.tg.push(tg::text(A, m, &format!("A's note {m}")));
+    }
+    bot.tg.wait_sent(A, 1, T).await;
+    bot.tg.push(tg::text(B, 1, "B's one note"));
+    bot.tg.wait_sent(A, 20, Duration::from_secs(30)).await;
+    bot.tg.wait_sent(B, 1, T).await;
+    bot.settled().await;
+    let (a, b) = (positions(&bot, A), positions(&bot, B));
+    assert!(
+        b[0] < *a.last().unwrap(),
+        "B's acknowledgement came before A's last: A at {a:?}, B at {b:?}"
+    );
+    assert_eq!(
+        quoted(&bot, A),
+        (1..=20).collect::<Vec<_>>(),
+        "A's in order, once each"
+    );
+    assert_eq!(quoted(&bot, B), vec![1]);
+    bot.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_send_holds_only_its_chat_and_refusals_go_last() {
+    const A: i64 = 7101;
+    const B: i64 = 7102;
+    const STRANGER: i64 = 999_777;
+    let bot = InProcBot::start(&[A, B]).await;
+    // Telegram does not answer A's sends for now (recorded when released).
+    bot.tg.hold(A);
+    for m in 1..=20 {
+        bot.tg.push(tg::text(A, m, &format!("A's note {m}")));
+    }
+    let deadline = std::time::Instant::now() + T;
+    while bot.tg.waiting(A) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "A's first ack was never sent"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    outbox_settles(&bot, "A's 20 acks", |o| {
+        o.iter().filter(|(_, r)| r.chat_id == A).count() == 20
+    })
+    .await;
+    bot.tg.push(tg::text(B, 1, "B's one note"));
+    bot.tg.push(tg::text(STRANGER, 1, "let me in"));
+    // B is served while A's send hangs.
+    bot.tg.wait_sent(B, 1, T).await;
+    // The stranger's refusal is queued with A's 20 and B's is gone…
+    outbox_settles(&bot, "A's 20 and the refusal", |o| {
+        o.iter()
+            .any(|(_, r)| r.chat_id == STRANGER && r.low_priority)
+            && o.iter().all(|(_, r)| r.chat_id != B)
+            && o.len() == 21
+    })
+    .await;
+    // …and waits while A's replies wait.
+    assert_eq!(bot.tg.waiting(A), 1, "one send per chat on the wire");
+    assert!(bot.tg.sent_to(STRANGER).is_empty());
+    assert!(bot.tg.sent_to(A).is_empty());
+
+    bot.tg.release(A);
+    bot.tg.wait_sent(A, 20, T).await;
+    bot.tg.wait_sent(STRANGER, 1, T).await;
+    bot.settled().await;
+    let (a, b, s) = (
+        positions(&bot, A),
+        positions(&bot, B),
+        positions(&bot, STRANGER),
+    );
+    assert!(b[0] < a[0], "B before all of A's: A at {a:?}, B at {b:?}");
+    assert!(
+        s[0] > *a.last().unwrap(),
+        "the refusal after A's last: A at {a:?}, refusal at {s:?}"
+    );
+    assert_eq!(
+        quoted(&bot, A),
+        (1..=20).collect::<Vec<_>>(),
+        "A's in order, once each"
+    );
+    assert_eq!(quoted(&bot, B), vec![1]);
+    assert_eq!(s.len(), 1);
+    assert!(bot.core.outbox(usize::MAX).unwrap().is_empty());
+    bot.stop().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_clear_replies_and_nothing_breaks() {
     let bot = InProcBot::start(&[OWNER]).await;

@@ -69,6 +69,8 @@ impl std::fmt::Debug for PairingCode {
 pub(super) enum Verdict {
     Allowed,
     Reply(Vec<Line>),
+    /// A stranger's refusal: sent after every other reply waiting.
+    Refuse(Vec<Line>),
     Silent,
     /// A group mnemo may not serve: leave it.
     Leave,
@@ -219,7 +221,7 @@ impl Core {
         }
         if tx.note_refusal(ev.user_id, today())? {
             tracing::info!(user_id = ev.user_id, "refused a user who is not allowed");
-            Ok(Verdict::Reply(vec![
+            Ok(Verdict::Refuse(vec![
                 Line::new("access-denied").text("user", ev.user_id.to_string())
             ]))
         } else {

@@ -98,6 +98,7 @@ impl Core {
             chunks_sent: 0,
             buttons: buttons.chunks(5).map(<[Button]>::to_vec).collect(),
             digest: None,
+            low_priority: false,
         }
     }
 
@@ -279,6 +280,7 @@ impl Core {
             chunks_sent: 0,
             buttons: Vec::new(),
             digest: None,
+            low_priority: false,
         }
     }
 

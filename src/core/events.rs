@@ -175,6 +175,10 @@ pub struct Reply {
     /// is posted at most once ([`crate::store::SlotRecord`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<crate::store::SlotKey>,
+    /// A refusal to a stranger: the sender sends it only when no other
+    /// reply waits for its turn.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub low_priority: bool,
 }
 
 /// A recall hit.
@@ -248,6 +252,7 @@ impl Cx<'_> {
             chunks_sent: 0,
             buttons: Vec::new(),
             digest: None,
+            low_priority: false,
         })
     }
 

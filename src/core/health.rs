@@ -94,6 +94,7 @@ impl Core {
             chunks_sent: 0,
             buttons: rows,
             digest: None,
+            low_priority: false,
         }
     }
 

@@ -46,6 +46,13 @@ impl Core {
         match verdict {
             access::Verdict::Allowed => {}
             access::Verdict::Reply(lines) => return Ok(vec![cx.reply(lines)]),
+            access::Verdict::Refuse(lines) => {
+                let mut o = cx.reply(lines);
+                if let Outcome::Reply(r) = &mut o {
+                    r.low_priority = true;
+                }
+                return Ok(vec![o]);
+            }
             // A stranger who added mnemo to a group: leave it.
             access::Verdict::Silent if matches!(ev.body, Body::Added) => return leave(),
             access::Verdict::Silent => return Ok(Vec::new()),

@@ -47,8 +47,20 @@ impl Core {
     /// Queued replies, oldest first. Undecodable entries are dropped with an
     /// error in the log rather than blocking the queue forever.
     pub fn outbox(&self, limit: usize) -> Result<Vec<(u64, Reply)>, CoreError> {
+        self.outbox_after(None, limit)
+    }
+
+    /// Queued replies after sequence number `after`, oldest first (what the
+    /// sender reads as new: sequence numbers grow in commit order, so
+    /// nothing committed later lands before `after`). Undecodable entries
+    /// are dropped as in [`Core::outbox`].
+    pub fn outbox_after(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(u64, Reply)>, CoreError> {
         let mut out = Vec::new();
-        for (seq, bytes) in self.store.outbox(limit)? {
+        for (seq, bytes) in self.store.outbox_after(after, limit)? {
             match serde_json::from_slice::<Outcome>(&bytes) {
                 Ok(Outcome::Reply(r)) => out.push((seq, r)),
                 Ok(other) => {

@@ -290,6 +290,7 @@ impl Core {
                     vec![buttons]
                 },
                 digest: None,
+                low_priority: false,
             };
             if job.replies() {
                 tx.push_outbox(
@@ -334,6 +335,7 @@ impl Core {
                     chunks_sent: 0,
                     buttons: Vec::new(),
                     digest: None,
+                    low_priority: false,
                 };
                 tx.push_outbox(
                     &serde_json::to_vec(&Outcome::Reply(reply)).expect("outcomes serialise"),

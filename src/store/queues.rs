@@ -19,6 +19,29 @@ impl Store {
         self.dump(OUTBOX, limit)
     }
 
+    /// Up to `limit` queued replies with a sequence number above `after`
+    /// (all, from the oldest, for `None`), oldest first: one range read,
+    /// whatever lies before `after`.
+    pub fn outbox_after(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let start = match after {
+            None => 0,
+            Some(u64::MAX) => return Ok(Vec::new()),
+            Some(a) => a + 1,
+        };
+        let r = self.db.begin_read()?;
+        let t = r.open_table(OUTBOX)?;
+        let mut out = Vec::new();
+        for row in t.range(start..)?.take(limit) {
+            let (k, v) = row?;
+            out.push((k.value(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
     /// Updates received from Telegram but not yet processed, oldest first.
     pub fn inbox(&self, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
         self.dump(INBOX, limit)

@@ -6,7 +6,8 @@
 //! buttons `answerCallbackQuery` and `editMessageReplyMarkup`. Tests push
 //! updates in (including presses of the buttons the bot sent), read what the
 //! bot sent, and script failures: a `429 retry_after`, a hanging send, lost
-//! offset confirmations, a wrong token.
+//! offset confirmations, a wrong token; and hold one chat's sends (a slow
+//! request to one chat) until released.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -68,12 +69,16 @@ struct Inner {
 
     /// Files served slowly: file id → bytes per second.
     slow: std::collections::HashMap<String, u64>,
+    /// Chats whose sendMessage calls wait until released, and how many
+    /// calls wait now.
+    held: std::collections::HashMap<i64, usize>,
 }
 
 pub struct FakeTelegram {
     pub addr: SocketAddr,
     inner: Arc<Mutex<Inner>>,
     new_update: Arc<Notify>,
+    released: Arc<Notify>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -81,6 +86,7 @@ pub struct FakeTelegram {
 struct AppState {
     inner: Arc<Mutex<Inner>>,
     new_update: Arc<Notify>,
+    released: Arc<Notify>,
 }
 
 impl FakeTelegram {
@@ -91,9 +97,11 @@ impl FakeTelegram {
             ..Default::default()
         }));
         let new_update = Arc::new(Notify::new());
+        let released = Arc::new(Notify::new());
         let state = AppState {
             inner: inner.clone(),
             new_update: new_update.clone(),
+            released: released.clone(),
         };
         let app = Router::new()
             .route("/{bot}/{method}", post(api))
@@ -112,6 +120,7 @@ impl FakeTelegram {
             addr,
             inner,
             new_update,
+            released,
             task,
         }
     }
@@ -143,6 +152,31 @@ impl FakeTelegram {
             .unwrap()
             .scripts
             .push((method.to_ascii_lowercase(), script));
+    }
+
+    /// From now on, sendMessage calls to `chat_id` get no answer (and are
+    /// not recorded) until [`FakeTelegram::release`]: a slow request to
+    /// one chat.
+    pub fn hold(&self, chat_id: i64) {
+        self.inner.lock().unwrap().held.entry(chat_id).or_insert(0);
+    }
+
+    /// Lets the held calls to `chat_id` through (recorded and answered as
+    /// they are let through), and later ones at once.
+    pub fn release(&self, chat_id: i64) {
+        self.inner.lock().unwrap().held.remove(&chat_id);
+        self.released.notify_waiters();
+    }
+
+    /// How many sendMessage calls to `chat_id` are held right now.
+    pub fn waiting(&self, chat_id: i64) -> usize {
+        self.inner
+            .lock()
+            .unwrap()
+            .held
+            .get(&chat_id)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// While on, every call gets 502 Bad Gateway (recorded as usual).
@@ -354,6 +388,29 @@ fn err(code: u16, description: &str, params: Option<Value>) -> Response {
         .into_response()
 }
 
+/// Waits while sends to `chat` are held (see [`FakeTelegram::hold`]).
+async fn hold_while_held(st: &AppState, chat: i64) {
+    let mut counted = false;
+    loop {
+        let released = st.released.notified();
+        tokio::pin!(released);
+        released.as_mut().enable();
+        {
+            let mut g = st.inner.lock().unwrap();
+            match g.held.get_mut(&chat) {
+                Some(n) => {
+                    if !counted {
+                        *n += 1;
+                        counted = true;
+                    }
+                }
+                None => return,
+            }
+        }
+        released.await;
+    }
+}
+
 async fn api(
     State(st): State<AppState>,
     Path((bot, method)): Path<(String, String)>,
@@ -364,6 +421,9 @@ async fn api(
         return err(401, "Unauthorized", None);
     }
     let lower = method.to_ascii_lowercase();
+    if lower == "sendmessage" {
+        hold_while_held(&st, params["chat_id"].as_i64().unwrap_or(0)).await;
+    }
     let script = {
         let mut g = st.inner.lock().unwrap();
         let script = if g.down {

@@ -148,6 +148,7 @@ async fn handle(bot: Bot, deps: Deps, ev: Inbound) -> anyhow::Result<()> {
                 chunks_sent: 0,
                 buttons: Vec::new(),
                 digest: None,
+                low_priority: false,
             };
             for chunk in render::render(&deps.i18n, &reply) {
                 let _ = bot

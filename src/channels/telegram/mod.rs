@@ -2,7 +2,8 @@
 //!
 //! - [`listener`]: long polling that records each update before dispatch;
 //! - [`handler`]: the dptree tree turning updates into core events;
-//! - [`send`]: the outbox sender with rate limits and `retry_after`;
+//! - [`send`]: the outbox sender with rate limits and `retry_after`, and
+//!   [`queue`], its per-chat schedule (fair across chats, refusals last);
 //! - [`fetch`]: downloads voice notes for the transcription pipeline;
 //! - [`render`]: HTML rendering and splitting at 4096 characters.
 //!
@@ -15,6 +16,7 @@
 pub mod fetch;
 pub mod handler;
 pub mod listener;
+pub mod queue;
 pub mod render;
 pub mod send;
 
