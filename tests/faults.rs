@@ -49,7 +49,12 @@ mod damaged {
                         chat_id: 0,
                         user_id: 0,
                         message_id: Some(i),
-                        text: format!("note number {i} about the garden"),
+                        // Only note 5 is about the garden: recall has one
+                        // clear answer, above the relevance floor.
+                        text: format!(
+                            "note number {i} about the {}",
+                            if i == 5 { "garden" } else { "bicycle" }
+                        ),
                         created_at: 1_700_000_000_000 + i,
                         source: Source::Console,
                         author: None,
