@@ -2,7 +2,8 @@
 //! data disk that fills up (a real size-limited tmpfs) alerts the owner once
 //! and recovers once, also across a restart; the alert's buttons; `/health`
 //! only for the admin; flapping told once; `/readyz` and `/metrics` over
-//! real HTTP; systemd's notify protocol against a fake `NOTIFY_SOCKET`.
+//! real HTTP; systemd's notify protocol against a fake `NOTIFY_SOCKET`; a voice
+//! note failing for a missing speech model is a critical alert.
 
 mod support;
 
@@ -463,4 +464,43 @@ async fn systemd_hears_ready_watchdog_and_stopping() {
     let (code, out, _) = run_mnemo(&dir, &["jobs", "--json"]).await;
     assert_eq!(code, 0);
     assert!(out.contains("\"health\""), "{out}");
+}
+
+/// Without the speech model a voice note cannot be transcribed: it is kept
+/// (for a later re-transcription), and the transcription check turns
+/// critical — an alert naming the missing model — at its next passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_voice_note_failing_for_a_missing_speech_model_is_a_critical_alert() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let no_models = tmp.path().join("no-models");
+    std::fs::create_dir_all(&no_models).unwrap();
+    let no_models: &'static str =
+        Box::leak(no_models.to_string_lossy().into_owned().into_boxed_str());
+    let tg = FakeTelegram::start().await;
+    let env = fast(&[("MNEMO_MODELS__DIR", no_models)]);
+    let mut p = serve(&dir, &tg, &env);
+    tg.wait_for("polling", T, |c| c.iter().any(|c| c.method == "GetUpdates"))
+        .await;
+    // No voice note yet: nothing about transcription.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(alerts_about(&tg, OWNER, "voice notes failed").is_empty());
+
+    let ogg = support::speech::voice_note("Call the plumber on Tuesday.");
+    tg.add_file("v1", ogg.clone());
+    tg.push(tg::voice(OWNER, 1, "v1", 2, ogg.len() as u64));
+    let alert = wait_alert(&tg, OWNER, "voice notes failed", 1).await;
+    assert!(alert[0].1.contains("speech model is missing"), "{alert:?}");
+    // Told once while it lasts.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(alerts_about(&tg, OWNER, "voice notes failed").len(), 1);
+    // The sender was told, and that the audio is kept for a retry.
+    let told = tg.sent_to(OWNER);
+    assert!(
+        told.iter()
+            .any(|t| t.contains("speech model is not available") && t.contains("kept safe")),
+        "{told:?}"
+    );
+    p.term();
+    p.wait_exit(T).await;
 }
