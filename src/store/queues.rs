@@ -1,7 +1,7 @@
 //! Work queues and their markers: the Telegram inbox and processed update
 //! ids, the outbox of replies not yet sent, and the embedding queue.
 
-use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use redb::{ReadableTable, ReadableTableMetadata};
 
 use super::schema::*;
 use super::{read_note, Note, Store, StoreError, Tx};
@@ -10,7 +10,7 @@ impl Store {
     /// Whether an update was processed (read outside a write, so a
     /// re-delivered update costs no work before the write phase drops it).
     pub fn is_processed(&self, update_id: u64) -> Result<bool, StoreError> {
-        let r = self.db.begin_read()?;
+        let r = self.read()?;
         Ok(r.open_table(PROCESSED)?.get(update_id)?.is_some())
     }
 
@@ -29,7 +29,7 @@ impl Store {
         table: redb::TableDefinition<u64, &[u8]>,
         limit: usize,
     ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        let r = self.db.begin_read()?;
+        let r = self.read()?;
         let t = r.open_table(table)?;
         let mut out = Vec::new();
         for row in t.iter()?.take(limit) {
@@ -40,7 +40,7 @@ impl Store {
     }
 
     pub fn outbox_len(&self) -> Result<u64, StoreError> {
-        let r = self.db.begin_read()?;
+        let r = self.read()?;
         Ok(r.open_table(OUTBOX)?.len()?)
     }
 
@@ -50,7 +50,7 @@ impl Store {
 
     /// Up to `limit` queued notes: (note id, queue sequence, note).
     pub fn embed_queue(&self, limit: usize) -> Result<Vec<(u64, u64, Note)>, StoreError> {
-        let r = self.db.begin_read()?;
+        let r = self.read()?;
         let q = r.open_table(EMBED_QUEUE)?;
         let notes = r.open_table(NOTES)?;
         let mut out = Vec::new();
@@ -68,7 +68,7 @@ impl Store {
     }
 
     pub fn embed_queue_len(&self) -> Result<u64, StoreError> {
-        let r = self.db.begin_read()?;
+        let r = self.read()?;
         Ok(r.open_table(EMBED_QUEUE)?.len()?)
     }
 }

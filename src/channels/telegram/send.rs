@@ -11,7 +11,9 @@
 //! Delivery is at-least-once: a crash after Telegram accepted a message but
 //! before the outbox entry was removed sends that message again on restart.
 //! That window is one local commit wide; every other crash point loses and
-//! duplicates nothing.
+//! duplicates nothing. A full disk does not widen it: when the removal is
+//! refused, the sender waits for the store to work again and commits it
+//! then, instead of reading the entry again and sending the reply twice.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -289,10 +291,8 @@ impl Sender {
                 }
             }
         }
-        let r = reply.clone();
-        let why = refused.clone();
         let done = self
-            .persist(move |core| core.outbox_done(seq, &r, &sent, why.as_deref()))
+            .settle(seq, &reply, &sent, refused.as_deref(), shutdown)
             .await;
         if done && refused.is_none() {
             tracing::debug!(seq, chat_id = reply.chat_id, "reply delivered");
@@ -317,6 +317,45 @@ impl Sender {
         } else {
             tracing::warn!(seq, chat_id = reply.chat_id, error = %why, "a digest send ended without an answer; it is not sent again");
             Delivery::Done
+        }
+    }
+
+    /// Removes a delivered (or refused) reply from the outbox. While the
+    /// store refuses writes (a full disk) this waits and commits once it
+    /// works again: going on would read the entry again and send the reply
+    /// a second time. At the stop it gives up — the next start sends it
+    /// again, the one at-least-once window (see the module docs).
+    async fn settle(
+        &self,
+        seq: u64,
+        reply: &Reply,
+        sent: &[i64],
+        refused: Option<&str>,
+        shutdown: &Shutdown,
+    ) -> bool {
+        loop {
+            let core = self.core.clone();
+            let (r, ids, why) = (reply.clone(), sent.to_vec(), refused.map(str::to_owned));
+            let e = match tokio::task::spawn_blocking(move || {
+                core.outbox_done(seq, &r, &ids, why.as_deref())
+            })
+            .await
+            {
+                Ok(Ok(())) => return true,
+                Ok(Err(e)) => e,
+                Err(e) => {
+                    tracing::error!(error = %e, "outbox update panicked");
+                    return false;
+                }
+            };
+            if !e.is_storage() {
+                tracing::error!(error = %e, "cannot update the outbox");
+                return false;
+            }
+            tracing::warn!(seq, error = %e, "a sent reply cannot be marked sent yet; it waits for the store (and is not sent again)");
+            if !super::listener::store_works(&self.core, shutdown).await {
+                return false;
+            }
         }
     }
 
