@@ -205,6 +205,12 @@ impl Store {
         match out {
             Ok(()) => true,
             Err(e) => {
+                if e.is_io() {
+                    // An open refused for lack of space (redb's recovery
+                    // writes) counts like a refused commit: the next try
+                    // waits for more space.
+                    self.storage_failed(&e);
+                }
                 let mut r = lock(&self.shared.health.retry);
                 if !failure.disk_full {
                     r.backoff = (r.backoff * 2).clamp(Duration::from_secs(1), MAX_BACKOFF);
