@@ -123,9 +123,15 @@ impl Live<'_> {
         loop {
             // Polling pauses while the store refuses writes: nothing more
             // is fetched, nothing more is confirmed.
-            if !store_works(&self.core, &self.shutdown).await {
-                tracing::info!("stopping while the store refuses writes: nothing more is confirmed to Telegram");
-                return None;
+            if self.core.store().failure().is_some() {
+                tracing::warn!(
+                    "polling paused: the store refuses writes (updates wait at Telegram)"
+                );
+                if !store_works(&self.core, &self.shutdown).await {
+                    tracing::info!("stopping while the store refuses writes: nothing more is confirmed to Telegram");
+                    return None;
+                }
+                tracing::info!("the store works again: polling resumes");
             }
             let res = self.polling.next().await?;
             crate::health::signals().telegram_result("GetUpdates", &res);
@@ -149,19 +155,13 @@ impl Live<'_> {
 }
 
 /// Waits while the store refuses writes. False when the stop came first.
+/// (The listener, the handlers and the sender hold their update or reply
+/// meanwhile.)
 pub(super) async fn store_works(core: &Core, shutdown: &Shutdown) -> bool {
     let mut state = core.store().watch();
-    let mut told = false;
     loop {
         if *state.borrow_and_update() == StoreState::Ok {
-            if told {
-                tracing::info!("the store works again: polling resumes");
-            }
             return true;
-        }
-        if !told {
-            tracing::warn!("polling paused: the store refuses writes (updates wait at Telegram)");
-            told = true;
         }
         tokio::select! {
             changed = state.changed() => {
