@@ -839,6 +839,96 @@ mod disk {
         assert_eq!(v["outbox"], 0, "{v}");
     }
 
+    /// The inbox write itself refused: a 3 MB message (over the note limit,
+    /// so it gets a clear "not saved" reply once handled) arriving on a full
+    /// disk with nothing else writing, so the first refused commit is its
+    /// inbox copy. Held: never confirmed — not by a later poll (there is
+    /// none while full), not by the stop. SIGTERM, space freed, restart:
+    /// Telegram delivers it again and it is answered once; the note sent
+    /// while full is stored once. Lost, duplicated: nothing.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_update_whose_inbox_write_is_refused_is_never_confirmed() {
+        let Some(disk) = SmallDisk::mount(48) else {
+            return;
+        };
+        let dir = disk.dir.join("data");
+        let tg = FakeTelegram::start().await;
+        let quiet = [
+            ("MNEMO_HEALTH__INTERVAL_SECS", "3600"),
+            ("MNEMO_JOBS__GRAPH_SAVE", ""),
+            ("MNEMO_NOTES__DUPLICATE_THRESHOLD", "2"),
+        ];
+        let spawn = || ServeProcess::spawn_env(&dir, &tg.url(), &OWNER.to_string(), TOKEN, &quiet);
+        let mut p = spawn();
+        tg.wait_for("polling", T, |c| c.iter().any(|c| c.method == "GetUpdates"))
+            .await;
+        tg.push(tg::text(OWNER, 1, &note(1)));
+        tg.wait_sent(OWNER, 1, T).await;
+        fill_to(&disk.dir, 0);
+        let big = tg.push(tg::text(OWNER, 2, &"y".repeat(3 << 20)));
+        let deadline = Instant::now() + T;
+        while alerts(&tg).is_empty() {
+            assert!(Instant::now() < deadline, "no alert:\n{}", p.log_text());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tg.push(tg::text(OWNER, 3, &note(3)));
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(
+            confirmed(&tg) <= big,
+            "held update {big} confirmed: {}",
+            confirmed(&tg)
+        );
+        assert_eq!(tg.pending_updates(), 2);
+        // Held by the listener, not refused in a handler (which would have
+        // told the user "could not save that").
+        assert!(
+            !tg.sent_to(OWNER)
+                .iter()
+                .any(|m| m.contains("could not save")),
+            "{:?}",
+            tg.sent_to(OWNER)
+        );
+        p.term();
+        assert!(p.wait_exit(T).await.success(), "{}", p.log_text());
+        assert!(
+            confirmed(&tg) <= big,
+            "held update {big} confirmed by the stop: {}",
+            confirmed(&tg)
+        );
+        assert_eq!(tg.pending_updates(), 2);
+
+        unfill(&disk.dir);
+        let mut p = spawn();
+        let deadline = Instant::now() + T;
+        let too_long = |tg: &FakeTelegram| {
+            tg.sent_to(OWNER)
+                .iter()
+                .filter(|m| m.contains("Not saved"))
+                .count()
+        };
+        while saved(&tg) < 2 || too_long(&tg) < 1 {
+            assert!(
+                Instant::now() < deadline,
+                "{:?}\n{}",
+                tg.sent_to(OWNER),
+                p.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(too_long(&tg), 1, "{:?}", tg.sent_to(OWNER));
+        let sent_msgs = tg.sent_to(OWNER);
+        for id in 1..=2 {
+            assert_eq!(acks(&sent_msgs, id), 1, "note #{id}: {sent_msgs:?}");
+        }
+        assert_eq!(tg.pending_updates(), 0);
+        p.term();
+        assert!(p.wait_exit(T).await.success());
+        let (_, out, _) = run_mnemo(&dir, &["stats", "--json"]).await;
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["memories"], 2, "{v}");
+    }
+
     /// SIGTERM while the disk is full and updates are held: the process
     /// exits (time printed; BENCHMARKS) without confirming any of them;
     /// restarted with space, every note is there and acknowledged once.
