@@ -72,6 +72,10 @@ pub enum StoreError {
     },
     #[error("database error: {0}")]
     Db(#[from] redb::Error),
+    /// The database cannot even be opened: its disk is full (opening
+    /// writes: redb's recovery, the schema check).
+    #[error("the disk holding {} is full: free some space and start again (nothing was lost)", .0.display())]
+    DiskFull(PathBuf),
     /// Closed after an I/O error and not open again yet (see
     /// [`Store::try_recover`]).
     #[error("the database is closed after a storage error and is being reopened")]
@@ -82,6 +86,7 @@ impl StoreError {
     /// True when the failure is a full disk (ENOSPC / EDQUOT).
     pub fn is_disk_full(&self) -> bool {
         let io = match self {
+            StoreError::DiskFull(_) => return true,
             StoreError::Io { source, .. } => Some(source),
             StoreError::Db(redb::Error::Io(e)) => Some(e),
             _ => None,
@@ -99,6 +104,7 @@ impl StoreError {
         matches!(
             self,
             StoreError::Io { .. }
+                | StoreError::DiskFull(_)
                 | StoreError::Unavailable
                 | StoreError::Db(
                     redb::Error::Io(_) | redb::Error::PreviousIo | redb::Error::DatabaseClosed
@@ -157,8 +163,12 @@ impl Store {
         f.set_permissions(Permissions::from_mode(0o600))
             .map_err(|e| io_err(format!("cannot set mode 0600 on {}", path.display()), e))?;
         drop(f);
-        let db = open_db(&path)?;
-        let m = schema::migrate(&db)?;
+        let full = |e: StoreError| match e {
+            e if e.is_disk_full() => StoreError::DiskFull(dir.to_path_buf()),
+            e => e,
+        };
+        let db = open_db(&path).map_err(full)?;
+        let m = schema::migrate(&db).map_err(full)?;
         if m.from != m.to {
             tracing::info!(
                 from = m.from,

@@ -407,6 +407,27 @@ mod tests {
     }
 
     #[test]
+    fn opening_on_a_full_disk_says_so_and_loses_nothing() {
+        let Some(disk) = SmallDisk::mount(16) else {
+            return;
+        };
+        let dir = disk.dir.join("data");
+        let store = Store::open(&dir).unwrap();
+        store.write(|tx| tx.insert_note(note(1, "kept"))).unwrap();
+        drop(store);
+        fill(&disk.dir);
+        let err = Store::open(&dir).err().expect("no room to open");
+        assert!(matches!(err, StoreError::DiskFull(_)), "{err}");
+        assert!(
+            err.to_string().contains("is full: free some space"),
+            "{err}"
+        );
+        std::fs::remove_file(disk.dir.join("filler")).unwrap();
+        let store = Store::open(&dir).unwrap();
+        assert_eq!(store.count_notes().unwrap(), 1);
+    }
+
+    #[test]
     fn a_store_that_never_failed_needs_no_recovery() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
