@@ -30,6 +30,10 @@ pub fn init(format: LogFormat, level: &str, verbose: u8) {
     let builder = fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // A line stderr does not take (it goes to a file on a full disk) is
+        // dropped: reporting that on stderr (the default) panics the task
+        // that logged — the health job, a handler.
+        .log_internal_errors(false)
         .with_ansi(colour(
             std::io::stderr().is_terminal(),
             std::env::var_os("NO_COLOR"),

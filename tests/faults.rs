@@ -637,3 +637,353 @@ mod embedding {
         );
     }
 }
+
+/// A data disk that fills up while notes arrive: the real binary on a real
+/// size-limited tmpfs, the fake Bot API recording which offsets were
+/// confirmed.
+mod disk {
+    use std::time::{Duration, Instant};
+
+    use serde_json::Value;
+
+    use super::support::disk::{fill_to, unfill, SmallDisk};
+    use super::support::fake_telegram::{self as tg, FakeTelegram, TOKEN};
+    use super::support::{run_mnemo, ServeProcess};
+
+    const OWNER: i64 = 4242;
+    const T: Duration = Duration::from_secs(60);
+
+    /// Health passes every second (their probe commits hit the full disk
+    /// too); no free-space thresholds, so the refused writes are the only
+    /// thing to tell; every note its own (no repeat check).
+    const ENV: [(&str, &str); 8] = [
+        ("MNEMO_NOTES__DUPLICATE_THRESHOLD", "2"),
+        ("MNEMO_HEALTH__INTERVAL_SECS", "1"),
+        ("MNEMO_HEALTH__DISK_FREE_WARN_MB", "0"),
+        ("MNEMO_HEALTH__DISK_FREE_CRITICAL_MB", "0"),
+        ("MNEMO_HEALTH__DISK_FREE_WARN_PERCENT", "0"),
+        ("MNEMO_HEALTH__DISK_FREE_CRITICAL_PERCENT", "0"),
+        ("MNEMO_JOBS__BACKUP", ""),
+        ("MNEMO_JOBS__GRAPH_SAVE", "every 2s"),
+    ];
+
+    fn serve(dir: &std::path::Path, tg: &FakeTelegram) -> ServeProcess {
+        ServeProcess::spawn_env(dir, &tg.url(), &OWNER.to_string(), TOKEN, &ENV)
+    }
+
+    /// A note of about 2,000 characters, distinct from every other.
+    fn note(i: i64) -> String {
+        let words: String = (0..300).map(|w| format!("w{}x{} ", i, w)).collect();
+        format!("disk note {i}: {words}")
+    }
+
+    /// How many messages acknowledge note `#id`.
+    fn acks(sent: &[String], id: usize) -> usize {
+        let tag = format!("#{id}");
+        sent.iter()
+            .filter(|m| m.contains("Saved as"))
+            .filter(|m| {
+                m.split(|c: char| !c.is_ascii_alphanumeric() && c != '#')
+                    .any(|w| w == tag)
+            })
+            .count()
+    }
+
+    fn saved(tg: &FakeTelegram) -> usize {
+        tg.sent_to(OWNER)
+            .iter()
+            .filter(|m| m.contains("Saved as"))
+            .count()
+    }
+
+    fn alerts(tg: &FakeTelegram) -> Vec<String> {
+        tg.sent_to(OWNER)
+            .into_iter()
+            .filter(|m| m.starts_with("🩺"))
+            .collect()
+    }
+
+    /// The highest offset any getUpdates confirmed.
+    fn confirmed(tg: &FakeTelegram) -> i64 {
+        tg.calls("GetUpdates")
+            .iter()
+            .filter_map(|c| c.params["offset"].as_i64())
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Starts serving on a 48 MB tmpfs, stores three notes, fills the disk
+    /// to the last byte and sends notes one at a time until the store
+    /// refuses one (the owner is alerted). Returns the process, the number
+    /// of notes sent and the update id of the first note not acknowledged.
+    async fn until_refused(
+        disk: &SmallDisk,
+        dir: &std::path::Path,
+        tg: &FakeTelegram,
+    ) -> (ServeProcess, i64, i64) {
+        let p = serve(dir, tg);
+        tg.wait_for("polling", T, |c| c.iter().any(|c| c.method == "GetUpdates"))
+            .await;
+        let mut ids = Vec::new();
+        for i in 1..=3 {
+            ids.push(tg.push(tg::text(OWNER, i, &note(i))));
+        }
+        tg.wait_sent(OWNER, 3, T).await;
+        fill_to(&disk.dir, 0);
+        let mut i = 3;
+        loop {
+            i += 1;
+            assert!(i < 400, "the store never refused a note:\n{}", p.log_text());
+            let before = saved(tg);
+            ids.push(tg.push(tg::text(OWNER, i, &note(i))));
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while saved(tg) == before && alerts(tg).is_empty() {
+                assert!(
+                    Instant::now() < deadline,
+                    "note {i}: neither stored nor refused:\n{}",
+                    p.log_text()
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            if !alerts(tg).is_empty() {
+                break;
+            }
+        }
+        let first_unacked = ids[saved(tg)];
+        (p, i, first_unacked)
+    }
+
+    /// Notes arrive while the disk fills to the last byte, and more while it
+    /// is full; then space is freed. Lost: nothing — no update whose inbox
+    /// write failed is confirmed (every getUpdates offset ≤ the first
+    /// unacknowledged update + 1, the one update that may have reached the
+    /// inbox before its handling was refused), polling pauses (no getUpdates
+    /// at all while full), and once space is back it resumes by itself and
+    /// every note is stored and acknowledged. Duplicated: nothing — each
+    /// note acknowledged once. The owner is alerted once (directly) and told
+    /// of the recovery once (through the outbox).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_disk_pauses_polling_and_resumes_by_itself_with_every_note_once() {
+        let Some(disk) = SmallDisk::mount(48) else {
+            return;
+        };
+        let dir = disk.dir.join("data");
+        let tg = FakeTelegram::start().await;
+        let (mut p, sent, first_unacked) = until_refused(&disk, &dir, &tg).await;
+        let stored_before = saved(&tg);
+        // More notes while the disk is full.
+        for i in sent + 1..=sent + 3 {
+            tg.push(tg::text(OWNER, i, &note(i)));
+        }
+        let total = sent + 3;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let polls = tg.calls("GetUpdates").len();
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        assert_eq!(
+            tg.calls("GetUpdates").len(),
+            polls,
+            "polling goes on while the disk is full:\n{}",
+            p.log_text()
+        );
+        assert!(tg.pending_updates() >= 3, "{}", tg.pending_updates());
+        assert!(
+            confirmed(&tg) <= first_unacked + 1,
+            "offset {} confirmed past update {first_unacked}",
+            confirmed(&tg)
+        );
+        assert_eq!(saved(&tg), stored_before, "nothing stored while full");
+        let a = alerts(&tg);
+        assert_eq!(a.len(), 1, "{a:?}");
+        assert!(
+            a[0].contains("Data disk") && a[0].contains("refused"),
+            "{a:?}"
+        );
+
+        // Space comes back: by itself, every note once.
+        let t0 = Instant::now();
+        unfill(&disk.dir);
+        let deadline = Instant::now() + T;
+        while saved(&tg) < total as usize {
+            assert!(
+                Instant::now() < deadline,
+                "{} of {total} acknowledged:\n{}",
+                saved(&tg),
+                p.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let resumed = t0.elapsed();
+        let deadline = Instant::now() + T;
+        while alerts(&tg).len() < 2 {
+            assert!(Instant::now() < deadline, "no recovery: {:?}", alerts(&tg));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let told = t0.elapsed();
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let a = alerts(&tg);
+        assert_eq!(a.len(), 2, "one alert, one recovery: {a:?}");
+        assert!(a[1].contains("recovered"), "{a:?}");
+        let sent_msgs = tg.sent_to(OWNER);
+        for id in 1..=total as usize {
+            assert_eq!(acks(&sent_msgs, id), 1, "note #{id}: {sent_msgs:?}");
+        }
+        assert_eq!(saved(&tg), total as usize);
+        assert_eq!(tg.pending_updates(), 0);
+        // The user is told directly at most once (the one note whose
+        // handling was refused after it reached the inbox).
+        let refused = sent_msgs.iter().filter(|m| m.starts_with("⚠️")).count();
+        assert!(refused <= 1, "{sent_msgs:?}");
+        println!(
+            "full disk: {sent} notes sent until one was refused ({refused} told 'not saved yet'); space freed → all {total} acknowledged after {resumed:?}, recovery told after {told:?}"
+        );
+        p.term();
+        assert!(p.wait_exit(T).await.success(), "{}", p.log_text());
+        let (_, out, _) = run_mnemo(&dir, &["stats", "--json"]).await;
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["memories"], total, "{v}");
+        assert_eq!(v["outbox"], 0, "{v}");
+    }
+
+    /// The inbox write itself refused: a 3 MB message (over the note limit,
+    /// so it gets a clear "not saved" reply once handled) arriving on a full
+    /// disk with nothing else writing, so the first refused commit is its
+    /// inbox copy. Held: never confirmed — not by a later poll (there is
+    /// none while full), not by the stop. SIGTERM, space freed, restart:
+    /// Telegram delivers it again and it is answered once; the note sent
+    /// while full is stored once. Lost, duplicated: nothing.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_update_whose_inbox_write_is_refused_is_never_confirmed() {
+        let Some(disk) = SmallDisk::mount(48) else {
+            return;
+        };
+        let dir = disk.dir.join("data");
+        let tg = FakeTelegram::start().await;
+        let quiet = [
+            ("MNEMO_HEALTH__INTERVAL_SECS", "3600"),
+            ("MNEMO_JOBS__GRAPH_SAVE", ""),
+            ("MNEMO_NOTES__DUPLICATE_THRESHOLD", "2"),
+        ];
+        let spawn = || ServeProcess::spawn_env(&dir, &tg.url(), &OWNER.to_string(), TOKEN, &quiet);
+        let mut p = spawn();
+        tg.wait_for("polling", T, |c| c.iter().any(|c| c.method == "GetUpdates"))
+            .await;
+        tg.push(tg::text(OWNER, 1, &note(1)));
+        tg.wait_sent(OWNER, 1, T).await;
+        fill_to(&disk.dir, 0);
+        let big = tg.push(tg::text(OWNER, 2, &"y".repeat(3 << 20)));
+        let deadline = Instant::now() + T;
+        while alerts(&tg).is_empty() {
+            assert!(Instant::now() < deadline, "no alert:\n{}", p.log_text());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tg.push(tg::text(OWNER, 3, &note(3)));
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(
+            confirmed(&tg) <= big,
+            "held update {big} confirmed: {}",
+            confirmed(&tg)
+        );
+        assert_eq!(tg.pending_updates(), 2);
+        // Held by the listener, not refused in a handler (which would have
+        // told the user "could not save that").
+        assert!(
+            !tg.sent_to(OWNER)
+                .iter()
+                .any(|m| m.contains("could not save")),
+            "{:?}",
+            tg.sent_to(OWNER)
+        );
+        p.term();
+        assert!(p.wait_exit(T).await.success(), "{}", p.log_text());
+        assert!(
+            confirmed(&tg) <= big,
+            "held update {big} confirmed by the stop: {}",
+            confirmed(&tg)
+        );
+        assert_eq!(tg.pending_updates(), 2);
+
+        unfill(&disk.dir);
+        let mut p = spawn();
+        let deadline = Instant::now() + T;
+        let too_long = |tg: &FakeTelegram| {
+            tg.sent_to(OWNER)
+                .iter()
+                .filter(|m| m.contains("Not saved"))
+                .count()
+        };
+        while saved(&tg) < 2 || too_long(&tg) < 1 {
+            assert!(
+                Instant::now() < deadline,
+                "{:?}\n{}",
+                tg.sent_to(OWNER),
+                p.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(too_long(&tg), 1, "{:?}", tg.sent_to(OWNER));
+        let sent_msgs = tg.sent_to(OWNER);
+        for id in 1..=2 {
+            assert_eq!(acks(&sent_msgs, id), 1, "note #{id}: {sent_msgs:?}");
+        }
+        assert_eq!(tg.pending_updates(), 0);
+        p.term();
+        assert!(p.wait_exit(T).await.success());
+        let (_, out, _) = run_mnemo(&dir, &["stats", "--json"]).await;
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["memories"], 2, "{v}");
+    }
+
+    /// SIGTERM while the disk is full and updates are held: the process
+    /// exits (time printed; BENCHMARKS) without confirming any of them;
+    /// restarted with space, every note is there and acknowledged once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sigterm_while_the_disk_is_full_exits_and_a_restart_loses_nothing() {
+        let Some(disk) = SmallDisk::mount(48) else {
+            return;
+        };
+        let dir = disk.dir.join("data");
+        let tg = FakeTelegram::start().await;
+        let (mut p, sent, first_unacked) = until_refused(&disk, &dir, &tg).await;
+        for i in sent + 1..=sent + 2 {
+            tg.push(tg::text(OWNER, i, &note(i)));
+        }
+        let total = sent + 2;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let t0 = Instant::now();
+        p.term();
+        let status = p.wait_exit(Duration::from_secs(60)).await;
+        let took = t0.elapsed();
+        println!("SIGTERM with the disk full: exit {status:?} after {took:?}");
+        assert!(status.success(), "{status:?}\n{}", p.log_text());
+        assert!(
+            confirmed(&tg) <= first_unacked + 1,
+            "offset {} confirmed past update {first_unacked} on the way out",
+            confirmed(&tg)
+        );
+
+        unfill(&disk.dir);
+        let mut p = serve(&dir, &tg);
+        let deadline = Instant::now() + T;
+        while saved(&tg) < total as usize {
+            assert!(
+                Instant::now() < deadline,
+                "{} of {total} acknowledged after the restart:\n{}",
+                saved(&tg),
+                p.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let sent_msgs = tg.sent_to(OWNER);
+        for id in 1..=total as usize {
+            assert_eq!(acks(&sent_msgs, id), 1, "note #{id}: {sent_msgs:?}");
+        }
+        p.term();
+        assert!(p.wait_exit(T).await.success());
+        let (_, out, _) = run_mnemo(&dir, &["stats", "--json"]).await;
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["memories"], total, "{v}");
+        assert_eq!(v["outbox"], 0, "{v}");
+    }
+}

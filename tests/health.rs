@@ -7,97 +7,16 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use support::disk::{fill_to, unfill, SmallDisk};
 use support::fake_telegram::{self as tg, FakeTelegram, TOKEN};
 use support::{run_mnemo, ServeProcess};
 
 const OWNER: i64 = 4242;
 const OTHER: i64 = 5151;
 const T: Duration = Duration::from_secs(30);
-
-/// A size-limited tmpfs, unmounted on drop. `None` (with the reason
-/// printed) where mounting is not allowed; CI runs as root, so it runs there.
-struct SmallDisk {
-    dir: PathBuf,
-    _tmp: tempfile::TempDir,
-}
-
-impl SmallDisk {
-    fn mount(mb: u64) -> Option<SmallDisk> {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("fs");
-        std::fs::create_dir(&dir).unwrap();
-        let out = std::process::Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={mb}m,mode=0700"),
-                "tmpfs",
-            ])
-            .arg(&dir)
-            .output();
-        match out {
-            Ok(o) if o.status.success() => Some(SmallDisk { dir, _tmp: tmp }),
-            Ok(o) => {
-                eprintln!(
-                    "SKIPPED: cannot mount a tmpfs here ({}); run as root to test a full disk",
-                    String::from_utf8_lossy(&o.stderr).trim()
-                );
-                None
-            }
-            Err(e) => {
-                eprintln!("SKIPPED: no mount command ({e})");
-                None
-            }
-        }
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.dir)
-            .status();
-    }
-}
-
-/// Fills `fs` until `free_mb` MB are left (a file beside the data dir).
-fn fill_to(fs: &Path, free_mb: u64) {
-    let (free, _) = mnemo_free(fs);
-    let take = free.saturating_sub(free_mb * 1024 * 1024);
-    let f = std::fs::File::create(fs.join("filler")).unwrap();
-    f.set_len(0).unwrap();
-    use std::io::Write;
-    let mut w = std::io::BufWriter::new(f);
-    let chunk = vec![0xA5u8; 1 << 20];
-    let mut left = take;
-    while left > 0 {
-        let n = left.min(chunk.len() as u64) as usize;
-        w.write_all(&chunk[..n]).unwrap();
-        left -= n as u64;
-    }
-    w.flush().unwrap();
-}
-
-fn unfill(fs: &Path) {
-    let _ = std::fs::remove_file(fs.join("filler"));
-}
-
-fn mnemo_free(p: &Path) -> (u64, u64) {
-    let out = std::process::Command::new("df")
-        .args(["-B1", "--output=avail,size"])
-        .arg(p)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().nth(1).unwrap();
-    let mut it = line.split_whitespace().map(|x| x.parse::<u64>().unwrap());
-    (it.next().unwrap(), it.next().unwrap())
-}
 
 /// Fast health rules for tests: a pass a second, 2 s to alert and to recover.
 fn fast(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {

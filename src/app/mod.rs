@@ -19,6 +19,7 @@
 
 pub mod control;
 mod embed_worker;
+pub mod recovery;
 pub mod shutdown;
 
 use embed_worker::EmbedWorker;
@@ -168,9 +169,11 @@ impl App {
         self.enable_summaries(tokio::runtime::Handle::current())?;
         self.startup_maintenance().await;
         let worker = EmbedWorker::spawn(self.core.clone(), self.shutdown.clone());
-        let tasks = vec![tokio::spawn(
-            self.pipeline.clone().run(self.shutdown.clone()),
-        )];
+        let tasks = vec![
+            tokio::spawn(self.pipeline.clone().run(self.shutdown.clone())),
+            // A store that failed (a full disk) comes back by itself.
+            recovery::spawn(self.core.clone(), self.shutdown.clone()),
+        ];
         // systemd's watchdog (Type=notify, WatchdogSec=): kept alive from
         // the job runtime while health passes keep coming.
         let interval = std::time::Duration::from_secs(self.cfg.health.interval_secs);

@@ -2,13 +2,16 @@
 //! the alert log and the alert message in one transaction), `/health` and
 //! `/alerts` (the owner and the admin chat only), the alert buttons (🔕
 //! snooze 1 h, ✅ acknowledge, 🔍 details) and the index counts the index
-//! check compares with the store.
+//! check compares with the store. And the alert for a store that refuses
+//! writes (`storage_alert`, sent directly by the channel: the outbox is in
+//! the failing store) and its recovery (`storage_recovered`, through the
+//! outbox once commits work again).
 
 use super::{now_ms, Button, Changes, Core, CoreError, Cx, Outcome, Reply};
 use crate::buttons::Action;
 use crate::health::{self, machine::Phase, Alert, CheckId, CheckRecord, Level, Transition};
 use crate::i18n::Line;
-use crate::store::{StoreError, Tx};
+use crate::store::{Failure, StoreError, Tx};
 
 /// How long 🔕 mutes an alert's repeats.
 pub const SNOOZE_MS: i64 = 3_600_000;
@@ -54,6 +57,61 @@ impl Core {
             self.notify_outbox();
         }
         Ok(())
+    }
+
+    /// The alert for a store that refuses writes, for `chat` in `lang`:
+    /// the check it is told as (the data disk when the disk is full, else
+    /// the database), why, and that polling waits and nothing is lost.
+    /// Built without reading the store: the channel sends it directly.
+    pub fn storage_alert(&self, f: &Failure, chat: i64, lang: &str) -> Reply {
+        let t = storage_transition(f, health::machine::Event::Firing, f.since, f.since);
+        let mut lines = vec![Line::new("health-alert-header").num("count", 1)];
+        lines.extend(transition_lines(&t));
+        lines.push(Line::new("health-storage-held"));
+        plain_reply(chat, lang.to_owned(), lines)
+    }
+
+    /// The store works again after `f`: the recovery message through the
+    /// outbox — with the alert before it when the alert could not be sent
+    /// (`told` false) — and both transitions in the alert log, one commit.
+    /// False when nobody owns this mnemo yet (nothing to tell).
+    pub fn storage_recovered(&self, f: &Failure, told: bool, now: i64) -> Result<bool, CoreError> {
+        use health::machine::Event;
+        let Some((chat, _)) = self.admin_target()? else {
+            return Ok(false);
+        };
+        let lang = self.chat_lang_or_default(chat)?;
+        let fired = storage_transition(f, Event::Firing, f.since, now);
+        let back = storage_transition(f, Event::Recovered, now, now);
+        let shown: Vec<&Transition> = if told {
+            vec![&back]
+        } else {
+            vec![&fired, &back]
+        };
+        let mut lines = vec![Line::new("health-alert-header").num("count", shown.len())];
+        for t in &shown {
+            lines.extend(transition_lines(t));
+        }
+        lines.pop();
+        lines.push(Line::new("health-storage-back"));
+        let reply = plain_reply(chat, lang, lines);
+        let bytes = serde_json::to_vec(&Outcome::Reply(reply)).expect("outcomes serialise");
+        let log: Vec<Vec<u8>> = [&fired, &back]
+            .iter()
+            .map(|t| serde_json::to_vec(t).expect("transitions serialise"))
+            .collect();
+        self.store.write(|tx| {
+            for entry in &log {
+                tx.log_health(entry)?;
+            }
+            tx.push_outbox(&bytes)?;
+            Ok(())
+        })?;
+        let name = storage_check(f).name();
+        health::metrics::alert(name, Event::Firing.as_str());
+        health::metrics::alert(name, Event::Recovered.as_str());
+        self.notify_outbox();
+        Ok(true)
     }
 
     fn alert_reply(&self, a: &Alert, lang: String) -> Reply {
@@ -285,6 +343,53 @@ fn event_key(e: health::machine::Event) -> &'static str {
         Event::Repeat => "health-event-repeat",
         Event::Recovered => "health-event-recovered",
         Event::Flapping => "health-event-flapping",
+    }
+}
+
+/// The check a storage failure is told as.
+fn storage_check(f: &Failure) -> CheckId {
+    if f.disk_full {
+        CheckId::Disk
+    } else {
+        CheckId::Database
+    }
+}
+
+/// A storage failure as an alert-log transition.
+fn storage_transition(f: &Failure, event: health::machine::Event, at: i64, now: i64) -> Transition {
+    use health::machine::Event;
+    let reason = if f.disk_full {
+        Line::new("health-disk-refused").num("free_mb", (f.free_bytes / (1024 * 1024)) as i64)
+    } else {
+        Line::new("health-database-failed").text("error", f.error.clone())
+    };
+    let recovered = event == Event::Recovered;
+    Transition {
+        at,
+        check: storage_check(f),
+        event,
+        level: if recovered {
+            Level::Ok
+        } else {
+            Level::Critical
+        },
+        reason,
+        lasted_ms: if recovered { now - f.since } else { 0 },
+    }
+}
+
+/// A reply with no buttons, not linked to a note.
+fn plain_reply(chat: i64, lang: String, lines: Vec<Line>) -> Reply {
+    Reply {
+        chat_id: chat,
+        reply_to: None,
+        lang,
+        lines,
+        note_id: None,
+        chunks_sent: 0,
+        buttons: Vec::new(),
+        digest: None,
+        low_priority: false,
     }
 }
 

@@ -75,6 +75,15 @@ pub enum CoreError {
     Embed(String),
 }
 
+impl CoreError {
+    /// The store refused the write for a storage reason (a full disk, an
+    /// I/O error): it comes back by itself ([`Store::try_recover`]), and
+    /// the same event can be handled again then.
+    pub fn is_storage(&self) -> bool {
+        matches!(self, CoreError::Store(e) if e.is_io())
+    }
+}
+
 /// A side effect of a commit outside the derived indexes, run after it.
 enum Effect {
     /// A forgotten voice note's audio file (in the voice dir) to delete.

@@ -26,6 +26,14 @@ impl Core {
         fire(&self.outbox_hook);
     }
 
+    /// Wakes every background worker that may have backed off (the outbox
+    /// sender, the voice pipeline, the embed worker): the store works again.
+    pub fn wake_background(&self) {
+        fire(&self.outbox_hook);
+        fire(&self.voice_hook);
+        self.wake_worker();
+    }
+
     /// Records a received update durably before it is dispatched. Returns
     /// false for an update that was processed already.
     pub fn receive_update(&self, update_id: u64, raw: &[u8]) -> Result<bool, CoreError> {

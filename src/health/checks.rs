@@ -75,9 +75,11 @@ fn disk(cx: &Cx) -> Out {
         free as f64 * 100.0 / total as f64
     };
     let c = cx.cfg;
-    let full_at = signals().disk_full_at();
-    // A write refused for lack of space in the last two intervals.
-    let refused = full_at > 0 && cx.now - full_at < (2 * c.interval_secs as i64).max(10) * 1000;
+    // The store refuses writes for lack of space now. The owner was told
+    // directly (the alert could not be queued in the failing store; see
+    // `channels/telegram/alarm.rs`), and is told when it works again, so a
+    // pass that commits afterwards does not alert for it a second time.
+    let refused = cx.store.failure().is_some_and(|f| f.disk_full);
     let level =
         if refused || free < c.disk_free_critical_mb * MB || pct < c.disk_free_critical_percent {
             Level::Critical
@@ -103,24 +105,7 @@ fn disk(cx: &Cx) -> Out {
     Ok(r)
 }
 
-/// (free bytes for an unprivileged writer, total bytes) of the filesystem
-/// holding `dir`.
-pub fn free_space(dir: &Path) -> Result<(u64, u64), String> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
-    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `c` is a valid NUL-terminated path and `s` a writable statvfs.
-    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut s) };
-    if rc != 0 {
-        return Err(format!(
-            "statvfs {}: {}",
-            dir.display(),
-            std::io::Error::last_os_error()
-        ));
-    }
-    let frsize = s.f_frsize as u64;
-    Ok((s.f_bavail as u64 * frsize, s.f_blocks as u64 * frsize))
-}
+pub use crate::store::free_space;
 
 fn database(cx: &Cx) -> Out {
     let id = CheckId::Database;

@@ -246,11 +246,21 @@ impl Runner {
             tracing::debug!(job = self.job.name, "previous run still busy; tick skipped");
             return;
         }
+        // Idle again however this ends (a panic here would otherwise skip
+        // every later tick).
+        let _idle = Idle(&self.busy);
         let me = self.clone();
         let done = tokio::task::spawn_blocking(move || me.job.run_once(&me.record)).await;
         if let Err(e) = done {
             tracing::error!(job = self.job.name, error = %e, "job panicked");
         }
-        self.busy.store(false, Ordering::Release);
+    }
+}
+
+struct Idle<'a>(&'a AtomicBool);
+
+impl Drop for Idle<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
     }
 }

@@ -22,8 +22,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use redb::{
-    Database, Key, MultimapTableHandle, ReadTransaction, ReadableDatabase, ReadableTable,
-    ReadableTableMetadata, TableDefinition, TableHandle, Value, WriteTransaction,
+    Database, Key, MultimapTableHandle, ReadTransaction, ReadableTable, ReadableTableMetadata,
+    TableDefinition, TableHandle, Value, WriteTransaction,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -115,7 +115,7 @@ impl Store {
         dest: &Path,
         mut progress: impl FnMut(u64, u64),
     ) -> Result<Contents, StoreError> {
-        let r = self.db.begin_read()?;
+        let r = self.read()?;
         let contents = contents_of(&r)?;
         let total = contents.tables.values().sum();
         OpenOptions::new()
@@ -144,7 +144,7 @@ impl Store {
 
     /// What this database holds (see [`Contents`]), as of now.
     pub fn contents(&self) -> Result<Contents, StoreError> {
-        contents_of(&self.db.begin_read()?)
+        contents_of(&self.read()?)
     }
 
     /// The newest backup written (verified or not), if any.
@@ -158,7 +158,7 @@ impl Store {
     }
 
     fn backup_record(&self, key: &str) -> Result<Option<BackupRecord>, StoreError> {
-        let r = self.db.begin_read()?;
+        let r = self.read()?;
         let t = r.open_table(BACKUPS)?;
         let rec = t.get(key)?.and_then(|g| {
             serde_json::from_slice(g.value())
@@ -332,7 +332,7 @@ mod tests {
     fn every_table_of_the_schema_is_copied() {
         let tmp = tempfile::tempdir().unwrap();
         let store = Store::open(tmp.path()).unwrap();
-        let r = store.db.begin_read().unwrap();
+        let r = store.read().unwrap();
         let mut names: Vec<String> = r.list_tables().unwrap().map(|h| h.name().into()).collect();
         names.sort();
         let mut copied: Vec<String> = store.contents().unwrap().tables.into_keys().collect();

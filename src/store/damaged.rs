@@ -14,7 +14,7 @@
 use std::collections::HashSet;
 use std::sync::{Mutex, OnceLock};
 
-use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{ReadableTable, TableDefinition};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -120,7 +120,7 @@ impl Store {
 
     /// Every damaged record with its stored bytes (for an export).
     pub fn damaged_raw(&self) -> Result<Vec<(DamagedRecord, Vec<u8>)>, StoreError> {
-        let r = self.db.begin_read()?;
+        let r = self.read()?;
         let mut out = Vec::new();
         for (name, def, check) in CHECKED {
             let t = r.open_table(def)?;

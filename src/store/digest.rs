@@ -17,7 +17,7 @@
 //! every row that may have reached the chat carries the highest note id it
 //! covered ([`SlotRecord::upto_note`]), and the next digest starts after it.
 
-use redb::{ReadableDatabase, ReadableTable};
+use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
 use super::schema::{DIGEST_CHATS, DIGEST_LEDGER};
@@ -164,7 +164,7 @@ fn ledger_row(
 impl Store {
     /// A chat's digest settings, if it has any yet.
     pub fn chat_digest(&self, chat_id: i64) -> Result<Option<ChatDigest>, StoreError> {
-        let r = self.db.begin_read()?;
+        let r = self.read()?;
         let t = r.open_table(DIGEST_CHATS)?;
         Ok(t.get(chat_id)?.and_then(|g| decode(g.value())))
     }
@@ -177,7 +177,7 @@ impl Store {
         chat: Option<(i64, &str)>,
         limit: usize,
     ) -> Result<Vec<(SlotKey, SlotRecord)>, StoreError> {
-        let r = self.db.begin_read()?;
+        let r = self.read()?;
         let t = r.open_table(DIGEST_LEDGER)?;
         let mut out = Vec::new();
         let rows: Box<dyn DoubleEndedIterator<Item = _>> = match chat {
@@ -201,7 +201,7 @@ impl Store {
         chat_id: i64,
         limit: usize,
     ) -> Result<Vec<(SlotKey, SlotRecord)>, StoreError> {
-        let r = self.db.begin_read()?;
+        let r = self.read()?;
         let t = r.open_table(DIGEST_LEDGER)?;
         let mut out = Vec::new();
         for row in t.range((chat_id, "", i64::MIN)..(chat_id + 1, "", i64::MIN))? {
@@ -220,7 +220,7 @@ impl Store {
         chat_id: i64,
         schedule: &str,
     ) -> Result<(Option<i64>, u64), StoreError> {
-        let r = self.db.begin_read()?;
+        let r = self.read()?;
         let t = r.open_table(DIGEST_LEDGER)?;
         let mut newest = None;
         let mut covered = 0;
@@ -242,7 +242,7 @@ impl Store {
 
     /// The slot row, if any.
     pub fn slot(&self, key: &SlotKey) -> Result<Option<SlotRecord>, StoreError> {
-        let r = self.db.begin_read()?;
+        let r = self.read()?;
         let t = r.open_table(DIGEST_LEDGER)?;
         Ok(t.get((key.chat_id, key.schedule.as_str(), key.slot))?
             .and_then(|g| decode(g.value())))

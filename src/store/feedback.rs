@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 
-use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use redb::{ReadableTable, ReadableTableMetadata};
 use serde::{Deserialize, Serialize};
 
 use super::schema::*;
@@ -266,7 +266,7 @@ impl Store {
     /// Every note's votes: the aggregates with the log folded on top, in log
     /// order (exactly what [`Tx::compact_feedback`] would store).
     pub fn feedback_state(&self) -> Result<HashMap<u64, Aggregate>, StoreError> {
-        let r = self.db.begin_read()?;
+        let r = self.read()?;
         let mut out: HashMap<u64, Aggregate> = HashMap::new();
         for row in r.open_table(FEEDBACK)?.iter()? {
             let (k, v) = row?;
@@ -284,7 +284,7 @@ impl Store {
     }
 
     pub fn feedback_log_len(&self) -> Result<u64, StoreError> {
-        let r = self.db.begin_read()?;
+        let r = self.read()?;
         Ok(r.open_table(FEEDBACK_LOG)?.len()?)
     }
 
@@ -297,7 +297,7 @@ impl Store {
 
     /// The raw aggregates table (tests compare it with a fold of the log).
     pub fn feedback_aggregates(&self) -> Result<HashMap<u64, Aggregate>, StoreError> {
-        let r = self.db.begin_read()?;
+        let r = self.read()?;
         let mut out = HashMap::new();
         for row in r.open_table(FEEDBACK)?.iter()? {
             let (k, v) = row?;

@@ -4,10 +4,11 @@
 //! pass, together with the outbox entry of the alert they caused, so a crash
 //! never sends an alert without recording it, or records one never sent.
 
-use redb::{ReadableDatabase, ReadableTable};
+use redb::ReadableTable;
 
 use super::schema::{
     get_u64, put_u64, HEALTH_CHECKS, HEALTH_LOG, KEY_HEALTH_PROBE, KEY_NEXT_HEALTH_LOG,
+    KEY_ROOM_PROBE, META,
 };
 use super::{Store, StoreError, Tx};
 
@@ -17,7 +18,7 @@ pub const HEALTH_LOG_KEEP: usize = 500;
 impl Store {
     /// Every check's record, by check name.
     pub fn health_records(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        let r = self.db.begin_read()?;
+        let r = self.read()?;
         let t = r.open_table(HEALTH_CHECKS)?;
         let mut out = Vec::new();
         for row in t.iter()? {
@@ -29,7 +30,7 @@ impl Store {
 
     /// The newest `n` log entries, newest first.
     pub fn health_log(&self, n: usize) -> Result<Vec<Vec<u8>>, StoreError> {
-        let r = self.db.begin_read()?;
+        let r = self.read()?;
         let t = r.open_table(HEALTH_LOG)?;
         let mut out = Vec::new();
         for row in t.iter()?.rev().take(n) {
@@ -69,6 +70,21 @@ impl Tx {
     /// probe): the time of the last one.
     pub fn health_probe(&mut self, now: i64) -> Result<(), StoreError> {
         put_u64(&self.txn, KEY_HEALTH_PROBE, now as u64)
+    }
+
+    /// Writes (`Some`) or removes (`None`) the scratch value a recovering
+    /// store commits to prove it has room (`Store::try_recover`).
+    pub fn room_probe(&mut self, bytes: Option<&[u8]>) -> Result<(), StoreError> {
+        let mut t = self.txn.open_table(META)?;
+        match bytes {
+            Some(b) => {
+                t.insert(KEY_ROOM_PROBE, b)?;
+            }
+            None => {
+                t.remove(KEY_ROOM_PROBE)?;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -7,7 +7,7 @@
 //! adds them, [`Tx::edit_note`] re-extracts (an unchanged to-do keeps its
 //! done mark), [`Tx::delete_note`] removes them.
 
-use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
+use redb::{ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use super::schema::*;
@@ -184,7 +184,7 @@ impl Store {
         open_only: bool,
         limit: usize,
     ) -> Result<Vec<Item>, StoreError> {
-        let r = self.db.begin_read()?;
+        let r = self.read()?;
         let idx = r.open_table(CHAT_ITEMS)?;
         let items = r.open_table(ITEMS)?;
         let mut out = Vec::new();
@@ -204,7 +204,7 @@ impl Store {
     }
 
     pub fn count_items(&self) -> Result<ItemCounts, StoreError> {
-        let r = self.db.begin_read()?;
+        let r = self.read()?;
         let items = r.open_table(ITEMS)?;
         let mut c = ItemCounts::default();
         for row in items.iter()? {

@@ -5,7 +5,7 @@
 //! `mnemo jobs` can say when each job last ran even across restarts. A job
 //! whose record is missing has never run.
 
-use redb::{ReadableDatabase, ReadableTable};
+use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
 use super::schema::{JOB_RUNS, REFUSED};
@@ -30,7 +30,7 @@ pub struct JobRun {
 impl Store {
     /// Every job's last run, by name.
     pub fn job_runs(&self) -> Result<Vec<(String, JobRun)>, StoreError> {
-        let r = self.db.begin_read()?;
+        let r = self.read()?;
         let t = r.open_table(JOB_RUNS)?;
         let mut out = Vec::new();
         for row in t.iter()? {

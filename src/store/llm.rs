@@ -5,7 +5,6 @@
 //! Days and months are UTC: the daily limit resets at 00:00 UTC whatever the
 //! chat's time zone, which keeps the limit one number for all chats.
 
-use redb::ReadableDatabase;
 use serde::{Deserialize, Serialize};
 
 use super::schema::{get_u64, put_u64, KEY_NEXT_LLM_CALL, LLM_CALLS};
@@ -93,7 +92,7 @@ impl Store {
     pub fn llm_spend(&self, now_ms: i64) -> Result<Spend, StoreError> {
         let day = utc_day_start(now_ms);
         let month = utc_month_start(now_ms);
-        let r = self.db.begin_read()?;
+        let r = self.read()?;
         let t = r.open_table(LLM_CALLS)?;
         let mut spend = Spend::default();
         for row in t.range((month.min(day), 0)..)? {
@@ -118,7 +117,7 @@ impl Store {
 
     /// Every recorded call from `from_ms` on, oldest first.
     pub fn llm_calls(&self, from_ms: i64) -> Result<Vec<LlmCall>, StoreError> {
-        let r = self.db.begin_read()?;
+        let r = self.read()?;
         let t = r.open_table(LLM_CALLS)?;
         let mut out = Vec::new();
         for row in t.range((from_ms, 0)..)? {

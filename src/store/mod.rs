@@ -22,6 +22,7 @@ mod jobs;
 mod llm;
 mod notes;
 mod queues;
+mod recovery;
 pub mod schema;
 mod vectors;
 mod voice;
@@ -36,14 +37,16 @@ pub use jobs::JobRun;
 pub use llm::{LlmCall, Spend, Usage};
 pub(crate) use notes::{decode_note, read_note};
 pub use notes::{import_chat, indexed_text, is_import_chat, shown_chat, NewNote, Note, Source};
+pub use recovery::{free_space, Failure, StoreState};
 pub use vectors::{decode_f32s, decode_vector, encode_f32s, encode_vector};
 pub use voice::{VoiceJob, VoiceMeta, VoiceState};
 
 use std::fs::{DirBuilder, OpenOptions, Permissions};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
-use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
+use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
 
 use schema::*;
 
@@ -69,12 +72,21 @@ pub enum StoreError {
     },
     #[error("database error: {0}")]
     Db(#[from] redb::Error),
+    /// The database cannot even be opened: its disk is full (opening
+    /// writes: redb's recovery, the schema check).
+    #[error("the disk holding {} is full: free some space and start again (nothing was lost)", .0.display())]
+    DiskFull(PathBuf),
+    /// Closed after an I/O error and not open again yet (see
+    /// [`Store::try_recover`]).
+    #[error("the database is closed after a storage error and is being reopened")]
+    Unavailable,
 }
 
 impl StoreError {
     /// True when the failure is a full disk (ENOSPC / EDQUOT).
     pub fn is_disk_full(&self) -> bool {
         let io = match self {
+            StoreError::DiskFull(_) => return true,
             StoreError::Io { source, .. } => Some(source),
             StoreError::Db(redb::Error::Io(e)) => Some(e),
             _ => None,
@@ -82,6 +94,22 @@ impl StoreError {
         io.is_some_and(|e| {
             e.kind() == std::io::ErrorKind::StorageFull || e.raw_os_error() == Some(122)
         })
+    }
+
+    /// True when the storage failed (an I/O error, a full disk, the
+    /// database latched by an earlier I/O error or closed for reopening):
+    /// the store is then [`StoreState::Failed`] until a commit works again.
+    /// Not for a damaged or foreign file, a value too large, a bug.
+    pub fn is_io(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Io { .. }
+                | StoreError::DiskFull(_)
+                | StoreError::Unavailable
+                | StoreError::Db(
+                    redb::Error::Io(_) | redb::Error::PreviousIo | redb::Error::DatabaseClosed
+                )
+        )
     }
 }
 
@@ -100,11 +128,18 @@ from_redb!(
     redb::CommitError
 );
 
-/// Cheap to clone: clones share the one open database.
+/// Cheap to clone: clones share the one open database — and its reopening
+/// after an I/O error ([`Store::try_recover`]).
 #[derive(Clone)]
 pub struct Store {
-    db: std::sync::Arc<Database>,
+    shared: Arc<Shared>,
     path: PathBuf,
+}
+
+struct Shared {
+    /// `None` only between closing a failed database and opening it again.
+    db: RwLock<Option<Arc<Database>>>,
+    health: recovery::Health,
 }
 
 impl Store {
@@ -128,22 +163,12 @@ impl Store {
         f.set_permissions(Permissions::from_mode(0o600))
             .map_err(|e| io_err(format!("cannot set mode 0600 on {}", path.display()), e))?;
         drop(f);
-        let db = Database::create(&path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse {
-                holder: holder(dir),
-                path: path.clone(),
-            },
-            redb::DatabaseError::Storage(redb::StorageError::Corrupted(msg)) => {
-                StoreError::Corrupt(msg)
-            }
-            redb::DatabaseError::Storage(redb::StorageError::Io(e))
-                if e.kind() == std::io::ErrorKind::InvalidData =>
-            {
-                StoreError::Corrupt(e.to_string())
-            }
-            other => other.into(),
-        })?;
-        let m = schema::migrate(&db)?;
+        let full = |e: StoreError| match e {
+            e if e.is_disk_full() => StoreError::DiskFull(dir.to_path_buf()),
+            e => e,
+        };
+        let db = open_db(&path).map_err(full)?;
+        let m = schema::migrate(&db).map_err(full)?;
         if m.from != m.to {
             tracing::info!(
                 from = m.from,
@@ -153,9 +178,29 @@ impl Store {
             );
         }
         Ok(Store {
-            db: std::sync::Arc::new(db),
+            shared: Arc::new(Shared {
+                db: RwLock::new(Some(Arc::new(db))),
+                health: recovery::Health::new(),
+            }),
             path,
         })
+    }
+
+    /// The open database; [`StoreError::Unavailable`] while it is being
+    /// reopened. Callers hold the `Arc` only for the call (a read
+    /// transaction does not need it), so a reopen waits for nobody long.
+    fn db(&self) -> Result<Arc<Database>, StoreError> {
+        self.shared
+            .db
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or(StoreError::Unavailable)
+    }
+
+    /// A read transaction: one commit's view, however long it is held.
+    pub(crate) fn read(&self) -> Result<ReadTransaction, StoreError> {
+        Ok(self.db()?.begin_read()?)
     }
 
     pub fn path(&self) -> &Path {
@@ -178,19 +223,20 @@ impl Store {
         &self,
         f: impl FnOnce(&mut Tx) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let run = || {
-            let txn = self.db.begin_write()?;
+        let run = || -> Result<T, StoreError> {
+            let txn = self.db()?.begin_write()?;
             let mut tx = Tx { txn };
             let out = f(&mut tx)?;
             tx.txn.commit()?;
             Ok(out)
         };
-        run().inspect_err(|e: &StoreError| {
-            if e.is_disk_full() {
-                // The health check alerts at once (not after `for_secs`).
-                crate::health::signals().disk_full(chrono::Utc::now().timestamp_millis());
-            }
-        })
+        let out = run();
+        match &out {
+            Ok(_) => self.commit_worked(),
+            Err(e) if e.is_io() => self.storage_failed(e),
+            Err(_) => {}
+        }
+        out
     }
 
     pub fn schema_version(&self) -> Result<u32, StoreError> {
@@ -203,19 +249,19 @@ impl Store {
 
     /// The day (since the epoch) `user_id` was last refused, if recorded.
     pub fn refused_on(&self, user_id: i64) -> Result<Option<i64>, StoreError> {
-        let r = self.db.begin_read()?;
+        let r = self.read()?;
         let t = r.open_table(REFUSED)?;
         Ok(t.get(user_id)?.map(|g| g.value()))
     }
 
     fn meta_u64(&self, key: &str) -> Result<Option<u64>, StoreError> {
-        let r = self.db.begin_read()?;
+        let r = self.read()?;
         let t = r.open_table(META)?;
         Ok(t.get(key)?.map(|g| decode_u64(g.value())))
     }
 
     pub fn chat_lang(&self, chat_id: i64) -> Result<Option<String>, StoreError> {
-        let r = self.db.begin_read()?;
+        let r = self.read()?;
         let t = r.open_table(CHAT_LANG)?;
         Ok(t.get(chat_id)?.map(|g| g.value().to_owned()))
     }
@@ -279,6 +325,27 @@ impl Tx {
         t.insert(user_id, day)?;
         Ok(true)
     }
+}
+
+/// Opens (creating if needed) the database file at `path`, mapping redb's
+/// errors to ours. No migration: [`Store::open`] does that once.
+fn open_db(path: &Path) -> Result<Database, StoreError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    Database::create(path).map_err(|e| match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse {
+            holder: holder(dir),
+            path: path.to_path_buf(),
+        },
+        redb::DatabaseError::Storage(redb::StorageError::Corrupted(msg)) => {
+            StoreError::Corrupt(msg)
+        }
+        redb::DatabaseError::Storage(redb::StorageError::Io(e))
+            if e.kind() == std::io::ErrorKind::InvalidData =>
+        {
+            StoreError::Corrupt(e.to_string())
+        }
+        other => other.into(),
+    })
 }
 
 fn io_err(context: String, source: std::io::Error) -> StoreError {

@@ -4,7 +4,7 @@
 
 use std::ops::Bound;
 
-use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use redb::{ReadableTable, ReadableTableMetadata};
 use serde::{Deserialize, Serialize};
 
 use super::schema::*;
@@ -118,7 +118,7 @@ impl Note {
 
 impl Store {
     pub fn note(&self, id: u64) -> Result<Option<Note>, StoreError> {
-        let r = self.db.begin_read()?;
+        let r = self.read()?;
         let t = r.open_table(NOTES)?;
         Ok(t.get(id)?.and_then(|g| read_note(id, g.value())))
     }
@@ -142,7 +142,7 @@ impl Store {
         end: Bound<(i64, u64)>,
         n: usize,
     ) -> Result<Vec<Note>, StoreError> {
-        let r = self.db.begin_read()?;
+        let r = self.read()?;
         let idx = r.open_table(CHAT_NOTES)?;
         let notes = r.open_table(NOTES)?;
         let mut out = Vec::with_capacity(n);
@@ -161,14 +161,14 @@ impl Store {
 
     /// Memories: every note but the hidden repeats ([`Tx::mark_duplicate`]).
     pub fn count_notes(&self) -> Result<u64, StoreError> {
-        let r = self.db.begin_read()?;
+        let r = self.read()?;
         let all = r.open_table(NOTES)?.len()?;
         Ok(all.saturating_sub(r.open_table(DUPLICATES)?.len()?))
     }
 
     /// Notes hidden as repeats of an older one: (note, original).
     pub fn duplicates(&self) -> Result<Vec<(u64, u64)>, StoreError> {
-        let r = self.db.begin_read()?;
+        let r = self.read()?;
         let t = r.open_table(DUPLICATES)?;
         let mut out = Vec::new();
         for row in t.iter()? {
@@ -179,7 +179,7 @@ impl Store {
     }
 
     pub fn count_chat_notes(&self, chat_id: i64) -> Result<u64, StoreError> {
-        let r = self.db.begin_read()?;
+        let r = self.read()?;
         let idx = r.open_table(CHAT_NOTES)?;
         let mut n = 0;
         for row in idx.range((chat_id, 0)..=(chat_id, u64::MAX))? {
@@ -191,7 +191,7 @@ impl Store {
 
     /// Number of distinct chats with at least one note.
     pub fn count_chats(&self) -> Result<u64, StoreError> {
-        let r = self.db.begin_read()?;
+        let r = self.read()?;
         let idx = r.open_table(CHAT_NOTES)?;
         let mut n = 0;
         let mut last = None;
@@ -209,7 +209,7 @@ impl Store {
     /// Chats someone talks to mnemo in: every chat (but the console's, 0)
     /// whose newest note was not imported. Digests go to these.
     pub fn live_chats(&self) -> Result<Vec<i64>, StoreError> {
-        let r = self.db.begin_read()?;
+        let r = self.read()?;
         let idx = r.open_table(CHAT_NOTES)?;
         let notes = r.open_table(NOTES)?;
         let mut out = Vec::new();
@@ -253,7 +253,7 @@ impl Store {
         from: i64,
         limit: usize,
     ) -> Result<Vec<Note>, StoreError> {
-        let r = self.db.begin_read()?;
+        let r = self.read()?;
         let idx = r.open_table(CHAT_NOTES)?;
         let notes = r.open_table(NOTES)?;
         let mut out = Vec::new();
@@ -296,7 +296,7 @@ impl Store {
     /// Calls `f` for every note in id order, hidden repeats included;
     /// damaged ones are skipped ([`super::damaged`]).
     pub fn for_each_note(&self, mut f: impl FnMut(Note)) -> Result<(), StoreError> {
-        let r = self.db.begin_read()?;
+        let r = self.read()?;
         let t = r.open_table(NOTES)?;
         for row in t.iter()? {
             let (k, v) = row?;

@@ -1,7 +1,7 @@
 //! Work queues and their markers: the Telegram inbox and processed update
 //! ids, the outbox of replies not yet sent, and the embedding queue.
 
-use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use redb::{ReadableTable, ReadableTableMetadata};
 
 use super::schema::*;
 use super::{read_note, Note, Store, StoreError, Tx};
@@ -10,7 +10,7 @@ impl Store {
     /// Whether an update was processed (read outside a write, so a
     /// re-delivered update costs no work before the write phase drops it).
     pub fn is_processed(&self, update_id: u64) -> Result<bool, StoreError> {
-        let r = self.db.begin_read()?;
+        let r = self.read()?;
         Ok(r.open_table(PROCESSED)?.get(update_id)?.is_some())
     }
 
@@ -32,7 +32,7 @@ impl Store {
             Some(u64::MAX) => return Ok(Vec::new()),
             Some(a) => a + 1,
         };
-        let r = self.db.begin_read()?;
+        let r = self.read()?;
         let t = r.open_table(OUTBOX)?;
         let mut out = Vec::new();
         for row in t.range(start..)?.take(limit) {
@@ -52,7 +52,7 @@ impl Store {
         table: redb::TableDefinition<u64, &[u8]>,
         limit: usize,
     ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        let r = self.db.begin_read()?;
+        let r = self.read()?;
         let t = r.open_table(table)?;
         let mut out = Vec::new();
         for row in t.iter()?.take(limit) {
@@ -63,7 +63,7 @@ impl Store {
     }
 
     pub fn outbox_len(&self) -> Result<u64, StoreError> {
-        let r = self.db.begin_read()?;
+        let r = self.read()?;
         Ok(r.open_table(OUTBOX)?.len()?)
     }
 
@@ -73,7 +73,7 @@ impl Store {
 
     /// Up to `limit` queued notes: (note id, queue sequence, note).
     pub fn embed_queue(&self, limit: usize) -> Result<Vec<(u64, u64, Note)>, StoreError> {
-        let r = self.db.begin_read()?;
+        let r = self.read()?;
         let q = r.open_table(EMBED_QUEUE)?;
         let notes = r.open_table(NOTES)?;
         let mut out = Vec::new();
@@ -91,7 +91,7 @@ impl Store {
     }
 
     pub fn embed_queue_len(&self) -> Result<u64, StoreError> {
-        let r = self.db.begin_read()?;
+        let r = self.read()?;
         Ok(r.open_table(EMBED_QUEUE)?.len()?)
     }
 }

@@ -134,6 +134,8 @@ pub const KEY_NEXT_LLM_CALL: &str = "next_llm_call";
 pub const KEY_NEXT_HEALTH_LOG: &str = "next_health_log";
 /// The time of the health check's last probe commit.
 pub const KEY_HEALTH_PROBE: &str = "health_probe";
+/// Scratch value of a recovering store's room probe (removed at once).
+pub const KEY_ROOM_PROBE: &str = "room_probe";
 
 /// A `META` value as a little-endian `u64` (shorter values are zero-extended).
 pub fn decode_u64(b: &[u8]) -> u64 {

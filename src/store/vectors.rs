@@ -1,7 +1,7 @@
 //! Sentence embeddings: the self-describing layout of a stored vector, and
 //! reading and writing the `vectors` table.
 
-use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use redb::{ReadableTable, ReadableTableMetadata};
 
 use super::schema::*;
 use super::{read_note, schema, Store, StoreError, Tx};
@@ -55,21 +55,21 @@ pub fn decode_vector(b: &[u8]) -> Option<(&str, Vec<f32>)> {
 impl Store {
     /// The embedding space the stored vectors belong to.
     pub fn vector_model(&self) -> Result<Option<String>, StoreError> {
-        let r = self.db.begin_read()?;
+        let r = self.read()?;
         let t = r.open_table(META)?;
         Ok(t.get(KEY_VECTOR_MODEL)?
             .map(|g| String::from_utf8_lossy(g.value()).into_owned()))
     }
 
     pub fn vector_count(&self) -> Result<u64, StoreError> {
-        let r = self.db.begin_read()?;
+        let r = self.read()?;
         Ok(r.open_table(VECTORS)?.len()?)
     }
 
     /// The stored vectors of `ids` in the current space (notes without one
     /// are left out).
     pub fn vectors_of(&self, ids: &[u64]) -> Result<Vec<(u64, Vec<f32>)>, StoreError> {
-        let r = self.db.begin_read()?;
+        let r = self.read()?;
         let space = r
             .open_table(META)?
             .get(KEY_VECTOR_MODEL)?
@@ -101,7 +101,7 @@ impl Store {
         dim: usize,
         mut f: impl FnMut(u64, i64, Vec<f32>),
     ) -> Result<Vec<u64>, StoreError> {
-        let r = self.db.begin_read()?;
+        let r = self.read()?;
         let vt = r.open_table(VECTORS)?;
         let notes = r.open_table(NOTES)?;
         let mut stale = Vec::new();

@@ -16,7 +16,7 @@
 //! `<data>/voice/` (0600), named by job id; the file is complete before the
 //! job says `Ready` (written to a temporary name, fsynced, renamed).
 
-use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use redb::{ReadableTable, ReadableTableMetadata};
 use serde::{Deserialize, Serialize};
 
 use super::schema::*;
@@ -152,7 +152,7 @@ impl Tx {
 impl Store {
     /// Jobs in `state`, oldest first.
     pub fn voice_jobs(&self, state: VoiceState) -> Result<Vec<VoiceJob>, StoreError> {
-        let r = self.db.begin_read()?;
+        let r = self.read()?;
         let t = r.open_table(VOICE_JOBS)?;
         let mut out = Vec::new();
         for row in t.iter()? {
@@ -168,14 +168,14 @@ impl Store {
     }
 
     pub fn voice_job(&self, id: u64) -> Result<Option<VoiceJob>, StoreError> {
-        let r = self.db.begin_read()?;
+        let r = self.read()?;
         let t = r.open_table(VOICE_JOBS)?;
         let g = t.get(id)?;
         Ok(g.and_then(|g| read_job(id, g.value())))
     }
 
     pub fn voice_job_count(&self) -> Result<u64, StoreError> {
-        let r = self.db.begin_read()?;
+        let r = self.read()?;
         Ok(r.open_table(VOICE_JOBS)?.len()?)
     }
 

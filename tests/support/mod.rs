@@ -2,6 +2,7 @@
 //! run the real `mnemo` binary as a child process.
 #![allow(dead_code)]
 
+pub mod disk;
 pub mod fake_llm;
 pub mod fake_telegram;
 pub mod speech;

@@ -16,7 +16,9 @@ use tokio::sync::Notify;
 
 use teloxide::types::ParseMode;
 
+use super::listener::store_works;
 use super::render;
+use crate::app::Shutdown;
 use crate::core::{Answer, Body, Core, CoreError, Inbound, Origin, Outcome, Reply, VoiceIn};
 use crate::i18n::{self, I18n, Line};
 
@@ -41,6 +43,8 @@ pub struct Deps {
     pub i18n: Arc<I18n>,
     /// Wakes the voice fetcher.
     pub voice: Arc<Notify>,
+    /// A handler waiting for the store to work again gives up at the stop.
+    pub shutdown: Shutdown,
 }
 
 async fn on_message(bot: Bot, update: Update, msg: Message, deps: Deps) -> anyhow::Result<()> {
@@ -113,12 +117,69 @@ async fn discard(core: Arc<Core>, update: &Update) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `Core::handle` on a blocking thread.
+async fn attempt(deps: &Deps, ev: Inbound) -> Result<Vec<Outcome>, CoreError> {
+    let core = deps.core.clone();
+    tokio::task::spawn_blocking(move || core.handle(ev))
+        .await
+        .map_err(|e| CoreError::Embed(format!("the handler panicked: {e}")))?
+}
+
+/// After a refused write: whether to handle the event again. When the
+/// store refused it for a storage reason (a full disk) the event waits for
+/// the store to work again — polling is paused meanwhile, so nothing
+/// overtakes it. At the stop it gives up: the update stays in the inbox,
+/// and the next start handles it.
+async fn again(deps: &Deps, e: &CoreError) -> bool {
+    if !e.is_storage() || !store_works(&deps.core, &deps.shutdown).await {
+        return false;
+    }
+    tracing::info!("the store works again: handling a held update");
+    // Never a tight loop, should the store flip back and forth.
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    true
+}
+
 async fn handle(bot: Bot, deps: Deps, ev: Inbound) -> anyhow::Result<()> {
     let (chat_id, reply_to, lang) = (ev.chat_id, ev.message_id, ev.user_lang.clone());
     let voice = matches!(ev.body, Body::Voice(_));
     let (user, group) = (ev.user_id, ev.origin.group);
-    let core = deps.core.clone();
-    match tokio::task::spawn_blocking(move || core.handle(ev)).await? {
+    let mut told = false;
+    let result = loop {
+        match attempt(&deps, ev.clone()).await {
+            Err(e @ CoreError::Store(_)) => {
+                // Tell the user directly (the outbox lives in the failing
+                // store), once — a user mnemo serves: strangers learn
+                // nothing; nobody while stopping.
+                if !told && !deps.shutdown.is_triggered() && deps.core.serves_sender(user, group) {
+                    told = true;
+                    let lang = i18n::negotiate(lang.as_deref(), &deps.core.settings().default_lang);
+                    let reply = Reply {
+                        chat_id,
+                        reply_to,
+                        lang,
+                        lines: vec![Line::new("storage-error")],
+                        note_id: None,
+                        chunks_sent: 0,
+                        buttons: Vec::new(),
+                        digest: None,
+                        low_priority: false,
+                    };
+                    for chunk in render::render(&deps.i18n, &reply) {
+                        let _ = bot
+                            .send_message(ChatId(chat_id), chunk)
+                            .parse_mode(ParseMode::Html)
+                            .await;
+                    }
+                }
+                if !again(&deps, &e).await {
+                    break Err(e);
+                }
+            }
+            other => break other,
+        }
+    };
+    match result {
         Ok(outcomes) => {
             for o in &outcomes {
                 match o {
@@ -132,30 +193,8 @@ async fn handle(bot: Bot, deps: Deps, ev: Inbound) -> anyhow::Result<()> {
             Ok(())
         }
         // The update stays in the inbox and is handled again on the next
-        // start. Tell the user directly (the outbox lives in the failing
-        // store) — a user mnemo serves: strangers learn nothing.
-        Err(CoreError::Store(e)) if !deps.core.serves_sender(user, group) => {
-            Err(anyhow::Error::new(e).context("storing an update failed"))
-        }
+        // start.
         Err(CoreError::Store(e)) => {
-            let lang = i18n::negotiate(lang.as_deref(), &deps.core.settings().default_lang);
-            let reply = Reply {
-                chat_id,
-                reply_to,
-                lang,
-                lines: vec![Line::new("storage-error")],
-                note_id: None,
-                chunks_sent: 0,
-                buttons: Vec::new(),
-                digest: None,
-                low_priority: false,
-            };
-            for chunk in render::render(&deps.i18n, &reply) {
-                let _ = bot
-                    .send_message(ChatId(chat_id), chunk)
-                    .parse_mode(ParseMode::Html)
-                    .await;
-            }
             Err(anyhow::Error::new(e).context("storing an update failed; it stays in the inbox"))
         }
         Err(e) => Err(anyhow::Error::new(e)),
@@ -190,19 +229,21 @@ async fn on_callback(bot: Bot, update: Update, q: CallbackQuery, deps: Deps) -> 
         at: crate::core::now_ms(),
         body: Body::Press(data.clone()),
     };
-    let core = deps.core.clone();
-    let outcomes = match tokio::task::spawn_blocking(move || core.handle(ev)).await? {
-        Ok(o) => o,
-        Err(e) => {
-            let _ = answer(
-                &bot,
-                &deps,
-                &q,
-                &fallback_answer(&deps, lang.as_deref(), "storage-error"),
-            )
-            .await;
-            return Err(anyhow::Error::new(e)
-                .context("a button press could not be stored; it stays in the inbox"));
+    let refused = fallback_answer(&deps, lang.as_deref(), "storage-error");
+    let mut told = false;
+    let outcomes = loop {
+        match attempt(&deps, ev.clone()).await {
+            Ok(o) => break o,
+            Err(e) => {
+                if !told && !deps.shutdown.is_triggered() {
+                    told = true;
+                    let _ = answer(&bot, &deps, &q, &refused).await;
+                }
+                if !again(&deps, &e).await {
+                    return Err(anyhow::Error::new(e)
+                        .context("a button press could not be stored; it stays in the inbox"));
+                }
+            }
         }
     };
     let mut answered = false;

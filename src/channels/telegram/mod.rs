@@ -1,6 +1,9 @@
 //! The Telegram channel: a thin adapter between the Bot API and the core.
 //!
-//! - [`listener`]: long polling that records each update before dispatch;
+//! - [`listener`]: long polling that records each update before dispatch,
+//!   paused while the store refuses writes;
+//! - [`alarm`]: tells the owner directly when the store refuses writes, and
+//!   when it works again;
 //! - [`handler`]: the dptree tree turning updates into core events;
 //! - [`send`]: the outbox sender with rate limits and `retry_after`, and
 //!   [`queue`], its per-chat schedule (fair across chats, refusals last);
@@ -13,6 +16,7 @@
 //! the transcription loop and the background jobs belong to the App, not to
 //! this adapter.
 
+pub mod alarm;
 pub mod fetch;
 pub mod handler;
 pub mod listener;
@@ -97,11 +101,18 @@ pub async fn run(
     };
     let fetcher = tokio::spawn(fetcher.run(shutdown.clone()));
 
+    let alarm = tokio::spawn(alarm::run(
+        bot.clone(),
+        core.clone(),
+        i18n.clone(),
+        shutdown.clone(),
+    ));
     let deps = handler::Deps {
         core: core.clone(),
         wake,
         i18n,
         voice,
+        shutdown: shutdown.clone(),
     };
     let mut dispatcher = Dispatcher::builder(bot.clone(), handler::schema())
         .dependencies(dptree::deps![deps])
@@ -143,6 +154,7 @@ pub async fn run(
         .await;
     stopper.abort();
     probe.abort();
+    alarm.abort();
     let _ = fetcher.await;
     let _ = sender.await;
     signals.set_telegram(false);

@@ -208,7 +208,7 @@ async fn step(cx: Ctx, entry: Entry, shutdown: Shutdown) -> Step {
         i += 1;
     }
     if i >= chunks.len() {
-        return finish(&cx, seq, &reply, sent, None).await;
+        return finish(&cx, seq, &reply, sent, None, &shutdown).await;
     }
     // A digest's slot is marked `sending` once per attempt, right before
     // its first request (see `Core::digest_gate`).
@@ -262,7 +262,7 @@ async fn step(cx: Ctx, entry: Entry, shutdown: Shutdown) -> Step {
                 i += 1;
             }
             if i >= chunks.len() {
-                return finish(&cx, seq, &reply, sent, None).await;
+                return finish(&cx, seq, &reply, sent, None, &shutdown).await;
             }
             reply.chunks_sent = i as u32;
             let r = reply.clone();
@@ -292,28 +292,49 @@ async fn step(cx: Ctx, entry: Entry, shutdown: Shutdown) -> Step {
         }
         Err(e) => {
             tracing::error!(seq, chat_id = reply.chat_id, error = %e, "Telegram refused a reply; dropping it");
-            finish(&cx, seq, &reply, sent, Some(e.to_string())).await
+            finish(&cx, seq, &reply, sent, Some(e.to_string()), &shutdown).await
         }
     }
 }
 
 /// Removes a reply that is done with (delivered, or refused for good) and
-/// links its message ids. When that commit fails the entry stays in the
-/// outbox and goes out again at the next start, not in this run.
+/// links its message ids. While the store refuses writes (a full disk) it
+/// waits and commits once the store works again: the chat's next reply
+/// waits behind it, and the reply is not sent twice. At the stop it gives
+/// up; the entry stays in the outbox and goes out again at the next start
+/// (the one at-least-once window, see the module docs).
 async fn finish(
     cx: &Ctx,
     seq: u64,
     reply: &Reply,
     sent: Vec<i64>,
     refused: Option<String>,
+    shutdown: &Shutdown,
 ) -> Step {
-    let r = reply.clone();
-    let why = refused.clone();
-    let done = persist(&cx.core, move |core| {
-        core.outbox_done(seq, &r, &sent, why.as_deref())
-    })
-    .await;
-    if done && refused.is_none() {
+    loop {
+        let core = cx.core.clone();
+        let (r, ids, why) = (reply.clone(), sent.clone(), refused.clone());
+        match tokio::task::spawn_blocking(move || core.outbox_done(seq, &r, &ids, why.as_deref()))
+            .await
+        {
+            Ok(Ok(())) => break,
+            Ok(Err(e)) if e.is_storage() => {
+                tracing::warn!(seq, error = %e, "a sent reply cannot be marked sent yet; it waits for the store (and is not sent again)");
+                if !super::listener::store_works(&cx.core, shutdown).await {
+                    return Step::Finished;
+                }
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "cannot update the outbox");
+                return Step::Finished;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "outbox update panicked");
+                return Step::Finished;
+            }
+        }
+    }
+    if refused.is_none() {
         tracing::debug!(seq, chat_id = reply.chat_id, "reply delivered");
     }
     Step::Finished
