@@ -235,7 +235,7 @@ impl Core {
     pub(super) fn read_digest(&self, chat: i64, args: &str) -> Result<Reply, StoreError> {
         let lang = self.chat_lang_or_default(chat)?;
         let Some(period) = Period::parse(args) else {
-            return Ok(self.plain(chat, lang, vec![Line::new("digest-usage")]));
+            return Ok(Reply::plain(chat, lang, vec![Line::new("digest-usage")]));
         };
         let tz = self.chat_tz(self.store.chat_digest(chat)?.as_ref());
         let to = now_ms();
@@ -244,7 +244,7 @@ impl Core {
         if notes.is_empty() {
             let line = Line::new("digest-empty")
                 .key("period", &format!("digest-period-{}", period.as_str()));
-            return Ok(self.plain(chat, lang, vec![line]));
+            return Ok(Reply::plain(chat, lang, vec![line]));
         }
         let mut d = digest::build(&self.store, chat, period, (from, to), &notes)?;
         self.summarize(&mut d, &lang);
@@ -268,20 +268,6 @@ impl Core {
     /// `[llm]` names a provider). It blocks its thread until done.
     pub fn on_summarize(&self, f: impl Fn(&mut Digest, &str) + Send + Sync + 'static) {
         *self.summarizer.lock().unwrap_or_else(|p| p.into_inner()) = Some(Box::new(f));
-    }
-
-    fn plain(&self, chat: i64, lang: String, lines: Vec<Line>) -> Reply {
-        Reply {
-            chat_id: chat,
-            reply_to: None,
-            lang,
-            lines,
-            note_id: None,
-            chunks_sent: 0,
-            buttons: Vec::new(),
-            digest: None,
-            low_priority: false,
-        }
     }
 
     /// `/schedule [on|off]`: the chat's schedules, next runs and last

@@ -181,6 +181,23 @@ pub struct Reply {
     pub low_priority: bool,
 }
 
+impl Reply {
+    /// `lines` to `chat`: no quote, no buttons, linked to no note or digest.
+    pub fn plain(chat_id: i64, lang: String, lines: Vec<Line>) -> Reply {
+        Reply {
+            chat_id,
+            reply_to: None,
+            lang,
+            lines,
+            note_id: None,
+            chunks_sent: 0,
+            buttons: Vec::new(),
+            digest: None,
+            low_priority: false,
+        }
+    }
+}
+
 /// A recall hit.
 #[derive(Debug, Clone)]
 pub struct Hit {
@@ -243,17 +260,7 @@ pub(super) struct Cx<'a> {
 impl Cx<'_> {
     /// A reply in the event's chat.
     pub(super) fn reply(&self, lines: Vec<Line>) -> Outcome {
-        Outcome::Reply(Reply {
-            chat_id: self.ev.chat_id,
-            reply_to: None,
-            lang: self.lang.clone(),
-            lines,
-            note_id: None,
-            chunks_sent: 0,
-            buttons: Vec::new(),
-            digest: None,
-            low_priority: false,
-        })
+        Outcome::Reply(Reply::plain(self.ev.chat_id, self.lang.clone(), lines))
     }
 
     /// The answer to a press.

@@ -68,7 +68,7 @@ impl Core {
         let mut lines = vec![Line::new("health-alert-header").num("count", 1)];
         lines.extend(transition_lines(&t));
         lines.push(Line::new("health-storage-held"));
-        plain_reply(chat, lang.to_owned(), lines)
+        Reply::plain(chat, lang.to_owned(), lines)
     }
 
     /// The store works again after `f`: the recovery message through the
@@ -94,7 +94,7 @@ impl Core {
         }
         lines.pop();
         lines.push(Line::new("health-storage-back"));
-        let reply = plain_reply(chat, lang, lines);
+        let reply = Reply::plain(chat, lang, lines);
         let bytes = serde_json::to_vec(&Outcome::Reply(reply)).expect("outcomes serialise");
         let log: Vec<Vec<u8>> = [&fired, &back]
             .iter()
@@ -144,15 +144,8 @@ impl Core {
             }
         }
         Reply {
-            chat_id: a.chat,
-            reply_to: None,
-            lang,
-            lines,
-            note_id: None,
-            chunks_sent: 0,
             buttons: rows,
-            digest: None,
-            low_priority: false,
+            ..Reply::plain(a.chat, lang, lines)
         }
     }
 
@@ -375,21 +368,6 @@ fn storage_transition(f: &Failure, event: health::machine::Event, at: i64, now: 
         },
         reason,
         lasted_ms: if recovered { now - f.since } else { 0 },
-    }
-}
-
-/// A reply with no buttons, not linked to a note.
-fn plain_reply(chat: i64, lang: String, lines: Vec<Line>) -> Reply {
-    Reply {
-        chat_id: chat,
-        reply_to: None,
-        lang,
-        lines,
-        note_id: None,
-        chunks_sent: 0,
-        buttons: Vec::new(),
-        digest: None,
-        low_priority: false,
     }
 }
 

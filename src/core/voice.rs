@@ -326,16 +326,10 @@ impl Core {
             tx.put_voice_job(&job)?;
             if tell {
                 let reason = Line::new(why.key).text("detail", why.detail.clone());
+                let lines = vec![Line::new("voice-failed"), reason, Line::new("voice-kept")];
                 let reply = Reply {
-                    chat_id: job.chat_id,
                     reply_to: job.message_id,
-                    lang: job.lang.clone(),
-                    lines: vec![Line::new("voice-failed"), reason, Line::new("voice-kept")],
-                    note_id: None,
-                    chunks_sent: 0,
-                    buttons: Vec::new(),
-                    digest: None,
-                    low_priority: false,
+                    ..Reply::plain(job.chat_id, job.lang.clone(), lines)
                 };
                 tx.push_outbox(
                     &serde_json::to_vec(&Outcome::Reply(reply)).expect("outcomes serialise"),

@@ -155,15 +155,8 @@ async fn handle(bot: Bot, deps: Deps, ev: Inbound) -> anyhow::Result<()> {
                     told = true;
                     let lang = i18n::negotiate(lang.as_deref(), &deps.core.settings().default_lang);
                     let reply = Reply {
-                        chat_id,
                         reply_to,
-                        lang,
-                        lines: vec![Line::new("storage-error")],
-                        note_id: None,
-                        chunks_sent: 0,
-                        buttons: Vec::new(),
-                        digest: None,
-                        low_priority: false,
+                        ..Reply::plain(chat_id, lang, vec![Line::new("storage-error")])
                     };
                     for chunk in render::render(&deps.i18n, &reply) {
                         let _ = bot
