@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use mnemo::memory::ann::{Ann, Origin};
 use mnemo::memory::vector::VectorIndex;
+use mnemo::memory::Chats;
 
 const DIM: usize = 384;
 const MODEL: &str = "test-model/384";
@@ -42,12 +43,20 @@ fn corpus(n: usize, seed: u64) -> VectorIndex {
     idx
 }
 
+fn wide(v: &[mnemo::memory::dot::f16]) -> Vec<f32> {
+    v.iter().map(|x| x.to_f32()).collect()
+}
+
 fn queries(idx: &VectorIndex, n: usize) -> Vec<Vec<f32>> {
     let mut rng = Rng(99);
     (0..n)
         .map(|i| {
             let base = idx.get((i * 97 % idx.len()) as u64 + 1).unwrap();
-            unit(base.iter().map(|x| x + 0.05 * rng.next()).collect())
+            unit(
+                base.iter()
+                    .map(|x| x.to_f32() + 0.05 * rng.next())
+                    .collect(),
+            )
         })
         .collect()
 }
@@ -100,7 +109,7 @@ fn the_graph_survives_restarts_and_is_rebuilt_when_damaged() {
     // Stale: notes added, one deleted, one edited since the dump.
     let extra = corpus(3_100, 12);
     for (id, chat, v) in extra.iter().filter(|(id, _, _)| *id > 3_000) {
-        idx.insert(id, chat, v);
+        idx.insert_f16(id, chat, v);
     }
     idx.remove(5);
     let edited = unit(vec![1.0; DIM]);
@@ -109,7 +118,7 @@ fn the_graph_survives_restarts_and_is_rebuilt_when_damaged() {
     assert_eq!(how, Origin::Loaded { added: 101 }, "100 new + 1 edited");
     assert!(
         loaded
-            .search(idx.get(5 + 100).unwrap(), 50, &|_| true)
+            .search(&wide(idx.get(5 + 100).unwrap()), 50, &|_| true)
             .iter()
             .all(|h| h.0 != 5),
         "deleted note never returned"
@@ -120,6 +129,31 @@ fn the_graph_survives_restarts_and_is_rebuilt_when_damaged() {
         "edited vector found"
     );
     assert_eq!(loaded.len(), idx.len());
+
+    // The graph holds the only copy of the vectors: exact search through its
+    // points is the flat index's, and a note's vector is the one stored.
+    let ids = |h: Vec<(u64, f32)>| h.into_iter().map(|h| h.0).collect::<Vec<_>>();
+    for q in &qs {
+        assert_eq!(
+            ids(loaded.search_exact(q, Chats::ALL, 10)),
+            ids(idx.search_exact(q, None, 10))
+        );
+        assert_eq!(
+            ids(loaded.search_exact(q, Chats::one(2), 5)),
+            ids(idx.search_exact(q, Some(2), 5))
+        );
+    }
+    assert_eq!(loaded.get(7), idx.get(7));
+    assert_eq!(loaded.get(5), None, "deleted");
+
+    // Saved over the files the loaded graph reads (memory-mapped), then read
+    // again: both graphs answer.
+    loaded.save(&dir).unwrap();
+    let (again, how) = Ann::load_or_build(&dir, &idx, MODEL);
+    assert_eq!(how, Origin::Loaded { added: 0 });
+    assert!(recall_at_10(&again, &idx, &qs, None) >= 0.95);
+    assert!(recall_at_10(&loaded, &idx, &qs, None) >= 0.95);
+    drop(again);
 
     // Another model's graph is not reused.
     assert_eq!(

@@ -49,6 +49,11 @@ use schema::*;
 
 /// File name of the database inside the data dir.
 pub const DB_FILE: &str = "mnemo.redb";
+/// redb's page cache (reads and the write buffer share it). redb's default
+/// is 1 GiB, which a start over a large store (every note and vector read
+/// once to build the indexes) fills and keeps; recall reads only the few
+/// notes it shows, so a small cache serves it as well.
+const CACHE_BYTES: usize = 128 << 20;
 /// Written by `mnemo serve` so that other commands can name the holder.
 pub const PID_FILE: &str = "serve.pid";
 
@@ -128,21 +133,24 @@ impl Store {
         f.set_permissions(Permissions::from_mode(0o600))
             .map_err(|e| io_err(format!("cannot set mode 0600 on {}", path.display()), e))?;
         drop(f);
-        let db = Database::create(&path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse {
-                holder: holder(dir),
-                path: path.clone(),
-            },
-            redb::DatabaseError::Storage(redb::StorageError::Corrupted(msg)) => {
-                StoreError::Corrupt(msg)
-            }
-            redb::DatabaseError::Storage(redb::StorageError::Io(e))
-                if e.kind() == std::io::ErrorKind::InvalidData =>
-            {
-                StoreError::Corrupt(e.to_string())
-            }
-            other => other.into(),
-        })?;
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse {
+                    holder: holder(dir),
+                    path: path.clone(),
+                },
+                redb::DatabaseError::Storage(redb::StorageError::Corrupted(msg)) => {
+                    StoreError::Corrupt(msg)
+                }
+                redb::DatabaseError::Storage(redb::StorageError::Io(e))
+                    if e.kind() == std::io::ErrorKind::InvalidData =>
+                {
+                    StoreError::Corrupt(e.to_string())
+                }
+                other => other.into(),
+            })?;
         let m = schema::migrate(&db)?;
         if m.from != m.to {
             tracing::info!(
