@@ -259,13 +259,13 @@ fn ann_recall(
         for chat in [None, Some(1)] {
             let exact: Vec<Vec<(u64, f32)>> =
                 qs.iter().map(|q| idx.search_exact(q, chat, 10)).collect();
-            let keep = |id: u64| chat.is_none_or(|c| graph.chat_of(id) == Some(c));
+            let chats = chat.map_or(Chats::ALL, Chats::one);
             let mut row = String::new();
             for ef in [64, 96, 128, 192, 256, 384] {
                 let t = Instant::now();
                 let approx: Vec<Vec<(u64, f32)>> = qs
                     .iter()
-                    .map(|q| graph.search_ef(q, 10, ef, &keep))
+                    .map(|q| graph.search_ef(q, 10, ef, chats))
                     .collect();
                 let ms = t.elapsed().as_secs_f64() * 1e3 / qs.len() as f64;
                 let (mut found, mut total) = (0, 0);

@@ -411,12 +411,7 @@ impl Indexes {
         let named = turns.named_speakers(chat, query);
         let vectors = read(&self.shared.vectors);
         let vec = match (query_vector, &*vectors) {
-            (Some(q), Vectors::Graph(g)) => {
-                let keep = |id: u64| {
-                    chat == super::Chats::ALL || g.chat_of(id).is_some_and(|c| chat.admits(c))
-                };
-                g.search(q, n, &keep)
-            }
+            (Some(q), Vectors::Graph(g)) => g.search(q, n, chat),
             (Some(q), Vectors::Flat(v)) => v.search_exact(q, chat, n),
             _ => Vec::new(),
         };
@@ -608,6 +603,15 @@ fn into_graph(
         return (Vectors::Flat(vectors), false);
     }
     let (g, how) = Ann::load_or_build(dir, &vectors, space);
+    drop(vectors);
+    // The flat copy and hnsw_rs' temporary tables of a load are freed now,
+    // scattered between the graph's many small records: hand the free pages
+    // back to the system instead of keeping them as the process's own.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free heap pages.
+    unsafe {
+        libc::malloc_trim(0);
+    }
     tracing::info!(?how, points = g.len(), "ANN graph ready");
     (Vectors::Graph(g), how != ann::Origin::Loaded { added: 0 })
 }
