@@ -76,7 +76,7 @@ enum Vectors {
     /// Fewer than `ann_threshold`: flat, searched exactly.
     Flat(VectorIndex),
     /// The graph, holding the only copy.
-    Graph(Ann),
+    Graph(Box<Ann>),
     /// Being read (and the graph loaded or built) on a background thread;
     /// the changes that arrived meanwhile, replayed in order when it is done.
     Loading(Vec<Pending>),
@@ -376,7 +376,7 @@ impl Indexes {
                         vectors = idx.len(),
                         "index crossed the ANN threshold; building the graph"
                     );
-                    *vec = Vectors::Graph(Ann::build(idx, space));
+                    *vec = Vectors::Graph(Box::new(Ann::build(idx, space)));
                     changed = true;
                 }
             }
@@ -613,7 +613,10 @@ fn into_graph(
         libc::malloc_trim(0);
     }
     tracing::info!(?how, points = g.len(), "ANN graph ready");
-    (Vectors::Graph(g), how != ann::Origin::Loaded { added: 0 })
+    (
+        Vectors::Graph(Box::new(g)),
+        how != ann::Origin::Loaded { added: 0 },
+    )
 }
 
 /// Puts loaded vectors in place, replaying what arrived while they loaded,
