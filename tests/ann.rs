@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use mnemo::memory::ann::{Ann, Origin};
 use mnemo::memory::vector::VectorIndex;
+use mnemo::memory::Chats;
 
 const DIM: usize = 384;
 const MODEL: &str = "test-model/384";
@@ -42,12 +43,20 @@ fn corpus(n: usize, seed: u64) -> VectorIndex {
     idx
 }
 
+fn wide(v: &[mnemo::memory::dot::f16]) -> Vec<f32> {
+    v.iter().map(|x| x.to_f32()).collect()
+}
+
 fn queries(idx: &VectorIndex, n: usize) -> Vec<Vec<f32>> {
     let mut rng = Rng(99);
     (0..n)
         .map(|i| {
             let base = idx.get((i * 97 % idx.len()) as u64 + 1).unwrap();
-            unit(base.iter().map(|x| x + 0.05 * rng.next()).collect())
+            unit(
+                base.iter()
+                    .map(|x| x.to_f32() + 0.05 * rng.next())
+                    .collect(),
+            )
         })
         .collect()
 }
@@ -61,8 +70,8 @@ fn recall_at_10(ann: &Ann, idx: &VectorIndex, qs: &[Vec<f32>], chat: Option<i64>
             .into_iter()
             .map(|h| h.0)
             .collect();
-        let keep = |id: u64| chat.is_none_or(|c| idx.chat_of(id) == Some(c));
-        let approx: Vec<u64> = ann.search(q, 10, &keep).into_iter().map(|h| h.0).collect();
+        let chats = chat.map_or(Chats::ALL, Chats::one);
+        let approx: Vec<u64> = ann.search(q, 10, chats).into_iter().map(|h| h.0).collect();
         found += exact.iter().filter(|id| approx.contains(id)).count();
         total += exact.len();
     }
@@ -73,14 +82,45 @@ fn recall_at_10(ann: &Ann, idx: &VectorIndex, qs: &[Vec<f32>], chat: Option<i64>
 fn ann_recall_at_10_against_brute_force_on_20k_vectors() {
     let idx = corpus(20_000, 7);
     let t = Instant::now();
-    let ann = Ann::build(&idx, MODEL);
+    let mut ann = Ann::build(&idx, MODEL);
     let built = t.elapsed();
     let qs = queries(&idx, 200);
+    // A chat of 4,000 points is searched exactly by default; through the
+    // graph (filtered after a widened beam) here.
+    assert_eq!(recall_at_10(&ann, &idx, &qs, Some(3)), 1.0);
+    ann.set_exact_max(0);
     let r_all = recall_at_10(&ann, &idx, &qs, None);
     let r_chat = recall_at_10(&ann, &idx, &qs, Some(3));
     println!("20k: build {built:?}, recall@10 {r_all:.3} (all), {r_chat:.3} (one chat)");
     assert!(r_all >= 0.95, "recall@10 {r_all}");
     assert!(r_chat >= 0.95, "recall@10 within a chat {r_chat}");
+}
+
+/// Repeat detection in a chat too large for an exact scan goes through the
+/// graph (`Indexes::nearest`): a near-copy of any stored note (cosine ≥ 0.95,
+/// mnemo's repeat threshold is 0.95 or more) must come back as the nearest.
+#[test]
+fn a_near_copy_is_the_nearest_through_the_graph() {
+    let idx = corpus(20_000, 21);
+    let mut ann = Ann::build(&idx, MODEL);
+    ann.set_exact_max(0);
+    let mut rng = Rng(5);
+    let mut checked = 0;
+    for i in (0..20_000u64).step_by(97) {
+        let id = i + 1;
+        let stored = wide(idx.get(id).unwrap());
+        let copy = unit(stored.iter().map(|x| x + 0.05 * rng.next()).collect());
+        let cos: f32 = copy.iter().zip(&stored).map(|(a, b)| a * b).sum();
+        if cos < 0.95 {
+            continue;
+        }
+        let chat = (i % 5) as i64;
+        let exact = idx.search_exact(&copy, Some(chat), 1)[0];
+        let got = ann.search(&copy, 1, Chats::one(chat));
+        assert_eq!(got.first().map(|h| h.0), Some(exact.0), "near-copy of {id}");
+        checked += 1;
+    }
+    assert!(checked > 150, "{checked} near-copies checked");
 }
 
 #[test]
@@ -100,7 +140,7 @@ fn the_graph_survives_restarts_and_is_rebuilt_when_damaged() {
     // Stale: notes added, one deleted, one edited since the dump.
     let extra = corpus(3_100, 12);
     for (id, chat, v) in extra.iter().filter(|(id, _, _)| *id > 3_000) {
-        idx.insert(id, chat, v);
+        idx.insert_f16(id, chat, v);
     }
     idx.remove(5);
     let edited = unit(vec![1.0; DIM]);
@@ -109,17 +149,42 @@ fn the_graph_survives_restarts_and_is_rebuilt_when_damaged() {
     assert_eq!(how, Origin::Loaded { added: 101 }, "100 new + 1 edited");
     assert!(
         loaded
-            .search(idx.get(5 + 100).unwrap(), 50, &|_| true)
+            .search(&wide(idx.get(5 + 100).unwrap()), 50, Chats::ALL)
             .iter()
             .all(|h| h.0 != 5),
         "deleted note never returned"
     );
     assert_eq!(
-        loaded.search(&edited, 1, &|_| true)[0].0,
+        loaded.search(&edited, 1, Chats::ALL)[0].0,
         6,
         "edited vector found"
     );
     assert_eq!(loaded.len(), idx.len());
+
+    // The graph holds the only copy of the vectors: exact search through its
+    // points is the flat index's, and a note's vector is the one stored.
+    let ids = |h: Vec<(u64, f32)>| h.into_iter().map(|h| h.0).collect::<Vec<_>>();
+    for q in &qs {
+        assert_eq!(
+            ids(loaded.search_exact(q, Chats::ALL, 10)),
+            ids(idx.search_exact(q, None, 10))
+        );
+        assert_eq!(
+            ids(loaded.search_exact(q, Chats::one(2), 5)),
+            ids(idx.search_exact(q, Some(2), 5))
+        );
+    }
+    assert_eq!(loaded.get(7), idx.get(7));
+    assert_eq!(loaded.get(5), None, "deleted");
+
+    // Saved over the files the loaded graph reads (memory-mapped), then read
+    // again: both graphs answer.
+    loaded.save(&dir).unwrap();
+    let (again, how) = Ann::load_or_build(&dir, &idx, MODEL);
+    assert_eq!(how, Origin::Loaded { added: 0 });
+    assert!(recall_at_10(&again, &idx, &qs, None) >= 0.95);
+    assert!(recall_at_10(&loaded, &idx, &qs, None) >= 0.95);
+    drop(again);
 
     // Another model's graph is not reused.
     assert_eq!(

@@ -37,6 +37,7 @@ recall-usage = Aufruf: /recall <i>gesuchte Wörter</i>
 recall-header = <b>Beste Treffer für</b> „{ $query }“
 recall-empty = Nichts gefunden für „{ $query }“.
 recall-failed = ⚠️ Die Suche ist gerade fehlgeschlagen; bitte versuch es gleich noch einmal.
+recall-loading = ⏳ Der Bedeutungsindex lädt nach dem Neustart noch; diese Treffer passen nur nach Wörtern.
 recall-hit = { $n }. <b>#{ $id }</b> <i>{ $date } · { $source }</i> { $flag }{ $text }
 recall-none = Nichts Passendes zu „{ $query }“ gefunden. Am nächsten kommt:
 recall-more-hidden = { $count ->

@@ -37,6 +37,7 @@ recall-usage = Usage: /recall <i>words to look for</i>
 recall-header = <b>Best matches for</b> “{ $query }”
 recall-empty = Nothing found for “{ $query }”.
 recall-failed = ⚠️ Search failed just now; please try again in a moment.
+recall-loading = ⏳ The meaning index is still loading after a restart; these results match your words only.
 recall-hit = { $n }. <b>#{ $id }</b> <i>{ $date } · { $source }</i> { $flag }{ $text }
 recall-none = Nothing matching “{ $query }” was found. The closest note:
 recall-more-hidden = { $count ->

@@ -65,7 +65,14 @@ impl App {
     /// runs — notes are stored and queued for embedding, recall is lexical —
     /// and says how to fix it.
     pub fn open(cfg: &Config) -> anyhow::Result<App> {
-        App::open_with(cfg, cfg.models.embed_threads)
+        App::open_with(cfg, cfg.models.embed_threads, false)
+    }
+
+    /// [`App::open`] for a long-running process (`serve`, `chat`): a large
+    /// memory's vectors and graph load in the background, and questions are
+    /// answered by words (saying so) until they are in.
+    pub fn open_serving(cfg: &Config) -> anyhow::Result<App> {
+        App::open_with(cfg, cfg.models.embed_threads, true)
     }
 
     /// [`App::open`] for bulk work (import, reindex): the model may use every
@@ -75,16 +82,20 @@ impl App {
         App::open_with(
             cfg,
             cfg.models.embed_threads.max(cores.min(MAX_BULK_SESSIONS)),
+            false,
         )
     }
 
-    fn open_with(cfg: &Config, threads: usize) -> anyhow::Result<App> {
+    fn open_with(cfg: &Config, threads: usize, background: bool) -> anyhow::Result<App> {
         let dir = cfg.data_dir()?;
         let store = Store::open(&dir)?;
         let embedder = load_embedder(cfg, threads);
         let keys = load_keyring(cfg, &dir)?;
-        let core =
-            Core::with_embedder(store, Settings::from_config(cfg), embedder)?.with_keyring(keys);
+        let settings = Settings {
+            vectors_in_background: background,
+            ..Settings::from_config(cfg)
+        };
+        let core = Core::with_embedder(store, settings, embedder)?.with_keyring(keys);
         App::with_core(cfg, core)
     }
 

@@ -9,7 +9,7 @@ use crate::config::Config;
 use crate::i18n::I18n;
 
 pub fn run(cfg: &Config) -> anyhow::Result<()> {
-    let mut app = App::open(cfg)?;
+    let mut app = App::open_serving(cfg)?;
     let rt = super::runtime()?;
     rt.block_on(app.start())?;
     let res = {

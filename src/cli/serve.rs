@@ -18,7 +18,7 @@ use crate::store::PID_FILE;
 pub fn run(cfg: &Config) -> anyhow::Result<()> {
     let token =
         bot_token().context("TELEGRAM_BOT_TOKEN is not set; `mnemo chat` works without it")?;
-    let mut app = App::open(cfg)?;
+    let mut app = App::open_serving(cfg)?;
     let pid = PidFile::create(cfg.data_dir()?.join(PID_FILE))?;
     let rt = super::runtime()?;
     let res = rt.block_on(async move {

@@ -244,10 +244,18 @@ impl Core {
         let Some((hits, qvec)) = found else {
             return lines_only(vec![Line::new("recall-failed")]);
         };
+        // Said honestly while a large memory's vectors load after a start.
+        let loading = self
+            .indexes
+            .vectors_loading()
+            .then(|| Line::new("recall-loading"));
         if hits.is_empty() {
-            return lines_only(vec![
-                Line::new("recall-empty").text("query", snippet(query, 100))
-            ]);
+            return lines_only(
+                [Line::new("recall-empty").text("query", snippet(query, 100))]
+                    .into_iter()
+                    .chain(loading)
+                    .collect(),
+            );
         }
         // Only hits above the relevance floor are shown; when none is, the
         // closest one is, as such. The rest wait behind "more".
@@ -267,6 +275,7 @@ impl Core {
         if !rest.is_empty() && !buttons {
             lines.push(Line::new("recall-more-hidden").num("count", rest.len()));
         }
+        lines.extend(loading);
         let mut reply = cx.reply(lines);
         if buttons {
             // One row per hit: 👍 n · 👎 n · ⌛ n. The vote buttons share the

@@ -55,7 +55,9 @@ impl Core {
         text: &str,
     ) -> Option<(Vec<f32>, Option<u64>)> {
         let e = self.embedder.as_ref()?;
-        if self.settings.repeat_check.is_zero() {
+        // While the vectors load nothing can be compared: the worker checks
+        // once they are in.
+        if self.settings.repeat_check.is_zero() || self.indexes.vectors_loading() {
             return None;
         }
         let probe = embed_text(
@@ -117,6 +119,12 @@ impl Core {
         let Some(e) = &self.embedder else {
             return Ok(0);
         };
+        // New vectors wait until the stored ones are in: a repeat must be
+        // compared with all of them (the queue is durable; the worker
+        // looks again within seconds).
+        if self.indexes.vectors_loading() {
+            return Ok(0);
+        }
         let batch = self.store.embed_queue(max)?;
         if batch.is_empty() {
             return Ok(0);
@@ -240,6 +248,7 @@ impl Core {
         if self.embedder.is_none() {
             return Ok(0);
         }
+        self.indexes.wait_vectors();
         let total = self.store.embed_queue_len()?;
         let mut done = 0;
         loop {

@@ -176,7 +176,12 @@ impl Core {
         embedder: Option<Arc<Embedder>>,
     ) -> Result<Core, CoreError> {
         let space = embedder.as_deref().map(vector_space);
-        let indexes = Indexes::build(&store, space.as_deref(), settings.ann_threshold)?;
+        let indexes = Indexes::build(
+            &store,
+            space.as_deref(),
+            settings.ann_threshold,
+            settings.vectors_in_background,
+        )?;
         Ok(Core {
             store,
             settings,
@@ -303,6 +308,23 @@ impl Core {
             }
         }
         Ok(outcomes)
+    }
+
+    /// Heap bytes of the derived indexes (lexical, vectors, graph), for the
+    /// memory breakdown in the benches.
+    pub fn index_footprint(&self) -> crate::memory::indexes::Footprint {
+        self.indexes.footprint()
+    }
+
+    /// Whether the vectors (and graph) are still loading in the background;
+    /// recall is by words only until they are in.
+    pub fn vectors_loading(&self) -> bool {
+        self.indexes.vectors_loading()
+    }
+
+    /// Blocks until the vectors are in (see [`Settings::vectors_in_background`]).
+    pub fn wait_vectors(&self) {
+        self.indexes.wait_vectors()
     }
 
     /// Counts for `/stats` and `mnemo stats`.

@@ -18,6 +18,11 @@ pub struct Settings {
     pub weights: Weights,
     /// Above this many vectors, search goes through the ANN graph.
     pub ann_threshold: usize,
+    /// Load a large memory's vectors and graph on a background thread, so
+    /// the first questions are answered (by words) before they are in. Not
+    /// from config: a serving process sets it (`App::open_serving`); one-shot
+    /// commands wait for the vectors.
+    pub vectors_in_background: bool,
     /// Cosine at or above which a new note repeats an older one (> 1 turns
     /// the check off).
     pub duplicate_threshold: f32,
@@ -62,6 +67,7 @@ impl Settings {
                 ..Weights::default()
             },
             ann_threshold: c.recall.ann_threshold,
+            vectors_in_background: false,
             duplicate_threshold: c.notes.duplicate_threshold,
             repeat_check: std::time::Duration::from_millis(c.notes.repeat_check_ms),
             feedback_weight: c.recall.feedback_weight,

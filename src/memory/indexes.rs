@@ -1,20 +1,26 @@
 //! `Indexes`: every derived structure recall reads, in one place — the
-//! lexical BM25 index, the flat vector index, the HNSW graph over it (once
-//! it is large) and the per-note vote aggregates.
+//! lexical BM25 index, the vectors (flat while few, then the HNSW graph that
+//! holds the only copy of them) and the per-note vote aggregates.
 //!
 //! All of it is rebuilt from the store by `Indexes::build` and kept in
 //! step by `Indexes::apply`, which the core calls with the `IndexOp`s of
 //! each transaction once it committed. Losing it loses nothing: the next
 //! start builds it again (the graph is saved in the data dir only to make
 //! that start fast; [`super::ann`] checks it against the stored vectors).
+//!
+//! At start the lexical index and the vectors are read side by side (two
+//! threads). A serving process ([`Indexes::build`] with `background`) does
+//! not wait for a large memory's vectors and graph: recall answers by words
+//! until they are in ([`Indexes::vectors_loading`], and the reply says so),
+//! and the changes that arrive meanwhile are replayed once they are.
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{RwLock, RwLockReadGuard};
+use std::sync::{Arc, Condvar, Mutex, RwLock, RwLockReadGuard};
 
 use super::ann::{self, Ann};
-use super::dot::dot;
+use super::dot::{dot_f16_f32, f16};
 use super::lexical::LexicalIndex;
 use super::recall;
 use super::vector::VectorIndex;
@@ -53,6 +59,105 @@ impl IndexOp {
     }
 }
 
+/// Heap bytes of the derived structures (capacities; hash tables estimated),
+/// for the memory breakdown in the benches.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Footprint {
+    pub lexical: usize,
+    /// The flat vectors, or the graph side's own tables (ids, chats, rows).
+    pub vectors: usize,
+    /// hnsw_rs' points and links (estimated from its layout).
+    pub graph: usize,
+    /// Vectors on the heap inside the graph (the memory-mapped ones are not).
+    pub graph_vectors: usize,
+}
+
+/// Where the vectors are.
+enum Vectors {
+    /// Fewer than `ann_threshold`: flat, searched exactly.
+    Flat(VectorIndex),
+    /// The graph, holding the only copy.
+    Graph(Box<Ann>),
+    /// Being read (and the graph loaded or built) on a background thread;
+    /// the changes that arrived meanwhile, replayed in order when it is done.
+    Loading(Vec<Pending>),
+}
+
+enum Pending {
+    Put(u64, i64, Vec<f32>),
+    Drop(u64),
+}
+
+impl Vectors {
+    fn len(&self) -> usize {
+        match self {
+            Vectors::Flat(v) => v.len(),
+            Vectors::Graph(g) => g.len(),
+            Vectors::Loading(_) => 0,
+        }
+    }
+
+    fn get(&self, id: u64) -> Option<&[f16]> {
+        match self {
+            Vectors::Flat(v) => v.get(id),
+            Vectors::Graph(g) => g.get(id),
+            Vectors::Loading(_) => None,
+        }
+    }
+
+    /// Applies a change; returns whether the graph changed.
+    fn put(&mut self, id: u64, chat: i64, v: Vec<f32>) -> bool {
+        match self {
+            Vectors::Flat(idx) => {
+                idx.insert(id, chat, &v);
+                false
+            }
+            Vectors::Graph(g) => {
+                if v.len() == g.dim() && v.iter().all(|x| x.is_finite()) {
+                    g.insert(id, chat, &v);
+                    true
+                } else {
+                    false
+                }
+            }
+            Vectors::Loading(p) => {
+                p.push(Pending::Put(id, chat, v));
+                false
+            }
+        }
+    }
+
+    fn drop_vector(&mut self, id: u64) -> bool {
+        match self {
+            Vectors::Flat(idx) => {
+                idx.remove(id);
+                false
+            }
+            Vectors::Graph(g) => {
+                g.remove(id);
+                true
+            }
+            Vectors::Loading(p) => {
+                p.push(Pending::Drop(id));
+                false
+            }
+        }
+    }
+}
+
+/// The vectors' shared state: the loader thread fills it in.
+struct Shared {
+    vectors: RwLock<Vectors>,
+    /// The graph changed since it was last saved.
+    ann_dirty: AtomicBool,
+    /// Set when the vectors are in (not `Loading`).
+    ready: Mutex<bool>,
+    ready_cv: Condvar,
+    /// The loader holds a clone of the store until this is set.
+    store_released: Mutex<bool>,
+    store_cv: Condvar,
+}
+
 /// A note the indexes found for a query, before fusion.
 pub(crate) struct Match {
     pub(crate) id: u64,
@@ -87,11 +192,12 @@ pub(crate) struct Found {
 ///   transaction that produced its ops committed, by a caller holding the
 ///   core's writer lock from before the commit until after the apply — so
 ///   the indexes see writes in commit order, and a rolled-back transaction
-///   never reaches them.
-/// - One lock order: lexical → turns → dates → vectors → graph → feedback.
-///   Whoever holds more than one takes them in that order ([`Indexes::apply`]
-///   all six, [`Indexes::search`] all but feedback); none is held across a store
-///   read or a model call.
+///   never reaches them. While the vectors load in the background, their
+///   changes are queued in that order and replayed before anyone sees them.
+/// - One lock order: lexical → turns → dates → vectors → feedback.
+///   Whoever holds more than one takes them in that order
+///   ([`Indexes::apply`] all five, [`Indexes::search`] all but feedback);
+///   none is held across a store read or a model call.
 /// - Nothing here is the only copy of anything: [`Indexes::build`] makes it
 ///   all again from the store.
 pub(crate) struct Indexes {
@@ -100,11 +206,7 @@ pub(crate) struct Indexes {
     turns: RwLock<Sittings>,
     /// Every note's date, for questions that name a time.
     dates: RwLock<Dates>,
-    vectors: RwLock<VectorIndex>,
-    /// The ANN graph, once the vectors number `ann_threshold`.
-    ann: RwLock<Option<Ann>>,
-    /// The graph changed since it was last saved.
-    ann_dirty: AtomicBool,
+    shared: Arc<Shared>,
     /// Every note's votes (aggregates + the log's tail).
     feedback: RwLock<HashMap<u64, Aggregate>>,
     /// The vector space (model + text layout) of the vectors; `None` without
@@ -119,16 +221,17 @@ impl Indexes {
     /// again, stored vectors that cannot be used (another space or
     /// dimension, NaN, undecodable) are requeued, and the graph is loaded
     /// from the data dir — or built — once there are `ann_threshold`
-    /// vectors. These store writes are the only ones made from here.
+    /// vectors. These store writes are the only ones made from here. The
+    /// lexical side and the vectors are read on two threads; with
+    /// `background` and at least `ann_threshold` stored vectors, this
+    /// returns once the lexical side is in and the vectors follow
+    /// ([`Indexes::vectors_loading`]).
     pub(crate) fn build(
         store: &Store,
         space: Option<&str>,
         ann_threshold: usize,
+        background: bool,
     ) -> Result<Indexes, StoreError> {
-        let (lexical, turns, dates) = rebuild_text(store)?;
-        let mut vectors = VectorIndex::new(EMBED_DIM);
-        let mut graph = None;
-        let mut dirty = false;
         if let Some(space) = space {
             if store.vector_model()?.as_deref() != Some(space) {
                 let n = store.write(|tx| tx.reset_vectors(space))?;
@@ -140,28 +243,60 @@ impl Indexes {
                     );
                 }
             }
-            let mut bad = Vec::new();
-            let mut stale = store.for_each_vector(space, EMBED_DIM, |id, chat, v| {
-                if !vectors.insert(id, chat, &v) {
-                    bad.push(id);
-                }
-            })?;
-            stale.append(&mut bad);
-            if !stale.is_empty() {
-                tracing::warn!(
-                    notes = stale.len(),
-                    "stored vectors of another model, another dimension, with NaN or damaged; embedding those notes again"
-                );
-                store.write(|tx| tx.requeue_embed(&stale))?;
-            }
-            if vectors.len() >= ann_threshold {
-                let dir = ann::dir_in(store.dir());
-                let (g, how) = Ann::load_or_build(&dir, &vectors, space);
-                tracing::info!(?how, points = g.len(), "ANN graph ready");
-                dirty = how != ann::Origin::Loaded { added: 0 };
-                graph = Some(g);
-            }
         }
+        let background =
+            background && space.is_some() && store.vector_count()? >= ann_threshold as u64;
+        let shared = Arc::new(Shared {
+            vectors: RwLock::new(Vectors::Loading(Vec::new())),
+            ann_dirty: AtomicBool::new(false),
+            ready: Mutex::new(false),
+            ready_cv: Condvar::new(),
+            store_released: Mutex::new(false),
+            store_cv: Condvar::new(),
+        });
+        let text = if background {
+            let (s, sp, sh) = (
+                store.clone(),
+                space.unwrap_or_default().to_owned(),
+                shared.clone(),
+            );
+            std::thread::Builder::new()
+                .name("mnemo-vectors".into())
+                .spawn(move || {
+                    let t = std::time::Instant::now();
+                    let got = read_vectors(&s, &sp);
+                    let dir = ann::dir_in(s.dir());
+                    drop(s);
+                    *lock(&sh.store_released) = true;
+                    sh.store_cv.notify_all();
+                    let got = got.map(|v| into_graph(v, &dir, &sp, ann_threshold));
+                    install(&sh, got);
+                    tracing::info!(
+                        secs = t.elapsed().as_secs_f64(),
+                        "vectors loaded in the background"
+                    );
+                })
+                .map_err(|source| StoreError::Io {
+                    context: "cannot start the vector loader".into(),
+                    source,
+                })?;
+            rebuild_text(store)?
+        } else {
+            *lock(&shared.store_released) = true;
+            let (text, got) = std::thread::scope(|sc| {
+                let text = sc.spawn(|| rebuild_text(store));
+                let got = match space {
+                    Some(sp) => read_vectors(store, sp)
+                        .map(|v| into_graph(v, &ann::dir_in(store.dir()), sp, ann_threshold)),
+                    None => Ok((Vectors::Flat(VectorIndex::new(EMBED_DIM)), false)),
+                };
+                (text.join().expect("lexical index thread"), got)
+            });
+            let got = got?;
+            install(&shared, Ok(got));
+            text?
+        };
+        let (lexical, turns, dates) = text;
         // Votes only tune ranking: an unreadable one must not keep mnemo from
         // starting. It stays in the store (and in the error log) untouched.
         let feedback = store.feedback_state().unwrap_or_else(|e| {
@@ -172,13 +307,29 @@ impl Indexes {
             lexical: RwLock::new(lexical),
             turns: RwLock::new(turns),
             dates: RwLock::new(dates),
-            vectors: RwLock::new(vectors),
-            ann: RwLock::new(graph),
-            ann_dirty: AtomicBool::new(dirty),
+            shared,
             feedback: RwLock::new(feedback),
             space: space.map(str::to_owned),
             ann_threshold,
         })
+    }
+
+    /// Whether the vectors are still being loaded in the background (recall
+    /// is by words only until they are in).
+    pub(crate) fn vectors_loading(&self) -> bool {
+        !*lock(&self.shared.ready)
+    }
+
+    /// Blocks until the vectors are in.
+    pub(crate) fn wait_vectors(&self) {
+        let mut r = lock(&self.shared.ready);
+        while !*r {
+            r = self
+                .shared
+                .ready_cv
+                .wait(r)
+                .unwrap_or_else(|p| p.into_inner());
+        }
     }
 
     /// Applies a committed transaction's changes, in order (call after the
@@ -195,15 +346,14 @@ impl Indexes {
         let mut turns = write(&self.turns);
         let mut dates = write(&self.dates);
         let mut gone = std::collections::HashSet::new();
-        let mut vec = write(&self.vectors);
-        let mut graph = write(&self.ann);
+        let mut vec = write(&self.shared.vectors);
         let mut fb = write(&self.feedback);
         // Vectors stored by this commit, not yet in the graph.
-        let mut added: Vec<(u64, Vec<f32>)> = Vec::new();
-        let mut any_vector = false;
+        let mut added: Vec<(u64, i64, Vec<f32>)> = Vec::new();
+        let mut changed = false;
         for op in ops {
             if !matches!(op, IndexOp::Vector(..)) {
-                self.add_to_graph(graph.as_mut(), &mut added);
+                changed |= add_batch(&mut vec, &mut added);
             }
             let stale = match op {
                 IndexOp::Upsert(id, chat, text, at, author) => {
@@ -225,46 +375,30 @@ impl Indexes {
                     continue;
                 }
                 IndexOp::Vector(id, chat, v) => {
-                    any_vector = true;
-                    if vec.insert(id, chat, &v) {
-                        added.push((id, v));
-                    }
+                    added.push((id, chat, v));
                     continue;
                 }
             };
-            vec.remove(stale);
-            if let Some(g) = graph.as_mut() {
-                g.remove(stale);
-                self.ann_dirty.store(true, Ordering::Release);
+            changed |= vec.drop_vector(stale);
+        }
+        changed |= add_batch(&mut vec, &mut added);
+        dates.remove(&gone);
+        if let Vectors::Flat(idx) = &*vec {
+            if idx.len() >= self.ann_threshold {
+                if let Some(space) = &self.space {
+                    tracing::info!(
+                        vectors = idx.len(),
+                        "index crossed the ANN threshold; building the graph"
+                    );
+                    *vec = Vectors::Graph(Box::new(Ann::build(idx, space)));
+                    changed = true;
+                }
             }
         }
-        self.add_to_graph(graph.as_mut(), &mut added);
-        dates.remove(&gone);
-        if any_vector && graph.is_none() && vec.len() >= self.ann_threshold {
-            if let Some(space) = &self.space {
-                tracing::info!(
-                    vectors = vec.len(),
-                    "index crossed the ANN threshold; building the graph"
-                );
-                *graph = Some(Ann::build(&vec, space));
-                self.ann_dirty.store(true, Ordering::Release);
-            }
+        if changed {
+            self.shared.ann_dirty.store(true, Ordering::Release);
         }
         voted
-    }
-
-    /// Inserts the vectors gathered in `added` into the graph (if there is
-    /// one) as one batch, and empties `added`.
-    fn add_to_graph(&self, graph: Option<&mut Ann>, added: &mut Vec<(u64, Vec<f32>)>) {
-        if added.is_empty() {
-            return;
-        }
-        if let Some(g) = graph {
-            let batch: Vec<(u64, &[f32])> = added.iter().map(|(id, v)| (*id, &v[..])).collect();
-            g.insert_many(&batch);
-            self.ann_dirty.store(true, Ordering::Release);
-        }
-        added.clear();
     }
 
     /// The lexical and vector candidates for a query: the `n` best of each
@@ -297,31 +431,18 @@ impl Indexes {
         let named = turns.named_speakers(chat, query);
         let in_span = span.and_then(|s| read(&self.dates).within(s, chat, DATE_POOL));
         let span_notes = span.map(|_| in_span.as_ref().map_or(usize::MAX, Vec::len));
-        let vectors = read(&self.vectors);
-        let graph = read(&self.ann);
-        let vec = match (query_vector, graph.as_ref()) {
-            (Some(q), Some(g)) => {
-                let keep = |id: u64| {
-                    chat == super::Chats::ALL || vectors.chat_of(id).is_some_and(|c| chat.admits(c))
-                };
-                g.search(q, n, &keep)
-            }
-            (Some(q), None) => vectors.search_exact(q, chat, n),
-            (None, _) => Vec::new(),
+        let vectors = read(&self.shared.vectors);
+        let vec = match (query_vector, &*vectors) {
+            (Some(q), Vectors::Graph(g)) => g.search(q, n, chat),
+            (Some(q), Vectors::Flat(v)) => v.search_exact(q, chat, n),
+            _ => Vec::new(),
         };
-        drop(graph);
+        let cosine = |id: u64| Some(dot_f16_f32(vectors.get(id)?, query_vector?));
         let mut merged = recall::merge(&lex, &vec);
         let mut dated_only = std::collections::HashSet::new();
         if let Some(ids) = in_span {
-            let mut dated: Vec<(u64, Option<f32>)> = ids
-                .into_iter()
-                .map(|id| {
-                    (
-                        id,
-                        query_vector.and_then(|q| Some(dot(q, vectors.get(id)?))),
-                    )
-                })
-                .collect();
+            let mut dated: Vec<(u64, Option<f32>)> =
+                ids.into_iter().map(|id| (id, cosine(id))).collect();
             dated.sort_by(|a, b| b.1.unwrap_or(-1.0).total_cmp(&a.1.unwrap_or(-1.0)));
             for (id, cos) in dated.into_iter().take(n) {
                 merged.entry(id).or_insert_with(|| {
@@ -335,7 +456,7 @@ impl Indexes {
             .map(|(id, (bm25, cos))| Match {
                 id,
                 bm25,
-                cosine: cos.or_else(|| Some(dot(query_vector?, vectors.get(id)?))),
+                cosine: cos.or_else(|| cosine(id)),
                 by_named: !named.is_empty()
                     && turns.speaker_of(id).is_some_and(|s| named.contains(&s)),
                 turn: turns.speaker_of(id).is_some(),
@@ -349,23 +470,59 @@ impl Indexes {
         }
     }
 
-    /// The note of `chat` whose vector is closest to `v`, with the cosine
-    /// (exact, not through the graph: duplicates must not be missed).
+    /// The note of `chat` whose vector is closest to `v`, with the cosine,
+    /// for repeat detection (before a note is acknowledged). Exact while
+    /// the vectors are flat and for a chat of at most [`ann::EXACT_MAX`]
+    /// points; a larger chat is searched through the graph, as recall
+    /// does — an exact scan of a 333k-note chat took 265 ms at 1M, and a
+    /// repeat (cosine ≥ `duplicate_threshold`) is the query's own
+    /// neighbourhood, which the graph search finds. `None` while the
+    /// vectors load.
     pub(crate) fn nearest(&self, v: &[f32], chat: i64) -> Option<(u64, f32)> {
-        read(&self.vectors)
-            .search_exact(v, Some(chat), 1)
-            .into_iter()
-            .next()
+        let vectors = read(&self.shared.vectors);
+        let hits = match &*vectors {
+            Vectors::Flat(idx) => idx.search_exact(v, Some(chat), 1),
+            Vectors::Graph(g) => g.search(v, 1, super::Chats::one(chat)),
+            Vectors::Loading(_) => Vec::new(),
+        };
+        hits.into_iter().next()
     }
 
-    /// Vectors in memory.
     /// Documents in the lexical index.
     pub(crate) fn lexical_len(&self) -> usize {
         read(&self.lexical).len()
     }
 
+    /// Vectors in memory (0 while they load).
     pub(crate) fn vectors_len(&self) -> usize {
-        read(&self.vectors).len()
+        read(&self.shared.vectors).len()
+    }
+
+    /// Bytes each derived structure holds on the heap (the graph's part is
+    /// estimated by a scan of its points: for benches).
+    pub(crate) fn footprint(&self) -> Footprint {
+        let lexical = read(&self.lexical).heap_bytes();
+        let vectors = read(&self.shared.vectors);
+        match &*vectors {
+            Vectors::Flat(v) => Footprint {
+                lexical,
+                vectors: v.heap_bytes(),
+                ..Default::default()
+            },
+            Vectors::Graph(g) => {
+                let (graph, graph_vectors) = g.graph_bytes_estimate();
+                Footprint {
+                    lexical,
+                    vectors: g.heap_bytes(),
+                    graph,
+                    graph_vectors,
+                }
+            }
+            Vectors::Loading(_) => Footprint {
+                lexical,
+                ..Default::default()
+            },
+        }
     }
 
     /// Every note's votes, for reading (ranking, /feedback, counts).
@@ -384,21 +541,21 @@ impl Indexes {
     }
 
     /// Drops every vector and the graph (the store's vectors were reset;
-    /// call under the writer lock).
+    /// call under the writer lock). Waits for a background load first.
     pub(crate) fn clear_vectors(&self) {
-        *write(&self.vectors) = VectorIndex::new(EMBED_DIM);
-        *write(&self.ann) = None;
+        self.wait_vectors();
+        *write(&self.shared.vectors) = Vectors::Flat(VectorIndex::new(EMBED_DIM));
     }
 
     /// Saves the graph in `<data_dir>/ann` if it changed since it was loaded
     /// or saved (a graph not saved is caught up or rebuilt at the next
     /// start).
     pub(crate) fn persist(&self, data_dir: &Path) {
-        if !self.ann_dirty.swap(false, Ordering::AcqRel) {
+        if !self.shared.ann_dirty.swap(false, Ordering::AcqRel) {
             return;
         }
-        let graph = read(&self.ann);
-        if let Some(g) = graph.as_ref() {
+        let vectors = read(&self.shared.vectors);
+        if let Vectors::Graph(g) = &*vectors {
             match g.save(&ann::dir_in(data_dir)) {
                 Ok(()) => tracing::info!(points = g.len(), "ANN graph saved"),
                 Err(e) => {
@@ -407,6 +564,136 @@ impl Indexes {
             }
         }
     }
+}
+
+impl Drop for Indexes {
+    /// A background load still reading the store holds it open: wait for
+    /// that part (the graph load after it holds nothing and is dropped with
+    /// its result), so the store can be opened again as soon as this is gone.
+    fn drop(&mut self) {
+        let mut r = lock(&self.shared.store_released);
+        while !*r {
+            r = self
+                .shared
+                .store_cv
+                .wait(r)
+                .unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+/// Inserts the vectors gathered in `added` as one batch (into the graph, in
+/// parallel when large), and empties `added`. Returns whether the graph
+/// changed.
+fn add_batch(vec: &mut Vectors, added: &mut Vec<(u64, i64, Vec<f32>)>) -> bool {
+    if added.is_empty() {
+        return false;
+    }
+    let changed = match vec {
+        Vectors::Graph(g) => {
+            let halves: Vec<(u64, i64, Vec<f16>)> = added
+                .iter()
+                .filter(|(_, _, v)| v.len() == g.dim() && v.iter().all(|x| x.is_finite()))
+                .map(|(id, chat, v)| (*id, *chat, super::dot::to_f16(v)))
+                .collect();
+            let batch: Vec<(u64, i64, &[f16])> =
+                halves.iter().map(|(id, c, v)| (*id, *c, &v[..])).collect();
+            g.insert_many(&batch);
+            !batch.is_empty()
+        }
+        _ => {
+            let mut changed = false;
+            for (id, chat, v) in added.drain(..) {
+                changed |= vec.put(id, chat, v);
+            }
+            changed
+        }
+    };
+    added.clear();
+    changed
+}
+
+/// Every stored vector of `space` (flat, half floats); stale or unusable
+/// ones are requeued for embedding.
+fn read_vectors(store: &Store, space: &str) -> Result<VectorIndex, StoreError> {
+    let mut vectors = VectorIndex::new(EMBED_DIM);
+    let mut bad = Vec::new();
+    let mut stale = store.for_each_vector(space, EMBED_DIM, |id, chat, v| {
+        if !vectors.insert(id, chat, &v) {
+            bad.push(id);
+        }
+    })?;
+    stale.append(&mut bad);
+    if !stale.is_empty() {
+        tracing::warn!(
+            notes = stale.len(),
+            "stored vectors of another model, another dimension, with NaN or damaged; embedding those notes again"
+        );
+        store.write(|tx| tx.requeue_embed(&stale))?;
+    }
+    Ok(vectors)
+}
+
+/// The graph over `vectors` (loaded from `dir` or built) once they number
+/// `ann_threshold`, else the flat index; and whether it differs from what
+/// is saved.
+fn into_graph(
+    vectors: VectorIndex,
+    dir: &Path,
+    space: &str,
+    ann_threshold: usize,
+) -> (Vectors, bool) {
+    if vectors.len() < ann_threshold {
+        return (Vectors::Flat(vectors), false);
+    }
+    let (g, how) = Ann::load_or_build(dir, &vectors, space);
+    drop(vectors);
+    // The flat copy and hnsw_rs' temporary tables of a load are freed now,
+    // scattered between the graph's many small records: hand the free pages
+    // back to the system instead of keeping them as the process's own.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free heap pages.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+    tracing::info!(?how, points = g.len(), "ANN graph ready");
+    (
+        Vectors::Graph(Box::new(g)),
+        how != ann::Origin::Loaded { added: 0 },
+    )
+}
+
+/// Puts loaded vectors in place, replaying what arrived while they loaded,
+/// and wakes whoever waits for them. A failed read leaves the vectors empty
+/// (recall by words; the next start reads them again).
+fn install(shared: &Shared, got: Result<(Vectors, bool), StoreError>) {
+    let mut vec = write(&shared.vectors);
+    let pending = match std::mem::replace(&mut *vec, Vectors::Loading(Vec::new())) {
+        Vectors::Loading(p) => p,
+        _ => Vec::new(),
+    };
+    let (mut loaded, mut dirty) = got.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "cannot read the stored vectors; recall is by words only until the next start");
+        (Vectors::Flat(VectorIndex::new(EMBED_DIM)), false)
+    });
+    let mut added = Vec::new();
+    for p in pending {
+        match p {
+            Pending::Put(id, chat, v) => added.push((id, chat, v)),
+            Pending::Drop(id) => {
+                dirty |= add_batch(&mut loaded, &mut added);
+                dirty |= loaded.drop_vector(id);
+            }
+        }
+    }
+    dirty |= add_batch(&mut loaded, &mut added);
+    *vec = loaded;
+    if dirty {
+        shared.ann_dirty.store(true, Ordering::Release);
+    }
+    drop(vec);
+    *lock(&shared.ready) = true;
+    shared.ready_cv.notify_all();
 }
 
 /// The notes of a named time that are searched one by one (a wider span
@@ -436,4 +723,8 @@ fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
 
 fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     l.write().unwrap_or_else(|p| p.into_inner())
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -1,22 +1,24 @@
-//! The vector index: note embeddings in memory, searched exactly by brute
-//! force, or approximately through an HNSW graph ([`super::ann`]) once the
-//! index is large.
+//! The flat vector index: note embeddings in memory as half floats,
+//! searched exactly by brute force — while a memory is small (below
+//! `recall.ann_threshold`), and as the input a graph is built or checked
+//! from. Once there is a graph ([`super::ann`]) the graph holds the only
+//! copy and this index is dropped.
 //!
-//! Derived data: the vectors themselves are stored in redb (`vectors`), this
-//! is their in-memory copy plus the optional graph. Brute force over 384-d
-//! unit vectors is one dot product each (~1 ms per 10k on one core), exact,
-//! and the reference the ANN is tested against.
+//! Derived data: the vectors themselves are stored in redb (`vectors`, f32);
+//! this is their in-memory copy. Brute force over 384-d unit vectors is one
+//! dot product each (~1 ms per 10k on one core), exact, and the reference
+//! the ANN is tested against.
 
 use std::collections::HashMap;
 
-use super::dot::dot;
+use super::dot::{dot_f16_f32, f16};
 
 #[derive(Default)]
 pub struct VectorIndex {
     dim: usize,
     ids: Vec<u64>,
     chats: Vec<i64>,
-    data: Vec<f32>,
+    data: Vec<f16>,
     pos: HashMap<u64, usize>,
 }
 
@@ -43,6 +45,14 @@ impl VectorIndex {
     /// Adds or replaces note `id`'s vector. Vectors of the wrong dimension
     /// or with non-finite values are refused (false).
     pub fn insert(&mut self, id: u64, chat: i64, v: &[f32]) -> bool {
+        if v.len() != self.dim || v.iter().any(|x| !x.is_finite()) {
+            return false;
+        }
+        self.insert_f16(id, chat, &super::dot::to_f16(v))
+    }
+
+    /// [`VectorIndex::insert`] of a vector already in half floats.
+    pub fn insert_f16(&mut self, id: u64, chat: i64, v: &[f16]) -> bool {
         if v.len() != self.dim || v.iter().any(|x| !x.is_finite()) {
             return false;
         }
@@ -75,7 +85,7 @@ impl VectorIndex {
         self.data.truncate(last * self.dim);
     }
 
-    pub fn get(&self, id: u64) -> Option<&[f32]> {
+    pub fn get(&self, id: u64) -> Option<&[f16]> {
         self.pos
             .get(&id)
             .map(|&p| &self.data[p * self.dim..(p + 1) * self.dim])
@@ -86,7 +96,7 @@ impl VectorIndex {
     }
 
     /// Every (id, chat, vector), in internal order.
-    pub fn iter(&self) -> impl Iterator<Item = (u64, i64, &[f32])> + '_ {
+    pub fn iter(&self) -> impl Iterator<Item = (u64, i64, &[f16])> + '_ {
         self.ids
             .iter()
             .zip(&self.chats)
@@ -109,16 +119,33 @@ impl VectorIndex {
         let mut scored: Vec<(u64, f32)> = self
             .iter()
             .filter(|(_, c, _)| chat.admits(*c))
-            .map(|(id, _, v)| (id, dot(q, v)))
+            .map(|(id, _, v)| (id, dot_f16_f32(v, q)))
             .collect();
-        let by = |a: &(u64, f32), b: &(u64, f32)| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0));
-        if scored.len() > k {
-            scored.select_nth_unstable_by(k - 1, by);
-            scored.truncate(k);
-        }
-        scored.sort_by(by);
+        top(&mut scored, k);
         scored
     }
+
+    /// Heap bytes (capacities; the map estimated).
+    pub fn heap_bytes(&self) -> usize {
+        self.ids.capacity() * 8
+            + self.chats.capacity() * 8
+            + self.data.capacity() * 2
+            + self.pos.capacity() * (8 + 8 + 1)
+    }
+}
+
+/// Keeps the best `k` of `scored`, highest first; ties: higher id first.
+pub(crate) fn top(scored: &mut Vec<(u64, f32)>, k: usize) {
+    let by = |a: &(u64, f32), b: &(u64, f32)| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0));
+    if k == 0 {
+        scored.clear();
+        return;
+    }
+    if scored.len() > k {
+        scored.select_nth_unstable_by(k - 1, by);
+        scored.truncate(k);
+    }
+    scored.sort_by(by);
 }
 
 #[cfg(test)]
@@ -143,7 +170,10 @@ mod tests {
         assert_eq!(hits.iter().map(|h| h.0).collect::<Vec<_>>(), vec![1, 2]);
         idx.remove(1);
         assert_eq!(idx.search_exact(&q, None, 1)[0].0, 2);
-        assert_eq!(idx.get(3).unwrap(), unit(&[0.0, 1.0, 0.0]).as_slice());
+        assert_eq!(
+            idx.get(3).unwrap(),
+            super::super::dot::to_f16(&unit(&[0.0, 1.0, 0.0])).as_slice()
+        );
         idx.insert(3, 20, &unit(&[1.0, 0.0, 0.0]));
         assert_eq!(idx.search_exact(&q, None, 1)[0].0, 3, "replaced in place");
         assert_eq!(idx.len(), 2);

@@ -52,6 +52,11 @@ use schema::*;
 
 /// File name of the database inside the data dir.
 pub const DB_FILE: &str = "mnemo.redb";
+/// redb's page cache (reads and the write buffer share it). redb's default
+/// is 1 GiB, which a start over a large store (every note and vector read
+/// once to build the indexes) fills and keeps; recall reads only the few
+/// notes it shows, so a small cache serves it as well.
+const CACHE_BYTES: usize = 128 << 20;
 /// Written by `mnemo serve` so that other commands can name the holder.
 pub const PID_FILE: &str = "serve.pid";
 
@@ -331,21 +336,24 @@ impl Tx {
 /// errors to ours. No migration: [`Store::open`] does that once.
 fn open_db(path: &Path) -> Result<Database, StoreError> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    Database::create(path).map_err(|e| match e {
-        redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse {
-            holder: holder(dir),
-            path: path.to_path_buf(),
-        },
-        redb::DatabaseError::Storage(redb::StorageError::Corrupted(msg)) => {
-            StoreError::Corrupt(msg)
-        }
-        redb::DatabaseError::Storage(redb::StorageError::Io(e))
-            if e.kind() == std::io::ErrorKind::InvalidData =>
-        {
-            StoreError::Corrupt(e.to_string())
-        }
-        other => other.into(),
-    })
+    Database::builder()
+        .set_cache_size(CACHE_BYTES)
+        .create(path)
+        .map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse {
+                holder: holder(dir),
+                path: path.to_path_buf(),
+            },
+            redb::DatabaseError::Storage(redb::StorageError::Corrupted(msg)) => {
+                StoreError::Corrupt(msg)
+            }
+            redb::DatabaseError::Storage(redb::StorageError::Io(e))
+                if e.kind() == std::io::ErrorKind::InvalidData =>
+            {
+                StoreError::Corrupt(e.to_string())
+            }
+            other => other.into(),
+        })
 }
 
 fn io_err(context: String, source: std::io::Error) -> StoreError {

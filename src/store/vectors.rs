@@ -52,6 +52,20 @@ pub fn decode_vector(b: &[u8]) -> Option<(&str, Vec<f32>)> {
     Some((std::str::from_utf8(name).ok()?, decode_f32s(data)))
 }
 
+/// A note's chat, read from its stored bytes without decoding the rest (a
+/// large store's start reads it for every vector); `None` for a damaged
+/// note (quarantined by the full decoder, which names what is wrong).
+fn chat_of(id: u64, bytes: &[u8]) -> Option<i64> {
+    #[derive(serde::Deserialize)]
+    struct ChatOnly {
+        chat_id: i64,
+    }
+    match serde_json::from_slice::<ChatOnly>(bytes) {
+        Ok(c) => Some(c.chat_id),
+        Err(_) => read_note(id, bytes).map(|n| n.chat_id),
+    }
+}
+
 impl Store {
     /// The embedding space the stored vectors belong to.
     pub fn vector_model(&self) -> Result<Option<String>, StoreError> {
@@ -108,11 +122,11 @@ impl Store {
         for row in vt.iter()? {
             let (k, v) = row?;
             let id = k.value();
-            let Some(n) = notes.get(id)?.and_then(|g| read_note(id, g.value())) else {
+            let Some(chat) = notes.get(id)?.and_then(|g| chat_of(id, g.value())) else {
                 continue;
             };
             match decode_vector(v.value()) {
-                Some((s, v)) if s == space && v.len() == dim => f(id, n.chat_id, v),
+                Some((s, v)) if s == space && v.len() == dim => f(id, chat, v),
                 _ => stale.push(id),
             }
         }
