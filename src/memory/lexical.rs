@@ -14,8 +14,13 @@
 //! a query is stemmed both ways, so "Zahnärzte" finds "Zahnarzt" and "moved"
 //! finds "moving" whichever language the user wrote in.
 
-use std::collections::{HashMap, HashSet};
+use std::borrow::Cow;
 use std::sync::LazyLock;
+
+// foldhash, not the standard SipHash: the tables below are hashed for every
+// word of every note at start (SipHash was 15% of building the index).
+// Seeded per process, and only allowlisted users' words reach them.
+use foldhash::{HashMap, HashSet};
 
 use rust_stemmers::{Algorithm, Stemmer};
 
@@ -50,6 +55,11 @@ pub struct LexicalIndex {
     slot_of: HashMap<u64, u32>,
     /// Term → term id.
     dict: HashMap<Box<str>, u32>,
+    /// A note's word → its term id, one table per stemmer (English,
+    /// German): a word seen before is neither stemmed nor looked up as a
+    /// term again (stemming was a quarter of building the index). Term ids
+    /// are never reused, so an entry never goes stale.
+    seen: [HashMap<Box<str>, u32>; 2],
     /// Term id → (slot, term frequency).
     postings: Vec<Vec<(u32, u32)>>,
     total_len: u64,
@@ -58,11 +68,14 @@ pub struct LexicalIndex {
 /// Lower-cased alphanumeric words of at least two characters (digits count,
 /// so "3pm" and "2026" are searchable).
 pub fn tokenize(text: &str) -> impl Iterator<Item = String> + '_ {
-    text.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| {
-            w.chars().count() >= 2 || w.chars().all(|c| c.is_ascii_digit()) && !w.is_empty()
-        })
-        .map(str::to_lowercase)
+    raw_words(text).map(str::to_lowercase)
+}
+
+/// The words [`tokenize`] keeps, as written.
+fn raw_words(text: &str) -> impl Iterator<Item = &str> + '_ {
+    text.split(|c: char| !c.is_alphanumeric()).filter(|w| {
+        w.chars().count() >= 2 || w.chars().all(|c| c.is_ascii_digit()) && !w.is_empty()
+    })
 }
 
 const STOP_EN: &[&str] = &[
@@ -90,23 +103,43 @@ static DE: LazyLock<Stemmer> = LazyLock::new(|| Stemmer::create(Algorithm::Germa
 /// of start-up.
 static STOP_EN_SET: LazyLock<HashSet<&str>> = LazyLock::new(|| STOP_EN.iter().copied().collect());
 static STOP_DE_SET: LazyLock<HashSet<&str>> = LazyLock::new(|| STOP_DE.iter().copied().collect());
+static STEMMERS: [&LazyLock<Stemmer>; 2] = [&EN, &DE];
 
 fn is_stop(w: &str) -> bool {
     STOP_EN_SET.contains(w) || STOP_DE_SET.contains(w)
 }
 
-/// Index terms of a note.
-pub fn analyze_doc(text: &str) -> Vec<String> {
-    let words: Vec<String> = tokenize(text).collect();
+/// [`tokenize`] without a new string for a word already in lower case.
+fn doc_words(text: &str) -> Vec<Cow<'_, str>> {
+    raw_words(text)
+        .map(|w| {
+            if w.chars().any(char::is_uppercase) {
+                Cow::Owned(w.to_lowercase())
+            } else {
+                Cow::Borrowed(w)
+            }
+        })
+        .collect()
+}
+
+/// The stemmer of a note's words ([`STEMMERS`]): German (1) when it has
+/// more German than English stop words, else English (0).
+fn doc_language(words: &[Cow<'_, str>]) -> usize {
     let en = words
         .iter()
-        .filter(|w| STOP_EN_SET.contains(w.as_str()))
+        .filter(|w| STOP_EN_SET.contains(w.as_ref()))
         .count();
     let de = words
         .iter()
-        .filter(|w| STOP_DE_SET.contains(w.as_str()))
+        .filter(|w| STOP_DE_SET.contains(w.as_ref()))
         .count();
-    let stemmer: &Stemmer = if de > en { &DE } else { &EN };
+    usize::from(de > en)
+}
+
+/// Index terms of a note.
+pub fn analyze_doc(text: &str) -> Vec<String> {
+    let words = doc_words(text);
+    let stemmer = STEMMERS[doc_language(&words)];
     words
         .iter()
         .filter(|w| !is_stop(w))
@@ -158,28 +191,24 @@ impl LexicalIndex {
     /// Adds or replaces the text of note `id`.
     pub fn insert(&mut self, id: u64, chat_id: i64, text: &str) {
         self.remove(id);
-        let mut tf: HashMap<String, u32> = HashMap::new();
-        let mut len = 0u32;
-        for t in analyze_doc(text) {
-            *tf.entry(t).or_default() += 1;
-            len += 1;
-        }
+        let words = doc_words(text);
+        let lang = doc_language(&words);
+        // The note's term ids, sorted: runs of one id are its frequency.
+        let mut ids: Vec<u32> = words
+            .iter()
+            .filter(|w| !is_stop(w))
+            .map(|w| self.term_id(lang, w))
+            .collect();
+        let len = ids.len() as u32;
+        ids.sort_unstable();
         let slot = self.free.pop().unwrap_or_else(|| {
             self.docs.push(None);
             (self.docs.len() - 1) as u32
         });
-        let mut terms = Vec::with_capacity(tf.len());
-        for (term, n) in tf {
-            let t = match self.dict.get(term.as_str()) {
-                Some(&t) => t,
-                None => {
-                    let t = self.postings.len() as u32;
-                    self.dict.insert(term.into_boxed_str(), t);
-                    self.postings.push(Vec::new());
-                    t
-                }
-            };
-            self.postings[t as usize].push((slot, n));
+        let mut terms = Vec::new();
+        for run in ids.chunk_by(|a, b| a == b) {
+            let t = run[0];
+            self.postings[t as usize].push((slot, run.len() as u32));
             terms.push(t);
         }
         self.docs[slot as usize] = Some(Doc {
@@ -190,6 +219,26 @@ impl LexicalIndex {
         });
         self.slot_of.insert(id, slot);
         self.total_len += u64::from(len);
+    }
+
+    /// The term id of a note's `word` stemmed by `STEMMERS[lang]`, made
+    /// when new.
+    fn term_id(&mut self, lang: usize, word: &str) -> u32 {
+        if let Some(&t) = self.seen[lang].get(word) {
+            return t;
+        }
+        let term = STEMMERS[lang].stem(word);
+        let t = match self.dict.get(&*term) {
+            Some(&t) => t,
+            None => {
+                let t = self.postings.len() as u32;
+                self.dict.insert(term.into_owned().into_boxed_str(), t);
+                self.postings.push(Vec::new());
+                t
+            }
+        };
+        self.seen[lang].insert(word.into(), t);
+        t
     }
 
     pub fn remove(&mut self, id: u64) {
@@ -216,6 +265,11 @@ impl LexicalIndex {
     pub fn heap_bytes(&self) -> usize {
         let docs: usize = self.docs.iter().flatten().map(|d| d.terms.len() * 4).sum();
         let dict: usize = self.dict.keys().map(|k| k.len() + 16).sum();
+        let seen: usize = self
+            .seen
+            .iter()
+            .map(|m| m.capacity() * (16 + 4 + 1) + m.keys().map(|k| k.len()).sum::<usize>())
+            .sum();
         let postings: usize = self.postings.iter().map(|p| p.capacity() * 8 + 24).sum();
         self.docs.capacity() * std::mem::size_of::<Option<Doc>>()
             + docs
@@ -223,6 +277,7 @@ impl LexicalIndex {
             + self.slot_of.capacity() * (8 + 4 + 1)
             + self.dict.capacity() * (16 + 4 + 1)
             + dict
+            + seen
             + postings
     }
 
@@ -335,7 +390,7 @@ impl LexicalIndex {
 }
 
 /// The `k` best of `scores`, highest first; ties by newer (higher) id.
-pub(crate) fn top_k(scores: HashMap<u64, f32>, k: usize) -> Vec<(u64, f32)> {
+pub(crate) fn top_k(scores: impl IntoIterator<Item = (u64, f32)>, k: usize) -> Vec<(u64, f32)> {
     let mut hits: Vec<(u64, f32)> = scores.into_iter().collect();
     hits.sort_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));
     hits.truncate(k);
@@ -345,6 +400,41 @@ pub(crate) fn top_k(scores: HashMap<u64, f32>, k: usize) -> Vec<(u64, f32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The index's terms (through the per-word cache, repeated words,
+    /// mixed case, both languages) are the terms and counts `analyze_doc`
+    /// gives.
+    #[test]
+    fn cached_terms_are_the_analysed_terms() {
+        let texts = [
+            "Moving the Moving boxes; moved them to the garage",
+            "Ich habe die Zahnärzte angerufen, der Zahnarzt kommt morgen",
+            "MOVING again: 3pm, 2026, moving",
+            "die Kisten und die Umzüge, moving und moved",
+        ];
+        let mut idx = LexicalIndex::new();
+        for (i, t) in texts.iter().enumerate() {
+            idx.insert(i as u64 + 1, 1, t);
+        }
+        for (i, t) in texts.iter().enumerate() {
+            let slot = idx.slot_of[&(i as u64 + 1)];
+            let mut want: Vec<String> = analyze_doc(t);
+            assert_eq!(idx.doc(slot).unwrap().len as usize, want.len(), "{t}");
+            want.sort();
+            for run in want.chunk_by(|a, b| a == b) {
+                let tf = idx
+                    .postings_of(&run[0])
+                    .iter()
+                    .find(|(s, _)| *s == slot)
+                    .map(|p| p.1);
+                assert_eq!(tf, Some(run.len() as u32), "{t}: {}", run[0]);
+            }
+            assert_eq!(
+                idx.doc(slot).unwrap().terms.len(),
+                want.chunk_by(|a, b| a == b).count()
+            );
+        }
+    }
 
     #[test]
     fn finds_by_words_and_respects_chat() {
