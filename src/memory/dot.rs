@@ -245,6 +245,16 @@ impl hnsw_rs::anndists::dist::Distance<f16> for UnitDot {
 mod tests {
     use super::*;
 
+    /// Deterministic values in [-0.5, 0.5) (xorshift).
+    fn values(mut s: u64) -> impl FnMut() -> f32 {
+        move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+        }
+    }
+
     fn serial(a: &[f32], b: &[f32]) -> f64 {
         a.iter()
             .zip(b)
@@ -254,13 +264,7 @@ mod tests {
 
     #[test]
     fn matches_the_serial_sum_for_every_length() {
-        let mut s = 0x2545_f491_4f6c_dd1du64;
-        let mut r = || {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-        };
+        let mut r = values(0x2545_f491_4f6c_dd1d);
         for n in 0..100 {
             let a: Vec<f32> = (0..n).map(|_| r()).collect();
             let b: Vec<f32> = (0..n + 3).map(|_| r()).collect();
@@ -276,13 +280,7 @@ mod tests {
 
     #[test]
     fn half_float_products_match_the_serial_sum() {
-        let mut s = 0x9e37_79b9_7f4a_7c15u64;
-        let mut r = || {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-        };
+        let mut r = values(0x9e37_79b9_7f4a_7c15);
         for n in 0..70 {
             let a: Vec<f32> = (0..n).map(|_| r()).collect();
             let b: Vec<f32> = (0..n + 2).map(|_| r()).collect();

@@ -322,14 +322,7 @@ impl Indexes {
 
     /// Blocks until the vectors are in.
     pub(crate) fn wait_vectors(&self) {
-        let mut r = lock(&self.shared.ready);
-        while !*r {
-            r = self
-                .shared
-                .ready_cv
-                .wait(r)
-                .unwrap_or_else(|p| p.into_inner());
-        }
+        wait_until(&self.shared.ready, &self.shared.ready_cv);
     }
 
     /// Applies a committed transaction's changes, in order (call after the
@@ -571,14 +564,7 @@ impl Drop for Indexes {
     /// that part (the graph load after it holds nothing and is dropped with
     /// its result), so the store can be opened again as soon as this is gone.
     fn drop(&mut self) {
-        let mut r = lock(&self.shared.store_released);
-        while !*r {
-            r = self
-                .shared
-                .store_cv
-                .wait(r)
-                .unwrap_or_else(|p| p.into_inner());
-        }
+        wait_until(&self.shared.store_released, &self.shared.store_cv);
     }
 }
 
@@ -727,4 +713,12 @@ fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Blocks until `flag` is set (whoever sets it notifies `cv`).
+fn wait_until(flag: &Mutex<bool>, cv: &Condvar) {
+    let mut set = lock(flag);
+    while !*set {
+        set = cv.wait(set).unwrap_or_else(|p| p.into_inner());
+    }
 }
