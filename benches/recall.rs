@@ -22,7 +22,7 @@ mod synth;
 
 use mnemo::config::Config;
 use mnemo::core::{Core, Settings};
-use mnemo::memory::embed::Embedder;
+use mnemo::memory::embed::{Embedder, Role};
 use mnemo::models::ModelSet;
 use mnemo::store::Store;
 
@@ -89,7 +89,7 @@ fn main() {
             .map(|&(n, intra)| Embedder::load_with(&models, n, intra).unwrap())
             .collect();
         for e in &embedders {
-            e.embed_chunks(&batch[..32], 8).unwrap();
+            e.embed_chunks(Role::Passage, &batch[..32], 8).unwrap();
         }
         // Interleaved rounds: this machine's speed drifts; compare within a round.
         for round in 0..3 {
@@ -102,7 +102,7 @@ fn main() {
                     ("length-sorted, dated", &dated, 8),
                 ] {
                     let t = Instant::now();
-                    let out = e.embed_chunks(input, bs).unwrap();
+                    let out = e.embed_chunks(Role::Passage, input, bs).unwrap();
                     assert_eq!(out.len(), input.len());
                     let rate = input.len() as f64 / t.elapsed().as_secs_f64();
                     println!("  round {round}, {n} session(s) x {intra} thread(s), {name}, batches of {bs}: {rate:.0} notes/s");
@@ -258,7 +258,7 @@ fn ann_recall(
     );
     let qn = if bench { 200 } else { 20 };
     let texts: Vec<&str> = questions.iter().take(qn).map(String::as_str).collect();
-    let asked = embedder.embed(&texts).unwrap();
+    let asked = embedder.embed(Role::Query, &texts).unwrap();
     let near: Vec<Vec<f32>> = idx
         .iter()
         .step_by((idx.len() / qn).max(1))

@@ -148,7 +148,15 @@ pub struct Buttons {
 pub struct Models {
     /// Empty means the platform cache dir (~/.cache/mnemo/models).
     pub dir: String,
+    /// The embedding model: "minilm" (English, the default) or "e5-small"
+    /// (multilingual); `models::EMBED_MODELS`.
+    #[serde(default = "default_embed")]
+    pub embed: String,
     pub embed_threads: usize,
+}
+
+fn default_embed() -> String {
+    crate::models::MINILM.key.to_owned()
 }
 
 /// `[voice]`: the speech-to-text engine (see `voice::whisper`).
@@ -474,6 +482,7 @@ impl Config {
     }
 
     fn validate(&self) -> anyhow::Result<()> {
+        crate::models::embed_spec(&self.models.embed)?;
         if !(self.voice.download_base_secs > 0.0 && self.voice.download_base_secs.is_finite())
             || self.voice.download_min_bytes_per_sec == 0
             || self.voice.download_attempts == 0
@@ -550,6 +559,13 @@ impl Config {
             bail!("health.heartbeat_url must start with http:// or https://");
         }
         Ok(())
+    }
+
+    /// The model files of the selected embedding model (`models.embed`) in
+    /// [`Config::models_dir`].
+    pub fn model_set(&self) -> anyhow::Result<crate::models::ModelSet> {
+        let embed = crate::models::embed_spec(&self.models.embed)?;
+        Ok(crate::models::ModelSet::new(self.models_dir()?).with_embed(embed))
     }
 
     /// The models folder: `models.dir` when set, else the platform cache dir.
@@ -639,6 +655,33 @@ mod tests {
         cfg.validate().unwrap();
         assert!(cfg.telegram.allowed_user_ids.is_empty());
         assert_eq!(cfg.telegram.api_url, "https://api.telegram.org");
+    }
+
+    #[test]
+    fn embed_model_by_name() {
+        figment::Jail::expect_with(|jail| {
+            let cfg = Config::load(None).unwrap();
+            assert_eq!(cfg.models.embed, "minilm");
+            assert_eq!(
+                cfg.model_set().unwrap().embed.id,
+                crate::models::EMBED_MODEL_ID
+            );
+            jail.set_env("MNEMO_MODELS__EMBED", "e5-small");
+            let cfg = Config::load(None).unwrap();
+            let set = cfg.model_set().unwrap();
+            assert_eq!(set.embed.key, "e5-small");
+            assert!(set.embed_model().ends_with("e5-small-nbits4.onnx"));
+            jail.set_env("MNEMO_MODELS__EMBED", "e5-large");
+            let e = format!("{:#}", Config::load(None).unwrap_err());
+            assert!(
+                e.contains("models.embed \"e5-large\"") && e.contains("minilm, e5-small"),
+                "{e}"
+            );
+            std::env::remove_var("MNEMO_MODELS__EMBED");
+            jail.create_file("f.toml", "[models]\nembed = \"MiniLM\"\n")?;
+            assert!(Config::load(Some(Path::new("f.toml"))).is_err());
+            Ok(())
+        });
     }
 
     #[test]

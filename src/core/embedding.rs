@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use super::{Core, CoreError};
-use crate::memory::embed::Embedder;
+use crate::memory::embed::{Embedder, Role};
 use crate::memory::indexes::IndexOp;
 use crate::models::EMBED_DIM;
 use crate::store::{Note, Source};
@@ -75,7 +75,8 @@ impl Core {
             },
             &[],
         );
-        match e.embed_within(&[probe.as_str()], self.settings.repeat_check)? {
+        // A note compared with notes: both sides are passages.
+        match e.embed_within(Role::Passage, &[probe.as_str()], self.settings.repeat_check)? {
             Ok(mut v) => {
                 let v = v.pop().filter(|v| v.len() == EMBED_DIM)?;
                 let repeats = (self.settings.duplicate_threshold <= 1.0)
@@ -146,7 +147,7 @@ impl Core {
         order.sort_by_key(|&i| texts[i].len());
         let sorted: Vec<&str> = order.iter().map(|&i| texts[i].as_str()).collect();
         let out = e
-            .embed_chunks(&sorted, BATCH)
+            .embed_chunks(Role::Passage, &sorted, BATCH)
             .map_err(|err| CoreError::Embed(format!("{err:#}")))?;
         let mut vecs: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
         for (&i, v) in order.iter().zip(out) {

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use super::{now_ms, Core, CoreError, Hit};
+use crate::memory::embed::Role;
 use crate::memory::recall::{self, Candidate, Weights};
 use crate::memory::Chats;
 
@@ -59,7 +60,7 @@ impl Core {
         let qv = match &self.embedder {
             _ if known.is_some() => known,
             Some(e) if !query.trim().is_empty() => Some(
-                e.embed(&[query])
+                e.embed(Role::Query, &[query])
                     .map_err(|err| CoreError::Embed(format!("{err:#}")))?
                     .remove(0),
             ),

@@ -280,7 +280,7 @@ impl Monitor {
             cfg: cfg.health.clone(),
             rules: Rules::from_config(&cfg.health),
             data_dir: cfg.data_dir()?,
-            models: crate::models::ModelSet::new(cfg.models_dir()?),
+            models: cfg.model_set()?,
             backups_on: !cfg.jobs.backup.trim().is_empty(),
             cache: Mutex::new(checks::Cache::default()),
         })

@@ -1,14 +1,19 @@
-//! Sentence embeddings: all-MiniLM-L6-v2 (matrix products in 8-bit blocks,
-//! see [`crate::models::EMBED_MODEL`]) on ONNX Runtime, in process.
+//! Sentence embeddings on ONNX Runtime, in process: the model `[models]
+//! embed` selects ([`crate::models::EmbedSpec`]) — all-MiniLM-L6-v2
+//! (matrix products in 8-bit blocks, [`crate::models::MINILM`], the
+//! default) or multilingual-e5-small (4-bit blocks,
+//! [`crate::models::E5_SMALL`]).
 //!
-//! Text → WordPiece tokens (BatchLongest padding, truncation at 256) →
-//! `last_hidden_state` [batch, seq, 384] → mean over the attention mask →
-//! L2-normalised. Cosine similarity is then a dot product.
+//! Text → the model's prefix for its [`Role`] (e5: "query: " for a question,
+//! "passage: " for a stored text; MiniLM: none) → tokens (BatchLongest
+//! padding, truncation at the model's limit) → `last_hidden_state` [batch,
+//! seq, 384] → mean over the attention mask → L2-normalised. Cosine
+//! similarity is then a dot product.
 //!
 //! ONNX Runtime is loaded from the shared library that `mnemo models fetch`
 //! extracted; ort allows one environment per process, so it lives in a
-//! process-wide `OnceLock`, and embedders are shared per models dir
-//! ([`Embedder::shared`]) no matter how many cores a test process builds.
+//! process-wide `OnceLock`, and embedders are shared per models dir and
+//! model ([`Embedder::shared`]) no matter how many cores a test process builds.
 //!
 //! An embedder given `n` threads holds `n` independent single-threaded
 //! sessions rather than one session with `n` intra-op threads: a model call
@@ -27,13 +32,23 @@ use ort::session::Session;
 use ort::value::Tensor;
 use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
 
-use crate::models::{ModelSet, EMBED_DIM, EMBED_MODEL_ID};
+use crate::models::{EmbedSpec, ModelSet, EMBED_DIM};
 
-/// Longest input in tokens; longer notes are cut (the model saw 256 in training).
-const MAX_TOKENS: usize = 256;
+/// What a text is to the model: e5 was trained to embed the two sides of a
+/// search differently ([`EmbedSpec::query_prefix`], [`EmbedSpec::passage_prefix`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A question (`/recall`).
+    Query,
+    /// A stored text ([`crate::core::embed_text`]), or a new note compared
+    /// with the stored ones (the repeat check: note against notes).
+    Passage,
+}
 
 static ENV: OnceLock<Result<Environment, String>> = OnceLock::new();
-static SHARED: OnceLock<Mutex<HashMap<std::path::PathBuf, Arc<Embedder>>>> = OnceLock::new();
+/// Embedders by models dir and [`EmbedSpec::key`].
+type SharedMap = HashMap<(std::path::PathBuf, &'static str), Arc<Embedder>>;
+static SHARED: OnceLock<Mutex<SharedMap>> = OnceLock::new();
 
 /// One model call's vectors and the position of its chunk.
 type Call = (usize, Vec<Vec<f32>>);
@@ -42,12 +57,13 @@ pub struct Embedder {
     /// Never empty. Calls take the first idle session.
     sessions: Vec<Mutex<Session>>,
     tokenizer: Tokenizer,
+    spec: &'static EmbedSpec,
 }
 
 impl std::fmt::Debug for Embedder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Embedder")
-            .field("model", &EMBED_MODEL_ID)
+            .field("model", &self.spec.id)
             .finish()
     }
 }
@@ -80,7 +96,7 @@ fn session(env: &Environment, model: &std::path::Path, threads: usize) -> ort::R
 }
 
 impl Embedder {
-    /// Loads the model from `models` (checking the files' hashes first) into
+    /// Loads `models`' embedding model (checking the files' hashes first) into
     /// `threads` single-threaded sessions.
     pub fn load(models: &ModelSet, threads: usize) -> anyhow::Result<Embedder> {
         Embedder::load_with(models, threads, 1)
@@ -96,36 +112,47 @@ impl Embedder {
             .context("cannot load the embedding model")?;
         let mut tokenizer =
             Tokenizer::from_file(models.tokenizer()).map_err(|e| anyhow!("tokenizer: {e}"))?;
+        let spec = models.embed;
         tokenizer.with_padding(Some(PaddingParams {
             strategy: PaddingStrategy::BatchLongest,
+            pad_id: spec.pad.0,
+            pad_token: spec.pad.1.to_owned(),
             ..Default::default()
         }));
         tokenizer
             .with_truncation(Some(TruncationParams {
-                max_length: MAX_TOKENS,
+                max_length: spec.max_tokens,
                 ..Default::default()
             }))
             .map_err(|e| anyhow!("tokenizer truncation: {e}"))?;
         Ok(Embedder {
             sessions,
             tokenizer,
+            spec,
         })
     }
 
-    /// One embedder per models dir per process.
+    /// One embedder per models dir and model per process.
     pub fn shared(models: &ModelSet, threads: usize) -> anyhow::Result<Arc<Embedder>> {
         let map = SHARED.get_or_init(Default::default);
         let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(e) = map.get(&models.dir) {
+        let key = (models.dir.clone(), models.embed.key);
+        if let Some(e) = map.get(&key) {
             return Ok(e.clone());
         }
         let e = Arc::new(Embedder::load(models, threads)?);
-        map.insert(models.dir.clone(), e.clone());
+        map.insert(key, e.clone());
         Ok(e)
     }
 
+    /// The embedding space's id ([`EmbedSpec::id`]), stored with every vector.
     pub fn model_id(&self) -> &'static str {
-        EMBED_MODEL_ID
+        self.spec.id
+    }
+
+    /// The model this embedder runs.
+    pub fn spec(&self) -> &'static EmbedSpec {
+        self.spec
     }
 
     pub fn dim(&self) -> usize {
@@ -137,10 +164,15 @@ impl Embedder {
         self.sessions.len()
     }
 
-    /// Embeds `texts` in model calls of `chunk`, spread over the sessions;
-    /// vectors come back in the order of `texts`. Callers sort by length
-    /// first: a call pads every text to its longest.
-    pub fn embed_chunks(&self, texts: &[&str], chunk: usize) -> anyhow::Result<Vec<Vec<f32>>> {
+    /// Embeds `texts` as `role` in model calls of `chunk`, spread over the
+    /// sessions; vectors come back in the order of `texts`. Callers sort by
+    /// length first: a call pads every text to its longest.
+    pub fn embed_chunks(
+        &self,
+        role: Role,
+        texts: &[&str],
+        chunk: usize,
+    ) -> anyhow::Result<Vec<Vec<f32>>> {
         let chunks: Vec<&[&str]> = texts.chunks(chunk.max(1)).collect();
         let workers = self.sessions.len().min(chunks.len());
         let out = if workers <= 1 {
@@ -148,11 +180,11 @@ impl Embedder {
             // `embed` waits for one call of a backlog, not for all of them.
             let mut out = Vec::with_capacity(texts.len());
             for c in chunks {
-                out.extend(self.embed_on(&mut self.idle_session(), c)?);
+                out.extend(self.embed_on(&mut self.idle_session(), role, c)?);
             }
             out
         } else {
-            self.embed_spread(&chunks, workers)?
+            self.embed_spread(role, &chunks, workers)?
         };
         // Callers zip the vectors with their texts: one missing would shift
         // every later vector onto the wrong note.
@@ -168,7 +200,12 @@ impl Embedder {
     /// `chunks` over the first `workers` sessions, vectors in chunk order.
     /// Each worker takes the next chunk until none is left, so a slow call
     /// does not hold the others back, and locks its session per call.
-    fn embed_spread(&self, chunks: &[&[&str]], workers: usize) -> anyhow::Result<Vec<Vec<f32>>> {
+    fn embed_spread(
+        &self,
+        role: Role,
+        chunks: &[&[&str]],
+        workers: usize,
+    ) -> anyhow::Result<Vec<Vec<f32>>> {
         let next = std::sync::atomic::AtomicUsize::new(0);
         let done: Vec<anyhow::Result<Vec<Call>>> = std::thread::scope(|s| {
             let handles: Vec<_> = self.sessions[..workers]
@@ -181,7 +218,7 @@ impl Embedder {
                             let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                             let Some(c) = chunks.get(i) else { break };
                             let mut session = session.lock().unwrap_or_else(|p| p.into_inner());
-                            mine.push((i, self.embed_on(&mut session, c)?));
+                            mine.push((i, self.embed_on(&mut session, role, c)?));
                         }
                         Ok(mine)
                     })
@@ -204,10 +241,10 @@ impl Embedder {
         Ok(results.into_iter().flatten().flatten().collect())
     }
 
-    /// Embeds `texts` in one model call, on the first idle session; each
-    /// vector is unit length.
-    pub fn embed(&self, texts: &[&str]) -> anyhow::Result<Vec<Vec<f32>>> {
-        self.embed_on(&mut self.idle_session(), texts)
+    /// Embeds `texts` as `role` in one model call, on the first idle
+    /// session; each vector is unit length.
+    pub fn embed(&self, role: Role, texts: &[&str]) -> anyhow::Result<Vec<Vec<f32>>> {
+        self.embed_on(&mut self.idle_session(), role, texts)
     }
 
     /// [`Embedder::embed`] if a session frees up within `budget`; `None`
@@ -215,6 +252,7 @@ impl Embedder {
     /// for callers on the acknowledgement path, which must not wait long.
     pub fn embed_within(
         &self,
+        role: Role,
         texts: &[&str],
         budget: std::time::Duration,
     ) -> Option<anyhow::Result<Vec<Vec<f32>>>> {
@@ -226,7 +264,7 @@ impl Embedder {
                 Err(std::sync::TryLockError::WouldBlock) => None,
             });
             if let Some(mut g) = idle {
-                return Some(self.embed_on(&mut g, texts));
+                return Some(self.embed_on(&mut g, role, texts));
             }
             if std::time::Instant::now() >= deadline {
                 return None;
@@ -247,13 +285,23 @@ impl Embedder {
             .unwrap_or_else(|| self.sessions[0].lock().unwrap_or_else(|p| p.into_inner()))
     }
 
-    fn embed_on(&self, session: &mut Session, texts: &[&str]) -> anyhow::Result<Vec<Vec<f32>>> {
+    fn embed_on(
+        &self,
+        session: &mut Session,
+        role: Role,
+        texts: &[&str],
+    ) -> anyhow::Result<Vec<Vec<f32>>> {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
+        let prefix = match role {
+            Role::Query => self.spec.query_prefix,
+            Role::Passage => self.spec.passage_prefix,
+        };
+        let inputs: Vec<String> = texts.iter().map(|t| format!("{prefix}{t}")).collect();
         let enc = self
             .tokenizer
-            .encode_batch(texts.to_vec(), true)
+            .encode_batch(inputs, true)
             .map_err(|e| anyhow!("tokenize: {e}"))?;
         let batch = enc.len();
         let seq = enc.first().map_or(0, |e| e.len());
