@@ -1,0 +1,36 @@
+//! The embedding model an eval set runs with (shared by tests/recall_eval.rs
+//! and tests/conversation_eval.rs): `MNEMO_EVAL_EMBED` names one of
+//! `[models] embed`'s models (`minilm`, `e5-small`); without it, the default.
+
+use std::time::Instant;
+
+use mnemo::config::Config;
+use mnemo::core::Core;
+use mnemo::models::{embed_spec, ModelSet};
+
+/// The models dir with the model `MNEMO_EVAL_EMBED` selects.
+pub fn models(cfg: &Config) -> ModelSet {
+    let key = std::env::var("MNEMO_EVAL_EMBED").unwrap_or_else(|_| cfg.models.embed.clone());
+    let spec = embed_spec(&key).unwrap_or_else(|e| panic!("MNEMO_EVAL_EMBED: {e:#}"));
+    ModelSet::new(cfg.models_dir().unwrap()).with_embed(spec)
+}
+
+/// Whether the eval runs with the default model, whose levels the
+/// assertions hold (another model's figures are printed, not asserted).
+pub fn is_default(models: &ModelSet) -> bool {
+    models.embed.key == Config::defaults().models.embed
+}
+
+/// Embeds every queued note as the worker does (takes of `core::TAKE`,
+/// calls of `core::BATCH`, one session) and prints the rate.
+pub fn embed_all(core: &Core, models: &ModelSet) {
+    let t = Instant::now();
+    let n = core.embed_all_pending(|_, _| {}).unwrap();
+    let s = t.elapsed().as_secs_f64();
+    println!(
+        "model {} ({}): {n} texts embedded in {s:.1} s, {:.1} texts/s (1 session)",
+        models.embed.key,
+        models.embed.id,
+        n as f64 / s
+    );
+}
