@@ -271,7 +271,9 @@ impl Indexes {
     /// side (the vector side only with a query vector; through the graph
     /// when there is one, exact otherwise), optionally in one chat, merged
     /// by id. When the question names a time (`span`), its phrase is left
-    /// out of the lexical query, and the notes written in the span — up to
+    /// out of the lexical query (unless no note of these chats was written
+    /// then: then it is the time of the thing asked about, and its words
+    /// may be in the answer), and the notes written in the span — up to
     /// [`DATE_POOL`] of them; a wider span only boosts, in fusion — are
     /// candidates too: the `n` closest to the query vector.
     pub(crate) fn search(
@@ -283,7 +285,12 @@ impl Indexes {
         window: f32,
         span: Option<&Span>,
     ) -> Found {
-        let stripped = span.map(|s| s.strip(query));
+        let in_span = span.and_then(|s| read(&self.dates).within(s, chat, DATE_POOL));
+        // A time no note of these chats was written in is the time of the
+        // thing asked about ("which festival in July?"): its words stay.
+        let stripped = span
+            .filter(|_| in_span.as_ref().is_none_or(|ids| !ids.is_empty()))
+            .map(|s| s.strip(query));
         let words = stripped.as_deref().unwrap_or(query);
         let idx = read(&self.lexical);
         let turns = read(&self.turns);
@@ -295,7 +302,6 @@ impl Indexes {
         let query_weight = idx.query_weight(words);
         drop(idx);
         let named = turns.named_speakers(chat, query);
-        let in_span = span.and_then(|s| read(&self.dates).within(s, chat, DATE_POOL));
         let span_notes = span.map(|_| in_span.as_ref().map_or(usize::MAX, Vec::len));
         let vectors = read(&self.vectors);
         let graph = read(&self.ann);
