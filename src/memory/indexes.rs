@@ -61,6 +61,11 @@ pub(crate) struct Match {
     /// The cosine of its vector with the query's, when both exist (also for
     /// notes only the lexical side found).
     pub(crate) cosine: Option<f32>,
+    /// The vector side's score: `cosine`, for a turn with its neighbours'
+    /// (`Weights::vector_window`).
+    pub(crate) vector: Option<f32>,
+    /// The share of the query in its stretch of the sitting (`Weights::sitting`).
+    pub(crate) sitting: f32,
     /// A turn by a person the query names.
     pub(crate) by_named: bool,
     /// A turn of an imported conversation.
@@ -282,7 +287,7 @@ impl Indexes {
         query_vector: Option<&[f32]>,
         chat: super::Chats,
         n: usize,
-        window: f32,
+        w: &recall::Weights,
         span: Option<&Span>,
     ) -> Found {
         let in_span = span.and_then(|s| read(&self.dates).within(s, chat, DATE_POOL));
@@ -294,13 +299,35 @@ impl Indexes {
         let words = stripped.as_deref().unwrap_or(query);
         let idx = read(&self.lexical);
         let turns = read(&self.turns);
-        let lex = if turns.is_empty() || window <= 0.0 {
-            idx.search(words, chat, n)
+        let lex = if turns.is_empty() || (w.window <= 0.0 && w.window_after <= 0.0) {
+            idx.search(words, chat, n, w.bm25)
         } else {
-            window::search(&idx, &turns, words, chat, window, n)
+            window::search(&idx, &turns, words, chat, w, n)
         };
         let query_weight = idx.query_weight(words);
-        drop(idx);
+        let terms = if w.sitting > 0.0 {
+            idx.query_terms(words)
+        } else {
+            Vec::new()
+        };
+        // The share of the query's terms in a turn's stretch of its sitting.
+        let sitting = |id: u64| -> f32 {
+            if terms.is_empty() {
+                return 0.0;
+            }
+            let mut hood: Vec<u64> = turns
+                .neighbours_within(id, w.sitting_turns)
+                .into_iter()
+                .map(|(nid, _)| nid)
+                .collect();
+            hood.push(id);
+            terms
+                .iter()
+                .filter(|(t, _)| hood.iter().any(|&nid| idx.has_term(nid, t)))
+                .map(|(_, idf)| idf)
+                .sum::<f32>()
+                / query_weight
+        };
         let named = turns.named_speakers(chat, query);
         let span_notes = span.map(|_| in_span.as_ref().map_or(usize::MAX, Vec::len));
         let vectors = read(&self.vectors);
@@ -336,18 +363,39 @@ impl Indexes {
                 });
             }
         }
+        let cosine_of = |id: u64| Some(dot(query_vector?, vectors.get(id)?));
         let matches = merged
             .into_iter()
-            .map(|(id, (bm25, cos))| Match {
-                id,
-                bm25,
-                cosine: cos.or_else(|| Some(dot(query_vector?, vectors.get(id)?))),
-                by_named: !named.is_empty()
-                    && turns.speaker_of(id).is_some_and(|s| named.contains(&s)),
-                turn: turns.speaker_of(id).is_some(),
-                dated_only: dated_only.contains(&id),
+            .map(|(id, (bm25, cos))| {
+                let cosine = cos.or_else(|| cosine_of(id));
+                let turn = turns.speaker_of(id).is_some();
+                // A turn's vector side with its neighbours': the best of
+                // them, over its distance.
+                let vector = match cosine {
+                    Some(c) if turn && w.vector_window > 0.0 => Some(
+                        c + w.vector_window
+                            * turns
+                                .neighbours(id)
+                                .into_iter()
+                                .filter_map(|(nid, d)| Some(cosine_of(nid)? / d as f32))
+                                .fold(0.0, f32::max),
+                    ),
+                    _ => cosine,
+                };
+                Match {
+                    id,
+                    bm25,
+                    cosine,
+                    vector,
+                    sitting: if turn { sitting(id) } else { 0.0 },
+                    by_named: !named.is_empty()
+                        && turns.speaker_of(id).is_some_and(|s| named.contains(&s)),
+                    turn,
+                    dated_only: dated_only.contains(&id),
+                }
             })
             .collect();
+        drop(idx);
         Found {
             matches,
             query_weight,

@@ -4,8 +4,8 @@
 //! kept current by the core after each committed write. Nothing here is ever
 //! the only copy of anything.
 //!
-//! Scoring is Okapi BM25 with `k1 = 1.2` and a low length normalisation
-//! `b = 0.4`, which suits short chat messages. Ties are broken by newer note
+//! Scoring is Okapi BM25; `k1` and `b` are given per query ([`Bm25`], from
+//! the recall weights). Ties are broken by newer note
 //! first, then by id, so results are deterministic.
 //!
 //! Analysis: Unicode words, lower-cased; English and German stop words
@@ -18,11 +18,36 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use rust_stemmers::{Algorithm, Stemmer};
+use serde::{Deserialize, Serialize};
 
 use crate::store::{Store, StoreError};
 
-pub(crate) const K1: f32 = 1.2;
-const B: f32 = 0.4;
+/// BM25's parameters: term-frequency saturation `k1` and length
+/// normalisation `b`. Both apply at query time (a note's length is kept, the
+/// norm is computed per query), so they are recall weights, not index state.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Bm25 {
+    pub k1: f32,
+    pub b: f32,
+}
+
+impl Default for Bm25 {
+    fn default() -> Self {
+        Bm25 { k1: 1.2, b: 0.4 }
+    }
+}
+
+impl Bm25 {
+    /// Saturation of a (length-normalised) term frequency `x`.
+    pub(crate) fn saturate(self, x: f32) -> f32 {
+        x * (self.k1 + 1.0) / (x + self.k1)
+    }
+
+    /// A note's length norm, `1 - b + b·len/avg`.
+    fn norm(self, len: u32, avg: f32) -> f32 {
+        1.0 - self.b + self.b * len as f32 / avg
+    }
+}
 
 #[derive(Debug, Clone)]
 struct Doc {
@@ -181,6 +206,25 @@ impl LexicalIndex {
             .max(1e-6)
     }
 
+    /// The query's terms found in the index, with their idf.
+    pub fn query_terms(&self, query: &str) -> Vec<(String, f32)> {
+        let n = self.docs.len() as f32;
+        analyze_query(query)
+            .into_iter()
+            .filter_map(|t| {
+                let df = self.postings.get(&t)?.len() as f32;
+                Some((t, ((n - df + 0.5) / (df + 0.5) + 1.0).ln()))
+            })
+            .collect()
+    }
+
+    /// Whether note `id` has the (analysed) term `term`.
+    pub fn has_term(&self, id: u64, term: &str) -> bool {
+        self.docs
+            .get(&id)
+            .is_some_and(|d| d.terms.iter().any(|t| t == term))
+    }
+
     /// Each query term's postings, for scorers built on this index (the
     /// turn windows of [`super::window`]): the term's idf and, for every
     /// note that has it (in `chat` when given), its term frequency over the
@@ -190,6 +234,7 @@ impl LexicalIndex {
         &self,
         query: &str,
         chat: impl Into<super::Chats>,
+        p: Bm25,
     ) -> Vec<(f32, Vec<(u64, f32)>)> {
         let chat: super::Chats = chat.into();
         if self.docs.is_empty() {
@@ -210,7 +255,7 @@ impl LexicalIndex {
                         if !chat.admits(doc.chat_id) {
                             return None;
                         }
-                        Some((id, tf as f32 / (1.0 - B + B * doc.len as f32 / avg)))
+                        Some((id, tf as f32 / p.norm(doc.len, avg)))
                     })
                     .collect();
                 Some((idf, docs))
@@ -220,7 +265,13 @@ impl LexicalIndex {
 
     /// The best `k` notes for `query`, restricted to `chat` when given, as
     /// (note id, score) with the highest score first.
-    pub fn search(&self, query: &str, chat: impl Into<super::Chats>, k: usize) -> Vec<(u64, f32)> {
+    pub fn search(
+        &self,
+        query: &str,
+        chat: impl Into<super::Chats>,
+        k: usize,
+        p: Bm25,
+    ) -> Vec<(u64, f32)> {
         let chat: super::Chats = chat.into();
         if self.docs.is_empty() || k == 0 {
             return Vec::new();
@@ -240,9 +291,8 @@ impl LexicalIndex {
                 if !chat.admits(doc.chat_id) {
                     continue;
                 }
-                let tf = tf as f32;
-                let norm = K1 * (1.0 - B + B * doc.len as f32 / avg);
-                *scores.entry(id).or_default() += idf * tf * (K1 + 1.0) / (tf + norm);
+                *scores.entry(id).or_default() +=
+                    idf * p.saturate(tf as f32 / p.norm(doc.len, avg));
             }
         }
         top_k(scores, k)
@@ -267,15 +317,17 @@ mod tests {
         idx.insert(1, 10, "Dentist appointment moved to Friday 3pm");
         idx.insert(2, 10, "Buy milk and eggs");
         idx.insert(3, 20, "dentist bill paid");
-        let hits = idx.search("when is the DENTIST", Some(10), 5);
+        let hits = idx.search("when is the DENTIST", Some(10), 5, Bm25::default());
         assert_eq!(hits.iter().map(|h| h.0).collect::<Vec<_>>(), vec![1]);
-        let all = idx.search("dentist", None, 5);
+        let all = idx.search("dentist", None, 5, Bm25::default());
         assert_eq!(all.len(), 2);
         idx.remove(1);
-        assert!(idx.search("dentist", Some(10), 5).is_empty());
+        assert!(idx
+            .search("dentist", Some(10), 5, Bm25::default())
+            .is_empty());
         idx.insert(2, 10, "buy bread");
-        assert!(idx.search("milk", None, 5).is_empty());
-        assert_eq!(idx.search("bread", None, 5)[0].0, 2);
+        assert!(idx.search("milk", None, 5, Bm25::default()).is_empty());
+        assert_eq!(idx.search("bread", None, 5, Bm25::default())[0].0, 2);
     }
 
     #[test]
@@ -285,7 +337,7 @@ mod tests {
             idx.insert(id, 1, "common words here");
         }
         idx.insert(11, 1, "common rare");
-        let hits = idx.search("common rare", None, 3);
+        let hits = idx.search("common rare", None, 3, Bm25::default());
         assert_eq!(hits[0].0, 11);
         // Equal scores: newer (higher id) first.
         assert_eq!(hits[1].0, 10);
@@ -298,10 +350,16 @@ mod tests {
         idx.insert(1, 1, "Der Zahnarzt hat den Termin verschoben");
         idx.insert(2, 1, "The meeting was moved to Thursday");
         idx.insert(3, 1, "the and of");
-        assert_eq!(idx.search("Zahnarztes Termine", None, 5)[0].0, 1);
-        assert_eq!(idx.search("meetings moving", None, 5)[0].0, 2);
+        assert_eq!(
+            idx.search("Zahnarztes Termine", None, 5, Bm25::default())[0].0,
+            1
+        );
+        assert_eq!(
+            idx.search("meetings moving", None, 5, Bm25::default())[0].0,
+            2
+        );
         assert!(
-            idx.search("the", None, 5).is_empty(),
+            idx.search("the", None, 5, Bm25::default()).is_empty(),
             "stop words alone match nothing"
         );
     }
