@@ -14,7 +14,7 @@
 //! a query is stemmed both ways, so "Zahnärzte" finds "Zahnarzt" and "moved"
 //! finds "moving" whichever language the user wrote in.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
 use rust_stemmers::{Algorithm, Stemmer};
@@ -75,28 +75,53 @@ pub fn tokenize(text: &str) -> impl Iterator<Item = String> + '_ {
         .map(str::to_lowercase)
 }
 
-const STOP_EN: &[&str] = &[
-    "a", "about", "an", "and", "are", "as", "at", "be", "been", "but", "by", "can", "could", "did",
-    "do", "does", "for", "from", "had", "has", "have", "he", "her", "him", "his", "how", "i", "if",
-    "in", "into", "is", "it", "its", "me", "my", "of", "on", "or", "our", "she", "so", "that",
-    "the", "their", "them", "then", "there", "these", "they", "this", "to", "too", "us", "was",
-    "we", "were", "what", "when", "where", "which", "who", "why", "will", "with", "would", "you",
-    "your",
-];
-const STOP_DE: &[&str] = &[
-    "aber", "als", "am", "an", "auch", "auf", "aus", "bei", "bin", "bis", "da", "das", "dass",
-    "dem", "den", "der", "des", "die", "doch", "du", "ein", "eine", "einem", "einen", "einer",
-    "es", "für", "hab", "habe", "hat", "ich", "ihr", "im", "ist", "ja", "mal", "man", "mein",
-    "meine", "mich", "mir", "mit", "nach", "nicht", "noch", "nur", "oder", "schon", "sie", "sind",
-    "so", "über", "um", "und", "uns", "vom", "von", "vor", "war", "was", "wann", "wer", "wie",
-    "wir", "wo", "zu", "zum", "zur",
-];
+// Snowball's English and German stop lists (English without the
+// contractions' fragments; German with a few question words: wann, warum,
+// wer, ja, mal, schon), as sets: they are looked up for every word indexed.
+static STOP_EN: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    "\
+    a about above after again against all am an and any are as at be because \
+    been before being below between both but by can could did do does doing down \
+    during each few for from further had has have having he her here hers \
+    herself him himself his how i if in into is it its itself just me more most \
+    my myself no nor not now of off on once only or other our ours ourselves out \
+    over own same she should so some such than that the their theirs them \
+    themselves then there these they this those through to too under until up \
+    very was we were what when where which while who whom why will with would \
+    you your yours yourself yourselves"
+        .split_whitespace()
+        .collect()
+});
+static STOP_DE: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    "\
+    aber alle allem allen aller alles als also am an ander andere anderem \
+    anderen anderer anderes anderm andern anderr anders auch auf aus bei bin bis \
+    bist da damit dann das dass dasselbe dazu daß dein deine deinem deinen \
+    deiner deines dem demselben den denn denselben der derer derselbe derselben \
+    des desselben dessen dich die dies diese dieselbe dieselben diesem diesen \
+    dieser dieses dir doch dort du durch ein eine einem einen einer eines einig \
+    einige einigem einigen einiger einiges einmal er es etwas euch euer eure \
+    eurem euren eurer eures für gegen gewesen hab habe haben hat hatte hatten \
+    hier hin hinter ich ihm ihn ihnen ihr ihre ihrem ihren ihrer ihres im in \
+    indem ins ist ja jede jedem jeden jeder jedes jene jenem jenen jener jenes \
+    jetzt kann kein keine keinem keinen keiner keines können könnte mal man \
+    manche manchem manchen mancher manches mein meine meinem meinen meiner \
+    meines mich mir mit muss musste nach nicht nichts noch nun nur ob oder ohne \
+    schon sehr sein seine seinem seinen seiner seines selbst sich sie sind so \
+    solche solchem solchen solcher solches soll sollte sondern sonst um und uns \
+    unser unsere unserem unseren unseres unter viel vom von vor wann war waren \
+    warst warum was weg weil weiter welche welchem welchen welcher welches wenn \
+    wer werde werden wie wieder will wir wird wirst wo wollen wollte während \
+    würde würden zu zum zur zwar zwischen über"
+        .split_whitespace()
+        .collect()
+});
 
 static EN: LazyLock<Stemmer> = LazyLock::new(|| Stemmer::create(Algorithm::English));
 static DE: LazyLock<Stemmer> = LazyLock::new(|| Stemmer::create(Algorithm::German));
 
 fn is_stop(w: &str) -> bool {
-    STOP_EN.contains(&w) || STOP_DE.contains(&w)
+    STOP_EN.contains(w) || STOP_DE.contains(w)
 }
 
 /// Index terms of a note.
@@ -104,11 +129,11 @@ pub fn analyze_doc(text: &str) -> Vec<String> {
     let words: Vec<String> = tokenize(text).collect();
     let en = words
         .iter()
-        .filter(|w| STOP_EN.contains(&w.as_str()))
+        .filter(|w| STOP_EN.contains(w.as_str()))
         .count();
     let de = words
         .iter()
-        .filter(|w| STOP_DE.contains(&w.as_str()))
+        .filter(|w| STOP_DE.contains(w.as_str()))
         .count();
     let stemmer: &Stemmer = if de > en { &DE } else { &EN };
     words
