@@ -72,7 +72,7 @@ impl Core {
             qv.as_deref(),
             chat,
             CANDIDATES.max(k),
-            weights.window,
+            weights,
             span.as_ref(),
         );
         let mut notes = HashMap::new();
@@ -87,7 +87,10 @@ impl Core {
                 bm25: m.bm25,
                 lexical: m.bm25 / found.query_weight,
                 cosine: m.cosine,
+                vector: m.vector,
                 created_at: note.created_at,
+                asks: note.text.trim_end().ends_with('?'),
+                sitting: m.sitting,
                 by_named: m.by_named,
                 turn: m.turn,
                 dated_only: m.dated_only,

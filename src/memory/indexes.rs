@@ -166,6 +166,11 @@ pub(crate) struct Match {
     /// The cosine of its vector with the query's, when both exist (also for
     /// notes only the lexical side found).
     pub(crate) cosine: Option<f32>,
+    /// The vector side's score: `cosine`, for a turn with its neighbours'
+    /// (`Weights::vector_window`).
+    pub(crate) vector: Option<f32>,
+    /// The share of the query in its stretch of the sitting (`Weights::sitting`).
+    pub(crate) sitting: f32,
     /// A turn by a person the query names.
     pub(crate) by_named: bool,
     /// A turn of an imported conversation.
@@ -398,7 +403,9 @@ impl Indexes {
     /// side (the vector side only with a query vector; through the graph
     /// when there is one, exact otherwise), optionally in one chat, merged
     /// by id. When the question names a time (`span`), its phrase is left
-    /// out of the lexical query, and the notes written in the span — up to
+    /// out of the lexical query (unless no note of these chats was written
+    /// then: then it is the time of the thing asked about, and its words
+    /// may be in the answer), and the notes written in the span — up to
     /// [`DATE_POOL`] of them; a wider span only boosts, in fusion — are
     /// candidates too: the `n` closest to the query vector.
     pub(crate) fn search(
@@ -407,22 +414,48 @@ impl Indexes {
         query_vector: Option<&[f32]>,
         chat: super::Chats,
         n: usize,
-        window: f32,
+        w: &recall::Weights,
         span: Option<&Span>,
     ) -> Found {
-        let stripped = span.map(|s| s.strip(query));
+        let in_span = span.and_then(|s| read(&self.dates).within(s, chat, DATE_POOL));
+        // A time no note of these chats was written in is the time of the
+        // thing asked about ("which festival in July?"): its words stay.
+        let stripped = span
+            .filter(|_| in_span.as_ref().is_none_or(|ids| !ids.is_empty()))
+            .map(|s| s.strip(query));
         let words = stripped.as_deref().unwrap_or(query);
         let idx = read(&self.lexical);
         let turns = read(&self.turns);
-        let lex = if turns.is_empty() || window <= 0.0 {
-            idx.search(words, chat, n)
+        let lex = if turns.is_empty() || (w.window <= 0.0 && w.window_after <= 0.0) {
+            idx.search(words, chat, n, w.bm25)
         } else {
-            window::search(&idx, &turns, words, chat, window, n)
+            window::search(&idx, &turns, words, chat, w, n)
         };
         let query_weight = idx.query_weight(words);
-        drop(idx);
+        let terms = if w.sitting > 0.0 {
+            idx.query_terms(words)
+        } else {
+            Vec::new()
+        };
+        // The share of the query's terms in a turn's stretch of its sitting.
+        let sitting = |id: u64| -> f32 {
+            if terms.is_empty() {
+                return 0.0;
+            }
+            let mut hood: Vec<u64> = turns
+                .neighbours_within(id, w.sitting_turns)
+                .into_iter()
+                .map(|(nid, _)| nid)
+                .collect();
+            hood.push(id);
+            terms
+                .iter()
+                .filter(|(t, _)| hood.iter().any(|&nid| idx.has_term(nid, *t)))
+                .map(|(_, idf)| idf)
+                .sum::<f32>()
+                / query_weight
+        };
         let named = turns.named_speakers(chat, query);
-        let in_span = span.and_then(|s| read(&self.dates).within(s, chat, DATE_POOL));
         let span_notes = span.map(|_| in_span.as_ref().map_or(usize::MAX, Vec::len));
         let vectors = read(&self.shared.vectors);
         let vec = match (query_vector, &*vectors) {
@@ -430,12 +463,12 @@ impl Indexes {
             (Some(q), Vectors::Flat(v)) => v.search_exact(q, chat, n),
             _ => Vec::new(),
         };
-        let cosine = |id: u64| Some(dot_f16_f32(vectors.get(id)?, query_vector?));
+        let cosine_of = |id: u64| Some(dot_f16_f32(vectors.get(id)?, query_vector?));
         let mut merged = recall::merge(&lex, &vec);
         let mut dated_only = std::collections::HashSet::new();
         if let Some(ids) = in_span {
             let mut dated: Vec<(u64, Option<f32>)> =
-                ids.into_iter().map(|id| (id, cosine(id))).collect();
+                ids.into_iter().map(|id| (id, cosine_of(id))).collect();
             dated.sort_by(|a, b| b.1.unwrap_or(-1.0).total_cmp(&a.1.unwrap_or(-1.0)));
             for (id, cos) in dated.into_iter().take(n) {
                 merged.entry(id).or_insert_with(|| {
@@ -446,16 +479,36 @@ impl Indexes {
         }
         let matches = merged
             .into_iter()
-            .map(|(id, (bm25, cos))| Match {
-                id,
-                bm25,
-                cosine: cos.or_else(|| cosine(id)),
-                by_named: !named.is_empty()
-                    && turns.speaker_of(id).is_some_and(|s| named.contains(&s)),
-                turn: turns.speaker_of(id).is_some(),
-                dated_only: dated_only.contains(&id),
+            .map(|(id, (bm25, cos))| {
+                let cosine = cos.or_else(|| cosine_of(id));
+                let turn = turns.speaker_of(id).is_some();
+                // A turn's vector side with its neighbours': the best of
+                // them, over its distance.
+                let vector = match cosine {
+                    Some(c) if turn && w.vector_window > 0.0 => Some(
+                        c + w.vector_window
+                            * turns
+                                .neighbours(id)
+                                .into_iter()
+                                .filter_map(|(nid, d)| Some(cosine_of(nid)? / d as f32))
+                                .fold(0.0, f32::max),
+                    ),
+                    _ => cosine,
+                };
+                Match {
+                    id,
+                    bm25,
+                    cosine,
+                    vector,
+                    sitting: if turn { sitting(id) } else { 0.0 },
+                    by_named: !named.is_empty()
+                        && turns.speaker_of(id).is_some_and(|s| named.contains(&s)),
+                    turn,
+                    dated_only: dated_only.contains(&id),
+                }
             })
             .collect();
+        drop(idx);
         Found {
             matches,
             query_weight,

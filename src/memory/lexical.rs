@@ -4,8 +4,8 @@
 //! kept current by the core after each committed write. Nothing here is ever
 //! the only copy of anything.
 //!
-//! Scoring is Okapi BM25 with `k1 = 1.2` and a low length normalisation
-//! `b = 0.4`, which suits short chat messages. Ties are broken by newer note
+//! Scoring is Okapi BM25; `k1` and `b` are given per query ([`Bm25`], from
+//! the recall weights). Ties are broken by newer note
 //! first, then by id, so results are deterministic.
 //!
 //! Analysis: Unicode words, lower-cased; English and German stop words
@@ -23,11 +23,36 @@ use std::sync::LazyLock;
 use foldhash::{HashMap, HashSet};
 
 use rust_stemmers::{Algorithm, Stemmer};
+use serde::{Deserialize, Serialize};
 
 use crate::store::{Store, StoreError};
 
-pub(crate) const K1: f32 = 1.2;
-const B: f32 = 0.4;
+/// BM25's parameters: term-frequency saturation `k1` and length
+/// normalisation `b`. Both apply at query time (a note's length is kept, the
+/// norm is computed per query), so they are recall weights, not index state.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Bm25 {
+    pub k1: f32,
+    pub b: f32,
+}
+
+impl Default for Bm25 {
+    fn default() -> Self {
+        Bm25 { k1: 1.2, b: 0.4 }
+    }
+}
+
+impl Bm25 {
+    /// Saturation of a (length-normalised) term frequency `x`.
+    pub(crate) fn saturate(self, x: f32) -> f32 {
+        x * (self.k1 + 1.0) / (x + self.k1)
+    }
+
+    /// A note's length norm, `1 - b + b·len/avg`.
+    fn norm(self, len: u32, avg: f32) -> f32 {
+        1.0 - self.b + self.b * len as f32 / avg
+    }
+}
 
 /// A note in the index. Notes live in slots (reused after removal);
 /// postings name slots, so scoring reads a note's chat and length by index.
@@ -78,35 +103,55 @@ fn raw_words(text: &str) -> impl Iterator<Item = &str> + '_ {
     })
 }
 
-const STOP_EN: &[&str] = &[
-    "a", "about", "an", "and", "are", "as", "at", "be", "been", "but", "by", "can", "could", "did",
-    "do", "does", "for", "from", "had", "has", "have", "he", "her", "him", "his", "how", "i", "if",
-    "in", "into", "is", "it", "its", "me", "my", "of", "on", "or", "our", "she", "so", "that",
-    "the", "their", "them", "then", "there", "these", "they", "this", "to", "too", "us", "was",
-    "we", "were", "what", "when", "where", "which", "who", "why", "will", "with", "would", "you",
-    "your",
-];
-const STOP_DE: &[&str] = &[
-    "aber", "als", "am", "an", "auch", "auf", "aus", "bei", "bin", "bis", "da", "das", "dass",
-    "dem", "den", "der", "des", "die", "doch", "du", "ein", "eine", "einem", "einen", "einer",
-    "es", "für", "hab", "habe", "hat", "ich", "ihr", "im", "ist", "ja", "mal", "man", "mein",
-    "meine", "mich", "mir", "mit", "nach", "nicht", "noch", "nur", "oder", "schon", "sie", "sind",
-    "so", "über", "um", "und", "uns", "vom", "von", "vor", "war", "was", "wann", "wer", "wie",
-    "wir", "wo", "zu", "zum", "zur",
-];
+// Snowball's English and German stop lists (English without the
+// contractions' fragments; German with a few question words: wann, warum,
+// wer, ja, mal, schon), as sets: they are looked up for every word indexed.
+static STOP_EN: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    "\
+    a about above after again against all am an and any are as at be because \
+    been before being below between both but by can could did do does doing down \
+    during each few for from further had has have having he her here hers \
+    herself him himself his how i if in into is it its itself just me more most \
+    my myself no nor not now of off on once only or other our ours ourselves out \
+    over own same she should so some such than that the their theirs them \
+    themselves then there these they this those through to too under until up \
+    very was we were what when where which while who whom why will with would \
+    you your yours yourself yourselves"
+        .split_whitespace()
+        .collect()
+});
+static STOP_DE: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    "\
+    aber alle allem allen aller alles als also am an ander andere anderem \
+    anderen anderer anderes anderm andern anderr anders auch auf aus bei bin bis \
+    bist da damit dann das dass dasselbe dazu daß dein deine deinem deinen \
+    deiner deines dem demselben den denn denselben der derer derselbe derselben \
+    des desselben dessen dich die dies diese dieselbe dieselben diesem diesen \
+    dieser dieses dir doch dort du durch ein eine einem einen einer eines einig \
+    einige einigem einigen einiger einiges einmal er es etwas euch euer eure \
+    eurem euren eurer eures für gegen gewesen hab habe haben hat hatte hatten \
+    hier hin hinter ich ihm ihn ihnen ihr ihre ihrem ihren ihrer ihres im in \
+    indem ins ist ja jede jedem jeden jeder jedes jene jenem jenen jener jenes \
+    jetzt kann kein keine keinem keinen keiner keines können könnte mal man \
+    manche manchem manchen mancher manches mein meine meinem meinen meiner \
+    meines mich mir mit muss musste nach nicht nichts noch nun nur ob oder ohne \
+    schon sehr sein seine seinem seinen seiner seines selbst sich sie sind so \
+    solche solchem solchen solcher solches soll sollte sondern sonst um und uns \
+    unser unsere unserem unseren unseres unter viel vom von vor wann war waren \
+    warst warum was weg weil weiter welche welchem welchen welcher welches wenn \
+    wer werde werden wie wieder will wir wird wirst wo wollen wollte während \
+    würde würden zu zum zur zwar zwischen über"
+        .split_whitespace()
+        .collect()
+});
 
 static EN: LazyLock<Stemmer> = LazyLock::new(|| Stemmer::create(Algorithm::English));
 static DE: LazyLock<Stemmer> = LazyLock::new(|| Stemmer::create(Algorithm::German));
 
-/// The stop lists as sets: every word of every note is looked up here
-/// (three times), so at a million notes a scan of the lists costs seconds
-/// of start-up.
-static STOP_EN_SET: LazyLock<HashSet<&str>> = LazyLock::new(|| STOP_EN.iter().copied().collect());
-static STOP_DE_SET: LazyLock<HashSet<&str>> = LazyLock::new(|| STOP_DE.iter().copied().collect());
 static STEMMERS: [&LazyLock<Stemmer>; 2] = [&EN, &DE];
 
 fn is_stop(w: &str) -> bool {
-    STOP_EN_SET.contains(w) || STOP_DE_SET.contains(w)
+    STOP_EN.contains(w) || STOP_DE.contains(w)
 }
 
 /// [`tokenize`] without a new string for a word already in lower case.
@@ -127,11 +172,11 @@ fn doc_words(text: &str) -> Vec<Cow<'_, str>> {
 fn doc_language(words: &[Cow<'_, str>]) -> usize {
     let en = words
         .iter()
-        .filter(|w| STOP_EN_SET.contains(w.as_ref()))
+        .filter(|w| STOP_EN.contains(w.as_ref()))
         .count();
     let de = words
         .iter()
-        .filter(|w| STOP_DE_SET.contains(w.as_ref()))
+        .filter(|w| STOP_DE.contains(w.as_ref()))
         .count();
     usize::from(de > en)
 }
@@ -298,6 +343,27 @@ impl LexicalIndex {
             .max(1e-6)
     }
 
+    /// The query's terms found in the index (term ids), with their idf.
+    pub fn query_terms(&self, query: &str) -> Vec<(u32, f32)> {
+        let n = self.len() as f32;
+        analyze_query(query)
+            .into_iter()
+            .filter_map(|t| {
+                let id = *self.dict.get(t.as_str())?;
+                let df = self.postings[id as usize].len() as f32;
+                (df > 0.0).then(|| (id, ((n - df + 0.5) / (df + 0.5) + 1.0).ln()))
+            })
+            .collect()
+    }
+
+    /// Whether note `id` has the term `term` (an id from [`Self::query_terms`]).
+    pub fn has_term(&self, id: u64, term: u32) -> bool {
+        self.slot_of
+            .get(&id)
+            .and_then(|&slot| self.doc(slot))
+            .is_some_and(|d| d.terms.contains(&term))
+    }
+
     /// Each query term's postings, for scorers built on this index (the
     /// turn windows of [`super::window`]): the term's idf and, for every
     /// note that has it (in `chat` when given), its term frequency over the
@@ -307,6 +373,7 @@ impl LexicalIndex {
         &self,
         query: &str,
         chat: impl Into<super::Chats>,
+        p: Bm25,
     ) -> Vec<(f32, Vec<(u64, f32)>)> {
         let chat: super::Chats = chat.into();
         if self.is_empty() {
@@ -330,7 +397,7 @@ impl LexicalIndex {
                         if !chat.admits(doc.chat_id) {
                             return None;
                         }
-                        Some((doc.id, tf as f32 / (1.0 - B + B * doc.len as f32 / avg)))
+                        Some((doc.id, tf as f32 / p.norm(doc.len, avg)))
                     })
                     .collect();
                 Some((idf, docs))
@@ -340,7 +407,13 @@ impl LexicalIndex {
 
     /// The best `k` notes for `query`, restricted to `chat` when given, as
     /// (note id, score) with the highest score first.
-    pub fn search(&self, query: &str, chat: impl Into<super::Chats>, k: usize) -> Vec<(u64, f32)> {
+    pub fn search(
+        &self,
+        query: &str,
+        chat: impl Into<super::Chats>,
+        k: usize,
+        p: Bm25,
+    ) -> Vec<(u64, f32)> {
         let chat: super::Chats = chat.into();
         if self.is_empty() || k == 0 {
             return Vec::new();
@@ -366,13 +439,11 @@ impl LexicalIndex {
                 if !chat.admits(doc.chat_id) {
                     continue;
                 }
-                let tf = tf as f32;
-                let norm = K1 * (1.0 - B + B * doc.len as f32 / avg);
                 let s = &mut scores[slot as usize];
                 if *s == 0.0 {
                     touched.push(slot);
                 }
-                *s += idf * tf * (K1 + 1.0) / (tf + norm);
+                *s += idf * p.saturate(tf as f32 / p.norm(doc.len, avg));
             }
         }
         let mut hits: Vec<(u64, f32)> = touched
@@ -442,15 +513,17 @@ mod tests {
         idx.insert(1, 10, "Dentist appointment moved to Friday 3pm");
         idx.insert(2, 10, "Buy milk and eggs");
         idx.insert(3, 20, "dentist bill paid");
-        let hits = idx.search("when is the DENTIST", Some(10), 5);
+        let hits = idx.search("when is the DENTIST", Some(10), 5, Bm25::default());
         assert_eq!(hits.iter().map(|h| h.0).collect::<Vec<_>>(), vec![1]);
-        let all = idx.search("dentist", None, 5);
+        let all = idx.search("dentist", None, 5, Bm25::default());
         assert_eq!(all.len(), 2);
         idx.remove(1);
-        assert!(idx.search("dentist", Some(10), 5).is_empty());
+        assert!(idx
+            .search("dentist", Some(10), 5, Bm25::default())
+            .is_empty());
         idx.insert(2, 10, "buy bread");
-        assert!(idx.search("milk", None, 5).is_empty());
-        assert_eq!(idx.search("bread", None, 5)[0].0, 2);
+        assert!(idx.search("milk", None, 5, Bm25::default()).is_empty());
+        assert_eq!(idx.search("bread", None, 5, Bm25::default())[0].0, 2);
     }
 
     #[test]
@@ -460,7 +533,7 @@ mod tests {
             idx.insert(id, 1, "common words here");
         }
         idx.insert(11, 1, "common rare");
-        let hits = idx.search("common rare", None, 3);
+        let hits = idx.search("common rare", None, 3, Bm25::default());
         assert_eq!(hits[0].0, 11);
         // Equal scores: newer (higher id) first.
         assert_eq!(hits[1].0, 10);
@@ -473,10 +546,16 @@ mod tests {
         idx.insert(1, 1, "Der Zahnarzt hat den Termin verschoben");
         idx.insert(2, 1, "The meeting was moved to Thursday");
         idx.insert(3, 1, "the and of");
-        assert_eq!(idx.search("Zahnarztes Termine", None, 5)[0].0, 1);
-        assert_eq!(idx.search("meetings moving", None, 5)[0].0, 2);
+        assert_eq!(
+            idx.search("Zahnarztes Termine", None, 5, Bm25::default())[0].0,
+            1
+        );
+        assert_eq!(
+            idx.search("meetings moving", None, 5, Bm25::default())[0].0,
+            2
+        );
         assert!(
-            idx.search("the", None, 5).is_empty(),
+            idx.search("the", None, 5, Bm25::default()).is_empty(),
             "stop words alone match nothing"
         );
     }
@@ -515,8 +594,8 @@ mod tests {
         for q in ["dentist trip", "milk", "berlin course bread", "nothing"] {
             for chat in [None, Some(1)] {
                 assert_eq!(
-                    churned.search(q, chat, 10),
-                    fresh.search(q, chat, 10),
+                    churned.search(q, chat, 10, Bm25::default()),
+                    fresh.search(q, chat, 10, Bm25::default()),
                     "{q}"
                 );
                 assert_eq!(churned.query_weight(q), fresh.query_weight(q));
@@ -525,8 +604,8 @@ mod tests {
                     p
                 };
                 assert_eq!(
-                    sorted(churned.term_postings(q, chat)),
-                    sorted(fresh.term_postings(q, chat)),
+                    sorted(churned.term_postings(q, chat, Bm25::default())),
+                    sorted(fresh.term_postings(q, chat, Bm25::default())),
                     "{q}"
                 );
             }

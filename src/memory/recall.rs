@@ -15,6 +15,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::lexical::Bm25;
+
 /// Fusion weights, from config.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 #[serde(default)]
@@ -29,8 +31,22 @@ pub struct Weights {
     pub turn_lexical: f32,
     pub turn_vector: f32,
     /// Weight of a conversation turn's window (its neighbours' words) in
-    /// BM25F, relative to its own words (see [`super::window`]); 0 = off.
+    /// BM25F, relative to its own words (see [`super::window`]): the turns
+    /// before it; 0 = no window.
     pub window: f32,
+    /// The same for the turns after it.
+    pub window_after: f32,
+    /// A turn's vector side also counts its neighbours': its cosine plus
+    /// this times the best neighbour's cosine over its distance; 0 = off.
+    pub vector_window: f32,
+    /// Added to a turn in proportion to the share of the question's words
+    /// (by idf) found in its stretch of the sitting, up to
+    /// `sitting_turns` turns on each side: the topic, where the answer is.
+    pub sitting: f32,
+    pub sitting_turns: usize,
+    /// Taken from a turn that asks (ends with "?"): in a dialogue the answer
+    /// is the reply, which the question's words reach through its window.
+    pub question: f32,
     /// Added to a turn by a person the question names.
     pub speaker: f32,
     /// Added to a note written in the time the question names ("in March
@@ -39,6 +55,8 @@ pub struct Weights {
     /// A hit is relevant when its [`Parts::relevance`] (plus feedback)
     /// reaches this; chat shows only relevant hits first.
     pub floor: f32,
+    /// BM25's `k1` and `b` (lexical side and turn windows).
+    pub bm25: Bm25,
 }
 
 impl Default for Weights {
@@ -48,19 +66,26 @@ impl Default for Weights {
             vector: 0.55,
             recency: 0.05,
             recency_half_life_days: 180.0,
-            turn_lexical: 0.8,
-            turn_vector: 0.2,
+            turn_lexical: 0.7,
+            turn_vector: 0.3,
             window: 0.25,
+            window_after: 0.1,
+            vector_window: 0.3,
+            sitting: 0.4,
+            sitting_turns: 15,
+            question: 0.05,
             speaker: 0.1,
             date: 0.8,
             floor: 0.12,
+            bm25: Bm25::default(),
         }
     }
 }
 
 impl Weights {
     /// The three rankings an evaluation compares: lexical only, vector
-    /// only (both without recency) and these weights.
+    /// only (both without recency, speaker, date and question terms) and
+    /// these weights.
     pub fn ablations(self) -> [(&'static str, Weights); 3] {
         let only = |on_lex: bool| Weights {
             lexical: if on_lex { self.lexical } else { 0.0 },
@@ -70,6 +95,9 @@ impl Weights {
             recency: 0.0,
             speaker: 0.0,
             date: 0.0,
+            question: 0.0,
+            // The sitting's share of the question is a lexical signal.
+            sitting: if on_lex { self.sitting } else { 0.0 },
             ..self
         };
         [
@@ -95,6 +123,10 @@ pub struct Parts {
     pub speaker: f32,
     /// What the date boost added (a note written in the time the question names).
     pub date: f32,
+    /// What a turn that asks lost ([`Weights::question`]).
+    pub question: f32,
+    /// What the sitting's share of the question added ([`Weights::sitting`]).
+    pub sitting: f32,
     /// How well the note answers the question, for the relevance floor:
     /// `RELEVANCE_LEXICAL · lexical share + (1 − RELEVANCE_LEXICAL) · (cosine
     /// − the mean cosine of the candidates)`. Not the fused score: its
@@ -112,7 +144,14 @@ pub struct Candidate {
     /// `bm25` normalised to [0, 1] (share of the query matched).
     pub lexical: f32,
     pub cosine: Option<f32>,
+    /// The vector side's raw score: `cosine`, for a turn with its
+    /// neighbours' ([`Weights::vector_window`]).
+    pub vector: Option<f32>,
     pub created_at: i64,
+    /// A turn that asks (ends with "?").
+    pub asks: bool,
+    /// The share of the question's words in the turn's stretch of its sitting.
+    pub sitting: f32,
     /// A turn by a person the question names.
     pub by_named: bool,
     /// A turn of an imported conversation (weighted by `turn_*`).
@@ -138,7 +177,7 @@ pub const DATE_FEW: f32 = 10.0;
 
 /// Ranks candidates; returns the best `k` as (id, score, parts).
 pub fn fuse(cands: &[Candidate], now: i64, w: &Weights, k: usize) -> Vec<(u64, f32, Parts)> {
-    let (vmin, vmax) = min_max(cands.iter().filter_map(|c| c.cosine));
+    let (vmin, vmax) = min_max(cands.iter().filter_map(|c| c.vector.or(c.cosine)));
     let with_vec = cands.iter().filter(|c| c.cosine.is_some()).count();
     let (sum, n) = cands
         .iter()
@@ -165,7 +204,7 @@ pub fn fuse(cands: &[Candidate], now: i64, w: &Weights, k: usize) -> Vec<(u64, f
                 (w.lexical, w.vector)
             };
             let lex = c.lexical.clamp(0.0, 1.0);
-            let vec = c.cosine.map_or(0.0, |v| norm(v, vmin, vmax));
+            let vec = c.vector.or(c.cosine).map_or(0.0, |v| norm(v, vmin, vmax));
             let age = (now - c.created_at).max(0) as f64;
             let rec = 0.5f64.powf(age / half_life_ms) as f32;
             let parts = Parts {
@@ -177,6 +216,8 @@ pub fn fuse(cands: &[Candidate], now: i64, w: &Weights, k: usize) -> Vec<(u64, f
                 feedback: 0.0,
                 speaker: if c.by_named { w.speaker } else { 0.0 },
                 date: if c.in_span.is_some() { w.date } else { 0.0 },
+                question: if c.turn && c.asks { -w.question } else { 0.0 },
+                sitting: if c.turn { w.sitting * c.sitting } else { 0.0 },
                 relevance: 0.0,
             };
             // Without vectors (no model) the lexical share is all there is.
@@ -195,7 +236,13 @@ pub fn fuse(cands: &[Candidate], now: i64, w: &Weights, k: usize) -> Vec<(u64, f
             let parts = Parts { relevance, ..parts };
             (
                 c.id,
-                parts.lexical + parts.vector + parts.recency + parts.speaker + parts.date,
+                parts.lexical
+                    + parts.vector
+                    + parts.recency
+                    + parts.speaker
+                    + parts.date
+                    + parts.question
+                    + parts.sitting,
                 parts,
             )
         })
@@ -233,7 +280,10 @@ mod tests {
             bm25,
             lexical: bm25 / 10.0,
             cosine: cos,
+            vector: None,
             created_at: 0,
+            asks: false,
+            sitting: 0.0,
             by_named: false,
             turn: false,
             in_span: None,
@@ -270,6 +320,9 @@ mod tests {
             lexical: 0.3,
             cosine: Some(0.6),
             created_at: 0,
+            vector: None,
+            asks: false,
+            sitting: 0.0,
             by_named: false,
             turn: false,
             in_span: None,
@@ -281,6 +334,9 @@ mod tests {
             lexical: 0.3,
             cosine: Some(0.6),
             created_at: 700 * day,
+            vector: None,
+            asks: false,
+            sitting: 0.0,
             by_named: false,
             turn: false,
             in_span: None,
@@ -294,6 +350,9 @@ mod tests {
             lexical: 0.9,
             cosine: Some(0.9),
             created_at: 0,
+            vector: None,
+            asks: false,
+            sitting: 0.0,
             by_named: false,
             turn: false,
             in_span: None,
@@ -344,5 +403,22 @@ mod tests {
             (r[0].1 - (w.turn_lexical + w.speaker)).abs() < 1e-6,
             "{r:?}"
         );
+        // A turn that asks loses `question`; its sitting's share of the
+        // question adds `sitting` in proportion; neither counts for notes.
+        let asking = Candidate {
+            asks: true,
+            sitting: 0.5,
+            ..turn
+        };
+        let r = fuse(&[asking], 0, &Weights { recency: 0.0, ..w }, 1);
+        let want = w.turn_lexical + w.speaker - w.question + 0.5 * w.sitting;
+        assert!((r[0].1 - want).abs() < 1e-6, "{r:?}");
+        let note = Candidate {
+            turn: false,
+            by_named: false,
+            ..asking
+        };
+        let r = fuse(&[note], 0, &Weights { recency: 0.0, ..w }, 1);
+        assert!((r[0].1 - w.lexical).abs() < 1e-6, "{r:?}");
     }
 }

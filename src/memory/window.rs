@@ -18,7 +18,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::lexical::{tokenize, top_k, LexicalIndex, K1};
+use super::lexical::{tokenize, top_k, LexicalIndex};
+use super::recall::Weights;
 
 /// Turns on each side of a turn that form its window.
 pub const RADIUS: usize = 3;
@@ -132,6 +133,12 @@ impl Sittings {
     /// The turns of `id`'s sitting within [`RADIUS`] of it on each side, with
     /// their distance in turns (1 = adjacent).
     pub fn neighbours(&self, id: u64) -> Vec<(u64, usize)> {
+        self.neighbours_within(id, RADIUS)
+    }
+
+    /// The turns of `id`'s sitting within `radius` of it on each side, with
+    /// their distance in turns.
+    pub fn neighbours_within(&self, id: u64, radius: usize) -> Vec<(u64, usize)> {
         let mut out = Vec::new();
         let Some(turns) = self.chat_of.get(&id).and_then(|c| self.chats.get(c)) else {
             return out;
@@ -142,7 +149,7 @@ impl Sittings {
         // Ids are arrival order; a turn dated before the previous one (an
         // older export imported later) ends the sitting.
         let mut at = me.at;
-        for (d, (&nid, t)) in turns.range(..id).rev().take(RADIUS).enumerate() {
+        for (d, (&nid, t)) in turns.range(..id).rev().take(radius).enumerate() {
             if !(0..=SITTING_GAP_MS).contains(&(at - t.at)) {
                 break;
             }
@@ -150,7 +157,7 @@ impl Sittings {
             out.push((nid, d + 1));
         }
         let mut at = me.at;
-        for (d, (&nid, t)) in turns.range(id + 1..).take(RADIUS).enumerate() {
+        for (d, (&nid, t)) in turns.range(id + 1..).take(radius).enumerate() {
             if !(0..=SITTING_GAP_MS).contains(&(t.at - at)) {
                 break;
             }
@@ -163,31 +170,39 @@ impl Sittings {
 
 /// The best `k` notes for `query` (in `chat` when given), scored as BM25F
 /// over the note's own words and its window (see the module doc): per query
-/// term, `x = own + window·Σ tf(neighbour)/distance` (each tf over its
-/// note's length norm), saturated as BM25 does. With `window` 0 — or for a
-/// note that is no turn — it is the note's plain BM25.
+/// term, `x = own + Σ weight·tf(neighbour)/distance` (each tf over its
+/// note's length norm; weight `w.window` for the turns before, `w.window_after`
+/// for those after), saturated as BM25 does. With both 0 — or for a note
+/// that is no turn — it is the note's plain BM25.
 pub fn search(
     lex: &LexicalIndex,
     turns: &Sittings,
     query: &str,
     chat: impl Into<super::Chats>,
-    window: f32,
+    w: &Weights,
     k: usize,
 ) -> Vec<(u64, f32)> {
     let chat: super::Chats = chat.into();
+    let p = w.bm25;
+    let windowed = (w.window > 0.0 || w.window_after > 0.0) && !turns.is_empty();
     let mut scores: HashMap<u64, f32> = HashMap::new();
-    for (idf, docs) in lex.term_postings(query, chat) {
+    for (idf, docs) in lex.term_postings(query, chat, p) {
         let mut x: HashMap<u64, f32> = HashMap::with_capacity(docs.len());
         for &(id, tf) in &docs {
             *x.entry(id).or_default() += tf;
-            if window > 0.0 && !turns.is_empty() {
+            if windowed {
                 for (nid, d) in turns.neighbours(id) {
-                    *x.entry(nid).or_default() += window * tf / d as f32;
+                    // Ids are arrival order: `id` comes before `nid`, so it
+                    // is in the part of `nid`'s window before it.
+                    let weight = if nid > id { w.window } else { w.window_after };
+                    if weight > 0.0 {
+                        *x.entry(nid).or_default() += weight * tf / d as f32;
+                    }
                 }
             }
         }
         for (id, x) in x {
-            *scores.entry(id).or_default() += idf * x * (K1 + 1.0) / (x + K1);
+            *scores.entry(id).or_default() += idf * p.saturate(x);
         }
     }
     top_k(scores, k)
@@ -198,6 +213,14 @@ mod tests {
     use super::*;
 
     const MIN: i64 = 60_000;
+
+    fn win(window: f32) -> Weights {
+        Weights {
+            window,
+            window_after: window,
+            ..Weights::default()
+        }
+    }
 
     #[test]
     fn a_reply_is_found_through_the_question_before_it_and_own_words_win() {
@@ -219,15 +242,26 @@ mod tests {
             lex.insert(id, 7, &format!("{who}: {text}"));
             s.insert(id, 7, min * MIN, Some(who));
         }
-        let plain = search(&lex, &s, "Spanischkurs", Some(7), 0.0, 10);
+        let plain = search(&lex, &s, "Spanischkurs", Some(7), &win(0.0), 10);
         assert_eq!(plain.iter().map(|h| h.0).collect::<Vec<_>>(), vec![1]);
-        let hits = search(&lex, &s, "Spanischkurs", Some(7), 0.5, 10);
+        let hits = search(&lex, &s, "Spanischkurs", Some(7), &win(0.5), 10);
         let ids: Vec<u64> = hits.iter().map(|h| h.0).collect();
         assert_eq!(ids, vec![1, 2, 3], "own words first, then by distance");
         assert!(hits[1].1 > hits[2].1);
         // Following turns count too: the question is found by its reply.
-        let hits = search(&lex, &s, "Donnerstags", Some(7), 0.5, 10);
+        let hits = search(&lex, &s, "Donnerstags", Some(7), &win(0.5), 10);
         assert_eq!(hits.iter().map(|h| h.0).collect::<Vec<_>>(), vec![3, 2, 1]);
+        // Each side has its weight: without the following turns', the
+        // question is not found by its reply's words.
+        let before_only = Weights {
+            window: 0.5,
+            window_after: 0.0,
+            ..Weights::default()
+        };
+        let hits = search(&lex, &s, "Donnerstags", Some(7), &before_only, 10);
+        assert_eq!(hits.iter().map(|h| h.0).collect::<Vec<_>>(), vec![3]);
+        let hits = search(&lex, &s, "Spanischkurs", Some(7), &before_only, 10);
+        assert_eq!(hits.iter().map(|h| h.0).collect::<Vec<_>>(), vec![1, 2, 3]);
         assert_eq!(s.neighbours(4), vec![], "a pause ends the sitting");
         s.remove(2);
         assert_eq!(s.neighbours(1), vec![(3, 1)]);
