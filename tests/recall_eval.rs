@@ -126,7 +126,7 @@ fn pct(x: usize, n: usize) -> f64 {
 #[test]
 fn hybrid_recall_quality_on_the_project_set() {
     let (_d, core, set, ids) = load();
-    let mut base = Settings::from_config(&Config::defaults()).weights;
+    let mut base = Settings::from_config(&eval_embed::config()).weights;
     // Experiments: `MNEMO_EVAL_BM25="k1,b"`.
     if let Ok(v) = std::env::var("MNEMO_EVAL_BM25") {
         let x: Vec<f32> = v.split(',').map(|p| p.trim().parse().unwrap()).collect();

@@ -63,7 +63,10 @@ impl Settings {
                 recency: c.recall.weight_recency,
                 recency_half_life_days: c.recall.recency_half_life_days,
                 date: c.recall.weight_date,
-                floor: c.recall.relevance_floor,
+                floor: c.recall.relevance_floor.unwrap_or_else(|| {
+                    crate::models::embed_spec(&c.models.embed)
+                        .map_or(crate::models::MINILM.relevance_floor, |m| m.relevance_floor)
+                }),
                 ..Weights::default()
             },
             ann_threshold: c.recall.ann_threshold,

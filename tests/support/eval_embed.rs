@@ -15,6 +15,16 @@ pub fn models(cfg: &Config) -> ModelSet {
     ModelSet::new(cfg.models_dir().unwrap()).with_embed(spec)
 }
 
+/// The defaults with `models.embed` the eval's model: settings made from it
+/// carry that model's relevance floor.
+pub fn config() -> Config {
+    let mut c = Config::defaults();
+    if let Ok(key) = std::env::var("MNEMO_EVAL_EMBED") {
+        c.models.embed = key;
+    }
+    c
+}
+
 /// Whether the eval runs with the default model, whose levels the
 /// assertions hold (another model's figures are printed, not asserted).
 pub fn is_default(models: &ModelSet) -> bool {

@@ -152,4 +152,12 @@ pub fn sweep(a: &[Probe], b: &[Probe]) {
     for (_, r) in rows.iter().take(12) {
         println!("  {r}");
     }
+    // mnemo's own relevance at a range of floors (`recall.relevance_floor`).
+    for fi in 0..=16 {
+        let f = fi as f32 * 0.01;
+        let ((ka, na), (kb, nb)) = (shares(a, f), shares(b, f));
+        println!(
+            "  mnemo floor {f:.2}: A kept {ka:.3} nothing {na:.3} | B kept {kb:.3} nothing {nb:.3}"
+        );
+    }
 }
