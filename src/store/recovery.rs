@@ -299,47 +299,14 @@ pub fn free_space(dir: &Path) -> Result<(u64, u64), String> {
 mod tests {
     use super::*;
     use crate::store::{NewNote, Source};
-    use std::path::PathBuf;
 
-    /// A size-limited tmpfs, unmounted on drop; `None` where mounting is
-    /// not allowed (CI runs as root).
-    struct SmallDisk {
-        dir: PathBuf,
-        _tmp: tempfile::TempDir,
+    /// The fault suite's real small disk (a size-limited tmpfs), shared
+    /// rather than written twice.
+    #[allow(dead_code)]
+    mod tmpfs {
+        include!("../../tests/support/disk.rs");
     }
-
-    impl SmallDisk {
-        fn mount(mb: u64) -> Option<SmallDisk> {
-            let tmp = tempfile::tempdir().unwrap();
-            let dir = tmp.path().join("fs");
-            std::fs::create_dir(&dir).unwrap();
-            let ok = std::process::Command::new("mount")
-                .args([
-                    "-t",
-                    "tmpfs",
-                    "-o",
-                    &format!("size={mb}m,mode=0700"),
-                    "tmpfs",
-                ])
-                .arg(&dir)
-                .output()
-                .is_ok_and(|o| o.status.success());
-            if !ok {
-                eprintln!("SKIPPED: cannot mount a tmpfs here; run as root to test a full disk");
-                return None;
-            }
-            Some(SmallDisk { dir, _tmp: tmp })
-        }
-    }
-
-    impl Drop for SmallDisk {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount")
-                .arg("-l")
-                .arg(&self.dir)
-                .status();
-        }
-    }
+    use tmpfs::SmallDisk;
 
     fn note(i: usize, text: &str) -> NewNote {
         NewNote {
@@ -354,15 +321,6 @@ mod tests {
     }
 
     /// Fills the filesystem of `dir` with a file, leaving nothing free.
-    fn fill(dir: &Path) {
-        use std::io::Write;
-        let mut f = std::fs::File::create(dir.join("filler")).unwrap();
-        let chunk = vec![0x5Au8; 64 * 1024];
-        while f.write_all(&chunk).is_ok() {}
-        let small = [0u8; 512];
-        while f.write_all(&small).is_ok() {}
-    }
-
     #[test]
     fn a_full_disk_fails_the_store_and_freed_space_brings_it_back() {
         let Some(disk) = SmallDisk::mount(16) else {
@@ -371,7 +329,7 @@ mod tests {
         let store = Store::open(&disk.dir.join("data")).unwrap();
         let mut watch = store.watch();
         store.write(|tx| tx.insert_note(note(0, "kept"))).unwrap();
-        fill(&disk.dir);
+        tmpfs::fill_to(&disk.dir, 0);
         // Notes until a commit is refused (redb may still have room in its
         // file for a few).
         let text = "x".repeat(3000);
@@ -415,7 +373,7 @@ mod tests {
         let store = Store::open(&dir).unwrap();
         store.write(|tx| tx.insert_note(note(1, "kept"))).unwrap();
         drop(store);
-        fill(&disk.dir);
+        tmpfs::fill_to(&disk.dir, 0);
         let err = Store::open(&dir).err().expect("no room to open");
         assert!(matches!(err, StoreError::DiskFull(_)), "{err}");
         assert!(

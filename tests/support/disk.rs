@@ -1,6 +1,6 @@
-//! A real, small data disk that fills up: a size-limited tmpfs (CI runs as
-//! root, so `mount` works there; elsewhere the tests that need it skip,
-//! saying so).
+// A real, small data disk that fills up: a size-limited tmpfs (CI runs as
+// root, so `mount` works there; elsewhere the tests that need it skip,
+// saying so).
 
 use std::path::{Path, PathBuf};
 
