@@ -134,6 +134,8 @@ pub struct Recall {
     pub weight_date: f32,
     /// `None`: the selected embedding model's own ([`crate::models::EmbedSpec::relevance_floor`]).
     pub relevance_floor: Option<f32>,
+    /// `None`: the selected embedding model's own ([`crate::models::EmbedSpec::beside_floor`]).
+    pub beside_floor: Option<f32>,
     pub ann_threshold: usize,
     pub feedback_weight: f32,
     pub outdated_factor: f32,

@@ -35,11 +35,12 @@ const MIN_HYBRID_HIT10: f64 = 0.84;
 /// B 0.515 / 0.866 hit@1 / hit@10 measured 2026-12-05).
 const MIN_HALF_HIT10: f64 = 0.83;
 const MIN_HALF_HIT1: f64 = 0.50;
-/// At the default relevance floor, per half: share of answerable questions
-/// (target in the first 5) whose target stays above it, and share of
-/// unanswerable ones answered "nothing found".
-const MIN_FLOOR_KEPT: f64 = 0.68;
-const MIN_FLOOR_NOTHING: f64 = 0.55;
+/// At the default relevance floors, per half: share of answerable questions
+/// (target in the first 5) whose target is shown as relevant, and share of
+/// unanswerable ones answered "nothing found" (A 0.792 / 0.667, B 0.802 /
+/// 0.750 measured 2026-12-05; the goal, 0.97 / 0.8, is not met).
+const MIN_FLOOR_KEPT: f64 = 0.77;
+const MIN_FLOOR_NOTHING: f64 = 0.6;
 
 #[derive(Deserialize)]
 struct Set {
@@ -396,8 +397,8 @@ fn recall_quality_on_imported_conversations() {
         let s = evaluate(&core, &set, &ids, &base, &|q| half(q) == h);
         println!("half {h}   {}", s.line());
         let p = probes(&core, &set, &ids, &base, h);
-        println!("  {}", floor::line(&p, base.floor));
-        halves.push((s, floor::shares(&p, base.floor)));
+        println!("  {}", floor::line(&p, &base));
+        halves.push((s, floor::shares(&p)));
     }
     if std::env::var("MNEMO_EVAL_GRID").is_ok() {
         let a = probes(&core, &set, &ids, &base, 'A');

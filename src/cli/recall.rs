@@ -51,8 +51,9 @@ pub struct JsonHit {
     pub source: &'static str,
     /// Someone marked it outdated with the ⌛ button.
     pub outdated: bool,
-    /// Above the relevance floor (`recall.relevance_floor`); chat shows the
-    /// others only behind "more", or as the closest one when none is.
+    /// Shown as a match (`recall.relevance_floor`, `recall.beside_floor`:
+    /// see `memory::recall::relevant`); chat shows the others only behind
+    /// "more", or as the closest one when none is.
     pub relevant: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub explain: Option<Parts>,

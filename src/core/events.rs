@@ -207,8 +207,9 @@ pub struct Hit {
     pub parts: Parts,
     /// Someone marked this memory outdated (it is demoted, and shown so).
     pub outdated: bool,
-    /// Above the relevance floor (`Weights::floor`): chat shows it first;
-    /// the others are the closest there is.
+    /// A match ([`crate::memory::recall::relevant`]: the question is
+    /// answered and this hit reaches `Weights::beside_floor`): chat shows it
+    /// first; the others are the closest there is.
     pub relevant: bool,
 }
 

@@ -104,14 +104,20 @@ impl Core {
         // Rank every candidate, then let feedback move them before cutting to k.
         let mut ranked = recall::fuse(&cands, now_ms(), weights, cands.len());
         let outdated = self.apply_feedback(&mut ranked, query, qv.as_deref());
-        ranked.truncate(k);
+        ranked.truncate(k.max(recall::ANSWER_TOP));
+        let relevant = recall::relevant(
+            ranked.iter().map(|(_, _, p)| p.relevance + p.feedback),
+            weights,
+        );
         let hits = ranked
             .into_iter()
-            .filter_map(|(id, score, parts)| {
+            .zip(relevant)
+            .take(k)
+            .filter_map(|((id, score, parts), relevant)| {
                 notes.remove(&id).map(|note| Hit {
                     note,
                     score,
-                    relevant: parts.relevance + parts.feedback >= weights.floor,
+                    relevant,
                     parts,
                     outdated: outdated.contains(&id),
                 })

@@ -48,6 +48,8 @@ pub struct Settings {
 
 impl Settings {
     pub fn from_config(c: &Config) -> Settings {
+        // An unknown model name is refused by `Config::validate`.
+        let spec = crate::models::embed_spec(&c.models.embed).unwrap_or(&crate::models::MINILM);
         Settings {
             default_lang: c.general.default_lang.clone(),
             allowed_user_ids: c.telegram.allowed_user_ids.clone(),
@@ -63,10 +65,8 @@ impl Settings {
                 recency: c.recall.weight_recency,
                 recency_half_life_days: c.recall.recency_half_life_days,
                 date: c.recall.weight_date,
-                floor: c.recall.relevance_floor.unwrap_or_else(|| {
-                    crate::models::embed_spec(&c.models.embed)
-                        .map_or(crate::models::MINILM.relevance_floor, |m| m.relevance_floor)
-                }),
+                floor: c.recall.relevance_floor.unwrap_or(spec.relevance_floor),
+                beside_floor: c.recall.beside_floor.unwrap_or(spec.beside_floor),
                 ..Weights::default()
             },
             ann_threshold: c.recall.ann_threshold,

@@ -52,9 +52,15 @@ pub struct Weights {
     /// Added to a note written in the time the question names ("in March
     /// 2025", "last week"; see [`super::when`]).
     pub date: f32,
-    /// A hit is relevant when its [`Parts::relevance`] (plus feedback)
-    /// reaches this; chat shows only relevant hits first.
+    /// A question is answered when one of its first [`ANSWER_TOP`] hits
+    /// has a [`Parts::relevance`] (plus feedback) of at least this; when
+    /// none has, chat says nothing matching was found.
     pub floor: f32,
+    /// Beside such an answer, a hit is relevant (shown first in chat) when
+    /// its relevance reaches this lower floor: the second-best answer of
+    /// an answered question stands out less than the best one, and a
+    /// single cut at `floor` lost it (docs/BENCHMARKS.md). At most `floor`.
+    pub beside_floor: f32,
     /// BM25's `k1` and `b` (lexical side and turn windows).
     pub bm25: Bm25,
 }
@@ -76,7 +82,8 @@ impl Default for Weights {
             question: 0.05,
             speaker: 0.1,
             date: 0.8,
-            floor: 0.12,
+            floor: crate::models::MINILM.relevance_floor,
+            beside_floor: crate::models::MINILM.beside_floor,
             bm25: Bm25::default(),
         }
     }
@@ -163,6 +170,26 @@ pub struct Candidate {
     /// meaning over all notes): left out of the candidates' mean cosine,
     /// which such a pool of weak matches would pull down.
     pub dated_only: bool,
+}
+
+/// How many of a question's best hits [`Weights::floor`] looks at: as
+/// many as `/recall` shows by default.
+pub const ANSWER_TOP: usize = 5;
+
+/// Which of `ranked` (best first, as (relevance + feedback)) are relevant:
+/// none unless one of the first [`ANSWER_TOP`] reaches `w.floor`; then
+/// every one that reaches `w.beside_floor`.
+pub fn relevant(ranked: impl IntoIterator<Item = f32> + Clone, w: &Weights) -> Vec<bool> {
+    let answered = ranked
+        .clone()
+        .into_iter()
+        .take(ANSWER_TOP)
+        .any(|r| r >= w.floor);
+    let beside = w.beside_floor.min(w.floor);
+    ranked
+        .into_iter()
+        .map(|r| answered && r >= beside)
+        .collect()
 }
 
 /// The lexical share's part in [`Parts::relevance`].
@@ -320,13 +347,7 @@ mod tests {
             lexical: 0.3,
             cosine: Some(0.6),
             created_at: 0,
-            vector: None,
-            asks: false,
-            sitting: 0.0,
-            by_named: false,
-            turn: false,
-            in_span: None,
-            dated_only: false,
+            ..c(0, 0.0, None)
         };
         let new = Candidate {
             id: 2,
@@ -334,13 +355,7 @@ mod tests {
             lexical: 0.3,
             cosine: Some(0.6),
             created_at: 700 * day,
-            vector: None,
-            asks: false,
-            sitting: 0.0,
-            by_named: false,
-            turn: false,
-            in_span: None,
-            dated_only: false,
+            ..c(0, 0.0, None)
         };
         let r = fuse(&[old, new], 700 * day, &w, 2);
         assert_eq!(r[0].0, 2);
@@ -350,16 +365,37 @@ mod tests {
             lexical: 0.9,
             cosine: Some(0.9),
             created_at: 0,
-            vector: None,
-            asks: false,
-            sitting: 0.0,
-            by_named: false,
-            turn: false,
-            in_span: None,
-            dated_only: false,
+            ..c(0, 0.0, None)
         };
         let r = fuse(&[strong_old, new], 700 * day, &w, 2);
         assert_eq!(r[0].0, 1, "relevance beats recency");
+    }
+
+    #[test]
+    fn a_question_is_answered_by_its_best_hits_and_then_shows_those_beside() {
+        let w = Weights {
+            floor: 0.1,
+            beside_floor: 0.05,
+            ..Weights::default()
+        };
+        // Answered (0.12 reaches the floor): 0.06 is shown beside it, 0.04 not.
+        assert_eq!(relevant([0.12, 0.04, 0.06], &w), [true, false, true]);
+        // The best need not come first (fusion ranks by more than relevance).
+        assert_eq!(relevant([0.06, 0.11], &w), [true, true]);
+        // Not answered: nothing reaches the floor, so nothing is relevant,
+        // not even what would stand beside an answer.
+        assert_eq!(relevant([0.09, 0.08], &w), [false, false]);
+        // Only the first ANSWER_TOP hits can answer a question.
+        let mut late = vec![0.0; ANSWER_TOP];
+        late.push(0.5);
+        assert!(relevant(late, &w).iter().all(|r| !r));
+        // A beside floor above the floor counts as the floor.
+        let high = Weights {
+            beside_floor: 0.2,
+            ..w
+        };
+        assert_eq!(relevant([0.15, 0.1, 0.09], &high), [true, true, false]);
+        assert!(relevant(Vec::<f32>::new(), &w).is_empty());
     }
 
     #[test]
@@ -374,20 +410,16 @@ mod tests {
             c(4, 0.0, Some(0.18)),
         ];
         let r = fuse(&peak, 0, &w, 4);
-        let relevant: Vec<u64> = r
-            .iter()
-            .filter(|h| h.2.relevance >= w.floor)
-            .map(|h| h.0)
-            .collect();
-        assert_eq!(relevant, vec![1]);
+        let shown = relevant(r.iter().map(|h| h.2.relevance), &w);
+        assert_eq!(shown, [true, false, false, false]);
+        assert_eq!(r[0].0, 1);
         let flat = [
             c(1, 0.0, Some(0.3)),
             c(2, 0.0, Some(0.28)),
             c(3, 0.0, Some(0.29)),
         ];
-        assert!(fuse(&flat, 0, &w, 3)
-            .iter()
-            .all(|h| h.2.relevance < w.floor));
+        let r = fuse(&flat, 0, &w, 3);
+        assert!(!relevant(r.iter().map(|h| h.2.relevance), &w).contains(&true));
         // Without a model the share of the question matched decides.
         let lexical = [c(1, 5.0, None), c(2, 0.5, None)];
         let r = fuse(&lexical, 0, &w, 2);

@@ -17,6 +17,10 @@ pub const ASKED: usize = 50;
 pub struct Probe {
     pub answerable: bool,
     pub hits: Vec<(f32, f32, f32, bool)>,
+    /// Each hit's `relevant` as mnemo decided it.
+    pub relevant: Vec<bool>,
+    /// Each hit's fused score and parts, for [`dump`].
+    pub detail: Vec<serde_json::Value>,
 }
 
 impl Probe {
@@ -44,28 +48,34 @@ impl Probe {
                     )
                 })
                 .collect(),
+            relevant: hits.iter().map(|h| h.relevant).collect(),
+            detail: hits
+                .iter()
+                .map(|h| serde_json::json!({"score": h.score, "parts": h.parts, "turn": h.note.author.is_some()}))
+                .collect(),
         }
     }
 }
 
-/// At `floor`, with `rel` giving each of the first [`SHOWN`] hits its
-/// relevance: (share of answerable questions with a target among them whose
-/// first such target is above the floor — "kept", goal ≥ 0.97; share of
-/// unanswerable questions with none above it — "nothing found", goal ≥ 0.8).
-pub fn shares_by(probes: &[Probe], floor: f32, rel: &dyn Fn(&Probe, usize) -> f32) -> (f64, f64) {
+/// With `relevant(p, i)` telling whether hit `i` of question `p` is shown
+/// as relevant: (share of answerable questions with a target among the
+/// first [`SHOWN`] hits whose first such target is relevant — "kept", goal
+/// ≥ 0.97; share of unanswerable questions with none of them relevant —
+/// "nothing found", goal ≥ 0.8).
+pub fn shares_with(probes: &[Probe], relevant: &dyn Fn(&Probe, usize) -> bool) -> (f64, f64) {
     let (mut hit5, mut kept, mut none, mut nothing) = (0, 0, 0, 0);
     for p in probes {
         let top = p.hits.len().min(SHOWN);
         if p.answerable {
             if let Some(i) = (0..top).find(|&i| p.hits[i].3) {
                 hit5 += 1;
-                if rel(p, i) >= floor {
+                if relevant(p, i) {
                     kept += 1;
                 }
             }
         } else {
             none += 1;
-            if (0..top).all(|i| rel(p, i) < floor) {
+            if !(0..top).any(|i| relevant(p, i)) {
                 nothing += 1;
             }
         }
@@ -76,9 +86,24 @@ pub fn shares_by(probes: &[Probe], floor: f32, rel: &dyn Fn(&Probe, usize) -> f3
     )
 }
 
-/// [`shares_by`] mnemo's own relevance.
-pub fn shares(probes: &[Probe], floor: f32) -> (f64, f64) {
-    shares_by(probes, floor, &|p, i| p.hits[i].0)
+/// [`shares_with`] mnemo's rule on the relevance `rel` gives each hit: a
+/// question is answered when one of its first [`SHOWN`] hits reaches
+/// `floor`; then a hit is relevant from `beside` on.
+pub fn shares_by(
+    probes: &[Probe],
+    floor: f32,
+    beside: f32,
+    rel: &dyn Fn(&Probe, usize) -> f32,
+) -> (f64, f64) {
+    shares_with(probes, &|p, i| {
+        let top = p.hits.len().min(SHOWN);
+        (0..top).any(|j| rel(p, j) >= floor) && rel(p, i) >= beside.min(floor)
+    })
+}
+
+/// [`shares_with`] the `relevant` mnemo gave each hit.
+pub fn shares(probes: &[Probe]) -> (f64, f64) {
+    shares_with(probes, &|p, i| p.relevant[i])
 }
 
 /// The kinds of the answerable questions (those with targets), sorted.
@@ -89,12 +114,13 @@ pub fn kinds<'a>(qs: impl Iterator<Item = (&'a str, &'a Vec<String>)>) -> Vec<&'
     kinds
 }
 
-/// One printed line for `floor`.
-pub fn line(probes: &[Probe], floor: f32) -> String {
-    let (kept, nothing) = shares(probes, floor);
+/// One printed line for mnemo's own decisions at the floors of `w`.
+pub fn line(probes: &[Probe], w: &Weights) -> String {
+    let (kept, nothing) = shares(probes);
     let n = probes.iter().filter(|p| !p.answerable).count();
     format!(
-        "floor {floor:.3}: answer kept (of hit@5) {kept:.3}   unanswerable ({n}) → nothing found {nothing:.3}"
+        "floor {:.3} (beside {:.3}): answer kept (of hit@5) {kept:.3}   unanswerable ({n}) → nothing found {nothing:.3}",
+        w.floor, w.beside_floor
     )
 }
 
@@ -106,23 +132,36 @@ pub fn dump(a: &[Probe], b: &[Probe]) {
     };
     let half = |ps: &[Probe]| {
         ps.iter()
-            .map(|p| serde_json::json!({"answerable": p.answerable, "hits": p.hits}))
+            .map(|p| serde_json::json!({"answerable": p.answerable, "hits": p.hits, "detail": p.detail}))
             .collect::<Vec<_>>()
     };
     let v = serde_json::json!({"A": half(a), "B": half(b)});
     std::fs::write(path, v.to_string()).unwrap();
 }
 
-/// Calibration (`MNEMO_EVAL_GRID=1`): relevance formulas and floors chosen on
-/// half A, each printed with half B. `abs`: α·lexical share + (1 − α)·cosine;
-/// `z`: α·lexical share + (1 − α)·(cosine − mean) / sd over the question's
-/// [`ASKED`] candidates.
+/// Calibration (`MNEMO_EVAL_GRID=floor`): relevance formulas and floors
+/// chosen on half A, each printed with half B. `abs`: α·lexical share +
+/// (1 − α)·cosine; `z`: α·lexical share + (1 − α)·(cosine − mean) / sd over
+/// the question's [`ASKED`] candidates (both one cut per hit); then mnemo's
+/// own relevance by floor and beside floor. A setting is chosen by: answers
+/// kept on A ≥ 0.97 first, then "nothing found" on A, then kept on A, then
+/// the higher beside floor (fewer hits shown).
 pub fn sweep(a: &[Probe], b: &[Probe]) {
     let stats = |p: &Probe| {
         let n = p.hits.len().max(1) as f32;
         let mean = p.hits.iter().map(|h| h.2).sum::<f32>() / n;
         let var = p.hits.iter().map(|h| (h.2 - mean).powi(2)).sum::<f32>() / n;
         (mean, var.sqrt().max(1e-3))
+    };
+    let key = |(ka, na): (f64, f64)| {
+        if ka >= 0.97 {
+            2.0 + na + ka / 10.0
+        } else {
+            ka + na - 1.0
+        }
+    };
+    let row = |name: String, (ka, na): (f64, f64), (kb, nb): (f64, f64)| {
+        format!("{name}: A kept {ka:.3} nothing {na:.3} | B kept {kb:.3} nothing {nb:.3}")
     };
     let mut rows = Vec::new();
     for ai in 0..=10 {
@@ -141,23 +180,36 @@ pub fn sweep(a: &[Probe], b: &[Probe]) {
                 ),
                 ("z", fi as f32 * 0.075, &z),
             ] {
-                let (ka, na) = shares_by(a, f, rel);
-                let (kb, nb) = shares_by(b, f, rel);
-                let key = if ka >= 0.97 { 1.0 + na } else { ka + na - 1.0 };
-                rows.push((key, format!("{name} α {alpha:.1} floor {f:.4}: A kept {ka:.3} nothing {na:.3} | B kept {kb:.3} nothing {nb:.3}")));
+                let (sa, sb) = (shares_by(a, f, f, rel), shares_by(b, f, f, rel));
+                rows.push((
+                    key(sa),
+                    row(format!("{name} α {alpha:.1} floor {f:.4}"), sa, sb),
+                ));
             }
         }
     }
     rows.sort_by(|x, y| y.0.total_cmp(&x.0));
-    for (_, r) in rows.iter().take(12) {
+    for (_, r) in rows.iter().take(6) {
         println!("  {r}");
     }
-    // mnemo's own relevance at a range of floors (`recall.relevance_floor`).
-    for fi in 0..=16 {
-        let f = fi as f32 * 0.01;
-        let ((ka, na), (kb, nb)) = (shares(a, f), shares(b, f));
-        println!(
-            "  mnemo floor {f:.2}: A kept {ka:.3} nothing {na:.3} | B kept {kb:.3} nothing {nb:.3}"
-        );
+    // mnemo's own relevance (`recall.relevance_floor`, `recall.beside_floor`).
+    let own = |p: &Probe, i: usize| p.hits[i].0;
+    let mut rows = Vec::new();
+    for fi in 0..=32 {
+        let f = fi as f32 * 0.005;
+        let mut best: Option<(f64, String)> = None;
+        for di in 0..=16 {
+            let beside = f - di as f32 * 0.005;
+            let (sa, sb) = (shares_by(a, f, beside, &own), shares_by(b, f, beside, &own));
+            let k = key(sa) - f64::from(di) * 1e-6;
+            let r = row(format!("mnemo floor {f:.3} beside {beside:.3}"), sa, sb);
+            rows.push((k, r.clone()));
+            if best.as_ref().is_none_or(|b| k > b.0) {
+                best = Some((k, r));
+            }
+        }
+        println!("  {}", best.expect("a row").1);
     }
+    rows.sort_by(|x, y| y.0.total_cmp(&x.0));
+    println!("  chosen on A: {}", rows[0].1);
 }
