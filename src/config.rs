@@ -132,6 +132,7 @@ pub struct Recall {
     pub weight_recency: f32,
     pub recency_half_life_days: f32,
     pub weight_date: f32,
+    pub weight_when: f32,
     /// `None`: the selected embedding model's own ([`crate::models::EmbedSpec::relevance_floor`]).
     pub relevance_floor: Option<f32>,
     /// `None`: the selected embedding model's own ([`crate::models::EmbedSpec::beside_floor`]).

@@ -184,7 +184,8 @@ fn evaluate(
 /// hit@10 + hit@1, each with its figures on half B (`MNEMO_EVAL_GRID=1`:
 /// fusion weights, window and speaker; `=bm25`: BM25's k1 × b; `=turns`:
 /// the window's sides, the vector window and the question penalty;
-/// `=sitting`: the sitting share; `=floor`: no grid, only the floor sweep).
+/// `=sitting`: the sitting share; `=when`: what naming a time adds for a
+/// question that asks when; `=floor`: no grid, only the floor sweep).
 fn grid(core: &Core, set: &Set, ids: &HashMap<u64, String>, base: Weights) {
     let mode = std::env::var("MNEMO_EVAL_GRID").unwrap_or_default();
     let mut combos = Vec::new();
@@ -236,7 +237,12 @@ fn grid(core: &Core, set: &Set, ids: &HashMap<u64, String>, base: Weights) {
                     }
                 }
             }
-            "bm25" | "turns" | "sitting" | "floor" => {}
+            "when" if lexical == 0.7 => {
+                for when in [0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4] {
+                    combos.push(Weights { when, ..w });
+                }
+            }
+            "bm25" | "turns" | "sitting" | "when" | "floor" => {}
             _ => {
                 for window in [0.0, 0.15, 0.25, 0.5] {
                     for speaker in [0.0, 0.1, 0.2, 0.3] {
@@ -259,7 +265,7 @@ fn grid(core: &Core, set: &Set, ids: &HashMap<u64, String>, base: Weights) {
         rows.push((
             key,
             format!(
-                "lex {} win {}/{} vwin {} sit {}/{} ask {} spk {} k1 {} b {}\n  A {}\n  B {}",
+                "lex {} win {}/{} vwin {} sit {}/{} ask {} spk {} when {} k1 {} b {}\n  A {}\n  B {}",
                 w.turn_lexical,
                 w.window,
                 w.window_after,
@@ -268,6 +274,7 @@ fn grid(core: &Core, set: &Set, ids: &HashMap<u64, String>, base: Weights) {
                 w.sitting_turns,
                 w.question,
                 w.speaker,
+                w.when,
                 w.bm25.k1,
                 w.bm25.b,
                 a.line(),
@@ -359,8 +366,8 @@ fn half(q: &Question) -> char {
 
 /// Weights from `MNEMO_EVAL_WEIGHTS="turn_lexical,turn_vector,recency,window,speaker"`
 /// (window: both sides),
-/// `MNEMO_EVAL_BM25="k1,b"` and `MNEMO_EVAL_TURNS="window_after,vector_window,question"`
-/// (experiments), else the defaults.
+/// `MNEMO_EVAL_BM25="k1,b"`, `MNEMO_EVAL_TURNS="window_after,vector_window,question"`
+/// and `MNEMO_EVAL_WHEN="0.1"` (experiments), else the defaults.
 fn weights() -> Weights {
     let mut w = Settings::from_config(&eval_embed::config()).weights;
     if let Ok(v) = std::env::var("MNEMO_EVAL_BM25") {
@@ -377,6 +384,9 @@ fn weights() -> Weights {
             w.speaker,
         ) = (x[0], x[1], x[2], x[3], x[4]);
         w.window_after = w.window;
+    }
+    if let Ok(v) = std::env::var("MNEMO_EVAL_WHEN") {
+        w.when = v.trim().parse().unwrap();
     }
     if let Ok(v) = std::env::var("MNEMO_EVAL_TURNS") {
         let x: Vec<f32> = v.split(',').map(|p| p.trim().parse().unwrap()).collect();

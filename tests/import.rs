@@ -111,6 +111,25 @@ async fn import_is_complete_idempotent_and_searchable() {
     )
     .await;
     assert!(out.contains("Dentist appointment"), "{out}");
+    // The plain --explain names every part of the score; a question that
+    // asks when gets the part for a note that names a time.
+    let (code, out, err) = support::run_mnemo(
+        &dir,
+        &["recall", "when", "is", "the", "dentist?", "--explain"],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.contains("Dentist appointment"))
+        .unwrap_or_else(|| panic!("{out}"));
+    let first = lines[at..(at + 3).min(lines.len())].join("\n");
+    assert!(
+        first.contains("bm25") && first.contains("sitting") && first.contains("relevance"),
+        "{out}"
+    );
+    assert!(first.contains("names a time 0.050"), "{out}");
 
     // Scripted evaluation: one query per line in, one JSON array per line out,
     // with --explain giving each component.

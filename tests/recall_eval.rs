@@ -128,10 +128,13 @@ fn pct(x: usize, n: usize) -> f64 {
 fn hybrid_recall_quality_on_the_project_set() {
     let (_d, core, set, ids) = load();
     let mut base = Settings::from_config(&eval_embed::config()).weights;
-    // Experiments: `MNEMO_EVAL_BM25="k1,b"`.
+    // Experiments: `MNEMO_EVAL_BM25="k1,b"`, `MNEMO_EVAL_WHEN="0.1"`.
     if let Ok(v) = std::env::var("MNEMO_EVAL_BM25") {
         let x: Vec<f32> = v.split(',').map(|p| p.trim().parse().unwrap()).collect();
         (base.bm25.k1, base.bm25.b) = (x[0], x[1]);
+    }
+    if let Ok(v) = std::env::var("MNEMO_EVAL_WHEN") {
+        base.when = v.trim().parse().unwrap();
     }
     let modes = base.ablations();
     let mut hybrid10 = 0.0;

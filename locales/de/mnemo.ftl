@@ -167,6 +167,7 @@ cli-stats =
     Ausstehende Antworten: { $outbox }
     Datenbank: { $path } ({ $size })
 cli-recall-explain =     lexikalisch { $lex } (bm25 { $bm25 }) + Vektor { $vec } (Kosinus { $cos }) + Aktualität { $rec } + Bewertungen { $fb }
+cli-recall-explain-more =     + Sprecher { $spk } + damals geschrieben { $date } + nennt eine Zeit { $when } + fragt { $ask } + Sitzung { $sit }; Relevanz { $rel }
 cli-key-rotated = neuer Knopf-Schlüssel { $fingerprint }; der bisherige bleibt gültig bis { $until }
 cli-models-current = Modelle sind aktuell in { $dir }
 cli-models-fetched = { $files } nach { $dir } geladen

@@ -167,6 +167,7 @@ cli-stats =
     Pending outgoing replies: { $outbox }
     Database: { $path } ({ $size })
 cli-recall-explain =     lexical { $lex } (bm25 { $bm25 }) + vector { $vec } (cosine { $cos }) + recency { $rec } + feedback { $fb }
+cli-recall-explain-more =     + speaker { $spk } + written then { $date } + names a time { $when } + asks { $ask } + sitting { $sit }; relevance { $rel }
 cli-key-rotated = new button key { $fingerprint }; the previous key stays valid until { $until }
 cli-models-current = models are up to date in { $dir }
 cli-models-fetched = fetched { $files } into { $dir }

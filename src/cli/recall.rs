@@ -145,6 +145,14 @@ pub fn run(cfg: &Config, args: &Args) -> anyhow::Result<()> {
                 .text("rec", format!("{:.3}", p.recency))
                 .text("fb", format!("{:+.3}", p.feedback));
             println!("{}", i18n.render_plain(lang, &line));
+            let line = Line::new("cli-recall-explain-more")
+                .text("spk", format!("{:.3}", p.speaker))
+                .text("date", format!("{:.3}", p.date))
+                .text("when", format!("{:.3}", p.when))
+                .text("ask", format!("{:+.3}", p.question))
+                .text("sit", format!("{:.3}", p.sitting))
+                .text("rel", format!("{:.3}", p.relevance));
+            println!("{}", i18n.render_plain(lang, &line));
         }
     }
     Ok(())

@@ -75,6 +75,7 @@ impl Core {
             weights,
             span.as_ref(),
         );
+        let asks_when = crate::memory::when::asks_when(query);
         let mut notes = HashMap::new();
         let mut cands = Vec::new();
         for m in found.matches {
@@ -94,6 +95,7 @@ impl Core {
                 by_named: m.by_named,
                 turn: m.turn,
                 dated_only: m.dated_only,
+                timed: asks_when && crate::memory::when::mentions_time(&note.text),
                 in_span: span
                     .as_ref()
                     .filter(|s| s.contains(note.created_at))

@@ -65,6 +65,7 @@ impl Settings {
                 recency: c.recall.weight_recency,
                 recency_half_life_days: c.recall.recency_half_life_days,
                 date: c.recall.weight_date,
+                when: c.recall.weight_when,
                 floor: c.recall.relevance_floor.unwrap_or(spec.relevance_floor),
                 beside_floor: c.recall.beside_floor.unwrap_or(spec.beside_floor),
                 ..Weights::default()

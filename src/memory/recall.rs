@@ -52,6 +52,10 @@ pub struct Weights {
     /// Added to a note written in the time the question names ("in March
     /// 2025", "last week"; see [`super::when`]).
     pub date: f32,
+    /// Added to a note that names a time ("on the 14th", "since Tuesday")
+    /// when the question asks for one ("when…", "what date…"; see
+    /// [`super::when::asks_when`], [`super::when::mentions_time`]).
+    pub when: f32,
     /// A question is answered when one of its first [`ANSWER_TOP`] hits
     /// has a [`Parts::relevance`] (plus feedback) of at least this; when
     /// none has, chat says nothing matching was found.
@@ -82,6 +86,7 @@ impl Default for Weights {
             question: 0.05,
             speaker: 0.1,
             date: 0.8,
+            when: 0.05,
             floor: crate::models::MINILM.relevance_floor,
             beside_floor: crate::models::MINILM.beside_floor,
             bm25: Bm25::default(),
@@ -102,6 +107,7 @@ impl Weights {
             recency: 0.0,
             speaker: 0.0,
             date: 0.0,
+            when: 0.0,
             question: 0.0,
             // The sitting's share of the question is a lexical signal.
             sitting: if on_lex { self.sitting } else { 0.0 },
@@ -130,6 +136,8 @@ pub struct Parts {
     pub speaker: f32,
     /// What the date boost added (a note written in the time the question names).
     pub date: f32,
+    /// What naming a time added, for a question that asks when ([`Weights::when`]).
+    pub when: f32,
     /// What a turn that asks lost ([`Weights::question`]).
     pub question: f32,
     /// What the sitting's share of the question added ([`Weights::sitting`]).
@@ -170,6 +178,8 @@ pub struct Candidate {
     /// meaning over all notes): left out of the candidates' mean cosine,
     /// which such a pool of weak matches would pull down.
     pub dated_only: bool,
+    /// The question asks when, and this note names a time.
+    pub timed: bool,
 }
 
 /// How many of a question's best hits [`Weights::floor`] looks at: as
@@ -243,6 +253,7 @@ pub fn fuse(cands: &[Candidate], now: i64, w: &Weights, k: usize) -> Vec<(u64, f
                 feedback: 0.0,
                 speaker: if c.by_named { w.speaker } else { 0.0 },
                 date: if c.in_span.is_some() { w.date } else { 0.0 },
+                when: if c.timed { w.when } else { 0.0 },
                 question: if c.turn && c.asks { -w.question } else { 0.0 },
                 sitting: if c.turn { w.sitting * c.sitting } else { 0.0 },
                 relevance: 0.0,
@@ -268,6 +279,7 @@ pub fn fuse(cands: &[Candidate], now: i64, w: &Weights, k: usize) -> Vec<(u64, f
                     + parts.recency
                     + parts.speaker
                     + parts.date
+                    + parts.when
                     + parts.question
                     + parts.sitting,
                 parts,
@@ -315,6 +327,7 @@ mod tests {
             turn: false,
             in_span: None,
             dated_only: false,
+            timed: false,
         }
     }
 

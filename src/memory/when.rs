@@ -83,6 +83,93 @@ pub fn parse(question: &str, now: i64, tz: Tz) -> Option<Span> {
     })
 }
 
+/// Whether `question` asks for a time: "when…", "what date / day / time…",
+/// "on which day…", "how long ago…", "wann…", "an welchem Tag…", "um wie
+/// viel Uhr…". Its answer is a message that names one (see
+/// [`mentions_time`]); recall prefers those ([`super::recall::Weights::when`]).
+pub fn asks_when(question: &str) -> bool {
+    let ws = words(question);
+    let w = |i: usize| ws.get(i).map_or("", |w| w.w.as_str());
+    // A unit of time as a word of its own ("what time…", not "what
+    // time-saving…").
+    let unit = |i: usize| {
+        ws.get(i).is_some_and(|x| {
+            matches!(
+                x.w.as_str(),
+                "date"
+                    | "day"
+                    | "time"
+                    | "month"
+                    | "year"
+                    | "week"
+                    | "datum"
+                    | "tag"
+                    | "monat"
+                    | "jahr"
+            ) && !question[x.end..].starts_with('-')
+        })
+    };
+    // "On which day…", "At what time…", "In welchem Monat…", "Um wie viel Uhr…".
+    let lead = usize::from(matches!(
+        w(0),
+        "on" | "at" | "in" | "by" | "an" | "am" | "um"
+    ));
+    match (w(lead), w(lead + 1), w(lead + 2)) {
+        ("when" | "wann", ..) => true,
+        ("what" | "which" | "welchem" | "welcher" | "welches" | "welche", ..) => unit(lead + 1),
+        ("how", "long", "ago") | ("seit" | "bis", "wann", _) => true,
+        ("wie", "viel" | "viele", "uhr") => true,
+        _ => false,
+    }
+}
+
+/// Whether a message names a time: a month or weekday, a day of the month
+/// ("the 14th", "22nd"), a year, a time of day ("7:15", "3pm", "8 Uhr"), or
+/// a day relative to it ("tomorrow", "last week", "gestern"). "May" counts
+/// only beside a day, a year or a cue ("in May"), being a verb too.
+pub fn mentions_time(text: &str) -> bool {
+    if CLOCK.is_match(text) {
+        return true;
+    }
+    let ws = words(text);
+    let w = |i: usize| ws.get(i).map_or("", |w| w.w.as_str());
+    (0..ws.len()).any(|i| {
+        let s = w(i);
+        let beside_date = |j: Option<usize>| {
+            j.is_some_and(|j| {
+                let x = w(j);
+                year(x).is_some() || day_of_month(x).is_some() || cue(x) || determiner(x)
+            })
+        };
+        match s {
+            "may" | "mar" | "jan" => beside_date(i.checked_sub(1)) || beside_date(Some(i + 1)),
+            _ if month(s).is_some() || weekday(s).is_some() || year(s).is_some() => true,
+            "today" | "tonight" | "tomorrow" | "yesterday" | "weekend" | "heute" | "gestern"
+            | "morgen" | "übermorgen" | "vorgestern" | "wochenende" => true,
+            "week" | "month" | "year" | "woche" | "monat" | "jahr" => {
+                matches!(
+                    w(i.wrapping_sub(1)),
+                    "next" | "last" | "this" | "nächste" | "letzte" | "diese"
+                )
+            }
+            // An ordinal ("14th"), or a bare day after "the" / "am" / "den".
+            _ => {
+                day_of_month(s).is_some()
+                    && (s.ends_with(|c: char| c.is_ascii_alphabetic())
+                        || matches!(w(i.wrapping_sub(1)), "the" | "am" | "den" | "on"))
+            }
+        }
+    })
+}
+
+/// A time of day: "7:15", "3pm", "3 pm", "8 Uhr".
+static CLOCK: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)\b(?:[01]?\d|2[0-3]):[0-5]\d\b|\b(?:1[0-2]|0?[1-9]) ?(?:am|pm|a\.m\.|p\.m\.)(?:\W|$)|\b(?:[01]?\d|2[0-3]) ?uhr\b",
+    )
+    .expect("valid")
+});
+
 struct Word {
     /// Lower-cased.
     w: String,
@@ -692,6 +779,68 @@ mod tests {
             Some((from.into(), to.into(), phrase.into())),
             "{q}"
         );
+    }
+
+    #[test]
+    fn questions_that_ask_when() {
+        for q in [
+            "When did Owen stop using crutches?",
+            "what date was the concert originally on?",
+            "On what day did Priya hear about the job?",
+            "On which day did Owen hurt his ankle?",
+            "At what time was the train?",
+            "Which year did they move?",
+            "How long ago was the wedding?",
+            "Wann ist Janas Tennisspiel?",
+            "An welchem Tag kam das Paket?",
+            "Um wie viel Uhr fährt der Zug?",
+            "Seit wann wohnt Malte in Köln?",
+        ] {
+            assert!(asks_when(q), "{q}");
+        }
+        for q in [
+            "What did Priya think of the chess club?",
+            "Which band did Owen buy tickets for?",
+            "Who won the match on Sunday?",
+            "What time-saving trick did she use?",
+            "Was hat Malte gesagt?",
+            "",
+        ] {
+            assert!(!asks_when(q), "{q}");
+        }
+    }
+
+    #[test]
+    fn messages_that_name_a_time() {
+        for t in [
+            "22nd of March, a Friday",
+            "The 14th. In person, in Bristol",
+            "Yeah, booked the 7:15 from Piccadilly. Brutal",
+            "Thinking the middle of May",
+            "they've moved it to May 10th",
+            "Off the crutches since Tuesday",
+            "Leaving drinks on the 24th, you coming?",
+            "See you tomorrow!",
+            "meet at 3pm?",
+            "Treffen um 8 Uhr",
+            "Wir fahren im Juli",
+            "am Mittwoch geht es los",
+            "that was back in 2023",
+            "let's do it next week",
+        ] {
+            assert!(mentions_time(t), "{t}");
+        }
+        for t in [
+            "I may come along",
+            "Biscuit is officially mine!!",
+            "I have 2 cats and 3 dogs",
+            "The job?!?!",
+            "Good night",
+            "That weekly meeting is boring",
+            "",
+        ] {
+            assert!(!mentions_time(t), "{t}");
+        }
     }
 
     #[test]
