@@ -76,40 +76,48 @@ fn main() {
     println!("{n} points in {clusters} clusters (noise {noise}), {qn} queries near stored points");
     for p in params {
         let t = Instant::now();
-        let graph = Ann::build_with(&idx, "bench", p);
+        let mut graph = Ann::build_with(&idx, "bench", p);
         let build_s = t.elapsed().as_secs_f64();
-        let mut row = String::new();
-        let mut widest = 0.0;
-        for ef in [64, 128, 256, 512] {
-            let t = Instant::now();
-            let approx: Vec<Vec<(u64, f32)>> = queries
-                .iter()
-                .map(|q| graph.search_ef(q, 10, ef, Chats::ALL))
-                .collect();
-            let ms = t.elapsed().as_secs_f64() * 1e3 / qn as f64;
-            let (mut found, mut total, mut lost) = (0, 0, 0);
-            for (e, a) in exact.iter().zip(&approx) {
-                let f = e.iter().filter(|x| a.iter().any(|y| y.0 == x.0)).count();
-                found += f;
-                total += e.len();
-                lost += usize::from(f == 0);
+        for walk in [false, true] {
+            graph.set_walk(walk);
+            let mut row = String::new();
+            let mut widest = 0.0;
+            for ef in [64, 128, 256, 512] {
+                let t = Instant::now();
+                let approx: Vec<Vec<(u64, f32)>> = queries
+                    .iter()
+                    .map(|q| graph.search_ef(q, 10, ef, Chats::ALL))
+                    .collect();
+                let ms = t.elapsed().as_secs_f64() * 1e3 / qn as f64;
+                let (mut found, mut total, mut lost) = (0, 0, 0);
+                for (e, a) in exact.iter().zip(&approx) {
+                    let f = e.iter().filter(|x| a.iter().any(|y| y.0 == x.0)).count();
+                    found += f;
+                    total += e.len();
+                    lost += usize::from(f == 0);
+                }
+                widest = found as f64 / total as f64;
+                // Queries that found none of their true top 10: the search
+                // ended in another cluster, not short of candidates.
+                row += &format!(" | ef {ef}: {widest:.3} ({ms:.2} ms, {lost} lost)");
             }
-            widest = found as f64 / total as f64;
-            // Queries that found none of their true top 10: the search
-            // ended in another cluster, not short of candidates.
-            row += &format!(" | ef {ef}: {widest:.3} ({ms:.2} ms, {lost} lost)");
-        }
-        println!(
-            "  M {} ef_construction {}: built in {build_s:.1}s, graph ~{} MB{row}",
-            p.m,
-            p.ef_construction,
-            graph.graph_bytes_estimate().0 >> 20
-        );
-        if !bench {
-            assert!(
-                widest >= 0.95,
-                "a small graph is near exact at ef 512: {row}"
+            println!(
+                "  M {} ef_construction {}: built in {build_s:.1}s, graph ~{} MB, {}{row}",
+                p.m,
+                p.ef_construction,
+                graph.graph_bytes_estimate().0 >> 20,
+                if walk {
+                    "mnemo's walk"
+                } else {
+                    "hnsw_rs' search"
+                },
             );
+            if !bench {
+                assert!(
+                    widest >= 0.95,
+                    "a small graph is near exact at ef 512: {row}"
+                );
+            }
         }
     }
 }

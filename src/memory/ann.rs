@@ -70,6 +70,13 @@ pub const EF_SEARCH: usize = 128;
 pub const EXACT_MAX: usize = 20_000;
 /// The widest beam a search through the graph uses.
 const BEAM_MAX: usize = 4096;
+/// At most this many points of the graph's upper layers are compared with
+/// every query to choose where its walk starts ([`Ann::walk`]): the layers
+/// above the first hold about N / 256 points (M 16), all of them up to 2M
+/// points; ~1 ms at most.
+const SEEDS_MAX: usize = 8192;
+/// The closest seeds the ground layer's search also starts from.
+const START_SEEDS: usize = 8;
 /// Batches at least this large are inserted in parallel.
 const PARALLEL_FROM: usize = 32;
 /// Points inserted since the last scan of the graph keep a copy of their
@@ -122,6 +129,13 @@ pub struct Ann {
     graph: Hnsw<'static, f16, UnitDot>,
     /// Graph point → the graph's own point (its vector), once a scan saw it.
     rows: Vec<Option<Arc<Point<'static, f16>>>>,
+    /// The points of the graph's upper layers a search starts from (all of
+    /// them compared with the query), and the lowest of those layers; set
+    /// by a scan. Empty: hnsw_rs' own search.
+    seeds: Vec<usize>,
+    seed_layer: usize,
+    /// Search by [`Ann::walk`] (else hnsw_rs' own search; benches compare).
+    walk: bool,
     /// Vectors of points inserted since the last scan (at most [`FRESH_MAX`]).
     fresh: HashMap<usize, Box<[f16]>>,
     /// Graph point → note id.
@@ -159,6 +173,9 @@ impl Ann {
         Ann {
             graph: Hnsw::new(p.m, capacity.max(1024), layers, p.ef_construction, UnitDot),
             rows: Vec::new(),
+            seeds: Vec::new(),
+            seed_layer: 0,
+            walk: true,
             fresh: HashMap::new(),
             points: Vec::new(),
             hashes: Vec::new(),
@@ -189,6 +206,12 @@ impl Ann {
 
     /// Chats of at most `n` points are searched exactly (default
     /// [`EXACT_MAX`]; tests set 0 to search every chat through the graph).
+    /// Searches through hnsw_rs' own search instead of [`Ann::walk`]
+    /// (benches/ann.rs compares the two on one graph).
+    pub fn set_walk(&mut self, on: bool) {
+        self.walk = on;
+    }
+
     pub fn set_exact_max(&mut self, n: usize) {
         self.exact_max = n;
     }
@@ -255,13 +278,147 @@ impl Ann {
 
     /// Points every row at the graph's own point, and drops the copies.
     fn scan(&mut self) {
+        let mut by_level: Vec<Vec<usize>> = Vec::new();
         for p in self.graph.get_point_indexation() {
             let i = p.get_origin_id();
+            let level = usize::from(p.get_point_id().0);
             if let Some(row) = self.rows.get_mut(i) {
                 *row = Some(p);
+                if by_level.len() <= level {
+                    by_level.resize(level + 1, Vec::new());
+                }
+                by_level[level].push(i);
             }
         }
         self.fresh.clear();
+        // The seeds: the upper layers from the top down, as many as fit in
+        // SEEDS_MAX (never the ground layer: that is a search of its own).
+        self.seeds.clear();
+        self.seed_layer = 0;
+        for level in (1..by_level.len()).rev() {
+            if self.seeds.len() + by_level[level].len() > SEEDS_MAX && !self.seeds.is_empty() {
+                break;
+            }
+            self.seeds.extend(&by_level[level]);
+            self.seed_layer = level;
+        }
+    }
+
+    /// Point `p`'s neighbours on `layer` (graph points), as hnsw_rs keeps
+    /// them; none for a point no scan has seen yet.
+    fn links(&self, p: usize, layer: usize) -> Vec<usize> {
+        self.rows[p]
+            .as_ref()
+            .map(|point| {
+                let mut all = point.get_neighborhood_id();
+                if layer < all.len() {
+                    all.swap_remove(layer).into_iter().map(|n| n.d_id).collect()
+                } else {
+                    Vec::new()
+                }
+            })
+            .unwrap_or_default()
+    }
+
+    /// The `ef` graph points closest to `q` found by walking the graph
+    /// hnsw_rs built, as (point, cosine), best first. hnsw_rs' own search
+    /// makes one move per upper layer from its single entry point; on
+    /// well-separated clusters that often ends in another cluster, whose
+    /// ground-layer links never leave it (1M synthetic points: 0.68 of the
+    /// true top 10). Here every seed (the upper layers' points, up to
+    /// [`SEEDS_MAX`]) is compared with the query, the best is followed down
+    /// the layers below moving while a neighbour is closer, and the ground
+    /// layer is searched with a beam of `ef` from there.
+    fn walk(&self, q: &[f32], ef: usize) -> Vec<(usize, f32)> {
+        use std::cmp::Reverse;
+        use std::collections::BinaryHeap;
+        /// (cosine, point), ordered by cosine.
+        struct By(f32, usize);
+        impl Ord for By {
+            fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+                self.0.total_cmp(&o.0).then(self.1.cmp(&o.1))
+            }
+        }
+        impl PartialOrd for By {
+            fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+                Some(self.cmp(o))
+            }
+        }
+        impl PartialEq for By {
+            fn eq(&self, o: &Self) -> bool {
+                self.cmp(o).is_eq()
+            }
+        }
+        impl Eq for By {}
+        let cos = |p: usize| self.row(p).map(|v| dot_f16_f32(v, q));
+        let mut seeds: Vec<(usize, f32)> = self
+            .seeds
+            .iter()
+            .filter_map(|&p| Some((p, cos(p)?)))
+            .collect();
+        seeds.sort_unstable_by(|a, b| b.1.total_cmp(&a.1));
+        seeds.truncate(START_SEEDS);
+        let Some(&(mut at, mut best)) = seeds.first() else {
+            return Vec::new();
+        };
+        for layer in (1..self.seed_layer).rev() {
+            loop {
+                let next = self
+                    .links(at, layer)
+                    .into_iter()
+                    .filter_map(|p| Some((p, cos(p)?)))
+                    .max_by(|a, b| a.1.total_cmp(&b.1));
+                match next {
+                    Some((p, c)) if c > best => (at, best) = (p, c),
+                    _ => break,
+                }
+            }
+        }
+        let mut seen = vec![0u64; self.points.len().div_ceil(64)];
+        let mut mark = |p: usize| {
+            let (w, b) = (p / 64, 1u64 << (p % 64));
+            let new = seen[w] & b == 0;
+            seen[w] |= b;
+            new
+        };
+        // The ground layer's search starts from where the descent ended and
+        // from the closest seeds (their ground links too).
+        seeds.push((at, best));
+        // Candidates to expand (closest first) and the best `ef` found
+        // (worst first, to drop it).
+        let mut todo = BinaryHeap::new();
+        let mut found = BinaryHeap::new();
+        for (p, c) in seeds {
+            if mark(p) {
+                todo.push(By(c, p));
+                found.push(Reverse(By(c, p)));
+            }
+        }
+        while found.len() > ef {
+            found.pop();
+        }
+        while let Some(By(c, p)) = todo.pop() {
+            if found.len() >= ef && found.peek().is_some_and(|w| c < w.0 .0) {
+                break;
+            }
+            for n in self.links(p, 0) {
+                if !mark(n) {
+                    continue;
+                }
+                let Some(cn) = cos(n) else { continue };
+                if found.len() < ef || found.peek().is_some_and(|w| cn > w.0 .0) {
+                    todo.push(By(cn, n));
+                    found.push(Reverse(By(cn, n)));
+                    if found.len() > ef {
+                        found.pop();
+                    }
+                }
+            }
+        }
+        let mut out: Vec<(usize, f32)> =
+            found.into_iter().map(|Reverse(By(c, p))| (p, c)).collect();
+        out.sort_by(|a, b| b.1.total_cmp(&a.1));
+        out
     }
 
     pub fn remove(&mut self, id: u64) {
@@ -338,18 +495,24 @@ impl Ann {
         let beam = (ef * self.points.len())
             .div_ceil(eligible)
             .clamp(ef, BEAM_MAX);
-        let qh = to_f16(q);
-        let mut hits: Vec<(u64, f32)> = self
-            .graph
-            .search(&qh, beam, beam)
+        let found: Vec<(usize, f32)> = if self.walk && !self.seeds.is_empty() {
+            self.walk(q, beam)
+        } else {
+            self.graph
+                .search(&to_f16(q), beam, beam)
+                .into_iter()
+                .map(|n| {
+                    let cos = self
+                        .row(n.d_id)
+                        .map_or(1.0 - n.distance, |v| dot_f16_f32(v, q));
+                    (n.d_id, cos)
+                })
+                .collect()
+        };
+        let mut hits: Vec<(u64, f32)> = found
             .into_iter()
-            .filter(|n| self.alive[n.d_id] && chats.admits(self.chats[n.d_id]))
-            .map(|n| {
-                let cos = self
-                    .row(n.d_id)
-                    .map_or(1.0 - n.distance, |v| dot_f16_f32(v, q));
-                (self.points[n.d_id], cos)
-            })
+            .filter(|&(p, _)| self.alive[p] && chats.admits(self.chats[p]))
+            .map(|(p, cos)| (self.points[p], cos))
             .collect();
         if hits.len() < k.min(eligible) {
             return self.search_exact(q, chats, k);
@@ -488,6 +651,9 @@ impl Ann {
         let mut ann = Ann {
             graph,
             rows: vec![None; n],
+            seeds: Vec::new(),
+            seed_layer: 0,
+            walk: true,
             fresh: HashMap::new(),
             points: m.points,
             hashes: m.hashes,
