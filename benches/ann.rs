@@ -89,14 +89,8 @@ fn main() {
                     .map(|q| graph.search_ef(q, 10, ef, Chats::ALL))
                     .collect();
                 let ms = t.elapsed().as_secs_f64() * 1e3 / qn as f64;
-                let (mut found, mut total, mut lost) = (0, 0, 0);
-                for (e, a) in exact.iter().zip(&approx) {
-                    let f = e.iter().filter(|x| a.iter().any(|y| y.0 == x.0)).count();
-                    found += f;
-                    total += e.len();
-                    lost += usize::from(f == 0);
-                }
-                widest = found as f64 / total as f64;
+                let lost;
+                (widest, lost) = synth::recall_of(&exact, &approx);
                 // Queries that found none of their true top 10: the search
                 // ended in another cluster, not short of candidates.
                 row += &format!(" | ef {ef}: {widest:.3} ({ms:.2} ms, {lost} lost)");

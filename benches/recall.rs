@@ -280,15 +280,8 @@ fn ann_recall(
                     .map(|q| graph.search_ef(q, 10, ef, chats))
                     .collect();
                 let ms = t.elapsed().as_secs_f64() * 1e3 / qs.len() as f64;
-                let (mut found, mut total) = (0, 0);
-                for (e, a) in exact.iter().zip(&approx) {
-                    found += e.iter().filter(|x| a.iter().any(|y| y.0 == x.0)).count();
-                    total += e.len();
-                }
-                row += &format!(
-                    " | ef {ef}: {:.4} ({ms:.2} ms)",
-                    found as f64 / total as f64
-                );
+                let (recall, _) = synth::recall_of(&exact, &approx);
+                row += &format!(" | ef {ef}: {recall:.4} ({ms:.2} ms)");
             }
             println!(
                 "  ANN recall@10, {name}, {}{row}",

@@ -133,14 +133,15 @@ pub fn mentions_time(text: &str) -> bool {
     }
     let ws = words(text);
     let w = |i: usize| ws.get(i).map_or("", |w| w.w.as_str());
+    // A word beside "may" that makes it the month ("in May", "May 10th").
+    let beside_date = |j: Option<usize>| {
+        j.is_some_and(|j| {
+            let x = w(j);
+            year(x).is_some() || day_of_month(x).is_some() || cue(x) || determiner(x)
+        })
+    };
     (0..ws.len()).any(|i| {
         let s = w(i);
-        let beside_date = |j: Option<usize>| {
-            j.is_some_and(|j| {
-                let x = w(j);
-                year(x).is_some() || day_of_month(x).is_some() || cue(x) || determiner(x)
-            })
-        };
         match s {
             "may" | "mar" | "jan" => beside_date(i.checked_sub(1)) || beside_date(Some(i + 1)),
             _ if month(s).is_some() || weekday(s).is_some() || year(s).is_some() => true,
@@ -152,7 +153,7 @@ pub fn mentions_time(text: &str) -> bool {
                     "next" | "last" | "this" | "nächste" | "letzte" | "diese"
                 )
             }
-            // An ordinal ("14th"), or a bare day after "the" / "am" / "den".
+            // An ordinal ("14th"), or a bare day after "the" / "on" / "am" / "den".
             _ => {
                 day_of_month(s).is_some()
                     && (s.ends_with(|c: char| c.is_ascii_alphabetic())

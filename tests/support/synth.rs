@@ -84,3 +84,17 @@ pub fn mark_model(dir: &Path, rng: &mut Rng) {
             .unwrap();
     }
 }
+
+/// Recall of `approx` against `exact` (one list of (id, score) per query):
+/// the share of the exact hits found, and how many queries found none of
+/// theirs (a search that ended in the wrong part of the graph).
+pub fn recall_of(exact: &[Vec<(u64, f32)>], approx: &[Vec<(u64, f32)>]) -> (f64, usize) {
+    let (mut found, mut total, mut lost) = (0, 0, 0);
+    for (e, a) in exact.iter().zip(approx) {
+        let f = e.iter().filter(|x| a.iter().any(|y| y.0 == x.0)).count();
+        found += f;
+        total += e.len();
+        lost += usize::from(f == 0);
+    }
+    (found as f64 / total.max(1) as f64, lost)
+}
