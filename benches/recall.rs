@@ -185,7 +185,7 @@ fn main() {
         let mb = |b: usize| b >> 20;
         let graph_on = ann && n >= Settings::from_config(&cfg).ann_threshold;
         println!(
-            "N={n:>8}: import {:.0} notes/s (no embedding) | open {:.1}s | serving start: lexical in {:.1}s, first answer {:.1}s{}, vectors in {:.1}s (ANN {}) | recall p50 {:.1} ms p99 {:.1} ms | RSS {} MB idle ({} anonymous, {} file-backed), peak {} MB | heap: lexical {} MB, vectors {} MB, graph links {} MB, graph vectors on heap {} MB",
+            "N={n:>8}: import {:.0} notes/s (no embedding) | open {:.1}s | serving start: lexical in {:.1}s, first answer {:.1}s{}, vectors in {:.1}s (ANN {}) | recall p50 {:.1} ms p99 {:.1} ms | RSS {} MB idle ({} anonymous, {} file-backed), peak {} MB | heap: lexical {} MB, vectors {} MB, graph links {} MB, graph vectors on heap {} MB, graph mapped {} MB",
             n as f64 / import_s,
             open_s,
             reopen_s,
@@ -203,6 +203,7 @@ fn main() {
             mb(fp.vectors),
             mb(fp.graph),
             mb(fp.graph_vectors),
+            mb(fp.graph_mapped),
         );
         drop(core);
         // The lexical side of a start alone, and the part of it that is
@@ -253,7 +254,7 @@ fn ann_recall(
     let t = Instant::now();
     let (graph, how) = Ann::load_or_build(&ann::dir_in(dir), &idx, &space);
     println!(
-        "  start, parts alone: stored vectors read {read_s:.1}s, graph {how:?} in {:.1}s (see the log for checksum / hnsw_rs load / catch-up)",
+        "  start, parts alone: stored vectors read {read_s:.1}s, graph {how:?} in {:.1}s (see the log for checksum / catch-up)",
         t.elapsed().as_secs_f64()
     );
     let qn = if bench { 200 } else { 20 };

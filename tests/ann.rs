@@ -128,7 +128,7 @@ fn the_graph_survives_restarts_and_is_rebuilt_when_damaged() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("ann");
     let mut idx = corpus(3_000, 11);
-    let ann = Ann::build(&idx, MODEL);
+    let mut ann = Ann::build(&idx, MODEL);
     ann.save(&dir).unwrap();
     let qs = queries(&idx, 30);
 
@@ -145,7 +145,7 @@ fn the_graph_survives_restarts_and_is_rebuilt_when_damaged() {
     idx.remove(5);
     let edited = unit(vec![1.0; DIM]);
     idx.insert(6, 0, &edited);
-    let (loaded, how) = Ann::load_or_build(&dir, &idx, MODEL);
+    let (mut loaded, how) = Ann::load_or_build(&dir, &idx, MODEL);
     assert_eq!(how, Origin::Loaded { added: 101 }, "100 new + 1 edited");
     assert!(
         loaded
@@ -177,8 +177,8 @@ fn the_graph_survives_restarts_and_is_rebuilt_when_damaged() {
     assert_eq!(loaded.get(7), idx.get(7));
     assert_eq!(loaded.get(5), None, "deleted");
 
-    // Saved over the files the loaded graph reads (memory-mapped), then read
-    // again: both graphs answer.
+    // Saved beside the files the loaded graph reads (memory-mapped; the
+    // older are unlinked, not truncated), then read again: both answer.
     loaded.save(&dir).unwrap();
     let (again, how) = Ann::load_or_build(&dir, &idx, MODEL);
     assert_eq!(how, Origin::Loaded { added: 0 });
@@ -192,11 +192,11 @@ fn the_graph_survives_restarts_and_is_rebuilt_when_damaged() {
         Origin::Rebuilt
     );
 
-    // Truncated data file.
-    let data = dir.join("vectors.hnsw.data");
+    // Truncated segment.
+    let data = segment_files(&dir).pop().unwrap();
     let bytes = std::fs::read(&data).unwrap();
     std::fs::write(&data, &bytes[..bytes.len() / 3]).unwrap();
-    let (rebuilt, how) = Ann::load_or_build(&dir, &idx, MODEL);
+    let (mut rebuilt, how) = Ann::load_or_build(&dir, &idx, MODEL);
     assert_eq!(how, Origin::Rebuilt);
     assert!(recall_at_10(&rebuilt, &idx, &qs, None) >= 0.95);
 
@@ -205,20 +205,32 @@ fn the_graph_survives_restarts_and_is_rebuilt_when_damaged() {
     std::fs::write(dir.join("manifest.json"), b"{\"model_id\": 12, garbage").unwrap();
     assert_eq!(Ann::load_or_build(&dir, &idx, MODEL).1, Origin::Rebuilt);
 
-    // Garbled graph bytes (same length).
-    rebuilt.save(&dir).unwrap();
-    let graph = dir.join("vectors.hnsw.graph");
-    let mut g = std::fs::read(&graph).unwrap();
-    for b in g.iter_mut().skip(64).step_by(7) {
-        *b ^= 0x5A;
+    // Garbled segment bytes (same length), in the vectors and in the links.
+    for in_links in [false, true] {
+        rebuilt.save(&dir).unwrap();
+        let graph = segment_files(&dir).pop().unwrap();
+        let mut g = std::fs::read(&graph).unwrap();
+        // The links are the file's last ~250 kB (3,099 points · ~20 links).
+        let from = if in_links { g.len() - 20_000 } else { 64 };
+        for b in g.iter_mut().skip(from).step_by(7).take(1000) {
+            *b ^= 0x5A;
+        }
+        std::fs::write(&graph, &g).unwrap();
+        assert_eq!(Ann::load_or_build(&dir, &idx, MODEL).1, Origin::Rebuilt);
     }
-    std::fs::write(&graph, &g).unwrap();
-    let (ann, how) = Ann::load_or_build(&dir, &idx, MODEL);
+
+    // A manifest naming a file outside the directory is not followed.
+    rebuilt.save(&dir).unwrap();
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    m["segments"][0]["file"] = "../../etc/passwd".into();
+    std::fs::write(dir.join("manifest.json"), m.to_string()).unwrap();
+    let (mut ann, how) = Ann::load_or_build(&dir, &idx, MODEL);
     assert_eq!(how, Origin::Rebuilt);
     assert_eq!(ann.len(), idx.len());
 
-    // A graph written by an older build (manifest without `format`, vectors
-    // scaled for another distance) is not read, even with matching hashes.
+    // A graph written by an older build (manifest without `format`, or of
+    // an older format) is not read, even with matching hashes.
     ann.save(&dir).unwrap();
     let mut m: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
@@ -232,4 +244,75 @@ fn the_graph_survives_restarts_and_is_rebuilt_when_damaged() {
     // Missing files.
     std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(Ann::load_or_build(&dir, &idx, MODEL).1, Origin::Rebuilt);
+}
+
+fn segment_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "ann"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Points added between saves become segments of their own; a save merges
+/// the newest while they are comparable in size (tombstones dropped, files
+/// of merged segments removed), and a reload reads them all.
+#[test]
+fn saves_freeze_new_points_into_segments_and_merge_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ann");
+    let all = corpus(3_800, 11);
+    let mut idx = VectorIndex::new(DIM);
+    let add = |idx: &mut VectorIndex, ann: &mut Ann, ids: std::ops::RangeInclusive<u64>| {
+        let mut batch = Vec::new();
+        for id in ids {
+            let (chat, v) = (all.chat_of(id).unwrap(), all.get(id).unwrap());
+            idx.insert_f16(id, chat, v);
+            batch.push((id, chat, v));
+        }
+        ann.insert_many(&batch);
+    };
+    for (id, chat, v) in all.iter().filter(|(id, _, _)| *id <= 3_000) {
+        idx.insert_f16(id, chat, v);
+    }
+    let mut ann = Ann::build(&idx, MODEL);
+    ann.save(&dir).unwrap();
+    assert_eq!(ann.shape(), (vec![3_000], 0));
+
+    add(&mut idx, &mut ann, 3_001..=3_200);
+    assert_eq!(ann.shape(), (vec![3_000], 200), "new points wait in the delta");
+    let qs = queries(&all, 40);
+    assert!(recall_at_10(&ann, &idx, &qs, None) >= 0.95);
+    for id in 1..=50 {
+        idx.remove(id);
+        ann.remove(id);
+    }
+    ann.save(&dir).unwrap();
+    assert_eq!(ann.shape(), (vec![3_000, 200], 0), "200 · 4 < 3,000: kept apart");
+    assert_eq!(segment_files(&dir).len(), 2);
+    let (loaded, how) = Ann::load_or_build(&dir, &idx, MODEL);
+    assert_eq!(how, Origin::Loaded { added: 0 });
+    assert_eq!(loaded.shape(), (vec![3_000, 200], 0));
+    assert!(recall_at_10(&loaded, &idx, &qs, None) >= 0.95);
+    assert!(loaded.get(3_150).is_some() && loaded.get(7).is_none());
+
+    add(&mut idx, &mut ann, 3_201..=3_800);
+    ann.save(&dir).unwrap();
+    // 600 joins 200 (600 · 4 ≥ 200), and 800 then joins 3,000: one segment
+    // of the 3,750 live points, the 50 tombstones dropped.
+    assert_eq!(ann.shape(), (vec![3_750], 0));
+    assert_eq!(ann.tombstones(), 0);
+    assert_eq!(segment_files(&dir).len(), 1, "merged segments' files removed");
+    let (loaded, how) = Ann::load_or_build(&dir, &idx, MODEL);
+    assert_eq!(how, Origin::Loaded { added: 0 });
+    assert_eq!(loaded.len(), 3_750);
+    let qs = queries(&all, 40);
+    assert!(recall_at_10(&loaded, &idx, &qs, None) >= 0.95);
+    assert!(recall_at_10(&loaded, &idx, &qs, Some(2)) >= 0.95);
+    for id in [51, 3_000, 3_001, 3_800] {
+        assert_eq!(loaded.get(id), idx.get(id), "note {id}");
+    }
+    assert_eq!(loaded.get(50), None);
 }

@@ -252,10 +252,11 @@ mod files {
         json!({"name": "Saved Messages", "type": "saved_messages", "id": 777, "messages": messages})
     }
 
-    /// Each file in `ann/` (graph, data, manifest) damaged in turn. Lost:
-    /// nothing — the graph is derived from the vectors in redb and rebuilt
-    /// from them (no model run); recall answers as before. Duplicated:
-    /// nothing (the rebuilt graph has one point per note).
+    /// Each file in `ann/` (a segment's vectors and links, the manifest)
+    /// damaged in turn. Lost: nothing — the graph is derived from the
+    /// vectors in redb and rebuilt from them (no model run); recall answers
+    /// as before. Duplicated: nothing (the rebuilt graph has one point per
+    /// note).
     #[tokio::test]
     async fn each_damaged_derived_file_is_rebuilt() {
         let tmp = tempfile::tempdir().unwrap();
@@ -271,10 +272,22 @@ mod files {
         assert_eq!(code, 0, "{err}");
         assert!(err.contains("Loaded"), "the saved graph is used: {err}");
         let ann = dir.join("ann");
-        for name in ["vectors.hnsw.graph", "vectors.hnsw.data", "manifest.json"] {
-            let path = ann.join(name);
+        // Each rebuild saves a segment under a new name: found again each time.
+        let segment = || {
+            std::fs::read_dir(&ann)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .find(|p| p.extension().is_some_and(|e| e == "ann"))
+                .expect("one segment file")
+        };
+        for name in ["segment vectors", "segment links", "manifest.json"] {
+            let path = match name {
+                "manifest.json" => ann.join(name),
+                _ => segment(),
+            };
             let len = std::fs::metadata(&path).unwrap().len();
-            flip(&path, len / 2);
+            // 40 points: vectors 30 kB from byte 32, the links after them.
+            flip(&path, if name == "segment links" { len - 64 } else { len / 2 });
             let (code, out, err) = run(&["recall", "bicycle", "--json", "--chat", "777"]).await;
             assert_eq!(code, 0, "{name}: {err}");
             assert!(err.contains("Rebuilt"), "{name} damaged → rebuilt: {err}");

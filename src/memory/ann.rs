@@ -1,49 +1,51 @@
-//! Approximate nearest neighbours over note vectors (hnsw_rs), persisted in
-//! the data dir so a large memory does not rebuild its graph at every start.
+//! Approximate nearest neighbours over note vectors, persisted in the data
+//! dir so a large memory neither rebuilds nor re-reads a graph at start.
 //!
-//! **One copy of the vectors.** The graph is a `Hnsw<f16, UnitDot>`: its
-//! points hold each note's vector as half floats, and nothing else holds
-//! them — the exact passes (a lexical candidate's cosine, duplicate
-//! detection) read a point's vector from the graph by its id ([`Ann::get`],
-//! [`Ann::search_exact`]). A graph read from disk is loaded with its data
-//! file memory-mapped (hnsw_rs' `ReloadOptions::set_mmap`): the vectors of
-//! those points are file-backed pages the kernel can drop and read again,
-//! not heap; points inserted since are on the heap until the next save and
-//! load.
+//! **Segments.** hnsw_rs builds the graphs; once built, each is frozen into
+//! a [`Segment`] (its links as flat `u32` arrays beside the points' half-float
+//! vectors, in one file read memory-mapped) and hnsw_rs' own structure is
+//! dropped: it keeps every link as a reference-counted heap record, ~2.2 GB
+//! for 1M points, and took ~20 s to read back. Points added since the last
+//! save go into a small hnsw_rs graph of their own (the *delta*, searched
+//! exactly up to [`DELTA_EXACT`] points); a save freezes the delta into a
+//! new segment and merges the newest segments while the last holds at least
+//! a quarter of the points of the one before ([`MERGE_RATIO`]; a merge
+//! builds one graph over both segments' live points with hnsw_rs), so their
+//! number stays logarithmic. Merges larger than [`ONLINE_MERGE_MAX`] points
+//! are left to a rebuild (they would hold writes for minutes).
 //!
-//! Files in `<data dir>/ann/`: `vectors.hnsw.graph`, `vectors.hnsw.data`
-//! (hnsw_rs' own dump) and `manifest.json` ([`Manifest`]: model id,
-//! dimension, and the note id behind every graph point). A save dumps into
-//! `ann/.dump/` and renames the two files into place (a mapped data file is
-//! never truncated under the graph that reads it: the old file lives on,
-//! unlinked, until that graph is dropped), then writes the manifest — last,
-//! so a crash mid-save leaves a manifest that does not match and the graph
-//! is rebuilt.
+//! **One copy of the vectors.** The segments and the delta hold each note's
+//! vector, and nothing else does: the exact passes (a lexical candidate's
+//! cosine, duplicate detection) read a point's vector by its id
+//! ([`Ann::get`], [`Ann::search_exact`]).
 //!
-//! hnsw_rs cannot delete points. A note that was deleted or edited keeps its
-//! old point as a tombstone that searches filter out; points the graph lacks
-//! (notes embedded since the last dump) are inserted at load. When tombstones
-//! pass a quarter of the points, or the files are missing, truncated, garbled
-//! or from another model, the graph is rebuilt from the vectors in redb —
-//! which are the truth.
+//! Files in `<data dir>/ann/`: `seg-NNNNNNNN.ann` (one per segment, never
+//! rewritten: a save writes new names) and `manifest.json` ([`Manifest`]:
+//! model id, dimension, each segment's file and sha256, and the note id
+//! behind every point). The manifest is written last and other files are
+//! removed after it, so a crash mid-save leaves the previous manifest with
+//! its files.
+//!
+//! Points are not deleted from a graph. A note that was deleted or edited
+//! keeps its old point as a tombstone that searches filter out (a merge
+//! drops them); points the segments lack (notes embedded since the last
+//! save) are inserted at load. When tombstones pass a quarter of the
+//! points, or a file is missing, truncated, garbled or from another model,
+//! the graph is rebuilt from the vectors in redb — which are the truth.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use hnsw_rs::api::AnnT;
-use hnsw_rs::hnsw::{Hnsw, Point};
-use hnsw_rs::hnswio::{HnswIo, ReloadOptions};
+use hnsw_rs::hnsw::Hnsw;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use super::dot::{dot_f16_f32, f16, to_f16, UnitDot};
+use super::segment::Segment;
 use super::vector::VectorIndex;
 use super::Chats;
 
-const BASENAME: &str = "vectors";
 const MANIFEST: &str = "manifest.json";
-/// Where a save dumps before renaming the files into place.
-const DUMP_DIR: &str = ".dump";
 /// How a graph is built: links per point (twice as many on the ground
 /// layer) and the beam while inserting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,94 +72,77 @@ pub const EF_SEARCH: usize = 128;
 pub const EXACT_MAX: usize = 20_000;
 /// The widest beam a search through the graph uses.
 const BEAM_MAX: usize = 4096;
-/// At most this many points of the graph's upper layers are compared with
-/// every query to choose where its walk starts ([`Ann::walk`]): the layers
-/// above the first hold about N / 256 points (M 16), all of them up to 2M
-/// points; ~1 ms at most.
-const SEEDS_MAX: usize = 8192;
-/// The closest seeds the ground layer's search also starts from.
-const START_SEEDS: usize = 8;
 /// Batches at least this large are inserted in parallel.
 const PARALLEL_FROM: usize = 32;
-/// Points inserted since the last scan of the graph keep a copy of their
-/// vector (hnsw_rs does not hand out a new point); past this many, one scan
-/// of the graph's points replaces the copies with the graph's own.
-const FRESH_MAX: usize = 4096;
+/// The delta (points added since the last save) and segments of at most
+/// this many points are scanned exactly rather than walked.
+pub const DELTA_EXACT: usize = 4096;
+/// The newest segment is merged with the one before it once it holds at
+/// least 1 / `MERGE_RATIO` as many points.
+const MERGE_RATIO: usize = 4;
+/// A save merges segments only up to this many points together (~90 s of
+/// building here); larger merges wait for a rebuild.
+const ONLINE_MERGE_MAX: usize = 100_000;
 
 /// Version of the files' layout and distance. A manifest of another
 /// format (or without one) names a graph this build does not read: it is
 /// rebuilt. 2: [`UnitDot`] on unscaled vectors (1 scaled them for anndists'
-/// `DistDot`, which asserted `a·b <= 1`); 3: half-float points.
-const FORMAT: u32 = 3;
+/// `DistDot`, which asserted `a·b <= 1`); 3: half-float points (hnsw_rs'
+/// dump); 4: frozen segments.
+const FORMAT: u32 = 4;
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub struct Manifest {
     pub format: u32,
     pub model_id: String,
     pub dim: usize,
-    /// `points[i]` is the note id of graph point `i`.
+    /// The segments in order: their points are numbered on from the last's.
+    pub segments: Vec<SegmentFile>,
+    /// `points[i]` is the note id of point `i`.
     pub points: Vec<u64>,
     /// `hashes[i]` fingerprints point `i`'s vector, to tell edited notes.
     pub hashes: Vec<u64>,
-    /// sha256 of the two graph files. hnsw_rs trusts its files completely (a
-    /// damaged one can end the process or read out of bounds), so it is only
-    /// handed files that are byte for byte what it wrote.
-    pub graph_sha256: String,
-    pub data_sha256: String,
 }
 
-/// The loader of a graph read from disk, kept for the graph's life: hnsw_rs'
-/// loaded graph borrows it (it owns the memory map of the data file the
-/// points read). Freed when the [`Ann`] is dropped, after the graph.
-struct Loader(*mut HnswIo);
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct SegmentFile {
+    pub file: String,
+    pub points: usize,
+    /// sha256 of the file: a segment is only used when it is byte for byte
+    /// what was written (its structure is checked too, but not its vectors).
+    pub sha256: String,
+}
 
-// SAFETY: the loader is never touched again after the load; it only has to
-// outlive the graph that borrows it (hnsw_rs' own graph is Send + Sync).
-unsafe impl Send for Loader {}
-unsafe impl Sync for Loader {}
-
-impl Drop for Loader {
-    fn drop(&mut self) {
-        // SAFETY: the pointer came from `Box::into_raw` in `Ann::load`, and
-        // the graph and rows borrowing it were dropped first (field order).
-        drop(unsafe { Box::from_raw(self.0) });
-    }
+/// A segment and where its points start; `file` (name, sha256) once saved.
+struct Frozen {
+    seg: Segment,
+    start: usize,
+    file: Option<(String, String)>,
 }
 
 pub struct Ann {
-    // Field order is drop order: the graph and its points before `_loader`.
-    graph: Hnsw<'static, f16, UnitDot>,
-    /// Graph point → the graph's own point (its vector), once a scan saw it.
-    rows: Vec<Option<Arc<Point<'static, f16>>>>,
-    /// The points of the graph's upper layers a search starts from (all of
-    /// them compared with the query), and the lowest of those layers; set
-    /// by a scan. Empty: hnsw_rs' own search.
-    seeds: Vec<usize>,
-    seed_layer: usize,
-    /// Search by [`Ann::walk`] (else hnsw_rs' own search; benches compare).
-    walk: bool,
-    /// Vectors of points inserted since the last scan (at most [`FRESH_MAX`]).
-    fresh: HashMap<usize, Box<[f16]>>,
-    /// Graph point → note id.
+    segments: Vec<Frozen>,
+    /// hnsw_rs' graph of the points after the segments (its ids count from
+    /// the first of them), and their vectors, flat.
+    delta: Hnsw<'static, f16, UnitDot>,
+    delta_rows: Vec<f16>,
+    params: Params,
+    /// Point → note id.
     points: Vec<u64>,
-    /// Graph point → fingerprint of its vector.
+    /// Point → fingerprint of its vector.
     hashes: Vec<u64>,
-    /// Graph point → the note's chat.
+    /// Point → the note's chat.
     chats: Vec<i64>,
-    /// Graph point → whether it is its note's live point (not a tombstone).
+    /// Point → whether it is its note's live point (not a tombstone).
     alive: Vec<bool>,
     /// Live points by chat.
     per_chat: HashMap<i64, usize>,
     /// Chats of at most this many points are searched exactly.
     exact_max: usize,
-    /// Note id → its live graph point.
+    /// Note id → its live point.
     live: HashMap<u64, usize>,
     model_id: String,
     dim: usize,
-    /// Points whose vector is in the memory-mapped data file (the first
-    /// `mapped` ones, read from disk).
-    mapped: usize,
-    _loader: Option<Loader>,
 }
 
 /// How the graph came to be, for logs and tests.
@@ -167,16 +152,37 @@ pub enum Origin {
     Rebuilt,
 }
 
+fn new_delta(p: Params) -> Hnsw<'static, f16, UnitDot> {
+    Hnsw::new(p.m, 1024, 16, p.ef_construction, UnitDot)
+}
+
+/// hnsw_rs' graph over `rows` (ids their positions), frozen; none for no rows.
+fn build_segment(rows: &[&[f16]], dim: usize, p: Params) -> Option<Segment> {
+    if rows.is_empty() {
+        return None;
+    }
+    let graph: Hnsw<f16, UnitDot> =
+        Hnsw::new(p.m, rows.len().max(1024), 16, p.ef_construction, UnitDot);
+    let points: Vec<(&[f16], usize)> = rows.iter().enumerate().map(|(i, r)| (*r, i)).collect();
+    if points.len() < PARALLEL_FROM {
+        points.iter().for_each(|p| graph.insert_slice(*p));
+    } else {
+        graph.parallel_insert_slice(&points);
+    }
+    Some(Segment::freeze(&graph, rows.len(), dim, |i| rows[i]))
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    format!("{:x}", Sha256::digest(b))
+}
+
 impl Ann {
-    fn empty(capacity: usize, model_id: &str, dim: usize, p: Params) -> Ann {
-        let layers = 16;
+    fn empty(model_id: &str, dim: usize, p: Params) -> Ann {
         Ann {
-            graph: Hnsw::new(p.m, capacity.max(1024), layers, p.ef_construction, UnitDot),
-            rows: Vec::new(),
-            seeds: Vec::new(),
-            seed_layer: 0,
-            walk: true,
-            fresh: HashMap::new(),
+            segments: Vec::new(),
+            delta: new_delta(p),
+            delta_rows: Vec::new(),
+            params: p,
             points: Vec::new(),
             hashes: Vec::new(),
             chats: Vec::new(),
@@ -186,8 +192,6 @@ impl Ann {
             live: HashMap::new(),
             model_id: model_id.to_owned(),
             dim,
-            mapped: 0,
-            _loader: None,
         }
     }
 
@@ -198,16 +202,20 @@ impl Ann {
 
     /// [`Ann::build`] with other parameters (benches/ann.rs compares them).
     pub fn build_with(idx: &VectorIndex, model_id: &str, p: Params) -> Ann {
-        let mut ann = Ann::empty(idx.len(), model_id, idx.dim(), p);
+        let mut ann = Ann::empty(model_id, idx.dim(), p);
         let all: Vec<(u64, i64, &[f16])> = idx.iter().collect();
-        ann.insert_many(&all);
+        let rows: Vec<&[f16]> = all.iter().map(|x| x.2).collect();
+        if let Some(seg) = build_segment(&rows, idx.dim(), p) {
+            ann.segments.push(Frozen {
+                seg,
+                start: 0,
+                file: None,
+            });
+        }
+        for (id, chat, v) in all {
+            ann.push_point(id, chat, v);
+        }
         ann
-    }
-
-    /// With `false`, searches go through hnsw_rs' own search instead of
-    /// [`Ann::walk`] (benches/ann.rs compares the two on one graph).
-    pub fn set_walk(&mut self, on: bool) {
-        self.walk = on;
     }
 
     /// Chats of at most `n` points are searched exactly (default
@@ -232,195 +240,60 @@ impl Ann {
         self.points.len() - self.live.len()
     }
 
+    /// Points in each segment, oldest first, then in the delta.
+    pub fn shape(&self) -> (Vec<usize>, usize) {
+        (
+            self.segments.iter().map(|f| f.seg.len()).collect(),
+            self.points.len() - self.delta_start(),
+        )
+    }
+
     /// Adds (or replaces) a note's vector.
     pub fn insert(&mut self, id: u64, chat: i64, v: &[f32]) {
         let h = to_f16(v);
         self.insert_many(&[(id, chat, &h[..])]);
     }
 
-    /// Adds (or replaces) many notes' vectors. Batches are inserted on every
-    /// core (hnsw_rs' parallel insert: the graph's shape then depends on
-    /// thread timing, its quality does not).
+    /// Adds (or replaces) many notes' vectors, into the delta. Batches are
+    /// inserted on every core (hnsw_rs' parallel insert: the graph's shape
+    /// then depends on thread timing, its quality does not).
     pub fn insert_many(&mut self, batch: &[(u64, i64, &[f16])]) {
         if batch.is_empty() {
             return;
         }
-        let first = self.points.len();
+        let first = self.points.len() - self.delta_start();
         let points: Vec<(&[f16], usize)> = batch
             .iter()
             .enumerate()
             .map(|(i, (_, _, v))| (*v, first + i))
             .collect();
         if points.len() < PARALLEL_FROM {
-            points.iter().for_each(|p| self.graph.insert_slice(*p));
+            points.iter().for_each(|p| self.delta.insert_slice(*p));
         } else {
-            self.graph.parallel_insert_slice(&points);
+            self.delta.parallel_insert_slice(&points);
         }
-        for (i, (id, chat, v)) in batch.iter().enumerate() {
-            if let Some(old) = self.live.insert(*id, first + i) {
-                self.kill(old);
-            }
-            *self.per_chat.entry(*chat).or_default() += 1;
-            self.points.push(*id);
-            self.hashes.push(fingerprint(v));
-            self.chats.push(*chat);
-            self.alive.push(true);
-            self.rows.push(None);
-        }
-        if self.fresh.len() + batch.len() > FRESH_MAX {
-            self.scan();
-        } else {
-            for (i, (_, _, v)) in batch.iter().enumerate() {
-                self.fresh.insert(first + i, (*v).into());
-            }
+        for (id, chat, v) in batch {
+            self.delta_rows.extend_from_slice(v);
+            self.push_point(*id, *chat, v);
         }
     }
 
-    /// Points every row at the graph's own point, and drops the copies.
-    fn scan(&mut self) {
-        let mut by_level: Vec<Vec<usize>> = Vec::new();
-        for p in self.graph.get_point_indexation() {
-            let i = p.get_origin_id();
-            let level = usize::from(p.get_point_id().0);
-            if let Some(row) = self.rows.get_mut(i) {
-                *row = Some(p);
-                if by_level.len() <= level {
-                    by_level.resize(level + 1, Vec::new());
-                }
-                by_level[level].push(i);
-            }
+    /// Records a new point for note `id` (the last), killing its old one.
+    fn push_point(&mut self, id: u64, chat: i64, v: &[f16]) {
+        let p = self.points.len();
+        if let Some(old) = self.live.insert(id, p) {
+            self.kill(old);
         }
-        self.fresh.clear();
-        // The seeds: the upper layers from the top down, as many as fit in
-        // SEEDS_MAX (never the ground layer: that is a search of its own).
-        self.seeds.clear();
-        self.seed_layer = 0;
-        for level in (1..by_level.len()).rev() {
-            if self.seeds.len() + by_level[level].len() > SEEDS_MAX && !self.seeds.is_empty() {
-                break;
-            }
-            self.seeds.extend(&by_level[level]);
-            self.seed_layer = level;
-        }
+        *self.per_chat.entry(chat).or_default() += 1;
+        self.points.push(id);
+        self.hashes.push(fingerprint(v));
+        self.chats.push(chat);
+        self.alive.push(true);
     }
 
-    /// Point `p`'s neighbours on `layer` (graph points), as hnsw_rs keeps
-    /// them; none for a point no scan has seen yet.
-    fn links(&self, p: usize, layer: usize) -> Vec<usize> {
-        self.rows[p]
-            .as_ref()
-            .map(|point| {
-                let mut all = point.get_neighborhood_id();
-                if layer < all.len() {
-                    all.swap_remove(layer).into_iter().map(|n| n.d_id).collect()
-                } else {
-                    Vec::new()
-                }
-            })
-            .unwrap_or_default()
-    }
-
-    /// The `ef` graph points closest to `q` found by walking the graph
-    /// hnsw_rs built, as (point, cosine), best first. hnsw_rs' own search
-    /// makes one move per upper layer from its single entry point; on
-    /// well-separated clusters that often ends in another cluster, whose
-    /// ground-layer links never leave it (1M synthetic points, ef 128: 86 of
-    /// 200 queries found none of their true top 10; recall@10 0.54). Here
-    /// every seed (the upper layers' points, up to [`SEEDS_MAX`]) is
-    /// compared with the query, the best is followed down the layers below
-    /// moving while a neighbour is closer, and the ground layer is searched
-    /// with a beam of `ef` from there and from the [`START_SEEDS`] closest
-    /// seeds (same graph: 0.96, none lost).
-    fn walk(&self, q: &[f32], ef: usize) -> Vec<(usize, f32)> {
-        use std::cmp::Reverse;
-        use std::collections::BinaryHeap;
-        /// (cosine, point), ordered by cosine.
-        struct By(f32, usize);
-        impl Ord for By {
-            fn cmp(&self, o: &Self) -> std::cmp::Ordering {
-                self.0.total_cmp(&o.0).then(self.1.cmp(&o.1))
-            }
-        }
-        impl PartialOrd for By {
-            fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
-                Some(self.cmp(o))
-            }
-        }
-        impl PartialEq for By {
-            fn eq(&self, o: &Self) -> bool {
-                self.cmp(o).is_eq()
-            }
-        }
-        impl Eq for By {}
-        let cos = |p: usize| self.row(p).map(|v| dot_f16_f32(v, q));
-        let mut seeds: Vec<(usize, f32)> = self
-            .seeds
-            .iter()
-            .filter_map(|&p| Some((p, cos(p)?)))
-            .collect();
-        seeds.sort_unstable_by(|a, b| b.1.total_cmp(&a.1));
-        seeds.truncate(START_SEEDS);
-        let Some(&(mut at, mut best)) = seeds.first() else {
-            return Vec::new();
-        };
-        for layer in (1..self.seed_layer).rev() {
-            loop {
-                let next = self
-                    .links(at, layer)
-                    .into_iter()
-                    .filter_map(|p| Some((p, cos(p)?)))
-                    .max_by(|a, b| a.1.total_cmp(&b.1));
-                match next {
-                    Some((p, c)) if c > best => (at, best) = (p, c),
-                    _ => break,
-                }
-            }
-        }
-        let mut seen = vec![0u64; self.points.len().div_ceil(64)];
-        let mut mark = |p: usize| {
-            let (w, b) = (p / 64, 1u64 << (p % 64));
-            let new = seen[w] & b == 0;
-            seen[w] |= b;
-            new
-        };
-        // The ground layer's search starts from where the descent ended and
-        // from the closest seeds (their ground links too).
-        seeds.push((at, best));
-        // Candidates to expand (closest first) and the best `ef` found
-        // (worst first, to drop it).
-        let mut todo = BinaryHeap::new();
-        let mut found = BinaryHeap::new();
-        for (p, c) in seeds {
-            if mark(p) {
-                todo.push(By(c, p));
-                found.push(Reverse(By(c, p)));
-            }
-        }
-        while found.len() > ef {
-            found.pop();
-        }
-        while let Some(By(c, p)) = todo.pop() {
-            if found.len() >= ef && found.peek().is_some_and(|w| c < w.0 .0) {
-                break;
-            }
-            for n in self.links(p, 0) {
-                if !mark(n) {
-                    continue;
-                }
-                let Some(cn) = cos(n) else { continue };
-                if found.len() < ef || found.peek().is_some_and(|w| cn > w.0 .0) {
-                    todo.push(By(cn, n));
-                    found.push(Reverse(By(cn, n)));
-                    if found.len() > ef {
-                        found.pop();
-                    }
-                }
-            }
-        }
-        let mut out: Vec<(usize, f32)> =
-            found.into_iter().map(|Reverse(By(c, p))| (p, c)).collect();
-        out.sort_by(|a, b| b.1.total_cmp(&a.1));
-        out
+    /// The first point of the delta (all before it are in segments).
+    fn delta_start(&self) -> usize {
+        self.segments.last().map_or(0, |f| f.start + f.seg.len())
     }
 
     pub fn remove(&mut self, id: u64) {
@@ -438,16 +311,20 @@ impl Ann {
         }
     }
 
-    fn row(&self, p: usize) -> Option<&[f16]> {
-        match &self.rows[p] {
-            Some(point) => Some(point.get_v()),
-            None => self.fresh.get(&p).map(|v| &v[..]),
+    fn row(&self, p: usize) -> &[f16] {
+        let ds = self.delta_start();
+        if p >= ds {
+            let i = p - ds;
+            return &self.delta_rows[i * self.dim..(i + 1) * self.dim];
         }
+        let s = self.segments.partition_point(|f| f.start + f.seg.len() <= p);
+        let f = &self.segments[s];
+        f.seg.row(p - f.start)
     }
 
     /// Note `id`'s vector, as the graph holds it.
     pub fn get(&self, id: u64) -> Option<&[f16]> {
-        self.row(*self.live.get(&id)?)
+        Some(self.row(*self.live.get(&id)?))
     }
 
     pub fn chat_of(&self, id: u64) -> Option<i64> {
@@ -458,7 +335,7 @@ impl Ann {
     pub fn iter(&self) -> impl Iterator<Item = (u64, i64, &[f16])> + '_ {
         (0..self.points.len())
             .filter(|&p| self.alive[p])
-            .filter_map(|p| Some((self.points[p], self.chats[p], self.row(p)?)))
+            .map(|p| (self.points[p], self.chats[p], self.row(p)))
     }
 
     /// Top `k` (note id, cosine) among the live points of `chats`.
@@ -468,14 +345,15 @@ impl Ann {
 
     /// [`Ann::search`] with a given beam width (benches sweep it).
     ///
-    /// hnsw_rs' own filtered search is not used: with a filter it never
-    /// stops early and walks most of the graph (measured: hundreds of ms
-    /// at 100k points for one chat in three). Instead the graph is searched
-    /// unfiltered with the beam widened by the share of points that can
-    /// qualify (the chat's live points among all, tombstones included), and
-    /// the hits are filtered after; a chat of at most [`EXACT_MAX`] points,
-    /// or a search that came back short, is answered exactly. Cosines are
-    /// recomputed with the query in full precision.
+    /// Graphs are searched unfiltered with the beam widened by the share of
+    /// points that can qualify (the chat's live points among all,
+    /// tombstones included), and the hits are filtered after (hnsw_rs'
+    /// filtered search never stops early: hundreds of ms at 100k points for
+    /// one chat in three). A chat of at most [`EXACT_MAX`] points, or a
+    /// search that came back short, is answered exactly. Each large segment
+    /// is walked ([`Segment::walk`]), small ones and a small delta scanned,
+    /// a large delta searched by hnsw_rs; cosines are with the query in
+    /// full precision.
     pub fn search_ef(&self, q: &[f32], k: usize, ef: usize, chats: Chats) -> Vec<(u64, f32)> {
         if q.len() != self.dim || k == 0 || self.live.is_empty() {
             return Vec::new();
@@ -497,24 +375,38 @@ impl Ann {
         let beam = (ef * self.points.len())
             .div_ceil(eligible)
             .clamp(ef, BEAM_MAX);
-        let found: Vec<(usize, f32)> = if self.walk && !self.seeds.is_empty() {
-            self.walk(q, beam)
+        let wanted = |p: &usize| self.alive[*p] && chats.admits(self.chats[*p]);
+        let cos = |p: usize| (p, dot_f16_f32(self.row(p), q));
+        let mut found: Vec<(usize, f32)> = Vec::new();
+        for f in &self.segments {
+            if f.seg.walkable() && f.seg.len() > DELTA_EXACT {
+                found.extend(
+                    f.seg
+                        .walk(q, beam)
+                        .into_iter()
+                        .map(|(p, c)| (f.start + p, c))
+                        .filter(|(p, _)| wanted(p)),
+                );
+            } else {
+                found.extend((f.start..f.start + f.seg.len()).filter(wanted).map(cos));
+            }
+        }
+        let ds = self.delta_start();
+        if self.points.len() - ds <= DELTA_EXACT {
+            found.extend((ds..self.points.len()).filter(wanted).map(cos));
         } else {
-            self.graph
-                .search(&to_f16(q), beam, beam)
-                .into_iter()
-                .map(|n| {
-                    let cos = self
-                        .row(n.d_id)
-                        .map_or(1.0 - n.distance, |v| dot_f16_f32(v, q));
-                    (n.d_id, cos)
-                })
-                .collect()
-        };
+            found.extend(
+                self.delta
+                    .search(&to_f16(q), beam, beam)
+                    .into_iter()
+                    .map(|n| ds + n.d_id)
+                    .filter(|p| *p < self.points.len() && wanted(p))
+                    .map(cos),
+            );
+        }
         let mut hits: Vec<(u64, f32)> = found
             .into_iter()
-            .filter(|&(p, _)| self.alive[p] && chats.admits(self.chats[p]))
-            .map(|(p, cos)| (self.points[p], cos))
+            .map(|(p, c)| (self.points[p], c))
             .collect();
         if hits.len() < k.min(eligible) {
             return self.search_exact(q, chats, k);
@@ -531,17 +423,16 @@ impl Ann {
         }
         let mut scored: Vec<(u64, f32)> = (0..self.points.len())
             .filter(|&p| self.alive[p] && chat.admits(self.chats[p]))
-            .filter_map(|p| Some((self.points[p], dot_f16_f32(self.row(p)?, q))))
+            .map(|p| (self.points[p], dot_f16_f32(self.row(p), q)))
             .collect();
         super::vector::top(&mut scored, k);
         scored
     }
 
-    /// Heap bytes of this side's tables (not the graph's points and links,
-    /// which hnsw_rs allocates: see [`Ann::graph_bytes_estimate`]).
+    /// Heap bytes of this side's tables and the delta's vectors (not the
+    /// graphs: see [`Ann::graph_bytes`]).
     pub fn heap_bytes(&self) -> usize {
-        self.rows.capacity() * 8
-            + self.fresh.len() * (self.dim * 2 + 32)
+        self.delta_rows.capacity() * 2
             + self.points.capacity() * 8
             + self.hashes.capacity() * 8
             + self.chats.capacity() * 8
@@ -550,58 +441,152 @@ impl Ann {
             + self.per_chat.capacity() * (8 + 8 + 1)
     }
 
-    /// hnsw_rs' own memory, estimated from its layout (0.3), as (points and
-    /// links, vectors on the heap): per point an `Arc<Point>` (~80 bytes
-    /// with the allocator's header) and its neighbour table (an
-    /// `Arc<RwLock<Vec<Vec<_>>>>` of 16 layers, ~460 bytes); per link an
-    /// `Arc<PointWithOrder>` (~48 bytes) and its slot (8); the vector (2
-    /// bytes a dimension) unless memory-mapped. A scan of every point: for
-    /// benches.
-    pub fn graph_bytes_estimate(&self) -> (usize, usize) {
-        let links: usize = self
-            .graph
-            .get_point_indexation()
-            .into_iter()
-            .map(|p| p.get_neighborhood_id().iter().map(Vec::len).sum::<usize>())
-            .sum();
-        let on_heap = self.points.len() - self.mapped;
-        (
-            self.points.len() * (80 + 460) + links * 56,
-            on_heap * self.dim * 2,
-        )
+    /// The graphs' bytes as (links, vectors) on the heap, and the bytes of
+    /// the segments read memory-mapped (file-backed: the kernel pages them
+    /// in and drops them). The delta's hnsw_rs graph is estimated from its
+    /// layout (0.3): per point ~540 bytes and a copy of its vector, per
+    /// link ~56 (hnsw_rs has no count of its own memory).
+    pub fn graph_bytes(&self) -> ((usize, usize), usize) {
+        let (mut links, mut vectors, mut mapped) = (0, 0, 0);
+        for f in &self.segments {
+            let (l, v) = f.seg.sizes();
+            if f.seg.is_mapped() {
+                mapped += l + v;
+            } else {
+                links += l;
+                vectors += v;
+            }
+        }
+        let delta = self.points.len() - self.delta_start();
+        links += delta * (540 + 24 * 56);
+        vectors += delta * self.dim * 2;
+        ((links, vectors), mapped)
     }
 
-    /// Writes the graph and then the manifest into `dir`.
-    pub fn save(&self, dir: &Path) -> anyhow::Result<()> {
+    /// Freezes the delta into a new segment and merges the newest segments
+    /// ([`MERGE_RATIO`], [`ONLINE_MERGE_MAX`]).
+    fn compact(&mut self) {
+        let ds = self.delta_start();
+        let nd = self.points.len() - ds;
+        if nd > 0 {
+            let rows = &self.delta_rows;
+            let dim = self.dim;
+            let seg = Segment::freeze(&self.delta, nd, dim, |i| &rows[i * dim..(i + 1) * dim]);
+            self.segments.push(Frozen {
+                seg,
+                start: ds,
+                file: None,
+            });
+            self.delta = new_delta(self.params);
+            self.delta_rows = Vec::new();
+        }
+        while let [.., a, b] = &self.segments[..] {
+            let (a, b) = (a.seg.len(), b.seg.len());
+            if b * MERGE_RATIO < a || a + b > ONLINE_MERGE_MAX {
+                break;
+            }
+            self.merge_last_two();
+        }
+    }
+
+    /// One segment over the live points of the last two (tombstones
+    /// dropped; the points after renumbered).
+    fn merge_last_two(&mut self) {
+        let n = self.segments.len();
+        let start = self.segments[n - 2].start;
+        let end = self.delta_start();
+        debug_assert_eq!(end, self.points.len(), "the delta is frozen first");
+        let keep: Vec<usize> = (start..end).filter(|&p| self.alive[p]).collect();
+        let seg = {
+            let rows: Vec<&[f16]> = keep.iter().map(|&p| self.row(p)).collect();
+            build_segment(&rows, self.dim, self.params)
+        };
+        let kept: Vec<(u64, u64, i64)> = keep
+            .iter()
+            .map(|&p| (self.points[p], self.hashes[p], self.chats[p]))
+            .collect();
+        self.segments.truncate(n - 2);
+        self.points.truncate(start);
+        self.hashes.truncate(start);
+        self.chats.truncate(start);
+        self.alive.truncate(start);
+        for (id, hash, chat) in kept {
+            self.live.insert(id, self.points.len());
+            self.points.push(id);
+            self.hashes.push(hash);
+            self.chats.push(chat);
+            self.alive.push(true);
+        }
+        if let Some(seg) = seg {
+            self.segments.push(Frozen {
+                seg,
+                start,
+                file: None,
+            });
+        }
+    }
+
+    /// Writes the graph into `dir`: the delta frozen into a segment, new
+    /// segments each into a new file, then the manifest, then the files no
+    /// manifest names are removed. Saved segments are read back
+    /// memory-mapped (their heap copy is freed).
+    pub fn save(&mut self, dir: &Path) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir)?;
-        let _ = std::fs::remove_file(dir.join(MANIFEST));
-        let dump = dir.join(DUMP_DIR);
-        let _ = std::fs::remove_dir_all(&dump);
-        std::fs::create_dir_all(&dump)?;
-        let used = self.graph.file_dump(&dump, BASENAME)?;
-        anyhow::ensure!(used == BASENAME, "graph files are in use; dumped as {used}");
-        let files = [graph_file(), data_file()];
-        let mut sums = Vec::new();
-        for f in &files {
-            sums.push(crate::models::sha256_file(&dump.join(f))?);
+        self.compact();
+        let mut next = std::fs::read_dir(dir)?
+            .filter_map(|e| segment_number(&e.ok()?.file_name().to_string_lossy()))
+            .max()
+            .map_or(0, |n| n + 1);
+        for f in &mut self.segments {
+            if f.file.is_some() {
+                continue;
+            }
+            let name = format!("seg-{next:08}.ann");
+            next += 1;
+            let path = dir.join(&name);
+            f.seg.write(&path)?;
+            let sum = sha256_hex(f.seg.bytes());
+            let mapped = Segment::open(&path, self.dim)?;
+            anyhow::ensure!(mapped.bytes() == f.seg.bytes(), "segment {name} reads back changed");
+            f.seg = mapped;
+            f.file = Some((name, sum));
         }
-        // A rename never truncates the file a loaded graph may have mapped.
-        for f in &files {
-            std::fs::rename(dump.join(f), dir.join(f))?;
-        }
-        let _ = std::fs::remove_dir(&dump);
         let m = Manifest {
             format: FORMAT,
             model_id: self.model_id.clone(),
             dim: self.dim,
+            segments: self
+                .segments
+                .iter()
+                .map(|f| {
+                    let (file, sha256) = f.file.clone().expect("written above");
+                    SegmentFile {
+                        file,
+                        points: f.seg.len(),
+                        sha256,
+                    }
+                })
+                .collect(),
             points: self.points.clone(),
             hashes: self.hashes.clone(),
-            graph_sha256: sums.remove(0),
-            data_sha256: sums.remove(0),
         };
         let tmp = dir.join(format!("{MANIFEST}.tmp"));
         std::fs::write(&tmp, serde_json::to_vec(&m)?)?;
+        std::fs::File::open(&tmp)?.sync_all()?;
         std::fs::rename(&tmp, dir.join(MANIFEST))?;
+        // What no manifest names: older segments, earlier formats' files.
+        for e in std::fs::read_dir(dir)? {
+            let e = e?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name == MANIFEST || m.segments.iter().any(|s| s.file == name) {
+                continue;
+            }
+            let _ = if e.file_type()?.is_dir() {
+                std::fs::remove_dir_all(e.path())
+            } else {
+                std::fs::remove_file(e.path())
+            };
+        }
         private(dir)?;
         Ok(())
     }
@@ -627,53 +612,38 @@ impl Ann {
             m.model_id == model_id && m.dim == idx.dim(),
             "graph is for another model"
         );
-        let graph_ok = crate::models::sha256_file(&dir.join(graph_file()))? == m.graph_sha256;
-        let data_ok = crate::models::sha256_file(&dir.join(data_file()))? == m.data_sha256;
-        anyhow::ensure!(
-            graph_ok && data_ok,
-            "graph files do not match their manifest (damaged or partly written)"
-        );
+        anyhow::ensure!(m.hashes.len() == m.points.len(), "manifest is inconsistent");
+        let mut ann = Ann::empty(model_id, idx.dim(), PARAMS);
+        let mut start = 0;
+        for s in &m.segments {
+            anyhow::ensure!(
+                segment_number(&s.file).is_some(),
+                "manifest names a file that is not a segment"
+            );
+            // Checked by reading the file, not through the map: the pages
+            // then stay out of this process until a search touches them.
+            let path = dir.join(&s.file);
+            anyhow::ensure!(
+                crate::models::sha256_file(&path)? == s.sha256,
+                "graph files do not match their manifest (damaged or partly written)"
+            );
+            let seg = Segment::open(&path, idx.dim())?;
+            anyhow::ensure!(seg.len() == s.points, "graph and manifest disagree");
+            ann.segments.push(Frozen {
+                seg,
+                start,
+                file: Some((s.file.clone(), s.sha256.clone())),
+            });
+            start += s.points;
+        }
+        anyhow::ensure!(start == m.points.len(), "graph and manifest disagree");
         let checked = t.elapsed();
-        let raw = Box::into_raw(Box::new(HnswIo::new_with_options(
-            dir,
-            BASENAME,
-            ReloadOptions::default().set_mmap(true),
-        )));
-        let loader = Loader(raw);
-        // SAFETY: `raw` stays valid until `loader` is dropped, which the
-        // Ann it goes into does after the graph (field order); on an error
-        // here no graph borrows it.
-        let graph: Hnsw<'static, f16, UnitDot> = unsafe { (*raw).load_hnsw::<f16, UnitDot>()? };
-        let loaded = t.elapsed();
-        anyhow::ensure!(
-            graph.get_nb_point() == m.points.len() && m.hashes.len() == m.points.len(),
-            "graph and manifest disagree"
-        );
         let n = m.points.len();
-        let mut ann = Ann {
-            graph,
-            rows: vec![None; n],
-            seeds: Vec::new(),
-            seed_layer: 0,
-            walk: true,
-            fresh: HashMap::new(),
-            points: m.points,
-            hashes: m.hashes,
-            chats: vec![0; n],
-            alive: vec![false; n],
-            per_chat: HashMap::new(),
-            exact_max: EXACT_MAX,
-            live: HashMap::with_capacity(idx.len()),
-            model_id: model_id.to_owned(),
-            dim: idx.dim(),
-            mapped: n,
-            _loader: Some(loader),
-        };
-        ann.scan();
-        anyhow::ensure!(
-            ann.rows.iter().all(Option::is_some),
-            "graph points and manifest disagree"
-        );
+        ann.points = m.points;
+        ann.hashes = m.hashes;
+        ann.chats = vec![0; n];
+        ann.alive = vec![false; n];
+        ann.live.reserve(idx.len());
         // Live points are those whose stored vector is still the one in the graph.
         let mut last: HashMap<u64, usize> = HashMap::with_capacity(n);
         for (p, id) in ann.points.iter().enumerate() {
@@ -700,22 +670,23 @@ impl Ann {
         );
         tracing::info!(
             points = n,
+            segments = ann.segments.len(),
             added,
             checked_ms = checked.as_millis() as u64,
-            graph_ms = (loaded - checked).as_millis() as u64,
             total_ms = t.elapsed().as_millis() as u64,
-            "ANN graph loaded (data memory-mapped)"
+            "ANN graph loaded (segments memory-mapped)"
         );
         Ok((ann, added))
     }
 }
 
-fn graph_file() -> String {
-    format!("{BASENAME}.hnsw.graph")
-}
-
-fn data_file() -> String {
-    format!("{BASENAME}.hnsw.data")
+/// The number in a segment file's name (`seg-00000012.ann` → 12).
+fn segment_number(name: &str) -> Option<u64> {
+    let digits = name.strip_prefix("seg-")?.strip_suffix(".ann")?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
 }
 
 /// FNV-1a over the vector's bytes.

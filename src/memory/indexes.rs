@@ -66,10 +66,13 @@ pub struct Footprint {
     pub lexical: usize,
     /// The flat vectors, or the graph side's own tables (ids, chats, rows).
     pub vectors: usize,
-    /// hnsw_rs' points and links (estimated from its layout).
+    /// The graphs' links on the heap (segments not yet saved, and the
+    /// delta's hnsw_rs graph, estimated from its layout).
     pub graph: usize,
-    /// Vectors on the heap inside the graph (the memory-mapped ones are not).
+    /// Vectors on the heap inside the graphs.
     pub graph_vectors: usize,
+    /// Saved segments, memory-mapped (file-backed, paged in on use).
+    pub graph_mapped: usize,
 }
 
 /// Where the vectors are.
@@ -556,12 +559,13 @@ impl Indexes {
                 ..Default::default()
             },
             Vectors::Graph(g) => {
-                let (graph, graph_vectors) = g.graph_bytes_estimate();
+                let ((graph, graph_vectors), graph_mapped) = g.graph_bytes();
                 Footprint {
                     lexical,
                     vectors: g.heap_bytes(),
                     graph,
                     graph_vectors,
+                    graph_mapped,
                 }
             }
             Vectors::Loading(_) => Footprint {
@@ -600,8 +604,9 @@ impl Indexes {
         if !self.shared.ann_dirty.swap(false, Ordering::AcqRel) {
             return;
         }
-        let vectors = read(&self.shared.vectors);
-        if let Vectors::Graph(g) = &*vectors {
+        // Saving freezes the points added since into a segment: writers wait.
+        let mut vectors = write(&self.shared.vectors);
+        if let Vectors::Graph(g) = &mut *vectors {
             match g.save(&ann::dir_in(data_dir)) {
                 Ok(()) => tracing::info!(points = g.len(), "ANN graph saved"),
                 Err(e) => {

@@ -18,6 +18,7 @@ pub mod embed;
 pub mod indexes;
 pub mod lexical;
 pub mod recall;
+pub mod segment;
 pub mod vector;
 pub mod when;
 pub mod window;

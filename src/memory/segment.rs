@@ -1,0 +1,584 @@
+//! A frozen HNSW graph: the links hnsw_rs built, copied into flat arrays
+//! and written to one file that is read back memory-mapped.
+//!
+//! hnsw_rs keeps a built graph as one heap record per link (an
+//! `Arc<PointWithOrder>`, ~56 bytes) and a 16-layer table per point: ~2.2 GB
+//! for 1M points before a single vector, and ~20 s to read back from its
+//! dump. Once built, a graph never changes here, so mnemo keeps it as a
+//! [`Segment`] instead: per layer, the points on it, an offset per point and
+//! one `u32` per link, next to the points' vectors — ~85 MB of links and 768
+//! MB of half-float vectors at 1M, in a file the kernel pages in as searches
+//! touch it (nothing to parse but a bounds check of every link).
+//!
+//! A segment is searched by [`Segment::walk`]; [`super::ann`] keeps several
+//! (each built by hnsw_rs over the points added between two saves, merged as
+//! they grow) and decides which points are alive.
+//!
+//! File layout (little-endian, every section starting at a multiple of 8):
+//!
+//! ```text
+//! magic "MNEMOSEG" | version u32 | dim u32 | points u64 | layers u32 | 0 u32
+//! vectors: points × dim f16
+//! per layer l:  count u64
+//!               l > 0: the points on it, u32 ascending (count)
+//!               offsets u32 (count + 1) into this layer's links
+//!               links u32 (offsets[count])
+//! ```
+//!
+//! Layer 0 holds every point, so its point list is implied.
+
+use std::ops::Range;
+use std::path::Path;
+
+use hnsw_rs::hnsw::Hnsw;
+
+use super::dot::{dot_f16_f32, f16, UnitDot};
+
+const MAGIC: &[u8; 8] = b"MNEMOSEG";
+const VERSION: u32 = 1;
+const HEADER: usize = 32;
+/// At most this many points of the upper layers are compared with every
+/// query to choose where its walk starts: the layers above the first hold
+/// about N / 256 points (M 16), all of them up to 2M points; ~1 ms at most.
+const SEEDS_MAX: usize = 8192;
+/// The closest seeds the ground layer's search also starts from.
+const START_SEEDS: usize = 8;
+
+/// Why a segment's bytes were refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SegmentError {
+    #[error("not a graph segment (or of another version)")]
+    Header,
+    #[error("graph segment is truncated or garbled: {0}")]
+    Garbled(&'static str),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// The segment's bytes: owned (just built, 8-aligned) or a file mapping.
+enum Bytes {
+    Owned(Vec<u64>),
+    Mapped(memmap2::Mmap),
+}
+
+impl Bytes {
+    fn get(&self) -> &[u8] {
+        match self {
+            Bytes::Owned(w) => bytemuck::cast_slice(w),
+            Bytes::Mapped(m) => m,
+        }
+    }
+}
+
+/// One layer's sections (byte ranges of the segment).
+struct Layer {
+    /// Sorted points on the layer; `None` on layer 0 (all of them).
+    points: Option<Range<usize>>,
+    offsets: Range<usize>,
+    links: Range<usize>,
+}
+
+pub struct Segment {
+    bytes: Bytes,
+    dim: usize,
+    n: usize,
+    vectors: Range<usize>,
+    layers: Vec<Layer>,
+    /// The upper layers' points every search compares with the query, and
+    /// the lowest layer they come from (0: none; searched exactly).
+    seeds: Vec<u32>,
+    seed_layer: usize,
+}
+
+impl Segment {
+    /// Freezes a graph hnsw_rs built over points `0..n` (their insertion
+    /// ids), whose vectors `row` hands out.
+    pub fn freeze<'a>(
+        graph: &Hnsw<'_, f16, UnitDot>,
+        n: usize,
+        dim: usize,
+        row: impl Fn(usize) -> &'a [f16],
+    ) -> Segment {
+        // Per point, its links on each layer it is on (its level + 1 layers).
+        let mut links: Vec<Vec<Vec<u32>>> = vec![Vec::new(); n];
+        for p in graph.get_point_indexation() {
+            let i = p.get_origin_id();
+            if i >= n {
+                continue;
+            }
+            let level = usize::from(p.get_point_id().0);
+            let mut by_layer = p.get_neighborhood_id();
+            by_layer.resize(level + 1, Vec::new());
+            links[i] = by_layer
+                .into_iter()
+                .take(level + 1)
+                .map(|l| {
+                    l.into_iter()
+                        .filter(|nb| nb.d_id < n)
+                        .map(|nb| nb.d_id as u32)
+                        .collect()
+                })
+                .collect();
+        }
+        for l in &mut links {
+            if l.is_empty() {
+                // A point hnsw_rs did not list (never the case) is still on
+                // the ground layer, without links.
+                l.push(Vec::new());
+            }
+        }
+        let layers = links.iter().map(Vec::len).max().unwrap_or(1);
+        let mut w = Writer::default();
+        w.bytes(MAGIC);
+        w.u32s(&[VERSION, dim as u32]);
+        w.u64(n as u64);
+        w.u32s(&[layers as u32, 0]);
+        for i in 0..n {
+            let v = row(i);
+            assert_eq!(v.len(), dim, "vector of another dimension");
+            w.bytes(bytemuck::cast_slice(v));
+        }
+        w.pad();
+        for layer in 0..layers {
+            let on: Vec<u32> = (0..n as u32)
+                .filter(|&i| links[i as usize].len() > layer)
+                .collect();
+            w.u64(on.len() as u64);
+            if layer > 0 {
+                w.u32s(&on);
+                w.pad();
+            }
+            let mut offsets = Vec::with_capacity(on.len() + 1);
+            let mut all = Vec::new();
+            offsets.push(0u32);
+            for &i in &on {
+                all.extend_from_slice(&links[i as usize][layer]);
+                offsets.push(all.len() as u32);
+            }
+            w.u32s(&offsets);
+            w.pad();
+            w.u32s(&all);
+            w.pad();
+        }
+        Segment::parse(Bytes::Owned(w.words()), dim).expect("a segment just written reads back")
+    }
+
+    /// Reads the segment in `path`, memory-mapped, checking its structure
+    /// (every offset and link in bounds); its vectors are trusted to the
+    /// caller's checksum.
+    pub fn open(path: &Path, dim: usize) -> Result<Segment, SegmentError> {
+        let file = std::fs::File::open(path)?;
+        // SAFETY: segment files are written once (to a temporary name, then
+        // renamed) and never modified in place; a save replaces them with
+        // new files, so the mapped bytes do not change under the map.
+        let map = unsafe { memmap2::Mmap::map(&file)? };
+        Segment::parse(Bytes::Mapped(map), dim)
+    }
+
+    /// The segment's bytes, to write or checksum.
+    pub fn bytes(&self) -> &[u8] {
+        self.bytes.get()
+    }
+
+    /// Writes the segment to `path` (a temporary file, synced, renamed).
+    pub fn write(&self, path: &Path) -> std::io::Result<()> {
+        use std::io::Write;
+        let tmp = path.with_extension("tmp");
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(self.bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    }
+
+    fn parse(bytes: Bytes, dim: usize) -> Result<Segment, SegmentError> {
+        let b = bytes.get();
+        if b.len() < HEADER || &b[..8] != MAGIC || u32_at(b, 8) != VERSION {
+            return Err(SegmentError::Header);
+        }
+        if u32_at(b, 12) as usize != dim {
+            return Err(SegmentError::Garbled("dimension"));
+        }
+        let n = usize::try_from(u64_at(b, 16)).map_err(|_| SegmentError::Garbled("count"))?;
+        let nlayers = u32_at(b, 24) as usize;
+        if n > u32::MAX as usize || nlayers == 0 || nlayers > 64 {
+            return Err(SegmentError::Garbled("counts"));
+        }
+        let mut at = HEADER;
+        let mut take = |len: usize| -> Result<Range<usize>, SegmentError> {
+            let end = at
+                .checked_add(len)
+                .filter(|&e| e <= b.len())
+                .ok_or(SegmentError::Garbled("truncated"))?;
+            let r = at..end;
+            at = end.next_multiple_of(8);
+            Ok(r)
+        };
+        let vectors = take(n.checked_mul(dim * 2).ok_or(SegmentError::Garbled("size"))?)?;
+        let mut layers = Vec::with_capacity(nlayers);
+        let mut above = n;
+        for layer in 0..nlayers {
+            let count = take(8)?;
+            let count = usize::try_from(u64_at(b, count.start))
+                .map_err(|_| SegmentError::Garbled("count"))?;
+            if count > above || (layer == 0 && count != n) {
+                return Err(SegmentError::Garbled("layer size"));
+            }
+            above = count;
+            let points = if layer > 0 {
+                let r = take(count * 4)?;
+                let p: &[u32] = bytemuck::cast_slice(&b[r.clone()]);
+                if !p.windows(2).all(|w| w[0] < w[1]) || p.last().is_some_and(|&x| x as usize >= n)
+                {
+                    return Err(SegmentError::Garbled("layer points"));
+                }
+                Some(r)
+            } else {
+                None
+            };
+            let offsets = take((count + 1) * 4)?;
+            let o: &[u32] = bytemuck::cast_slice(&b[offsets.clone()]);
+            if o[0] != 0 || !o.windows(2).all(|w| w[0] <= w[1]) {
+                return Err(SegmentError::Garbled("offsets"));
+            }
+            let links = take(o[count] as usize * 4)?;
+            let l: &[u32] = bytemuck::cast_slice(&b[links.clone()]);
+            if l.iter().any(|&x| x as usize >= n) {
+                return Err(SegmentError::Garbled("links"));
+            }
+            layers.push(Layer {
+                points,
+                offsets,
+                links,
+            });
+        }
+        if at < b.len() {
+            return Err(SegmentError::Garbled("trailing bytes"));
+        }
+        let mut seg = Segment {
+            bytes,
+            dim,
+            n,
+            vectors,
+            layers,
+            seeds: Vec::new(),
+            seed_layer: 0,
+        };
+        // The seeds: the upper layers from the top down, as many as fit in
+        // SEEDS_MAX (never the ground layer: that is a search of its own).
+        for layer in (1..seg.layers.len()).rev() {
+            let on = seg.on(layer);
+            if seg.seeds.len() + on.len() > SEEDS_MAX && !seg.seeds.is_empty() {
+                break;
+            }
+            let on = on.to_vec();
+            seg.seeds.extend(on);
+            seg.seed_layer = layer;
+        }
+        Ok(seg)
+    }
+
+    pub fn len(&self) -> usize {
+        self.n
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    /// Whether the segment is memory-mapped (else on the heap).
+    pub fn is_mapped(&self) -> bool {
+        matches!(self.bytes, Bytes::Mapped(_))
+    }
+
+    /// Bytes of the links (all layers) and of the vectors.
+    pub fn sizes(&self) -> (usize, usize) {
+        (
+            self.bytes.get().len() - self.vectors.len() - HEADER,
+            self.vectors.len(),
+        )
+    }
+
+    /// Point `p`'s vector.
+    pub fn row(&self, p: usize) -> &[f16] {
+        let all: &[f16] = bytemuck::cast_slice(&self.bytes.get()[self.vectors.clone()]);
+        &all[p * self.dim..(p + 1) * self.dim]
+    }
+
+    /// The points on `layer` (layer > 0).
+    fn on(&self, layer: usize) -> &[u32] {
+        let r = self.layers[layer].points.clone().unwrap_or(0..0);
+        bytemuck::cast_slice(&self.bytes.get()[r])
+    }
+
+    /// Point `p`'s links on `layer`.
+    fn links(&self, p: usize, layer: usize) -> &[u32] {
+        let Some(l) = self.layers.get(layer) else {
+            return &[];
+        };
+        let b = self.bytes.get();
+        let i = match &l.points {
+            None => p,
+            Some(_) => match self.on(layer).binary_search(&(p as u32)) {
+                Ok(i) => i,
+                Err(_) => return &[],
+            },
+        };
+        let o: &[u32] = bytemuck::cast_slice(&b[l.offsets.clone()]);
+        let links: &[u32] = bytemuck::cast_slice(&b[l.links.clone()]);
+        &links[o[i] as usize..o[i + 1] as usize]
+    }
+
+    /// Whether [`Segment::walk`] can search it (it has upper layers to start
+    /// from); a segment without is small and searched exactly.
+    pub fn walkable(&self) -> bool {
+        !self.seeds.is_empty()
+    }
+
+    /// The `ef` points closest to `q` found by walking the graph, as (point,
+    /// cosine), best first. hnsw_rs' own search makes one move per upper
+    /// layer from its single entry point; on well-separated clusters that
+    /// often ends in another cluster, whose ground-layer links never leave
+    /// it (1M synthetic points, ef 128: 86 of 200 queries found none of
+    /// their true top 10; recall@10 0.54). Here every seed (the upper
+    /// layers' points, up to [`SEEDS_MAX`]) is compared with the query, the
+    /// best is followed down the layers below moving while a neighbour is
+    /// closer, and the ground layer is searched with a beam of `ef` from
+    /// there and from the [`START_SEEDS`] closest seeds (same graph: 0.96,
+    /// none lost).
+    pub fn walk(&self, q: &[f32], ef: usize) -> Vec<(usize, f32)> {
+        use std::cmp::Reverse;
+        use std::collections::BinaryHeap;
+        let cos = |p: usize| dot_f16_f32(self.row(p), q);
+        let mut seeds: Vec<(usize, f32)> = self
+            .seeds
+            .iter()
+            .map(|&p| (p as usize, cos(p as usize)))
+            .collect();
+        seeds.sort_unstable_by(|a, b| b.1.total_cmp(&a.1));
+        seeds.truncate(START_SEEDS);
+        let Some(&(mut at, mut best)) = seeds.first() else {
+            return Vec::new();
+        };
+        for layer in (1..self.seed_layer).rev() {
+            loop {
+                let next = self
+                    .links(at, layer)
+                    .iter()
+                    .map(|&p| (p as usize, cos(p as usize)))
+                    .max_by(|a, b| a.1.total_cmp(&b.1));
+                match next {
+                    Some((p, c)) if c > best => (at, best) = (p, c),
+                    _ => break,
+                }
+            }
+        }
+        let mut seen = vec![0u64; self.n.div_ceil(64)];
+        let mut mark = |p: usize| {
+            let (w, b) = (p / 64, 1u64 << (p % 64));
+            let new = seen[w] & b == 0;
+            seen[w] |= b;
+            new
+        };
+        // The ground layer's search starts from where the descent ended and
+        // from the closest seeds.
+        seeds.push((at, best));
+        // Candidates to expand (closest first) and the best `ef` found
+        // (worst first, to drop it).
+        let mut todo = BinaryHeap::new();
+        let mut found = BinaryHeap::new();
+        for (p, c) in seeds {
+            if mark(p) {
+                todo.push(By(c, p));
+                found.push(Reverse(By(c, p)));
+            }
+        }
+        while found.len() > ef {
+            found.pop();
+        }
+        while let Some(By(c, p)) = todo.pop() {
+            if found.len() >= ef && found.peek().is_some_and(|w| c < w.0 .0) {
+                break;
+            }
+            for &n in self.links(p, 0) {
+                let n = n as usize;
+                if !mark(n) {
+                    continue;
+                }
+                let cn = cos(n);
+                if found.len() < ef || found.peek().is_some_and(|w| cn > w.0 .0) {
+                    todo.push(By(cn, n));
+                    found.push(Reverse(By(cn, n)));
+                    if found.len() > ef {
+                        found.pop();
+                    }
+                }
+            }
+        }
+        let mut out: Vec<(usize, f32)> =
+            found.into_iter().map(|Reverse(By(c, p))| (p, c)).collect();
+        out.sort_by(|a, b| b.1.total_cmp(&a.1));
+        out
+    }
+}
+
+/// (cosine, point), ordered by cosine.
+struct By(f32, usize);
+
+impl Ord for By {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&o.0).then(self.1.cmp(&o.1))
+    }
+}
+
+impl PartialOrd for By {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+
+impl PartialEq for By {
+    fn eq(&self, o: &Self) -> bool {
+        self.cmp(o).is_eq()
+    }
+}
+
+impl Eq for By {}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
+/// Little-endian bytes into 8-aligned words.
+#[derive(Default)]
+struct Writer(Vec<u8>);
+
+impl Writer {
+    fn bytes(&mut self, b: &[u8]) {
+        self.0.extend_from_slice(b);
+    }
+
+    fn u32s(&mut self, v: &[u32]) {
+        for x in v {
+            self.0.extend_from_slice(&x.to_le_bytes());
+        }
+    }
+
+    fn u64(&mut self, x: u64) {
+        self.0.extend_from_slice(&x.to_le_bytes());
+    }
+
+    fn pad(&mut self) {
+        self.0.resize(self.0.len().next_multiple_of(8), 0);
+    }
+
+    fn words(mut self) -> Vec<u64> {
+        self.pad();
+        self.0
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn graph(n: usize, dim: usize) -> (Hnsw<'static, f16, UnitDot>, Vec<Vec<f16>>) {
+        let mut s = 7u64;
+        let mut rnd = || {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((s >> 33) as f32 / (1u64 << 31) as f32) - 0.5
+        };
+        let rows: Vec<Vec<f16>> = (0..n)
+            .map(|_| {
+                let v: Vec<f32> = (0..dim).map(|_| rnd()).collect();
+                let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+                v.iter().map(|x| f16::from_f32(x / norm)).collect()
+            })
+            .collect();
+        let g = Hnsw::new(8, n, 16, 64, UnitDot);
+        for (i, r) in rows.iter().enumerate() {
+            g.insert_slice((r, i));
+        }
+        (g, rows)
+    }
+
+    #[test]
+    fn a_frozen_graph_reads_back_and_finds_its_points() {
+        let (g, rows) = graph(2_000, 16);
+        let seg = Segment::freeze(&g, rows.len(), 16, |i| &rows[i]);
+        assert_eq!(seg.len(), 2_000);
+        assert!(seg.walkable(), "2,000 points have upper layers");
+        assert_eq!(seg.row(17), &rows[17][..]);
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("s.seg");
+        seg.write(&path).unwrap();
+        let back = Segment::open(&path, 16).unwrap();
+        assert!(back.is_mapped());
+        assert_eq!(back.bytes(), seg.bytes());
+        let mut found = 0;
+        for (i, r) in rows.iter().enumerate().step_by(20) {
+            let q: Vec<f32> = r.iter().map(|x| x.to_f32()).collect();
+            let hits = back.walk(&q, 32);
+            found += usize::from(hits.first().map(|h| h.0) == Some(i));
+        }
+        assert!(found >= 98, "{found} of 100 points found themselves");
+        // Links are hnsw_rs' own: the ground layer of point 0 is its
+        // neighbour list there.
+        let p0 = g
+            .get_point_indexation()
+            .into_iter()
+            .find(|p| p.get_origin_id() == 0)
+            .unwrap();
+        let want: Vec<u32> = p0.get_neighborhood_id()[0]
+            .iter()
+            .map(|n| n.d_id as u32)
+            .collect();
+        assert_eq!(back.links(0, 0), &want[..]);
+    }
+
+    #[test]
+    fn damaged_segments_are_refused_not_read() {
+        let (g, rows) = graph(500, 8);
+        let seg = Segment::freeze(&g, rows.len(), 8, |i| &rows[i]);
+        let good = seg.bytes().to_vec();
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("s.seg");
+        let try_ = |b: &[u8]| {
+            std::fs::write(&path, b).unwrap();
+            Segment::open(&path, 8)
+        };
+        assert!(try_(&good).is_ok());
+        assert!(matches!(Segment::open(&path, 16), Err(SegmentError::Garbled(_))));
+        // Every truncation, a wrong magic, a link out of bounds, a count too
+        // large: an error, never a panic.
+        for cut in (0..good.len() - 8).step_by(97) {
+            assert!(try_(&good[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut bad = good.clone();
+        bad[0] = b'X';
+        assert!(matches!(try_(&bad), Err(SegmentError::Header)));
+        let mut bad = good.clone();
+        let last = bad.len() - 8;
+        bad[last..last + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(try_(&bad).is_err(), "link or offset out of bounds");
+        let mut bad = good.clone();
+        bad[16..24].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(try_(&bad).is_err());
+        // Flipped bytes anywhere in the links: refused or still in bounds.
+        let links_from = HEADER + 500 * 8 * 2;
+        for at in (links_from..good.len()).step_by(13) {
+            let mut bad = good.clone();
+            bad[at] ^= 0xA5;
+            if let Ok(s) = try_(&bad) {
+                let q = vec![0.3f32; 8];
+                let _ = s.walk(&q, 16);
+            }
+        }
+    }
+}
