@@ -12,7 +12,9 @@
 //! resident memory (anonymous and file-backed) with the indexes' heap by
 //! component, the parts of a start alone, and the saved graph's recall@10
 //! against exact search by beam width. `BENCH_ANN=0` forces exact vector
-//! search; `BENCH_EMBED=0` skips the embedding-throughput preamble. Under
+//! search; `BENCH_EMBED=0` skips the embedding-throughput preamble;
+//! `BENCH_KEEP=<dir>` keeps each size's store in `<dir>/<N>` and a later
+//! run reuses it (measuring the start in a process that built nothing). Under
 //! `cargo test` it runs a tiny smoke pass.
 
 use std::time::{Duration, Instant};
@@ -114,9 +116,14 @@ fn main() {
     let embedder = Embedder::shared(&models, 1).expect("models (make models)");
     let ann = std::env::var("BENCH_ANN").map(|v| v != "0").unwrap_or(true);
     for n in sizes {
-        let dir = tempfile::tempdir().unwrap();
+        // `BENCH_KEEP=<dir>`: the store of each size is kept in <dir>/<N>
+        // and reused by the next run (which then measures only the start
+        // and what follows it, in a process that built nothing).
+        let tmp = tempfile::tempdir().unwrap();
+        let kept = std::env::var_os("BENCH_KEEP").map(|d| std::path::PathBuf::from(d).join(n.to_string()));
+        let dir = kept.clone().unwrap_or_else(|| tmp.path().to_owned());
+        let reuse = dir.join("bench-ready").exists();
         let mut rng = synth::Rng(0x9E37_79B9_7F4A_7C15);
-        let msgs = synth::messages(n, &[1, 2, 3], &texts, &mut rng);
         let settings = {
             let mut s = Settings::from_config(&cfg);
             if !ann {
@@ -124,25 +131,32 @@ fn main() {
             }
             s
         };
-        let t = Instant::now();
-        {
-            let core = Core::new(Store::open(dir.path()).unwrap(), settings.clone()).unwrap();
-            core.import(&msgs, 1000, |_, _| {}).unwrap();
+        let (mut import_s, mut open_s) = (f64::NAN, f64::NAN);
+        if !reuse {
+            let msgs = synth::messages(n, &[1, 2, 3], &texts, &mut rng);
+            let t = Instant::now();
+            {
+                let core = Core::new(Store::open(&dir).unwrap(), settings.clone()).unwrap();
+                core.import(&msgs, 1000, |_, _| {}).unwrap();
+            }
+            import_s = t.elapsed().as_secs_f64();
+            // Synthetic clustered vectors for every note, stored under the
+            // real model's id so that opening the core does not re-embed them.
+            synth::mark_model(&dir, &mut rng);
+            let t = Instant::now();
+            let core = Core::with_embedder(
+                Store::open(&dir).unwrap(),
+                settings.clone(),
+                Some(embedder.clone()),
+            )
+            .unwrap();
+            open_s = t.elapsed().as_secs_f64();
+            core.persist();
+            drop(core);
+            if kept.is_some() {
+                std::fs::write(dir.join("bench-ready"), b"").unwrap();
+            }
         }
-        let import_s = t.elapsed().as_secs_f64();
-        // Synthetic clustered vectors for every note, stored under the real
-        // model's id so that opening the core does not re-embed them.
-        synth::mark_model(dir.path(), &mut rng);
-        let t = Instant::now();
-        let core = Core::with_embedder(
-            Store::open(dir.path()).unwrap(),
-            settings.clone(),
-            Some(embedder.clone()),
-        )
-        .unwrap();
-        let open_s = t.elapsed().as_secs_f64();
-        core.persist();
-        drop(core);
         // Give back what the first core (and the import) freed, so the idle
         // figure below is the reopened core's, not the allocator's leftovers.
         // SAFETY: malloc_trim only releases free heap pages.
@@ -153,7 +167,7 @@ fn main() {
         // question answered by words as soon as the lexical index is in.
         let t = Instant::now();
         let core = Core::with_embedder(
-            Store::open(dir.path()).unwrap(),
+            Store::open(&dir).unwrap(),
             Settings {
                 vectors_in_background: true,
                 ..settings.clone()
@@ -208,7 +222,7 @@ fn main() {
         drop(core);
         // The lexical side of a start alone, and the part of it that is
         // reading and decoding the notes.
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::open(&dir).unwrap();
         let t = Instant::now();
         let lex = mnemo::memory::lexical::LexicalIndex::rebuild(&store).unwrap();
         let lex_s = t.elapsed().as_secs_f64();
@@ -221,7 +235,7 @@ fn main() {
         );
         drop(store);
         if graph_on {
-            ann_recall(dir.path(), &embedder, &questions, &mut rng, bench);
+            ann_recall(&dir, &embedder, &questions, &mut rng, bench);
         }
     }
 }

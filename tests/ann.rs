@@ -207,7 +207,9 @@ fn the_graph_survives_restarts_and_is_rebuilt_when_damaged() {
 
     // Garbled segment bytes (same length), in the vectors and in the links.
     for in_links in [false, true] {
-        rebuilt.save(&dir).unwrap();
+        // A graph of its own each time: its save writes a fresh segment.
+        let mut fresh = Ann::build(&idx, MODEL);
+        fresh.save(&dir).unwrap();
         let graph = segment_files(&dir).pop().unwrap();
         let mut g = std::fs::read(&graph).unwrap();
         // The links are the file's last ~250 kB (3,099 points · ~20 links).
@@ -315,4 +317,69 @@ fn saves_freeze_new_points_into_segments_and_merge_them() {
         assert_eq!(loaded.get(id), idx.get(id), "note {id}");
     }
     assert_eq!(loaded.get(50), None);
+}
+
+/// A save merges and writes without the lock (`SavePlan::run`): notes added
+/// meanwhile wait in the delta, notes deleted or edited meanwhile stay dead
+/// in the merged segment, and the manifest names only what is in segments.
+#[test]
+fn points_come_and_go_while_a_save_merges() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ann");
+    let all = corpus(4_000, 13);
+    let mut idx = VectorIndex::new(DIM);
+    for (id, chat, v) in all.iter().filter(|(id, _, _)| *id <= 3_000) {
+        idx.insert_f16(id, chat, v);
+    }
+    let mut ann = Ann::build(&idx, MODEL);
+    ann.save(&dir).unwrap();
+    let batch = |ids: std::ops::RangeInclusive<u64>| -> Vec<(u64, i64, &[mnemo::memory::dot::f16])> {
+        ids.map(|id| (id, all.chat_of(id).unwrap(), all.get(id).unwrap()))
+            .collect()
+    };
+    let first = batch(3_001..=3_800);
+    for &(id, chat, v) in &first {
+        idx.insert_f16(id, chat, v);
+    }
+    ann.insert_many(&first);
+    let plan = ann.begin_save(true);
+    assert_eq!(ann.shape(), (vec![3_000, 800], 0), "the delta frozen at once");
+    // While the merge of 3,000 + 800 is built: 200 notes arrive, 10 old
+    // and 10 frozen ones are deleted, one old note is edited.
+    let second = batch(3_801..=4_000);
+    for &(id, chat, v) in &second {
+        idx.insert_f16(id, chat, v);
+    }
+    ann.insert_many(&second);
+    for id in (1..=10).chain(3_001..=3_010) {
+        idx.remove(id);
+        ann.remove(id);
+    }
+    let edited = unit(vec![1.0; DIM]);
+    idx.insert(20, 0, &edited);
+    ann.insert(20, 0, &edited);
+    let work = plan.run(&dir).unwrap();
+    let m = ann.finish_save(work).unwrap();
+    mnemo::memory::ann::write_manifest(&dir, &m).unwrap();
+    assert_eq!(ann.shape(), (vec![3_800], 201), "one merged segment, the delta kept");
+    assert_eq!(ann.len(), idx.len());
+    assert_eq!(m.points.len(), 3_800, "the manifest names the segments' points only");
+    for id in [1, 3_001] {
+        assert_eq!(ann.get(id), None, "deleted during the save: {id}");
+    }
+    for id in [11, 3_011, 3_900, 4_000] {
+        assert_eq!(ann.get(id), idx.get(id), "note {id}");
+    }
+    assert_eq!(ann.search(&edited, 1, Chats::ALL)[0].0, 20, "the edit wins");
+    let qs = queries(&all, 40);
+    assert!(recall_at_10(&ann, &idx, &qs, None) >= 0.95);
+    // Read back: the 201 points of the delta (200 new, 1 edited) are added.
+    let (loaded, how) = Ann::load_or_build(&dir, &idx, MODEL);
+    assert_eq!(how, Origin::Loaded { added: 201 });
+    assert_eq!(loaded.len(), idx.len());
+    assert!(recall_at_10(&loaded, &idx, &qs, None) >= 0.95);
+    // A plan for one graph is refused by another.
+    let mut other = Ann::build(&idx, MODEL);
+    let work = ann.begin_save(false).run(&dir).unwrap();
+    assert!(other.finish_save(work).is_err());
 }

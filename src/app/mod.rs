@@ -308,7 +308,7 @@ impl App {
                     })
                 }
                 jobs::GRAPH_SAVE => Arc::new(move || {
-                    core()?.persist();
+                    core()?.persist_merging();
                     Ok("saved if changed".into())
                 }),
                 jobs::BACKUP => {

@@ -237,10 +237,17 @@ impl Core {
             .collect()
     }
 
-    /// Saves the ANN graph if it changed (call on the way out; a graph not
-    /// saved is caught up or rebuilt at the next start).
+    /// Saves the ANN graph if it changed, without merging segments (call
+    /// on the way out: quick; a graph not saved is caught up or rebuilt at
+    /// the next start).
     pub fn persist(&self) {
-        self.indexes.persist(self.store.dir());
+        self.indexes.persist(self.store.dir(), false);
+    }
+
+    /// Saves the ANN graph if it changed and merges its newest segments
+    /// when due (the scheduled save; searches and writes go on meanwhile).
+    pub fn persist_merging(&self) {
+        self.indexes.persist(self.store.dir(), true);
     }
 
     /// Drains the whole queue now (CLI commands, reindex), reporting progress

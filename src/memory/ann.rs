@@ -7,17 +7,25 @@
 //! dropped: it keeps every link as a reference-counted heap record, ~2.2 GB
 //! for 1M points, and took ~20 s to read back. Points added since the last
 //! save go into a small hnsw_rs graph of their own (the *delta*, searched
-//! exactly up to [`DELTA_EXACT`] points); a save freezes the delta into a
+//! exactly up to [`DELTA_EXACT`] points). A save freezes the delta into a
 //! new segment and merges the newest segments while the last holds at least
-//! a quarter of the points of the one before ([`MERGE_RATIO`]; a merge
-//! builds one graph over both segments' live points with hnsw_rs), so their
-//! number stays logarithmic. Merges larger than [`ONLINE_MERGE_MAX`] points
-//! are left to a rebuild (they would hold writes for minutes).
+//! a quarter of the live points of the one before ([`MERGE_RATIO`]: a merge
+//! is one hnsw_rs build over their live points), so their number stays
+//! logarithmic and each point is rebuilt a logarithmic number of times.
+//!
+//! **Saving does not stop the bot.** A save is three steps
+//! ([`Ann::begin_save`], [`SavePlan::run`], [`Ann::finish_save`] and
+//! [`write_manifest`]): only the first (freezing the delta) and the third
+//! (putting the new segments in place) need the graph locked, and both are
+//! quick; the merge and the file writes run on the segments, which are
+//! immutable and shared. Points added meanwhile wait in the delta; points
+//! deleted meanwhile stay dead in the merged segment.
 //!
 //! **One copy of the vectors.** The segments and the delta hold each note's
-//! vector, and nothing else does: the exact passes (a lexical candidate's
-//! cosine, duplicate detection) read a point's vector by its id
-//! ([`Ann::get`], [`Ann::search_exact`]).
+//! vector (a delta point's also in hnsw_rs' graph until the next save), and
+//! nothing else does: the exact passes (a lexical candidate's cosine,
+//! duplicate detection) read a point's vector by its id ([`Ann::get`],
+//! [`Ann::search_exact`]).
 //!
 //! Files in `<data dir>/ann/`: `seg-NNNNNNNN.ann` (one per segment, never
 //! rewritten: a save writes new names) and `manifest.json` ([`Manifest`]:
@@ -35,6 +43,8 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use hnsw_rs::hnsw::Hnsw;
 use serde::{Deserialize, Serialize};
@@ -65,8 +75,10 @@ pub const PARAMS: Params = Params {
     ef_construction: 200,
 };
 /// The search beam: candidates kept while walking the graph (at least k).
-/// Measured at 100k and 1M synthetic vectors (docs/BENCHMARKS.md).
-pub const EF_SEARCH: usize = 128;
+/// At 1M synthetic vectors in clusters of 2,000 (docs/BENCHMARKS.md) the
+/// reloaded graph finds 0.985 of the true top 10 at 128, 0.994 at 256, for
+/// ~1 ms more per search.
+pub const EF_SEARCH: usize = 256;
 /// A chat with at most this many points is searched exactly (a scan of its
 /// points: ~2 ms per 20k); larger ones through the graph.
 pub const EXACT_MAX: usize = 20_000;
@@ -80,9 +92,6 @@ pub const DELTA_EXACT: usize = 4096;
 /// The newest segment is merged with the one before it once it holds at
 /// least 1 / `MERGE_RATIO` as many points.
 const MERGE_RATIO: usize = 4;
-/// A save merges segments only up to this many points together (~90 s of
-/// building here); larger merges wait for a rebuild.
-const ONLINE_MERGE_MAX: usize = 100_000;
 
 /// Version of the files' layout and distance. A manifest of another
 /// format (or without one) names a graph this build does not read: it is
@@ -114,13 +123,16 @@ pub struct SegmentFile {
 }
 
 /// A segment and where its points start; `file` (name, sha256) once saved.
+#[derive(Clone)]
 struct Frozen {
-    seg: Segment,
+    seg: Arc<Segment>,
     start: usize,
     file: Option<(String, String)>,
 }
 
 pub struct Ann {
+    /// Tells this graph from any other (a save's last step checks it).
+    generation: u64,
     segments: Vec<Frozen>,
     /// hnsw_rs' graph of the points after the segments (its ids count from
     /// the first of them), and their vectors, flat.
@@ -178,7 +190,9 @@ fn sha256_hex(b: &[u8]) -> String {
 
 impl Ann {
     fn empty(model_id: &str, dim: usize, p: Params) -> Ann {
+        static GENERATION: AtomicU64 = AtomicU64::new(0);
         Ann {
+            generation: GENERATION.fetch_add(1, Ordering::Relaxed),
             segments: Vec::new(),
             delta: new_delta(p),
             delta_rows: Vec::new(),
@@ -207,7 +221,7 @@ impl Ann {
         let rows: Vec<&[f16]> = all.iter().map(|x| x.2).collect();
         if let Some(seg) = build_segment(&rows, idx.dim(), p) {
             ann.segments.push(Frozen {
-                seg,
+                seg: Arc::new(seg),
                 start: 0,
                 file: None,
             });
@@ -317,9 +331,7 @@ impl Ann {
             let i = p - ds;
             return &self.delta_rows[i * self.dim..(i + 1) * self.dim];
         }
-        let s = self.segments.partition_point(|f| f.start + f.seg.len() <= p);
-        let f = &self.segments[s];
-        f.seg.row(p - f.start)
+        row_of(&self.segments, p)
     }
 
     /// Note `id`'s vector, as the graph holds it.
@@ -463,9 +475,21 @@ impl Ann {
         ((links, vectors), mapped)
     }
 
-    /// Freezes the delta into a new segment and merges the newest segments
-    /// ([`MERGE_RATIO`], [`ONLINE_MERGE_MAX`]).
-    fn compact(&mut self) {
+    /// Saves into `dir` in one go (tests and benches; the bot saves in the
+    /// steps below so that searches and writes do not wait on it).
+    pub fn save(&mut self, dir: &Path) -> anyhow::Result<()> {
+        let work = self.begin_save(true).run(dir)?;
+        let m = self.finish_save(work)?;
+        write_manifest(dir, &m)
+    }
+
+    /// The first step of a save (call with the graph locked for writing;
+    /// quick): freezes the delta into a segment, and plans the merge of the
+    /// newest segments while the last holds at least 1 / [`MERGE_RATIO`] as
+    /// many live points as the one before (only with `merge`: a merge is
+    /// one hnsw_rs build over the live points of those segments, minutes at
+    /// a million).
+    pub fn begin_save(&mut self, merge: bool) -> SavePlan {
         let ds = self.delta_start();
         let nd = self.points.len() - ds;
         if nd > 0 {
@@ -473,85 +497,90 @@ impl Ann {
             let dim = self.dim;
             let seg = Segment::freeze(&self.delta, nd, dim, |i| &rows[i * dim..(i + 1) * dim]);
             self.segments.push(Frozen {
-                seg,
+                seg: Arc::new(seg),
                 start: ds,
                 file: None,
             });
             self.delta = new_delta(self.params);
             self.delta_rows = Vec::new();
         }
-        while let [.., a, b] = &self.segments[..] {
-            let (a, b) = (a.seg.len(), b.seg.len());
-            if b * MERGE_RATIO < a || a + b > ONLINE_MERGE_MAX {
-                break;
-            }
-            self.merge_last_two();
-        }
-    }
-
-    /// One segment over the live points of the last two (tombstones
-    /// dropped; the points after renumbered).
-    fn merge_last_two(&mut self) {
-        let n = self.segments.len();
-        let start = self.segments[n - 2].start;
-        let end = self.delta_start();
-        debug_assert_eq!(end, self.points.len(), "the delta is frozen first");
-        let keep: Vec<usize> = (start..end).filter(|&p| self.alive[p]).collect();
-        let seg = {
-            let rows: Vec<&[f16]> = keep.iter().map(|&p| self.row(p)).collect();
-            build_segment(&rows, self.dim, self.params)
-        };
-        let kept: Vec<(u64, u64, i64)> = keep
+        let live: Vec<usize> = self
+            .segments
             .iter()
-            .map(|&p| (self.points[p], self.hashes[p], self.chats[p]))
+            .map(|f| (f.start..f.start + f.seg.len()).filter(|&p| self.alive[p]).count())
             .collect();
-        self.segments.truncate(n - 2);
-        self.points.truncate(start);
-        self.hashes.truncate(start);
-        self.chats.truncate(start);
-        self.alive.truncate(start);
-        for (id, hash, chat) in kept {
-            self.live.insert(id, self.points.len());
-            self.points.push(id);
-            self.hashes.push(hash);
-            self.chats.push(chat);
-            self.alive.push(true);
+        // The newest segments that merge: a suffix, grown while the merged
+        // part holds at least 1 / MERGE_RATIO of the one before it.
+        let n = live.len();
+        let mut from = n.saturating_sub(1);
+        if merge && n >= 2 {
+            let mut acc = live[n - 1];
+            while from >= 1 && acc * MERGE_RATIO >= live[from - 1] {
+                acc += live[from - 1];
+                from -= 1;
+            }
         }
-        if let Some(seg) = seg {
-            self.segments.push(Frozen {
-                seg,
-                start,
-                file: None,
-            });
+        let merge = (from + 1 < n).then(|| {
+            let f = &self.segments[from];
+            Merge {
+                from,
+                // Up to the end: the delta was just frozen.
+                keep: (f.start..self.points.len())
+                    .filter(|&p| self.alive[p])
+                    .collect(),
+            }
+        });
+        SavePlan {
+            generation: self.generation,
+            dim: self.dim,
+            params: self.params,
+            segments: self.segments.clone(),
+            merge,
         }
     }
 
-    /// Writes the graph into `dir`: the delta frozen into a segment, new
-    /// segments each into a new file, then the manifest, then the files no
-    /// manifest names are removed. Saved segments are read back
-    /// memory-mapped (their heap copy is freed).
-    pub fn save(&mut self, dir: &Path) -> anyhow::Result<()> {
-        std::fs::create_dir_all(dir)?;
-        self.compact();
-        let mut next = std::fs::read_dir(dir)?
-            .filter_map(|e| segment_number(&e.ok()?.file_name().to_string_lossy()))
-            .max()
-            .map_or(0, |n| n + 1);
-        for f in &mut self.segments {
-            if f.file.is_some() {
-                continue;
+    /// The third step of a save (call with the graph locked for writing;
+    /// quick): puts the written (and merged) segments in place — a merged
+    /// segment's points renumbered, those deleted meanwhile left dead — and
+    /// returns the manifest to write. Refused if the graph changed under the
+    /// save other than by new points (another save, another graph).
+    pub fn finish_save(&mut self, work: SaveWork) -> anyhow::Result<Manifest> {
+        let SaveWork { plan, segments } = work;
+        anyhow::ensure!(
+            plan.generation == self.generation
+                && plan.segments.len() == self.segments.len()
+                && plan
+                    .segments
+                    .iter()
+                    .zip(&self.segments)
+                    .all(|(a, b)| Arc::ptr_eq(&a.seg, &b.seg)),
+            "the graph changed while it was being saved"
+        );
+        if let Some(m) = &plan.merge {
+            let start = self.segments[m.from].start;
+            let end = self.delta_start();
+            let take = |p: usize| (self.points[p], self.hashes[p], self.chats[p], self.alive[p]);
+            let merged: Vec<_> = m.keep.iter().map(|&p| take(p)).collect();
+            // The delta's points follow: renumbered, their graph ids (from
+            // the delta's start) unchanged.
+            let delta: Vec<_> = (end..self.points.len()).map(take).collect();
+            self.points.truncate(start);
+            self.hashes.truncate(start);
+            self.chats.truncate(start);
+            self.alive.truncate(start);
+            for (id, hash, chat, alive) in merged.into_iter().chain(delta) {
+                if alive {
+                    self.live.insert(id, self.points.len());
+                }
+                self.points.push(id);
+                self.hashes.push(hash);
+                self.chats.push(chat);
+                self.alive.push(alive);
             }
-            let name = format!("seg-{next:08}.ann");
-            next += 1;
-            let path = dir.join(&name);
-            f.seg.write(&path)?;
-            let sum = sha256_hex(f.seg.bytes());
-            let mapped = Segment::open(&path, self.dim)?;
-            anyhow::ensure!(mapped.bytes() == f.seg.bytes(), "segment {name} reads back changed");
-            f.seg = mapped;
-            f.file = Some((name, sum));
         }
-        let m = Manifest {
+        self.segments = segments;
+        let ds = self.delta_start();
+        Ok(Manifest {
             format: FORMAT,
             model_id: self.model_id.clone(),
             dim: self.dim,
@@ -559,7 +588,7 @@ impl Ann {
                 .segments
                 .iter()
                 .map(|f| {
-                    let (file, sha256) = f.file.clone().expect("written above");
+                    let (file, sha256) = f.file.clone().expect("written by the save");
                     SegmentFile {
                         file,
                         points: f.seg.len(),
@@ -567,28 +596,9 @@ impl Ann {
                     }
                 })
                 .collect(),
-            points: self.points.clone(),
-            hashes: self.hashes.clone(),
-        };
-        let tmp = dir.join(format!("{MANIFEST}.tmp"));
-        std::fs::write(&tmp, serde_json::to_vec(&m)?)?;
-        std::fs::File::open(&tmp)?.sync_all()?;
-        std::fs::rename(&tmp, dir.join(MANIFEST))?;
-        // What no manifest names: older segments, earlier formats' files.
-        for e in std::fs::read_dir(dir)? {
-            let e = e?;
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name == MANIFEST || m.segments.iter().any(|s| s.file == name) {
-                continue;
-            }
-            let _ = if e.file_type()?.is_dir() {
-                std::fs::remove_dir_all(e.path())
-            } else {
-                std::fs::remove_file(e.path())
-            };
-        }
-        private(dir)?;
-        Ok(())
+            points: self.points[..ds].to_vec(),
+            hashes: self.hashes[..ds].to_vec(),
+        })
     }
 
     /// Loads the graph in `dir` and brings it in line with `idx` (the truth),
@@ -620,8 +630,9 @@ impl Ann {
                 segment_number(&s.file).is_some(),
                 "manifest names a file that is not a segment"
             );
-            // Checked by reading the file, not through the map: the pages
-            // then stay out of this process until a search touches them.
+            // Checked by reading the file, not through the map: the vectors'
+            // pages then stay out of this process until a search touches
+            // them (opening reads the links through the map, to check them).
             let path = dir.join(&s.file);
             anyhow::ensure!(
                 crate::models::sha256_file(&path)? == s.sha256,
@@ -630,7 +641,7 @@ impl Ann {
             let seg = Segment::open(&path, idx.dim())?;
             anyhow::ensure!(seg.len() == s.points, "graph and manifest disagree");
             ann.segments.push(Frozen {
-                seg,
+                seg: Arc::new(seg),
                 start,
                 file: Some((s.file.clone(), s.sha256.clone())),
             });
@@ -689,6 +700,112 @@ fn segment_number(name: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
+/// Point `p`'s vector, `p` in one of `segments`.
+fn row_of(segments: &[Frozen], p: usize) -> &[f16] {
+    let f = &segments[segments.partition_point(|f| f.start + f.seg.len() <= p)];
+    f.seg.row(p - f.start)
+}
+
+/// A merge planned by [`Ann::begin_save`]: segments `from..` become one
+/// over `keep`, their points live when the save began.
+struct Merge {
+    from: usize,
+    keep: Vec<usize>,
+}
+
+/// What a save does without the lock ([`SavePlan::run`]): the segments as
+/// they were when it began (shared, immutable) and the merge to build.
+pub struct SavePlan {
+    generation: u64,
+    dim: usize,
+    params: Params,
+    segments: Vec<Frozen>,
+    merge: Option<Merge>,
+}
+
+/// A save's written segments, for [`Ann::finish_save`].
+pub struct SaveWork {
+    plan: SavePlan,
+    segments: Vec<Frozen>,
+}
+
+impl SavePlan {
+    /// The second step of a save, without the lock (slow: a merge builds a
+    /// graph, and every new segment is written to a new file, synced, and
+    /// read back memory-mapped).
+    pub fn run(self, dir: &Path) -> anyhow::Result<SaveWork> {
+        std::fs::create_dir_all(dir)?;
+        let mut next = std::fs::read_dir(dir)?
+            .filter_map(|e| segment_number(&e.ok()?.file_name().to_string_lossy()))
+            .max()
+            .map_or(0, |n| n + 1);
+        let mut write = |f: &Frozen| -> anyhow::Result<Frozen> {
+            if f.file.is_some() {
+                return Ok(f.clone());
+            }
+            let name = format!("seg-{next:08}.ann");
+            next += 1;
+            let path = dir.join(&name);
+            f.seg.write(&path)?;
+            let sum = sha256_hex(f.seg.bytes());
+            Ok(Frozen {
+                seg: Arc::new(Segment::open(&path, self.dim)?),
+                start: f.start,
+                file: Some((name, sum)),
+            })
+        };
+        let kept = self.merge.as_ref().map_or(self.segments.len(), |m| m.from);
+        let mut segments = self.segments[..kept]
+            .iter()
+            .map(&mut write)
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        if let Some(m) = &self.merge {
+            let rows: Vec<&[f16]> = m.keep.iter().map(|&p| row_of(&self.segments, p)).collect();
+            if let Some(seg) = build_segment(&rows, self.dim, self.params) {
+                segments.push(write(&Frozen {
+                    seg: Arc::new(seg),
+                    start: self.segments[m.from].start,
+                    file: None,
+                })?);
+            }
+        }
+        sync_dir(dir)?;
+        Ok(SaveWork {
+            plan: self,
+            segments,
+        })
+    }
+}
+
+/// The last step of a save: the manifest (by rename, synced), then every
+/// file it does not name is removed (older segments, earlier formats).
+pub fn write_manifest(dir: &Path, m: &Manifest) -> anyhow::Result<()> {
+    let tmp = dir.join(format!("{MANIFEST}.tmp"));
+    std::fs::write(&tmp, serde_json::to_vec(m)?)?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, dir.join(MANIFEST))?;
+    sync_dir(dir)?;
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name == MANIFEST || m.segments.iter().any(|s| s.file == name) {
+            continue;
+        }
+        let _ = if e.file_type()?.is_dir() {
+            std::fs::remove_dir_all(e.path())
+        } else {
+            std::fs::remove_file(e.path())
+        };
+    }
+    private(dir)?;
+    Ok(())
+}
+
+/// Makes renames and new files in `dir` durable.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
 /// FNV-1a over the vector's bytes.
 fn fingerprint(v: &[f16]) -> u64 {
     v.iter()
@@ -703,9 +820,9 @@ pub fn dir_in(data_dir: &Path) -> PathBuf {
     data_dir.join("ann")
 }
 
-/// Makes `dir` 0700 and the files in it 0600: hnsw_rs creates its dumps
-/// with the process's default mode (the binary sets a 077 umask at start;
-/// this holds for library callers too).
+/// Makes `dir` 0700 and the files in it 0600: segments are created with
+/// the process's default mode (the binary sets a 077 umask at start; this
+/// holds for library callers too).
 fn private(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;

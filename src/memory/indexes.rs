@@ -221,6 +221,8 @@ pub(crate) struct Indexes {
     /// a model: no vectors are loaded and no graph is built.
     space: Option<String>,
     ann_threshold: usize,
+    /// Held by a save from start to end (one at a time).
+    saving: Mutex<()>,
 }
 
 impl Indexes {
@@ -319,6 +321,7 @@ impl Indexes {
             feedback: RwLock::new(feedback),
             space: space.map(str::to_owned),
             ann_threshold,
+            saving: Mutex::new(()),
         })
     }
 
@@ -599,19 +602,38 @@ impl Indexes {
 
     /// Saves the graph in `<data_dir>/ann` if it changed since it was loaded
     /// or saved (a graph not saved is caught up or rebuilt at the next
-    /// start).
-    pub(crate) fn persist(&self, data_dir: &Path) {
+    /// start), merging the newest segments with `merge`. Searches and writes
+    /// wait only for the two quick steps ([`Ann::begin_save`],
+    /// [`Ann::finish_save`]); one save runs at a time. A failed save is
+    /// tried again at the next.
+    pub(crate) fn persist(&self, data_dir: &Path, merge: bool) {
+        let _one = lock(&self.saving);
         if !self.shared.ann_dirty.swap(false, Ordering::AcqRel) {
             return;
         }
-        // Saving freezes the points added since into a segment: writers wait.
-        let mut vectors = write(&self.shared.vectors);
-        if let Vectors::Graph(g) = &mut *vectors {
-            match g.save(&ann::dir_in(data_dir)) {
-                Ok(()) => tracing::info!(points = g.len(), "ANN graph saved"),
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not save the ANN graph; it will be rebuilt")
-                }
+        let plan = match &mut *write(&self.shared.vectors) {
+            Vectors::Graph(g) => g.begin_save(merge),
+            _ => return,
+        };
+        let dir = ann::dir_in(data_dir);
+        let t = std::time::Instant::now();
+        let saved = plan.run(&dir).and_then(|work| {
+            let m = match &mut *write(&self.shared.vectors) {
+                Vectors::Graph(g) => g.finish_save(work)?,
+                _ => anyhow::bail!("the graph was dropped while it was being saved"),
+            };
+            ann::write_manifest(&dir, &m)?;
+            Ok(m.segments.iter().map(|s| s.points).collect::<Vec<_>>())
+        });
+        match saved {
+            Ok(segments) => tracing::info!(
+                ?segments,
+                secs = t.elapsed().as_secs_f64(),
+                "ANN graph saved"
+            ),
+            Err(e) => {
+                self.shared.ann_dirty.store(true, Ordering::Release);
+                tracing::warn!(error = %e, "could not save the ANN graph; trying again at the next save")
             }
         }
     }

@@ -14,7 +14,8 @@
 //! (each built by hnsw_rs over the points added between two saves, merged as
 //! they grow) and decides which points are alive.
 //!
-//! File layout (little-endian, every section starting at a multiple of 8):
+//! File layout (little-endian, the byte order of every machine mnemo builds
+//! for: sections are read in place; every section starts at a multiple of 8):
 //!
 //! ```text
 //! magic "MNEMOSEG" | version u32 | dim u32 | points u64 | layers u32 | 0 u32
@@ -33,6 +34,9 @@ use std::path::Path;
 use hnsw_rs::hnsw::Hnsw;
 
 use super::dot::{dot_f16_f32, f16, UnitDot};
+
+#[cfg(not(target_endian = "little"))]
+compile_error!("segment files are read in place as little-endian");
 
 const MAGIC: &[u8; 8] = b"MNEMOSEG";
 const VERSION: u32 = 1;
@@ -128,7 +132,10 @@ impl Segment {
             }
         }
         let layers = links.iter().map(Vec::len).max().unwrap_or(1);
-        let mut w = Writer::default();
+        let total: usize = links.iter().flatten().map(Vec::len).sum();
+        assert!(total < u32::MAX as usize, "links fit u32 offsets");
+        // The file's size, near enough: written in place, never copied.
+        let mut w = Writer::with_capacity(HEADER + n * dim * 2 + (total + 2 * n) * 4 + layers * 64);
         w.bytes(MAGIC);
         w.u32s(&[VERSION, dim as u32]);
         w.u64(n as u64);
@@ -172,6 +179,9 @@ impl Segment {
         // renamed) and never modified in place; a save replaces them with
         // new files, so the mapped bytes do not change under the map.
         let map = unsafe { memmap2::Mmap::map(&file)? };
+        // A walk reads scattered rows: no read-ahead around each (it would
+        // bring in pages no search asked for).
+        map.advise(memmap2::Advice::Random)?;
         Segment::parse(Bytes::Mapped(map), dim)
     }
 
@@ -225,7 +235,7 @@ impl Segment {
             }
             above = count;
             let points = if layer > 0 {
-                let r = take(count * 4)?;
+                let r = take(count.checked_mul(4).ok_or(SegmentError::Garbled("size"))?)?;
                 let p: &[u32] = bytemuck::cast_slice(&b[r.clone()]);
                 if !p.windows(2).all(|w| w[0] < w[1]) || p.last().is_some_and(|&x| x as usize >= n)
                 {
@@ -235,12 +245,12 @@ impl Segment {
             } else {
                 None
             };
-            let offsets = take((count + 1) * 4)?;
+            let offsets = take((count + 1).checked_mul(4).ok_or(SegmentError::Garbled("size"))?)?;
             let o: &[u32] = bytemuck::cast_slice(&b[offsets.clone()]);
             if o[0] != 0 || !o.windows(2).all(|w| w[0] <= w[1]) {
                 return Err(SegmentError::Garbled("offsets"));
             }
-            let links = take(o[count] as usize * 4)?;
+            let links = take((o[count] as usize).checked_mul(4).ok_or(SegmentError::Garbled("size"))?)?;
             let l: &[u32] = bytemuck::cast_slice(&b[links.clone()]);
             if l.iter().any(|&x| x as usize >= n) {
                 return Err(SegmentError::Garbled("links"));
@@ -452,35 +462,45 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
 }
 
-/// Little-endian bytes into 8-aligned words.
-#[derive(Default)]
-struct Writer(Vec<u8>);
+/// Little-endian bytes, written into 8-aligned words (what [`Bytes::Owned`]
+/// keeps, so a built segment is never copied).
+struct Writer {
+    words: Vec<u64>,
+    len: usize,
+}
 
 impl Writer {
-    fn bytes(&mut self, b: &[u8]) {
-        self.0.extend_from_slice(b);
-    }
-
-    fn u32s(&mut self, v: &[u32]) {
-        for x in v {
-            self.0.extend_from_slice(&x.to_le_bytes());
+    fn with_capacity(bytes: usize) -> Writer {
+        Writer {
+            words: Vec::with_capacity(bytes.div_ceil(8)),
+            len: 0,
         }
     }
 
+    fn bytes(&mut self, b: &[u8]) {
+        let end = self.len + b.len();
+        self.words.resize(end.div_ceil(8), 0);
+        bytemuck::cast_slice_mut::<u64, u8>(&mut self.words)[self.len..end].copy_from_slice(b);
+        self.len = end;
+    }
+
+    fn u32s(&mut self, v: &[u32]) {
+        // Little-endian already: the sections are read as they lie.
+        self.bytes(bytemuck::cast_slice(v));
+    }
+
     fn u64(&mut self, x: u64) {
-        self.0.extend_from_slice(&x.to_le_bytes());
+        self.bytes(&x.to_le_bytes());
     }
 
     fn pad(&mut self) {
-        self.0.resize(self.0.len().next_multiple_of(8), 0);
+        self.len = self.len.next_multiple_of(8);
+        self.words.resize(self.len / 8, 0);
     }
 
     fn words(mut self) -> Vec<u64> {
         self.pad();
-        self.0
-            .chunks_exact(8)
-            .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
-            .collect()
+        self.words
     }
 }
 
