@@ -254,6 +254,22 @@ impl Ann {
         self.points.len() - self.live.len()
     }
 
+    /// Ground-layer points of the segments that no link reaches
+    /// ([`Segment::orphans`]).
+    pub fn orphans(&self) -> usize {
+        self.segments.iter().map(|f| f.seg.orphans()).sum()
+    }
+
+    /// Lays every segment out again with the repair of unreachable points
+    /// (for a graph frozen without it: benches compare the two; the next
+    /// save writes them to new files).
+    pub fn relink(&mut self) {
+        for f in &mut self.segments {
+            f.seg = Arc::new(f.seg.relinked());
+            f.file = None;
+        }
+    }
+
     /// Points in each segment, oldest first, then in the delta.
     pub fn shape(&self) -> (Vec<usize>, usize) {
         (

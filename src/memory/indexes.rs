@@ -233,8 +233,9 @@ impl Indexes {
     /// from the data dir — or built — once there are `ann_threshold`
     /// vectors. These store writes are the only ones made from here. The
     /// lexical side and the vectors are read on two threads; with
-    /// `background` and at least `ann_threshold` stored vectors, this
-    /// returns once the lexical side is in and the vectors follow
+    /// `background` and at least `ann_threshold` stored vectors, the
+    /// lexical side is read first, alone, and this returns once it is in;
+    /// the vectors follow on their own thread
     /// ([`Indexes::vectors_loading`]).
     pub(crate) fn build(
         store: &Store,
@@ -265,6 +266,10 @@ impl Indexes {
             store_cv: Condvar::new(),
         });
         let text = if background {
+            // Words first, alone: the first question is answered by them,
+            // and reading the vectors beside them slowed them threefold at
+            // 1M notes on two cores (docs/BENCHMARKS.md).
+            let text = rebuild_text(store)?;
             let (s, sp, sh) = (
                 store.clone(),
                 space.unwrap_or_default().to_owned(),
@@ -290,7 +295,7 @@ impl Indexes {
                     context: "cannot start the vector loader".into(),
                     source,
                 })?;
-            rebuild_text(store)?
+            text
         } else {
             *lock(&shared.store_released) = true;
             let (text, got) = std::thread::scope(|sc| {

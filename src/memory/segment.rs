@@ -47,6 +47,11 @@ const HEADER: usize = 32;
 const SEEDS_MAX: usize = 8192;
 /// The closest seeds the ground layer's search also starts from.
 const START_SEEDS: usize = 8;
+/// The beam on layer 1 when the seeds are above it.
+const LAYER1_EF: usize = 32;
+/// A ground-layer point no link reaches gets links from this many of its
+/// nearest neighbours.
+const ORPHAN_LINKS: usize = 2;
 
 /// Why a segment's bytes were refused.
 #[derive(Debug, thiserror::Error)]
@@ -129,6 +134,61 @@ impl Segment {
                 // A point hnsw_rs did not list (never the case) is still on
                 // the ground layer, without links.
                 l.push(Vec::new());
+            }
+        }
+        Segment::lay_out(links, n, dim, row)
+    }
+
+    /// The same graph laid out again, with [`Segment::freeze`]'s repair of
+    /// unreachable points (benches measure a graph before and after it).
+    pub fn relinked(&self) -> Segment {
+        let links: Vec<Vec<Vec<u32>>> = (0..self.n)
+            .map(|p| {
+                (0..self.layers.len())
+                    .take_while(|&l| l == 0 || self.on(l).binary_search(&(p as u32)).is_ok())
+                    .map(|l| self.links(p, l).to_vec())
+                    .collect()
+            })
+            .collect();
+        Segment::lay_out(links, self.n, self.dim, |p| self.row(p))
+    }
+
+    /// Points of the ground layer that no link reaches: a search finds
+    /// them only by starting at them. hnsw_rs leaves some (a point's
+    /// neighbours may all prune it from their lists as closer points
+    /// arrive).
+    pub fn orphans(&self) -> usize {
+        let mut reached = vec![false; self.n];
+        for p in 0..self.n {
+            for &q in self.links(p, 0) {
+                reached[q as usize] = true;
+            }
+        }
+        reached.iter().filter(|r| !**r).count()
+    }
+
+    /// Writes `links` (per point, per layer it is on) and the vectors.
+    /// Every ground-layer point no link reaches is linked from its
+    /// [`ORPHAN_LINKS`] nearest neighbours (its first links), so that a
+    /// search through the neighbourhood can find it.
+    fn lay_out<'a>(
+        mut links: Vec<Vec<Vec<u32>>>,
+        n: usize,
+        dim: usize,
+        row: impl Fn(usize) -> &'a [f16],
+    ) -> Segment {
+        let mut reached = vec![false; n];
+        for l in &links {
+            for &q in &l[0] {
+                reached[q as usize] = true;
+            }
+        }
+        for p in 0..n {
+            if !reached[p] {
+                let near: Vec<u32> = links[p][0].iter().take(ORPHAN_LINKS).copied().collect();
+                for q in near {
+                    links[q as usize][0].push(p as u32);
+                }
             }
         }
         let layers = links.iter().map(Vec::len).max().unwrap_or(1);
@@ -351,13 +411,11 @@ impl Segment {
     /// it (1M synthetic points, ef 128: 86 of 200 queries found none of
     /// their true top 10; recall@10 0.54). Here every seed (the upper
     /// layers' points, up to [`SEEDS_MAX`]) is compared with the query, the
-    /// best is followed down the layers below moving while a neighbour is
-    /// closer, and the ground layer is searched with a beam of `ef` from
-    /// there and from the [`START_SEEDS`] closest seeds (same graph: 0.96,
-    /// none lost).
+    /// best is followed down to layer 2 moving while a neighbour is closer,
+    /// layer 1 is searched with a beam of [`LAYER1_EF`] from there and from
+    /// the [`START_SEEDS`] closest seeds, and the ground layer with a beam
+    /// of `ef` from the [`LAYER1_EF`] points found there.
     pub fn walk(&self, q: &[f32], ef: usize) -> Vec<(usize, f32)> {
-        use std::cmp::Reverse;
-        use std::collections::BinaryHeap;
         let cos = |p: usize| dot_f16_f32(self.row(p), q);
         let mut seeds: Vec<(usize, f32)> = self
             .seeds
@@ -369,7 +427,7 @@ impl Segment {
         let Some(&(mut at, mut best)) = seeds.first() else {
             return Vec::new();
         };
-        for layer in (1..self.seed_layer).rev() {
+        for layer in (2..self.seed_layer).rev() {
             loop {
                 let next = self
                     .links(at, layer)
@@ -382,21 +440,43 @@ impl Segment {
                 }
             }
         }
+        seeds.push((at, best));
         let mut seen = vec![0u64; self.n.div_ceil(64)];
+        // Layer 1 (when the seeds are above it) is searched with a beam too,
+        // not by single moves: a cluster with no seed of its own is reached
+        // through its layer-1 points (a greedy move stops at the first point
+        // with no closer neighbour, often in the wrong cluster).
+        if self.seed_layer > 1 {
+            let mut up = vec![0u64; self.n.div_ceil(64)];
+            seeds = self.beam(&cos, &mut up, 1, seeds, LAYER1_EF);
+        }
+        self.beam(&cos, &mut seen, 0, seeds, ef)
+    }
+
+    /// The best-first search of one layer: from `starts`, expand the
+    /// closest candidate until none left is closer than the worst of the
+    /// `ef` best found; those, best first.
+    fn beam(
+        &self,
+        cos: &impl Fn(usize) -> f32,
+        seen: &mut [u64],
+        layer: usize,
+        starts: Vec<(usize, f32)>,
+        ef: usize,
+    ) -> Vec<(usize, f32)> {
+        use std::cmp::Reverse;
+        use std::collections::BinaryHeap;
         let mut mark = |p: usize| {
             let (w, b) = (p / 64, 1u64 << (p % 64));
             let new = seen[w] & b == 0;
             seen[w] |= b;
             new
         };
-        // The ground layer's search starts from where the descent ended and
-        // from the closest seeds.
-        seeds.push((at, best));
         // Candidates to expand (closest first) and the best `ef` found
         // (worst first, to drop it).
         let mut todo = BinaryHeap::new();
         let mut found = BinaryHeap::new();
-        for (p, c) in seeds {
+        for (p, c) in starts {
             if mark(p) {
                 todo.push(By(c, p));
                 found.push(Reverse(By(c, p)));
@@ -409,7 +489,7 @@ impl Segment {
             if found.len() >= ef && found.peek().is_some_and(|w| c < w.0 .0) {
                 break;
             }
-            for &n in self.links(p, 0) {
+            for &n in self.links(p, layer) {
                 let n = n as usize;
                 if !mark(n) {
                     continue;
@@ -560,6 +640,23 @@ mod tests {
             .map(|n| n.d_id as u32)
             .collect();
         assert_eq!(back.links(0, 0), &want[..]);
+    }
+
+    #[test]
+    fn a_point_no_link_reaches_is_linked_from_its_nearest() {
+        // 2 links to 0, nothing to 2: 2 is reachable only as a start.
+        let rows: Vec<Vec<f16>> = (0..3)
+            .map(|i| vec![f16::from_f32(i as f32), f16::from_f32(1.0)])
+            .collect();
+        let links = vec![vec![vec![1]], vec![vec![0]], vec![vec![0, 1]]];
+        let seg = Segment::lay_out(links, 3, 2, |i| &rows[i]);
+        assert_eq!(seg.orphans(), 0);
+        assert_eq!(seg.links(0, 0), &[1, 2], "its nearest links to it");
+        assert_eq!(seg.links(1, 0), &[0, 2]);
+        assert_eq!(seg.relinked().bytes(), seg.bytes(), "nothing left to repair");
+        let (g, rows) = graph(3_000, 8);
+        let seg = Segment::freeze(&g, rows.len(), 8, |i| &rows[i]);
+        assert_eq!(seg.orphans(), 0, "every frozen point is reachable");
     }
 
     #[test]
