@@ -383,3 +383,56 @@ fn points_come_and_go_while_a_save_merges() {
     let work = ann.begin_save(false).run(&dir).unwrap();
     assert!(other.finish_save(work).is_err());
 }
+
+/// A save that stops after writing its segments (the process killed, the
+/// disk full before the manifest): the previous manifest and its files are
+/// untouched, so the next start loads them and adds what they lack; the
+/// stray segment is removed by the next save. A save into a place it cannot
+/// write fails with an error and leaves the graph answering.
+#[test]
+fn a_save_cut_short_leaves_the_previous_graph_readable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ann");
+    let all = corpus(3_500, 17);
+    let mut idx = VectorIndex::new(DIM);
+    for (id, chat, v) in all.iter().filter(|(id, _, _)| *id <= 3_000) {
+        idx.insert_f16(id, chat, v);
+    }
+    let mut ann = Ann::build(&idx, MODEL);
+    ann.save(&dir).unwrap();
+    let before = std::fs::read(dir.join("manifest.json")).unwrap();
+    let batch: Vec<_> = (3_001..=3_500)
+        .map(|id| (id, all.chat_of(id).unwrap(), all.get(id).unwrap()))
+        .collect();
+    for &(id, chat, v) in &batch {
+        idx.insert_f16(id, chat, v);
+    }
+    ann.insert_many(&batch);
+    // Cut short: the 500 new points' segment written, no manifest.
+    let work = ann.begin_save(true).run(&dir).unwrap();
+    drop(work);
+    drop(ann);
+    assert_eq!(std::fs::read(dir.join("manifest.json")).unwrap(), before);
+    assert_eq!(segment_files(&dir).len(), 2, "the old segment and a stray one");
+    let stray = segment_files(&dir).pop().unwrap();
+    let (mut loaded, how) = Ann::load_or_build(&dir, &idx, MODEL);
+    assert_eq!(how, Origin::Loaded { added: 500 }, "the points the old graph lacks");
+    let qs = queries(&all, 40);
+    assert!(recall_at_10(&loaded, &idx, &qs, None) >= 0.95);
+    loaded.save(&dir).unwrap();
+    assert!(!stray.exists(), "the stray segment is removed");
+    assert_eq!(segment_files(&dir).len(), 2);
+    assert_eq!(loaded.shape(), (vec![3_000, 500], 0));
+
+    // A directory that cannot be written: an error, the graph unchanged.
+    let blocked = tmp.path().join("a-file");
+    std::fs::write(&blocked, b"not a directory").unwrap();
+    loaded.insert(9_999, 1, &unit(vec![0.5; DIM]));
+    assert!(loaded.save(&blocked).is_err());
+    assert_eq!(loaded.len(), 3_501);
+    assert_eq!(loaded.search(&unit(vec![0.5; DIM]), 1, Chats::ALL)[0].0, 9_999);
+    loaded.save(&dir).unwrap();
+    let (again, how) = Ann::load_or_build(&dir, &idx, MODEL);
+    assert_eq!(how, Origin::Loaded { added: 0 }, "idx lacks 9,999: a tombstone, not an addition");
+    assert_eq!(again.len(), idx.len());
+}
