@@ -120,7 +120,8 @@ fn main() {
         // and reused by the next run (which then measures only the start
         // and what follows it, in a process that built nothing).
         let tmp = tempfile::tempdir().unwrap();
-        let kept = std::env::var_os("BENCH_KEEP").map(|d| std::path::PathBuf::from(d).join(n.to_string()));
+        let kept =
+            std::env::var_os("BENCH_KEEP").map(|d| std::path::PathBuf::from(d).join(n.to_string()));
         let dir = kept.clone().unwrap_or_else(|| tmp.path().to_owned());
         let reuse = dir.join("bench-ready").exists();
         let mut rng = synth::Rng(0x9E37_79B9_7F4A_7C15);

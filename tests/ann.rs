@@ -284,7 +284,11 @@ fn saves_freeze_new_points_into_segments_and_merge_them() {
     assert_eq!(ann.shape(), (vec![3_000], 0));
 
     add(&mut idx, &mut ann, 3_001..=3_200);
-    assert_eq!(ann.shape(), (vec![3_000], 200), "new points wait in the delta");
+    assert_eq!(
+        ann.shape(),
+        (vec![3_000], 200),
+        "new points wait in the delta"
+    );
     let qs = queries(&all, 40);
     assert!(recall_at_10(&ann, &idx, &qs, None) >= 0.95);
     for id in 1..=50 {
@@ -292,7 +296,11 @@ fn saves_freeze_new_points_into_segments_and_merge_them() {
         ann.remove(id);
     }
     ann.save(&dir).unwrap();
-    assert_eq!(ann.shape(), (vec![3_000, 200], 0), "200 · 4 < 3,000: kept apart");
+    assert_eq!(
+        ann.shape(),
+        (vec![3_000, 200], 0),
+        "200 · 4 < 3,000: kept apart"
+    );
     assert_eq!(segment_files(&dir).len(), 2);
     let (loaded, how) = Ann::load_or_build(&dir, &idx, MODEL);
     assert_eq!(how, Origin::Loaded { added: 0 });
@@ -306,7 +314,11 @@ fn saves_freeze_new_points_into_segments_and_merge_them() {
     // of the 3,750 live points, the 50 tombstones dropped.
     assert_eq!(ann.shape(), (vec![3_750], 0));
     assert_eq!(ann.tombstones(), 0);
-    assert_eq!(segment_files(&dir).len(), 1, "merged segments' files removed");
+    assert_eq!(
+        segment_files(&dir).len(),
+        1,
+        "merged segments' files removed"
+    );
     let (loaded, how) = Ann::load_or_build(&dir, &idx, MODEL);
     assert_eq!(how, Origin::Loaded { added: 0 });
     assert_eq!(loaded.len(), 3_750);
@@ -333,17 +345,22 @@ fn points_come_and_go_while_a_save_merges() {
     }
     let mut ann = Ann::build(&idx, MODEL);
     ann.save(&dir).unwrap();
-    let batch = |ids: std::ops::RangeInclusive<u64>| -> Vec<(u64, i64, &[mnemo::memory::dot::f16])> {
-        ids.map(|id| (id, all.chat_of(id).unwrap(), all.get(id).unwrap()))
-            .collect()
-    };
+    let batch =
+        |ids: std::ops::RangeInclusive<u64>| -> Vec<(u64, i64, &[mnemo::memory::dot::f16])> {
+            ids.map(|id| (id, all.chat_of(id).unwrap(), all.get(id).unwrap()))
+                .collect()
+        };
     let first = batch(3_001..=3_800);
     for &(id, chat, v) in &first {
         idx.insert_f16(id, chat, v);
     }
     ann.insert_many(&first);
     let plan = ann.begin_save(true);
-    assert_eq!(ann.shape(), (vec![3_000, 800], 0), "the delta frozen at once");
+    assert_eq!(
+        ann.shape(),
+        (vec![3_000, 800], 0),
+        "the delta frozen at once"
+    );
     // While the merge of 3,000 + 800 is built: 200 notes arrive, 10 old
     // and 10 frozen ones are deleted, one old note is edited.
     let second = batch(3_801..=4_000);
@@ -361,9 +378,17 @@ fn points_come_and_go_while_a_save_merges() {
     let work = plan.run(&dir).unwrap();
     let m = ann.finish_save(work).unwrap();
     mnemo::memory::ann::write_manifest(&dir, &m).unwrap();
-    assert_eq!(ann.shape(), (vec![3_800], 201), "one merged segment, the delta kept");
+    assert_eq!(
+        ann.shape(),
+        (vec![3_800], 201),
+        "one merged segment, the delta kept"
+    );
     assert_eq!(ann.len(), idx.len());
-    assert_eq!(m.points.len(), 3_800, "the manifest names the segments' points only");
+    assert_eq!(
+        m.points.len(),
+        3_800,
+        "the manifest names the segments' points only"
+    );
     for id in [1, 3_001] {
         assert_eq!(ann.get(id), None, "deleted during the save: {id}");
     }
@@ -413,10 +438,18 @@ fn a_save_cut_short_leaves_the_previous_graph_readable() {
     drop(work);
     drop(ann);
     assert_eq!(std::fs::read(dir.join("manifest.json")).unwrap(), before);
-    assert_eq!(segment_files(&dir).len(), 2, "the old segment and a stray one");
+    assert_eq!(
+        segment_files(&dir).len(),
+        2,
+        "the old segment and a stray one"
+    );
     let stray = segment_files(&dir).pop().unwrap();
     let (mut loaded, how) = Ann::load_or_build(&dir, &idx, MODEL);
-    assert_eq!(how, Origin::Loaded { added: 500 }, "the points the old graph lacks");
+    assert_eq!(
+        how,
+        Origin::Loaded { added: 500 },
+        "the points the old graph lacks"
+    );
     let qs = queries(&all, 40);
     assert!(recall_at_10(&loaded, &idx, &qs, None) >= 0.95);
     loaded.save(&dir).unwrap();
@@ -430,9 +463,16 @@ fn a_save_cut_short_leaves_the_previous_graph_readable() {
     loaded.insert(9_999, 1, &unit(vec![0.5; DIM]));
     assert!(loaded.save(&blocked).is_err());
     assert_eq!(loaded.len(), 3_501);
-    assert_eq!(loaded.search(&unit(vec![0.5; DIM]), 1, Chats::ALL)[0].0, 9_999);
+    assert_eq!(
+        loaded.search(&unit(vec![0.5; DIM]), 1, Chats::ALL)[0].0,
+        9_999
+    );
     loaded.save(&dir).unwrap();
     let (again, how) = Ann::load_or_build(&dir, &idx, MODEL);
-    assert_eq!(how, Origin::Loaded { added: 0 }, "idx lacks 9,999: a tombstone, not an addition");
+    assert_eq!(
+        how,
+        Origin::Loaded { added: 0 },
+        "idx lacks 9,999: a tombstone, not an addition"
+    );
     assert_eq!(again.len(), idx.len());
 }

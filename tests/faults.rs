@@ -287,7 +287,14 @@ mod files {
             };
             let len = std::fs::metadata(&path).unwrap().len();
             // 40 points: vectors 30 kB from byte 32, the links after them.
-            flip(&path, if name == "segment links" { len - 64 } else { len / 2 });
+            flip(
+                &path,
+                if name == "segment links" {
+                    len - 64
+                } else {
+                    len / 2
+                },
+            );
             let (code, out, err) = run(&["recall", "bicycle", "--json", "--chat", "777"]).await;
             assert_eq!(code, 0, "{name}: {err}");
             assert!(err.contains("Rebuilt"), "{name} damaged → rebuilt: {err}");

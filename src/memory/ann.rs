@@ -523,7 +523,11 @@ impl Ann {
         let live: Vec<usize> = self
             .segments
             .iter()
-            .map(|f| (f.start..f.start + f.seg.len()).filter(|&p| self.alive[p]).count())
+            .map(|f| {
+                (f.start..f.start + f.seg.len())
+                    .filter(|&p| self.alive[p])
+                    .count()
+            })
             .collect();
         // The newest segments that merge: a suffix, grown while the merged
         // part holds at least 1 / MERGE_RATIO of the one before it.

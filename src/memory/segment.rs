@@ -283,7 +283,10 @@ impl Segment {
             at = end.next_multiple_of(8);
             Ok(r)
         };
-        let vectors = take(n.checked_mul(dim * 2).ok_or(SegmentError::Garbled("size"))?)?;
+        let vectors = take(
+            n.checked_mul(dim * 2)
+                .ok_or(SegmentError::Garbled("size"))?,
+        )?;
         let mut layers = Vec::with_capacity(nlayers);
         let mut above = n;
         for layer in 0..nlayers {
@@ -305,12 +308,20 @@ impl Segment {
             } else {
                 None
             };
-            let offsets = take((count + 1).checked_mul(4).ok_or(SegmentError::Garbled("size"))?)?;
+            let offsets = take(
+                (count + 1)
+                    .checked_mul(4)
+                    .ok_or(SegmentError::Garbled("size"))?,
+            )?;
             let o: &[u32] = bytemuck::cast_slice(&b[offsets.clone()]);
             if o[0] != 0 || !o.windows(2).all(|w| w[0] <= w[1]) {
                 return Err(SegmentError::Garbled("offsets"));
             }
-            let links = take((o[count] as usize).checked_mul(4).ok_or(SegmentError::Garbled("size"))?)?;
+            let links = take(
+                (o[count] as usize)
+                    .checked_mul(4)
+                    .ok_or(SegmentError::Garbled("size"))?,
+            )?;
             let l: &[u32] = bytemuck::cast_slice(&b[links.clone()]);
             if l.iter().any(|&x| x as usize >= n) {
                 return Err(SegmentError::Garbled("links"));
@@ -591,7 +602,9 @@ mod tests {
     fn graph(n: usize, dim: usize) -> (Hnsw<'static, f16, UnitDot>, Vec<Vec<f16>>) {
         let mut s = 7u64;
         let mut rnd = || {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((s >> 33) as f32 / (1u64 << 31) as f32) - 0.5
         };
         let rows: Vec<Vec<f16>> = (0..n)
@@ -653,7 +666,11 @@ mod tests {
         assert_eq!(seg.orphans(), 0);
         assert_eq!(seg.links(0, 0), &[1, 2], "its nearest links to it");
         assert_eq!(seg.links(1, 0), &[0, 2]);
-        assert_eq!(seg.relinked().bytes(), seg.bytes(), "nothing left to repair");
+        assert_eq!(
+            seg.relinked().bytes(),
+            seg.bytes(),
+            "nothing left to repair"
+        );
         let (g, rows) = graph(3_000, 8);
         let seg = Segment::freeze(&g, rows.len(), 8, |i| &rows[i]);
         assert_eq!(seg.orphans(), 0, "every frozen point is reachable");
@@ -671,7 +688,10 @@ mod tests {
             Segment::open(&path, 8)
         };
         assert!(try_(&good).is_ok());
-        assert!(matches!(Segment::open(&path, 16), Err(SegmentError::Garbled(_))));
+        assert!(matches!(
+            Segment::open(&path, 16),
+            Err(SegmentError::Garbled(_))
+        ));
         // Every truncation, a wrong magic, a link out of bounds, a count too
         // large: an error, never a panic.
         for cut in (0..good.len() - 8).step_by(97) {
