@@ -609,16 +609,44 @@ impl Indexes {
     /// or saved (a graph not saved is caught up or rebuilt at the next
     /// start), merging the newest segments with `merge`. Searches and writes
     /// wait only for the two quick steps ([`Ann::begin_save`],
-    /// [`Ann::finish_save`]); one save runs at a time. A failed save is
-    /// tried again at the next.
+    /// [`Ann::finish_save`]); one save runs at a time, and the one on the
+    /// way out (`merge` false) does not wait for a running one. A failed or
+    /// panicked save is tried again at the next.
     pub(crate) fn persist(&self, data_dir: &Path, merge: bool) {
-        let _one = lock(&self.saving);
+        // Without `merge` (the way out) a save already running is not
+        // waited for: it may be building a merge for minutes, and what it
+        // does not save is caught up at the next start.
+        let _one = if merge {
+            lock(&self.saving)
+        } else {
+            match self.saving.try_lock() {
+                Ok(g) => g,
+                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => {
+                    tracing::info!("a graph save is running; not waiting for it");
+                    return;
+                }
+            }
+        };
         if !self.shared.ann_dirty.swap(false, Ordering::AcqRel) {
             return;
         }
+        // Dirty again unless the save ends well (an error or a panic).
+        struct Redo<'a>(&'a AtomicBool, bool);
+        impl Drop for Redo<'_> {
+            fn drop(&mut self) {
+                if !self.1 {
+                    self.0.store(true, Ordering::Release);
+                }
+            }
+        }
+        let mut redo = Redo(&self.shared.ann_dirty, false);
         let plan = match &mut *write(&self.shared.vectors) {
             Vectors::Graph(g) => g.begin_save(merge),
-            _ => return,
+            _ => {
+                redo.1 = true;
+                return;
+            }
         };
         let dir = ann::dir_in(data_dir);
         let t = std::time::Instant::now();
@@ -631,13 +659,15 @@ impl Indexes {
             Ok(m.segments.iter().map(|s| s.points).collect::<Vec<_>>())
         });
         match saved {
-            Ok(segments) => tracing::info!(
-                ?segments,
-                secs = t.elapsed().as_secs_f64(),
-                "ANN graph saved"
-            ),
+            Ok(segments) => {
+                redo.1 = true;
+                tracing::info!(
+                    ?segments,
+                    secs = t.elapsed().as_secs_f64(),
+                    "ANN graph saved"
+                )
+            }
             Err(e) => {
-                self.shared.ann_dirty.store(true, Ordering::Release);
                 tracing::warn!(error = %e, "could not save the ANN graph; trying again at the next save")
             }
         }

@@ -123,7 +123,7 @@ impl Segment {
                 .take(level + 1)
                 .map(|l| {
                     l.into_iter()
-                        .filter(|nb| nb.d_id < n)
+                        .filter(|nb| nb.d_id < n && nb.d_id != i)
                         .map(|nb| nb.d_id as u32)
                         .collect()
                 })
@@ -161,7 +161,7 @@ impl Segment {
         let mut reached = vec![false; self.n];
         for p in 0..self.n {
             for &q in self.links(p, 0) {
-                reached[q as usize] = true;
+                reached[q as usize] |= q as usize != p;
             }
         }
         reached.iter().filter(|r| !**r).count()
@@ -178,9 +178,9 @@ impl Segment {
         row: impl Fn(usize) -> &'a [f16],
     ) -> Segment {
         let mut reached = vec![false; n];
-        for l in &links {
+        for (p, l) in links.iter().enumerate() {
             for &q in &l[0] {
-                reached[q as usize] = true;
+                reached[q as usize] |= q as usize != p;
             }
         }
         for p in 0..n {
@@ -344,15 +344,15 @@ impl Segment {
             seeds: Vec::new(),
             seed_layer: 0,
         };
-        // The seeds: the upper layers from the top down, as many as fit in
-        // SEEDS_MAX (never the ground layer: that is a search of its own).
-        for layer in (1..seg.layers.len()).rev() {
-            let on = seg.on(layer);
-            if seg.seeds.len() + on.len() > SEEDS_MAX && !seg.seeds.is_empty() {
-                break;
-            }
-            let on = on.to_vec();
-            seg.seeds.extend(on);
+        // The seeds: the points of the lowest upper layer that holds at most
+        // SEEDS_MAX of them (a layer holds every point of the layers above
+        // it); the top layer if none does. Never the ground layer: that is
+        // a search of its own.
+        if let Some(layer) = (1..seg.layers.len())
+            .find(|&l| seg.on(l).len() <= SEEDS_MAX)
+            .or((seg.layers.len() > 1).then(|| seg.layers.len() - 1))
+        {
+            seg.seeds = seg.on(layer).to_vec();
             seg.seed_layer = layer;
         }
         Ok(seg)
