@@ -129,21 +129,36 @@ impl Core {
     }
 
     /// The time `query` names, if any, in the zone of the (first) chat
-    /// searched: its /tz, else `digest.timezone`.
+    /// searched: its /tz, else `digest.timezone`. A time given from an
+    /// event ("two weeks after her operation") is found from the event's
+    /// date: the date it names ("3 days after Christmas 2024"), else that
+    /// of the message that best matches its words, if that one is relevant
+    /// (no window at all rather than one around an unrelated message).
     fn date_span(
         &self,
         query: &str,
         chat: Chats,
     ) -> Result<Option<crate::memory::when::Span>, CoreError> {
+        use crate::memory::when;
         let first = chat.ids().and_then(|c| c.first().copied());
         let d = match first {
             Some(c) => self.store.chat_digest(c)?,
             None => None,
         };
-        Ok(crate::memory::when::parse(
-            query,
-            now_ms(),
-            self.chat_tz(d.as_ref()),
-        ))
+        let tz = self.chat_tz(d.as_ref());
+        let Some(a) = when::anchored(query) else {
+            return Ok(when::parse(query, now_ms(), tz));
+        };
+        let event = &query[a.event.clone()];
+        if let Some(named) = when::parse(event, now_ms(), tz) {
+            return Ok(Some(a.span(named.from)));
+        }
+        // The event's words are a strict part of the question: this
+        // recursion ends.
+        let (hits, _) = self.recall_with(event, None, chat, 1, &self.settings.weights)?;
+        Ok(hits
+            .first()
+            .filter(|h| h.relevant)
+            .map(|h| a.span(h.note.created_at)))
     }
 }

@@ -11,9 +11,14 @@
 //! `Indexes::search`); the phrase is left out of the lexical query, where
 //! "2025" would only match notes that happen to mention the year.
 //!
-//! What it does not do: dates anchored on an event ("two weeks before the
-//! trip"), times of day, and numeric dates other than `2025-05-17` and
-//! `17.05.2025` (`05/06/2025` is ambiguous between countries).
+//! [`anchored`] finds a time given from an event instead ("two weeks after
+//! her operation", "drei Tage vor der Reise"): the caller finds the event
+//! among the chat's messages (its date is that message's) and [`Anchored::span`]
+//! turns it into the window asked about.
+//!
+//! What it does not do: times of day, and numeric dates other than
+//! `2025-05-17` and `17.05.2025` (`05/06/2025` is ambiguous between
+//! countries).
 //!
 //! A hand-written scan over the question's words: linear in the question's
 //! length, no backtracking (the two numeric forms use the `regex` crate).
@@ -80,6 +85,78 @@ pub fn parse(question: &str, now: i64, tz: Tz) -> Option<Span> {
         from: ms(days.0)?,
         to: ms(days.1)?,
         phrase,
+    })
+}
+
+/// A time given from an event: "two weeks after her operation", "a month
+/// before the move", "3 days after Christmas 2024", "zwei Wochen nach der
+/// Operation".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Anchored {
+    /// Where the event's words are in the question ("her operation"): up
+    /// to the end of the clause.
+    pub event: Range<usize>,
+    /// Days from the event to the time asked about (before: negative).
+    pub days: i64,
+    /// Half the window around that day, in days (people round: "two weeks"
+    /// is 10 to 18 days).
+    pub slack: i64,
+    /// "two weeks after": left out of the lexical query (the event's words
+    /// stay; the answer often names it).
+    pub phrase: Range<usize>,
+}
+
+impl Anchored {
+    /// The window asked about, the event having happened at `event_at`
+    /// (ms since the epoch).
+    pub fn span(&self, event_at: i64) -> Span {
+        const DAY: i64 = 86_400_000;
+        let at = event_at + self.days * DAY;
+        Span {
+            from: at - self.slack * DAY,
+            to: at + (self.slack + 1) * DAY,
+            phrase: self.phrase.clone(),
+        }
+    }
+}
+
+/// The first "N units before/after <event>" of `question`.
+pub fn anchored(question: &str) -> Option<Anchored> {
+    let ws = words(question);
+    let w = |i: usize| ws.get(i).map_or("", |x| x.w.as_str());
+    (0..ws.len()).find_map(|i| {
+        // "a couple of weeks after": two.
+        let (n, u) = match (w(i), w(i + 1)) {
+            ("couple", "of") => (2, i + 2),
+            _ => (count(w(i))?, i + 1),
+        };
+        let (per, slack) = match w(u) {
+            "day" | "days" | "tag" | "tage" | "tagen" => (1, 1),
+            "week" | "weeks" | "woche" | "wochen" => (7, 4),
+            "month" | "months" | "monat" | "monate" | "monaten" => (30, 15),
+            "year" | "years" | "jahr" | "jahre" | "jahren" => (365, 183),
+            _ => return None,
+        };
+        let sign = match w(u + 1) {
+            "after" | "nach" => 1,
+            "before" | "vor" => -1,
+            _ => return None,
+        };
+        let first = ws.get(u + 2)?;
+        if !question[ws[u + 1].end..first.start].trim().is_empty() {
+            return None;
+        }
+        // The event runs to the end of the clause.
+        let end = question[first.start..]
+            .find(['?', '!', '.', ',', ';', '\n'])
+            .map_or(question.len(), |k| first.start + k);
+        let event = first.start..question[..end].trim_end().len();
+        Some(Anchored {
+            event,
+            days: sign * i64::from(n) * per,
+            slack,
+            phrase: ws[i].start..ws[u + 1].end,
+        })
     })
 }
 
@@ -780,6 +857,83 @@ mod tests {
             Some((from.into(), to.into(), phrase.into())),
             "{q}"
         );
+    }
+
+    #[test]
+    fn times_given_from_an_event() {
+        let a = |q: &str| {
+            let x = anchored(q)?;
+            Some((
+                q[x.phrase].to_owned(),
+                q[x.event].to_owned(),
+                x.days,
+                x.slack,
+            ))
+        };
+        let is = |q: &str, phrase: &str, event: &str, days: i64, slack: i64| {
+            assert_eq!(
+                a(q),
+                Some((phrase.into(), event.into(), days, slack)),
+                "{q}"
+            );
+        };
+        is(
+            "How was Mum getting on two weeks after her operation?",
+            "two weeks after",
+            "her operation",
+            14,
+            4,
+        );
+        is(
+            "what did we buy a month before the move, and where",
+            "a month before",
+            "the move",
+            -30,
+            15,
+        );
+        is(
+            "3 days after Christmas 2024",
+            "3 days after",
+            "Christmas 2024",
+            3,
+            1,
+        );
+        is(
+            "Was hat sie zwei Wochen nach der Operation gesagt?",
+            "zwei Wochen nach",
+            // To the end of the clause: German's last verb comes along.
+            "der Operation gesagt",
+            14,
+            4,
+        );
+        is(
+            "a couple of weeks before the trip",
+            "couple of weeks before",
+            "the trip",
+            -14,
+            4,
+        );
+        // Not anchored: ago, no event, no unit.
+        for q in [
+            "two weeks ago",
+            "vor zwei Wochen",
+            "what happened two weeks after?",
+            "two things after lunch",
+            "two weeks after, what changed?",
+            "When did Owen go back to playing five-a-side after his injury?",
+        ] {
+            assert_eq!(a(q), None, "{q}");
+        }
+        // The window: the event's instant shifted, widened by the slack.
+        let x = anchored("two weeks after the op").unwrap();
+        let s = x.span(NOW);
+        assert_eq!(
+            (s.from, s.to),
+            (NOW + 10 * 86_400_000, NOW + 19 * 86_400_000)
+        );
+        assert!(s.contains(NOW + 14 * 86_400_000) && !s.contains(NOW));
+        let x = anchored("a month before the move").unwrap();
+        assert!(x.span(NOW).contains(NOW - 30 * 86_400_000));
     }
 
     #[test]
