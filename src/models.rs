@@ -880,7 +880,7 @@ fn extract(wheel: &Path, path: &str, inner: Option<&str>) -> anyhow::Result<Vec<
 
 /// sha256 of `bytes`, as lowercase hex (the form [`sha256_file`] gives).
 pub fn sha256_bytes(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
+    hex::encode(Sha256::digest(bytes))
 }
 
 /// sha256 of the file at `path`, read in 64 KiB pieces, as lowercase hex.
@@ -896,11 +896,7 @@ pub fn sha256_file(path: &Path) -> anyhow::Result<String> {
         }
         h.update(&buf[..n]);
     }
-    Ok(hex(&h.finalize()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    Ok(hex::encode(h.finalize()))
 }
 
 #[cfg(test)]

@@ -787,7 +787,7 @@ fn append_file<W: Write>(
     Ok(FileEntry {
         path: name.to_owned(),
         bytes: size,
-        sha256: hex(&r.h.finalize()),
+        sha256: hex::encode(r.h.finalize()),
     })
 }
 
@@ -824,10 +824,6 @@ fn sync_dir(dir: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("cannot sync {}", dir.display()))
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// A writer that counts and hashes what passes through.
 struct HashWriter<W> {
     inner: W,
@@ -846,7 +842,7 @@ impl<W> HashWriter<W> {
 
     /// (bytes, sha256 hex).
     fn finish(self) -> (u64, String) {
-        (self.n, hex(&self.h.finalize()))
+        (self.n, hex::encode(self.h.finalize()))
     }
 }
 

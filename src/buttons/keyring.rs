@@ -192,7 +192,7 @@ impl Key {
         let mut h = Sha256::new();
         h.update(b"mnemo callback key fingerprint\0");
         h.update(self.bytes);
-        hex(&h.finalize()[..4])
+        hex::encode(&h.finalize()[..4])
     }
 }
 
@@ -501,10 +501,13 @@ impl KeyFile {
 fn render_key_file(current: Option<&Key>, previous: Option<&(Key, i64)>) -> String {
     let mut s = String::from(HEADER);
     if let Some(k) = current {
-        s.push_str(&format!("current {}\n", hex(&k.bytes)));
+        s.push_str(&format!("current {}\n", hex::encode(k.bytes.as_slice())));
     }
     if let Some((k, until)) = previous {
-        s.push_str(&format!("previous {} {until}\n", hex(&k.bytes)));
+        s.push_str(&format!(
+            "previous {} {until}\n",
+            hex::encode(k.bytes.as_slice())
+        ));
     }
     s
 }
@@ -626,32 +629,7 @@ fn write_new(dir: &Path, contents: &str) -> Result<bool, KeyError> {
 }
 
 fn parse_key(s: &str) -> Option<Key> {
-    let s = s.as_bytes();
-    if s.len() != 2 * KEY_LEN {
-        return None;
-    }
     let mut bytes = [0u8; KEY_LEN];
-    for (out, pair) in bytes.iter_mut().zip(s.chunks_exact(2)) {
-        *out = (hex_digit(pair[0])? << 4) | hex_digit(pair[1])?;
-    }
+    hex::decode_to_slice(s, &mut bytes).ok()?;
     Some(Key::new(bytes))
-}
-
-fn hex_digit(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
-    s
 }

@@ -256,7 +256,7 @@ fn contents_of(r: &ReadTransaction) -> Result<Contents, StoreError> {
         h.update(bytes);
         c.notes += 1;
     }
-    c.notes_sha256 = hex(&h.finalize());
+    c.notes_sha256 = hex::encode(h.finalize());
     #[derive(Deserialize)]
     struct Kind {
         kind: super::ItemKind,
@@ -276,11 +276,6 @@ fn contents_of(r: &ReadTransaction) -> Result<Contents, StoreError> {
         c.votes += agg.votes.len() as u64;
     }
     Ok(c)
-}
-
-/// Lower-case hex of `bytes`.
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
