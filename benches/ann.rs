@@ -42,10 +42,12 @@ fn main() {
         .map(|s| {
             s.split(',')
                 .filter_map(|p| {
-                    let (m, ef) = p.split_once(':')?;
+                    // m:ef_construction, or m:ef_construction:keep (keep pruned)
+                    let mut it = p.split(':');
                     Some(Params {
-                        m: m.trim().parse().ok()?,
-                        ef_construction: ef.trim().parse().ok()?,
+                        m: it.next()?.trim().parse().ok()?,
+                        ef_construction: it.next()?.trim().parse().ok()?,
+                        keep_pruned: it.next().map(str::trim) == Some("keep"),
                     })
                 })
                 .collect()
@@ -81,7 +83,9 @@ fn main() {
         let build_s = t.elapsed().as_secs_f64();
         let links_mb = built.graph_bytes().0 .0 >> 20;
         // The same graph as a start finds it: saved, then read back mapped.
-        let dir = tmp.path().join(format!("{}-{}", p.m, p.ef_construction));
+        let dir = tmp
+            .path()
+            .join(format!("{}-{}-{}", p.m, p.ef_construction, p.keep_pruned));
         built.save(&dir).unwrap();
         let t = Instant::now();
         let (loaded, how) = Ann::load_or_build(&dir, &idx, "bench");
@@ -104,8 +108,13 @@ fn main() {
                 row += &format!(" | ef {ef}: {widest:.3} ({ms:.2} ms, {lost} lost)");
             }
             println!(
-                "  M {} ef_construction {}: built in {build_s:.1}s, loaded in {load_s:.2}s, links {links_mb} MB, {what}{row}",
+                "  M {} ef_construction {}{}: built in {build_s:.1}s, loaded in {load_s:.2}s, links {links_mb} MB, ground points with < 4 / < 16 links {} / {}, < 4 / < 16 in-links {} / {}, {what}{row}",
                 p.m, p.ef_construction,
+                if p.keep_pruned { " keep pruned" } else { "" },
+                graph.short(4),
+                graph.short(16),
+                graph.thin(4),
+                graph.thin(16),
             );
             if !bench {
                 assert!(

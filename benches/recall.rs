@@ -283,17 +283,24 @@ fn ann_recall(
         .collect();
     // A graph saved before unreachable points were linked is measured as
     // it is and relinked.
-    let orphans = graph.orphans();
+    // A graph saved before unreachable points were linked is measured as
+    // it is and relinked.
     for pass in 0..2 {
         if pass == 1 {
-            if orphans == 0 {
+            if graph.orphans() == 0 {
                 break;
             }
+            let t = Instant::now();
             graph.relink();
+            println!("  relinked in {:.1}s", t.elapsed().as_secs_f64());
         }
         println!(
-            "  graph: {} ground-layer points no link reaches",
-            graph.orphans()
+            "  graph: ground-layer points with 0 / < 4 / < 16 in-links: {} / {} / {}; with < 4 / < 16 links: {} / {}",
+            graph.orphans(),
+            graph.thin(4),
+            graph.thin(16),
+            graph.short(4),
+            graph.short(16),
         );
         ann_rows(&graph, &idx, &near, &asked);
     }

@@ -61,17 +61,26 @@ const MANIFEST: &str = "manifest.json";
 pub struct Params {
     pub m: usize,
     pub ef_construction: usize,
+    /// Fill a point's links up to the maximum with the nearest candidates
+    /// the neighbour-selection heuristic pruned (hnsw_rs' `keep_pruned`).
+    pub keep_pruned: bool,
 }
 
 /// The graph mnemo builds: 16 links per point (32 on the ground layer), ef
 /// 200 at build time. On clusters of 2,000 near-equidistant points (the
 /// hard part of the 1M bench set) ef 64 found 0.87 of the true top 10 at
 /// search ef 128, ef 200 0.99, for twice the build time and ~14% more
-/// links (`cargo bench --bench ann`, docs/BENCHMARKS.md). A graph saved
-/// with other parameters is still read: they shape it, not its format.
+/// links (`cargo bench --bench ann`, docs/BENCHMARKS.md). hnsw_rs' pruned
+/// candidates are not kept: filling every list with them made a 1M graph
+/// far worse (recall@10 0.62): a point inserted from the wrong cluster
+/// then links only there, and is the first evicted from those lists. Such
+/// points are relinked when the graph is frozen instead
+/// ([`Segment::freeze`]). A graph saved with other parameters is still
+/// read: they shape it, not its format.
 pub const PARAMS: Params = Params {
     m: 16,
     ef_construction: 200,
+    keep_pruned: false,
 };
 /// The search beam: candidates kept while walking the graph (at least k).
 /// At 1M synthetic vectors in clusters of 2,000 (docs/BENCHMARKS.md) the
@@ -164,23 +173,32 @@ pub enum Origin {
 }
 
 fn new_delta(p: Params) -> Hnsw<'static, f16, UnitDot> {
-    Hnsw::new(p.m, 1024, 16, p.ef_construction, UnitDot)
+    new_hnsw(p, 1024)
 }
 
-/// hnsw_rs' graph over `rows` (ids their positions), frozen; none for no rows.
+fn new_hnsw(p: Params, n: usize) -> Hnsw<'static, f16, UnitDot> {
+    let mut g = Hnsw::new(p.m, n, 16, p.ef_construction, UnitDot);
+    g.set_keeping_pruned(p.keep_pruned);
+    g
+}
+
+/// hnsw_rs' graph over `rows` (ids their positions), frozen, its weakly
+/// linked points relinked ([`Segment::relink_short`]); none for no rows.
 fn build_segment(rows: &[&[f16]], dim: usize, p: Params) -> Option<Segment> {
     if rows.is_empty() {
         return None;
     }
-    let graph: Hnsw<f16, UnitDot> =
-        Hnsw::new(p.m, rows.len().max(1024), 16, p.ef_construction, UnitDot);
+    let graph = new_hnsw(p, rows.len().max(1024));
     let points: Vec<(&[f16], usize)> = rows.iter().enumerate().map(|(i, r)| (*r, i)).collect();
     if points.len() < PARALLEL_FROM {
         points.iter().for_each(|p| graph.insert_slice(*p));
     } else {
         graph.parallel_insert_slice(&points);
     }
-    Some(Segment::freeze(&graph, rows.len(), dim, |i| rows[i]))
+    let seg = Segment::freeze(&graph, rows.len(), dim, |i| rows[i]);
+    // hnsw_rs' records (~2 GB at 1M) are not needed for the walks.
+    drop(graph);
+    Some(seg.relink_short().unwrap_or(seg))
 }
 
 impl Ann {
@@ -253,6 +271,16 @@ impl Ann {
     /// ([`Segment::orphans`]).
     pub fn orphans(&self) -> usize {
         self.segments.iter().map(|f| f.seg.orphans()).sum()
+    }
+
+    /// Ground-layer points of the segments with fewer than `min` in-links.
+    pub fn thin(&self, min: u32) -> usize {
+        self.segments.iter().map(|f| f.seg.thin(min)).sum()
+    }
+
+    /// Ground-layer points of the segments with fewer than `min` links.
+    pub fn short(&self, min: usize) -> usize {
+        self.segments.iter().map(|f| f.seg.short(min)).sum()
     }
 
     /// Lays every segment out again with the repair of unreachable points
@@ -761,8 +789,11 @@ impl SavePlan {
             let name = format!("seg-{next:08}.ann");
             next += 1;
             let path = dir.join(&name);
-            f.seg.write(&path)?;
-            let sum = crate::models::sha256_bytes(f.seg.bytes());
+            // A delta frozen under the lock is relinked here, off it.
+            let relinked = f.seg.relink_short();
+            let seg = relinked.as_ref().unwrap_or(&f.seg);
+            seg.write(&path)?;
+            let sum = crate::models::sha256_bytes(seg.bytes());
             Ok(Frozen {
                 seg: Arc::new(Segment::open(&path, self.dim)?),
                 start: f.start,
