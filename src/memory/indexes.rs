@@ -255,6 +255,8 @@ impl Indexes {
                 }
             }
         }
+        // Everything below reads the whole file: ask for it in one sweep.
+        store.read_ahead();
         let background =
             background && space.is_some() && store.vector_count()? >= ann_threshold as u64;
         let shared = Arc::new(Shared {
