@@ -83,9 +83,9 @@ pub const PARAMS: Params = Params {
     keep_pruned: false,
 };
 /// The search beam: candidates kept while walking the graph (at least k).
-/// At 1M synthetic vectors in clusters of 2,000 (docs/BENCHMARKS.md) the
-/// reloaded graph finds 0.985 of the true top 10 at 128, 0.994 at 256, for
-/// ~1 ms more per search.
+/// At 1M synthetic vectors in clusters of 2,000 (docs/BENCHMARKS.md) a
+/// reloaded graph, relinked, finds 0.992 of the true top 10 at 128, 0.998
+/// at 256, for ~0.1–1 ms more per search.
 pub const EF_SEARCH: usize = 256;
 /// A chat with at most this many points is searched exactly (a scan of its
 /// points: ~2 ms per 20k); larger ones through the graph.
