@@ -281,13 +281,12 @@ fn ann_recall(
         .take(qn)
         .map(|(_, _, v)| synth::unit(v.iter().map(|x| x.to_f32() + 0.05 * rng.f()).collect()))
         .collect();
-    // A graph saved before unreachable points were linked is measured as
-    // it is and relinked.
-    // A graph saved before unreachable points were linked is measured as
-    // it is and relinked.
+    // A graph saved before its weak points were repaired (points no link
+    // reaches; fewer than 4 in-links or 16 links: the marks of
+    // `Segment::relink_short`) is measured as it is and relinked.
     for pass in 0..2 {
         if pass == 1 {
-            if graph.orphans() == 0 {
+            if graph.orphans() + graph.thin(4) + graph.short(16) == 0 {
                 break;
             }
             let t = Instant::now();

@@ -85,7 +85,7 @@ fn ann_recall_at_10_against_brute_force_on_20k_vectors() {
     let mut ann = Ann::build(&idx, MODEL);
     let built = t.elapsed();
     // hnsw_rs leaves some points of clustered data with a link or two
-    // (inserted from the wrong cluster); freezing relinks them.
+    // (inserted from the wrong cluster); building relinks them.
     assert_eq!(ann.short(16), 0, "every point has at least 16 links");
     assert_eq!(ann.orphans(), 0);
     let qs = queries(&idx, 200);

@@ -74,9 +74,9 @@ pub struct Params {
 /// candidates are not kept: filling every list with them made a 1M graph
 /// far worse (recall@10 0.62): a point inserted from the wrong cluster
 /// then links only there, and is the first evicted from those lists. Such
-/// points are relinked when the graph is frozen instead
-/// ([`Segment::freeze`]). A graph saved with other parameters is still
-/// read: they shape it, not its format.
+/// points are relinked where a graph is built or written instead
+/// ([`Segment::relink_short`]). A graph saved with other parameters is
+/// still read: they shape it, not its format.
 pub const PARAMS: Params = Params {
     m: 16,
     ef_construction: 200,
