@@ -49,6 +49,58 @@ struct Set {
     questions: Vec<serde_json::Value>,
 }
 
+/// What recall adds for a question over imported conversations: one
+/// cross-encoder call on its first 5 hits, each a turn with the turns
+/// before and after it (as `Core::rerank_text` builds them), for the
+/// conversation set's questions, by intra-op threads.
+fn rerank_latency(models: &ModelSet) {
+    let set: serde_json::Value =
+        serde_json::from_str(include_str!("../tests/data/conversation_eval.json")).unwrap();
+    let turns = set["turns"].as_array().unwrap();
+    let line = |i: usize| {
+        format!(
+            "{}: {}",
+            turns[i]["author"].as_str().unwrap(),
+            turns[i]["text"].as_str().unwrap()
+        )
+    };
+    let passage = |i: usize| {
+        let (lo, hi) = (i.saturating_sub(1), (i + 1).min(turns.len() - 1));
+        (lo..=hi).map(line).collect::<Vec<_>>().join("\n")
+    };
+    let questions: Vec<&str> = set["questions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["question"].as_str().unwrap())
+        .collect();
+    println!(
+        "cross-encoder per question (5 turns with their neighbours, {} questions):",
+        questions.len()
+    );
+    for threads in [1, 2] {
+        let r =
+            mnemo::memory::rerank::Reranker::load(models, threads).expect("models (make models)");
+        let mut times = Vec::new();
+        for (k, q) in questions.iter().enumerate() {
+            let texts: Vec<String> = (0..5)
+                .map(|j| passage((k * 37 + j * 101) % turns.len()))
+                .collect();
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            let t = Instant::now();
+            let out = r.score(q, &refs).unwrap();
+            times.push(t.elapsed());
+            assert_eq!(out.len(), 5);
+        }
+        times.sort();
+        println!(
+            "  {threads} thread(s): p50 {:.1} ms, p99 {:.1} ms",
+            pct(&times, 0.5),
+            pct(&times, 0.99)
+        );
+    }
+}
+
 fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
     let sizes: Vec<usize> = if bench {
@@ -112,6 +164,9 @@ fn main() {
             }
         }
         drop(embedders);
+    }
+    if bench && std::env::var("BENCH_RERANK").map_or(true, |v| v != "0") {
+        rerank_latency(&models);
     }
     let embedder = Embedder::shared(&models, 1).expect("models (make models)");
     let ann = std::env::var("BENCH_ANN").map(|v| v != "0").unwrap_or(true);

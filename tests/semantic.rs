@@ -572,3 +572,88 @@ fn who_said_it_is_searchable_in_imported_chats() {
     assert_eq!(top, vec![Some(1), Some(3)]);
     assert!(hits[1].score > hits.get(2).map_or(0.0, |h| h.score));
 }
+
+fn reranker() -> std::sync::Arc<mnemo::memory::rerank::Reranker> {
+    mnemo::memory::rerank::Reranker::shared(&ModelSet::new(support::models_dir()), 1)
+        .expect("reranker fetched by make test")
+}
+
+#[test]
+fn the_cross_encoder_tells_an_answer_from_a_turn_that_only_shares_the_frame() {
+    let r = reranker();
+    let q = "How much did Owen pay for the piano?";
+    let texts = [
+        // The answer, between two other turns.
+        "Priya: Did you get it in the end?\nOwen: Yes! The piano was 450 pounds, second hand\nPriya: Bargain",
+        // The question's frame ("how much", "pay") without its subject.
+        "Priya: How much?\nOwen: 34 quid, whenever\nPriya: Deal",
+        // Unrelated.
+        "Owen: The garage says the car needs new brakes",
+    ];
+    let s = r.score(q, &texts).unwrap();
+    assert_eq!(s.len(), 3);
+    assert!(s[0] > s[1] + 3.0 && s[0] > s[2] + 3.0, "{s:?}");
+    // A pair scores the same whatever it is asked with.
+    let alone = r.score(q, &texts[..1]).unwrap();
+    assert_eq!(alone[0], s[0]);
+    assert!(r.score(q, &[]).unwrap().is_empty());
+    // A long text is cut, not refused.
+    let long = "word ".repeat(2000);
+    assert_eq!(r.score(q, &[long.as_str()]).unwrap().len(), 1);
+}
+
+#[test]
+fn without_its_model_files_the_reranker_names_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = mnemo::memory::rerank::Reranker::load(&ModelSet::new(dir.path().into()), 1)
+        .err()
+        .expect("no model files");
+    let msg = format!("{err:#}");
+    assert!(msg.contains("mnemo models fetch"), "{msg}");
+}
+
+/// The cross-encoder in recall: it scores the turns among the first hits
+/// (with their neighbours), an answerable question is answered, one about
+/// a thing the chat never mentions is not. (What it changes over the plain
+/// relevance is measured on tests/data by conversation_eval.)
+#[test]
+fn a_question_about_what_a_chat_never_mentions_finds_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let core = semantic_core(dir.path(), &Config::defaults()).with_reranker(Some(reranker()));
+    let lines = [
+        ("Priya", "Owen!! Did you buy it in the end?"),
+        ("Owen", "I did. Second-hand piano from a lady in Leeds"),
+        ("Priya", "How much?"),
+        ("Owen", "450 pounds, and she threw in the stool"),
+        ("Priya", "Bargain. Can you play anything yet?"),
+        ("Owen", "Chopsticks. Badly"),
+        ("Priya", "Lending you 34 quid for the concert tickets btw"),
+        ("Owen", "Cheers, I'll pay you back Friday"),
+    ];
+    let msgs: Vec<_> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, (a, t))| mnemo::import::ImportedMessage {
+            chat_id: 88,
+            message_id: i as i64 + 1,
+            author: Some((*a).into()),
+            user_id: if *a == "Owen" { 1 } else { 2 },
+            date: 1_700_000_000_000 + i as i64 * 60_000,
+            text: (*t).into(),
+        })
+        .collect();
+    core.import(&msgs, 100, |_, _| {}).unwrap();
+    core.embed_all_pending(|_, _| {}).unwrap();
+    let answered = core
+        .recall("How much did Owen pay for the piano?", None, 5)
+        .unwrap();
+    assert!(answered.iter().take(5).all(|h| h.parts.rerank.is_some()));
+    let best = answered.iter().find(|h| h.relevant).expect("answered");
+    assert!(
+        best.note.text.contains("450") || best.note.text.contains("piano"),
+        "{}",
+        best.note.text
+    );
+    let none = core.recall("Which tattoo did Priya get?", None, 5).unwrap();
+    assert!(!none.iter().any(|h| h.relevant));
+}

@@ -295,6 +295,7 @@ health-index = {"   "}{ $notes } Notizen: { $lexical } im Wortindex · { $stored
 health-models-ok = {"   "}vorhanden, Prüfsummen stimmen
 health-models-embed = {"   "}Einbettungsmodell: { $error } — Suche nur nach Wörtern; `mnemo models fetch` ausführen
 health-models-speech = {"   "}Sprachmodell: { $error } — Sprachnotizen warten; `mnemo models fetch` ausführen
+health-models-rerank = {"   "}Reranking-Modell: { $error } — die Suche trennt Treffer schlechter von Beinahe-Treffern; `mnemo models fetch` ausführen
 health-telegram-off = {"   "}nicht in Gebrauch (nur Konsole)
 health-telegram = {"   "}letzte Antwort vor { $age } s · Fehler in 10 min: { $server } 5xx, { $throttled } 429, { $network } Netz
 health-telegram-never = {"   "}keine Antwort seit dem Start ({ $age } s) · Fehler in 10 min: { $server } 5xx, { $throttled } 429, { $network } Netz

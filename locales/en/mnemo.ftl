@@ -295,6 +295,7 @@ health-index = {"   "}{ $notes } notes: { $lexical } in the word index · { $sto
 health-models-ok = {"   "}present, checksums match
 health-models-embed = {"   "}embedding model: { $error } — recall works by words only; run `mnemo models fetch`
 health-models-speech = {"   "}speech model: { $error } — voice notes wait; run `mnemo models fetch`
+health-models-rerank = {"   "}reranking model: { $error } — recall tells a match from a near miss less well; run `mnemo models fetch`
 health-telegram-off = {"   "}not used (console only)
 health-telegram = {"   "}last answer { $age } s ago · errors in 10 min: { $server } 5xx, { $throttled } 429, { $network } network
 health-telegram-never = {"   "}no answer since the start ({ $age } s) · errors in 10 min: { $server } 5xx, { $throttled } 429, { $network } network

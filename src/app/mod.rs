@@ -95,7 +95,13 @@ impl App {
             vectors_in_background: background,
             ..Settings::from_config(cfg)
         };
-        let core = Core::with_embedder(store, settings, embedder)?.with_keyring(keys);
+        let reranker = match embedder {
+            Some(_) if settings.weights.rerank > 0.0 => load_reranker(cfg),
+            _ => None,
+        };
+        let core = Core::with_embedder(store, settings, embedder)?
+            .with_reranker(reranker)
+            .with_keyring(keys);
         App::with_core(cfg, core)
     }
 
@@ -519,6 +525,23 @@ pub fn load_keyring(
         now,
     )?)
 }
+
+/// The cross-encoder recall asks about its first hits, or `None` with a
+/// warning (recall then uses the embedding model's own floors).
+pub fn load_reranker(cfg: &Config) -> Option<Arc<crate::memory::rerank::Reranker>> {
+    let models = cfg.model_set().ok()?;
+    match crate::memory::rerank::Reranker::shared(&models, RERANK_THREADS) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            tracing::warn!("no reranker, so a plainer relevance floor: {e:#}");
+            None
+        }
+    }
+}
+
+/// Intra-op threads of the cross-encoder's session: its one call per
+/// question is latency (5 pairs), so it may take both cores here.
+const RERANK_THREADS: usize = 2;
 
 /// The embedding model, or `None` with a warning that names the fix.
 pub fn load_embedder(cfg: &Config, threads: usize) -> Option<Arc<crate::memory::embed::Embedder>> {

@@ -64,6 +64,7 @@ pub fn run(cfg: &Config, args: &Args) -> ExitCode {
     checks.extend(check_data_dir(cfg, &mut damaged));
     checks.push(check_models(cfg));
     checks.push(check_speech_model(cfg));
+    checks.push(check_reranker(cfg));
     checks.push(check_token());
     checks.push(Check {
         name: "api_url",
@@ -268,6 +269,29 @@ fn check_models(cfg: &Config) -> Check {
             name: "models",
             status: Status::Fail,
             detail: format!("{e:#} (without them recall is lexical only)"),
+        },
+    }
+}
+
+/// A missing cross-encoder only makes the relevance floor plainer: a
+/// warning (none when `recall.rerank` is off).
+fn check_reranker(cfg: &Config) -> Check {
+    let res = cfg.model_set().and_then(|m| m.verify_reranker());
+    match res {
+        _ if !cfg.recall.rerank => Check {
+            name: "reranker",
+            status: Status::Ok,
+            detail: "off (recall.rerank = false)".into(),
+        },
+        Ok(()) => Check {
+            name: "reranker",
+            status: Status::Ok,
+            detail: crate::models::RERANKER.model.name.into(),
+        },
+        Err(e) => Check {
+            name: "reranker",
+            status: Status::Warn,
+            detail: format!("{e:#} (without it the relevance floor is plainer)"),
         },
     }
 }

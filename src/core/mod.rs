@@ -146,6 +146,8 @@ pub struct Core {
     /// The open pairing code and when it expires.
     pairing: Mutex<Option<(PairingCode, std::time::Instant)>>,
     embedder: Option<Arc<Embedder>>,
+    /// Tells how well the first hits answer a question (relevance floor).
+    reranker: Option<Arc<crate::memory::rerank::Reranker>>,
     /// Set when new work for the embed worker was committed.
     work: (Mutex<bool>, Condvar),
     outbox_hook: Mutex<Option<Box<dyn Fn() + Send + Sync>>>,
@@ -189,12 +191,22 @@ impl Core {
             writer: Mutex::new(()),
             pairing: Mutex::new(None),
             embedder,
+            reranker: None,
             work: (Mutex::new(true), Condvar::new()),
             outbox_hook: Mutex::new(None),
             voice_hook: Mutex::new(None),
             keys: None,
             summarizer: Mutex::new(None),
         })
+    }
+
+    /// Asks `reranker` about the first hits of every recall (when the
+    /// weights give it a part, [`Weights::rerank`]).
+    ///
+    /// [`Weights::rerank`]: crate::memory::recall::Weights::rerank
+    pub fn with_reranker(mut self, reranker: Option<Arc<crate::memory::rerank::Reranker>>) -> Core {
+        self.reranker = reranker;
+        self
     }
 
     /// Enables inline buttons, signed with `keys`.

@@ -8,6 +8,7 @@ use super::{now_ms, Core, CoreError, Hit};
 use crate::memory::embed::Role;
 use crate::memory::recall::{self, Candidate, Weights};
 use crate::memory::Chats;
+use crate::store::Note;
 
 /// Candidates taken from each side before fusion.
 const CANDIDATES: usize = 50;
@@ -107,8 +108,11 @@ impl Core {
         let mut ranked = recall::fuse(&cands, now_ms(), weights, cands.len());
         let outdated = self.apply_feedback(&mut ranked, query, qv.as_deref());
         ranked.truncate(k.max(recall::ANSWER_TOP));
+        self.rerank(query, &mut ranked, &notes, weights)?;
         let relevant = recall::relevant(
-            ranked.iter().map(|(_, _, p)| p.relevance + p.feedback),
+            ranked
+                .iter()
+                .map(|(_, _, p)| (p.relevance + p.feedback, p.rerank.is_some())),
             weights,
         );
         let hits = ranked
@@ -126,6 +130,68 @@ impl Core {
             })
             .collect();
         Ok((hits, qv))
+    }
+
+    /// Asks the cross-encoder how well each conversation turn among the
+    /// first [`recall::ANSWER_TOP`] hits answers `query` and adds its part
+    /// to their relevance ([`Weights::rerank`]). Without its model, with
+    /// weight 0, or when it fails (logged), the turns keep their plain
+    /// relevance.
+    fn rerank(
+        &self,
+        query: &str,
+        ranked: &mut [(u64, f32, recall::Parts)],
+        notes: &HashMap<u64, Note>,
+        weights: &Weights,
+    ) -> Result<(), CoreError> {
+        let Some(rr) = self.reranker.as_ref().filter(|_| weights.rerank > 0.0) else {
+            return Ok(());
+        };
+        let n = ranked.len().min(recall::ANSWER_TOP);
+        let mut turns: Vec<&mut (u64, f32, recall::Parts)> = ranked[..n]
+            .iter_mut()
+            .filter(|(id, _, _)| notes[id].author.is_some())
+            .collect();
+        if turns.is_empty() || query.trim().is_empty() {
+            return Ok(());
+        }
+        let texts = turns
+            .iter()
+            .map(|(id, _, _)| self.rerank_text(&notes[id]))
+            .collect::<Result<Vec<_>, _>>()?;
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        match rr.score(query, &refs) {
+            Ok(logits) => {
+                for ((_, _, p), l) in turns.iter_mut().zip(logits) {
+                    p.rerank = Some(l);
+                    p.relevance += weights.rerank * (l - weights.rerank_offset);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "reranker failed; plain relevance");
+            }
+        }
+        Ok(())
+    }
+
+    /// What the cross-encoder reads for a turn of a conversation: "Author:
+    /// text" lines of the turn and of the turns just before and after it
+    /// in the same sitting (an answer is often a reply to a question).
+    fn rerank_text(&self, n: &Note) -> Result<String, CoreError> {
+        let near = |o: &Note| {
+            o.author.is_some()
+                && (o.created_at - n.created_at).abs() <= crate::memory::window::SITTING_GAP_MS
+        };
+        let before = self.store.notes_before(n.chat_id, n.id, 1)?;
+        let after = self.store.notes_after(n.chat_id, n.id, 1)?;
+        Ok(before
+            .iter()
+            .filter(|o| near(o))
+            .chain([n])
+            .chain(after.iter().filter(|o| near(o)))
+            .map(|o| o.indexed_text().into_owned())
+            .collect::<Vec<_>>()
+            .join("\n"))
     }
 
     /// The time `query` names, if any, in the zone of the (first) chat

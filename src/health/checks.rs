@@ -25,7 +25,12 @@ pub(super) struct Cx<'a> {
 
 /// (size, mtime) of each model file, and what the embedding and speech
 /// model checks said.
-type ModelCheck = (Vec<(u64, i64)>, Result<(), String>, Result<(), String>);
+type ModelCheck = (
+    Vec<(u64, i64)>,
+    Result<(), String>,
+    Result<(), String>,
+    Result<(), String>,
+);
 
 #[derive(Default)]
 pub(super) struct Cache {
@@ -161,6 +166,8 @@ fn models(cx: &Cx, cache: &mut Cache) -> Out {
         m.tokenizer(),
         m.ort_lib(),
         m.speech_model(),
+        m.reranker_model(),
+        m.reranker_tokenizer(),
     ];
     let stamp: Vec<(u64, i64)> = files
         .iter()
@@ -171,25 +178,32 @@ fn models(cx: &Cx, cache: &mut Cache) -> Out {
             })
         })
         .collect();
-    let fresh = matches!(&cache.models, Some((s, _, _)) if *s == stamp);
+    let fresh = matches!(&cache.models, Some((s, ..)) if *s == stamp);
     if !fresh {
         let embed = m.verify().map_err(|e| format!("{e:#}"));
         let speech = m.verify_speech().map_err(|e| format!("{e:#}"));
-        cache.models = Some((stamp, embed, speech));
+        let rerank = m.verify_reranker().map_err(|e| format!("{e:#}"));
+        cache.models = Some((stamp, embed, speech, rerank));
     }
-    let (_, embed, speech) = cache.models.as_ref().expect("just filled");
+    let (_, embed, speech, rerank) = cache.models.as_ref().expect("just filled");
     // Without the models mnemo still stores everything: recall is lexical
     // and voice notes wait. A warning, until a voice note fails for it
     // (the transcription check is critical then).
-    let (level, line) = match (embed, speech) {
-        (Ok(()), Ok(())) => (Level::Ok, Line::new("health-models-ok")),
-        (Err(e), _) => (
+    // Without the cross-encoder recall still answers, with the plainer
+    // relevance floor.
+    let (level, line) = match (embed, speech, rerank) {
+        (Ok(()), Ok(()), Ok(())) => (Level::Ok, Line::new("health-models-ok")),
+        (Err(e), _, _) => (
             Level::Warn,
             Line::new("health-models-embed").text("error", e.clone()),
         ),
-        (Ok(()), Err(e)) => (
+        (Ok(()), Err(e), _) => (
             Level::Warn,
             Line::new("health-models-speech").text("error", e.clone()),
+        ),
+        (Ok(()), Ok(()), Err(e)) => (
+            Level::Warn,
+            Line::new("health-models-rerank").text("error", e.clone()),
         ),
     };
     Ok(Reading::new(CheckId::Models, level, line, cx.now))

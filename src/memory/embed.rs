@@ -68,7 +68,7 @@ impl std::fmt::Debug for Embedder {
     }
 }
 
-fn environment(models: &ModelSet) -> anyhow::Result<&'static Environment> {
+pub(super) fn environment(models: &ModelSet) -> anyhow::Result<&'static Environment> {
     let env = ENV.get_or_init(|| {
         let lib = std::fs::canonicalize(models.ort_lib())
             .map_err(|e| format!("{}: {e}", models.ort_lib().display()))?;
@@ -83,7 +83,11 @@ fn environment(models: &ModelSet) -> anyhow::Result<&'static Environment> {
         .map_err(|e| anyhow!("cannot load ONNX Runtime: {e}; run `mnemo models fetch`"))
 }
 
-fn session(env: &Environment, model: &std::path::Path, threads: usize) -> ort::Result<Session> {
+pub(super) fn session(
+    env: &Environment,
+    model: &std::path::Path,
+    threads: usize,
+) -> ort::Result<Session> {
     Session::builder(env)?
         .with_optimization_level(GraphOptimizationLevel::Level3)?
         .with_intra_threads(threads)?

@@ -5,6 +5,8 @@
 //! - [`dot`]: the vectorised dot product all comparisons use;
 //! - [`vector`]: the in-memory vector index (exact, and ANN when large);
 //! - [`recall`]: hybrid fusion of the two with recency;
+//! - [`rerank`]: a cross-encoder telling how well a hit answers a question
+//!   (the relevance floor of conversation turns);
 //! - [`indexes`]: all the derived state the core holds, built and updated
 //!   as one.
 //!
@@ -18,6 +20,7 @@ pub mod embed;
 pub mod indexes;
 pub mod lexical;
 pub mod recall;
+pub mod rerank;
 pub mod segment;
 pub mod vector;
 pub mod when;

@@ -65,6 +65,15 @@ pub struct Weights {
     /// an answered question stands out less than the best one, and a
     /// single cut at `floor` lost it (docs/BENCHMARKS.md). At most `floor`.
     pub beside_floor: f32,
+    /// A conversation turn among the first [`ANSWER_TOP`] hits gets the
+    /// cross-encoder's logit for it ([`super::rerank`]) less
+    /// `rerank_offset`, times this, added to its [`Parts::relevance`]: the
+    /// bi-encoder's cosines tell an answer from a turn that only shares the
+    /// question's frame worst on short chat turns. 0: not asked.
+    pub rerank: f32,
+    pub rerank_offset: f32,
+    /// `beside_floor` for a turn scored so.
+    pub rerank_beside: f32,
     /// BM25's `k1` and `b` (lexical side and turn windows).
     pub bm25: Bm25,
 }
@@ -89,6 +98,9 @@ impl Default for Weights {
             when: 0.05,
             floor: crate::models::MINILM.relevance_floor,
             beside_floor: crate::models::MINILM.beside_floor,
+            rerank: crate::models::MINILM.rerank.map_or(0.0, |r| r.weight),
+            rerank_offset: crate::models::MINILM.rerank.map_or(0.0, |r| r.offset),
+            rerank_beside: crate::models::MINILM.rerank.map_or(0.0, |r| r.beside),
             bm25: Bm25::default(),
         }
     }
@@ -109,6 +121,7 @@ impl Weights {
             date: 0.0,
             when: 0.0,
             question: 0.0,
+            rerank: 0.0,
             // The sitting's share of the question is a lexical signal.
             sitting: if on_lex { self.sitting } else { 0.0 },
             ..self
@@ -142,6 +155,10 @@ pub struct Parts {
     pub question: f32,
     /// What the sitting's share of the question added ([`Weights::sitting`]).
     pub sitting: f32,
+    /// The cross-encoder's logit for the hit, when it was asked
+    /// ([`Weights::rerank`]); `rerank · (logit − rerank_offset)` is part of
+    /// `relevance`.
+    pub rerank: Option<f32>,
     /// How well the note answers the question, for the relevance floor:
     /// `RELEVANCE_LEXICAL · lexical share + (1 − RELEVANCE_LEXICAL) · (cosine
     /// − the mean cosine of the candidates)`. Not the fused score: its
@@ -186,19 +203,26 @@ pub struct Candidate {
 /// many as `/recall` shows by default.
 pub const ANSWER_TOP: usize = 5;
 
-/// Which of `ranked` (best first, as (relevance + feedback)) are relevant:
-/// none unless one of the first [`ANSWER_TOP`] reaches `w.floor`; then
-/// every one that reaches `w.beside_floor`.
-pub fn relevant(ranked: impl IntoIterator<Item = f32> + Clone, w: &Weights) -> Vec<bool> {
+/// Which of `ranked` (best first, as (relevance + feedback, scored by the
+/// cross-encoder)) are relevant: none unless one of the first
+/// [`ANSWER_TOP`] reaches `w.floor`; then every one that reaches
+/// `w.beside_floor` (`w.rerank_beside` for one the cross-encoder scored).
+pub fn relevant(ranked: impl IntoIterator<Item = (f32, bool)> + Clone, w: &Weights) -> Vec<bool> {
     let answered = ranked
         .clone()
         .into_iter()
         .take(ANSWER_TOP)
-        .any(|r| r >= w.floor);
-    let beside = w.beside_floor.min(w.floor);
+        .any(|(r, _)| r >= w.floor);
     ranked
         .into_iter()
-        .map(|r| answered && r >= beside)
+        .map(|(r, reranked)| {
+            let beside = if reranked {
+                w.rerank_beside
+            } else {
+                w.beside_floor
+            };
+            answered && r >= beside.min(w.floor)
+        })
         .collect()
 }
 
@@ -256,6 +280,7 @@ pub fn fuse(cands: &[Candidate], now: i64, w: &Weights, k: usize) -> Vec<(u64, f
                 when: if c.timed { w.when } else { 0.0 },
                 question: if c.turn && c.asks { -w.question } else { 0.0 },
                 sitting: if c.turn { w.sitting * c.sitting } else { 0.0 },
+                rerank: None,
                 relevance: 0.0,
             };
             // Without vectors (no model) the lexical share is all there is.
@@ -391,24 +416,42 @@ mod tests {
             beside_floor: 0.05,
             ..Weights::default()
         };
+        let plain = |r: &[f32]| r.iter().map(|&x| (x, false)).collect::<Vec<_>>();
         // Answered (0.12 reaches the floor): 0.06 is shown beside it, 0.04 not.
-        assert_eq!(relevant([0.12, 0.04, 0.06], &w), [true, false, true]);
+        assert_eq!(
+            relevant(plain(&[0.12, 0.04, 0.06]), &w),
+            [true, false, true]
+        );
         // The best need not come first (fusion ranks by more than relevance).
-        assert_eq!(relevant([0.06, 0.11], &w), [true, true]);
+        assert_eq!(relevant(plain(&[0.06, 0.11]), &w), [true, true]);
         // Not answered: nothing reaches the floor, so nothing is relevant,
         // not even what would stand beside an answer.
-        assert_eq!(relevant([0.09, 0.08], &w), [false, false]);
+        assert_eq!(relevant(plain(&[0.09, 0.08]), &w), [false, false]);
         // Only the first ANSWER_TOP hits can answer a question.
         let mut late = vec![0.0; ANSWER_TOP];
         late.push(0.5);
-        assert!(relevant(late, &w).iter().all(|r| !r));
+        assert!(relevant(plain(&late), &w).iter().all(|r| !r));
         // A beside floor above the floor counts as the floor.
         let high = Weights {
             beside_floor: 0.2,
             ..w
         };
-        assert_eq!(relevant([0.15, 0.1, 0.09], &high), [true, true, false]);
-        assert!(relevant(Vec::<f32>::new(), &w).is_empty());
+        assert_eq!(
+            relevant(plain(&[0.15, 0.1, 0.09]), &high),
+            [true, true, false]
+        );
+        assert!(relevant(Vec::new(), &w).is_empty());
+        // A hit the cross-encoder scored stands beside an answer from its
+        // own floor.
+        let rr = Weights {
+            rerank_beside: -0.05,
+            ..w
+        };
+        assert_eq!(
+            relevant([(0.12, true), (-0.01, true), (0.04, false)], &rr),
+            [true, true, false]
+        );
+        assert_eq!(relevant([(0.09, true), (-0.01, true)], &rr), [false, false]);
     }
 
     #[test]
@@ -423,7 +466,7 @@ mod tests {
             c(4, 0.0, Some(0.18)),
         ];
         let r = fuse(&peak, 0, &w, 4);
-        let shown = relevant(r.iter().map(|h| h.2.relevance), &w);
+        let shown = relevant(r.iter().map(|h| (h.2.relevance, false)), &w);
         assert_eq!(shown, [true, false, false, false]);
         assert_eq!(r[0].0, 1);
         let flat = [
@@ -432,7 +475,7 @@ mod tests {
             c(3, 0.0, Some(0.29)),
         ];
         let r = fuse(&flat, 0, &w, 3);
-        assert!(!relevant(r.iter().map(|h| h.2.relevance), &w).contains(&true));
+        assert!(!relevant(r.iter().map(|h| (h.2.relevance, false)), &w).contains(&true));
         // Without a model the share of the question matched decides.
         let lexical = [c(1, 5.0, None), c(2, 0.5, None)];
         let r = fuse(&lexical, 0, &w, 2);

@@ -134,6 +134,26 @@ impl Store {
         self.newest_in_chat(chat_id, Bound::Excluded((chat_id, id)), n)
     }
 
+    /// Up to `n` notes of `chat_id` just after note `id`, oldest first: the
+    /// replies to a message in a conversation.
+    pub fn notes_after(&self, chat_id: i64, id: u64, n: usize) -> Result<Vec<Note>, StoreError> {
+        let r = self.read()?;
+        let idx = r.open_table(CHAT_NOTES)?;
+        let notes = r.open_table(NOTES)?;
+        let mut out = Vec::with_capacity(n);
+        let range = (
+            Bound::Excluded((chat_id, id)),
+            Bound::Included((chat_id, u64::MAX)),
+        );
+        for row in idx.range(range)?.take(n) {
+            let id = row?.0.value().1;
+            if let Some(n) = notes.get(id)?.and_then(|g| read_note(id, g.value())) {
+                out.push(n);
+            }
+        }
+        Ok(out)
+    }
+
     /// Up to `n` notes of `chat_id` up to `end` in the chat index, newest
     /// first (one read transaction).
     fn newest_in_chat(

@@ -44,3 +44,13 @@ pub fn embed_all(core: &Core, models: &ModelSet) {
         n as f64 / s
     );
 }
+
+/// The cross-encoder, when the eval's model is calibrated with it (its
+/// weights give it a part) and `MNEMO_EVAL_RERANK` is not `0`.
+pub fn reranker(models: &ModelSet) -> Option<std::sync::Arc<mnemo::memory::rerank::Reranker>> {
+    let off = std::env::var("MNEMO_EVAL_RERANK").is_ok_and(|v| v == "0");
+    (models.embed.rerank.is_some() && !off).then(|| {
+        mnemo::memory::rerank::Reranker::shared(models, 2)
+            .unwrap_or_else(|e| panic!("{e:#} (make test fetches the models)"))
+    })
+}

@@ -119,8 +119,17 @@ pub fn line(probes: &[Probe], w: &Weights) -> String {
     let (kept, nothing) = shares(probes);
     let n = probes.iter().filter(|p| !p.answerable).count();
     format!(
-        "floor {:.3} (beside {:.3}): answer kept (of hit@5) {kept:.3}   unanswerable ({n}) → nothing found {nothing:.3}",
-        w.floor, w.beside_floor
+        "floor {:.3} (beside {:.3}{}): answer kept (of hit@5) {kept:.3}   unanswerable ({n}) → nothing found {nothing:.3}",
+        w.floor,
+        w.beside_floor,
+        if w.rerank > 0.0 {
+            format!(
+                "; turns + {}·(cross-encoder − {}), beside {:.3}",
+                w.rerank, w.rerank_offset, w.rerank_beside
+            )
+        } else {
+            String::new()
+        },
     )
 }
 
@@ -195,7 +204,7 @@ pub fn sweep(a: &[Probe], b: &[Probe]) {
     // mnemo's own relevance (`recall.relevance_floor`, `recall.beside_floor`).
     let own = |p: &Probe, i: usize| p.hits[i].0;
     let mut rows = Vec::new();
-    for fi in 0..=32 {
+    for fi in -20..=40 {
         let f = fi as f32 * 0.005;
         let mut best: Option<(f64, String)> = None;
         for di in 0..=16 {
