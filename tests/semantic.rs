@@ -602,14 +602,45 @@ fn the_cross_encoder_tells_an_answer_from_a_turn_that_only_shares_the_frame() {
     assert_eq!(r.score(q, &[long.as_str()]).unwrap().len(), 1);
 }
 
+/// Without its files: loading names the fix; the lazy reranker the App
+/// gives the core is unavailable, and recall over turns goes on with the
+/// plain relevance.
 #[test]
-fn without_its_model_files_the_reranker_names_the_fix() {
-    let dir = tempfile::tempdir().unwrap();
-    let err = mnemo::memory::rerank::Reranker::load(&ModelSet::new(dir.path().into()), 1)
-        .err()
-        .expect("no model files");
+fn without_its_model_files_the_reranker_names_the_fix_and_recall_goes_on() {
+    use mnemo::memory::rerank::Reranker;
+    let empty = tempfile::tempdir().unwrap();
+    let missing = ModelSet::new(empty.path().into());
+    let err = Reranker::load(&missing, 1).err().expect("no model files");
     let msg = format!("{err:#}");
     assert!(msg.contains("mnemo models fetch"), "{msg}");
+    let lazy = std::sync::Arc::new(Reranker::lazy(&missing, 1));
+    let err = lazy.score("q", &["t"]).unwrap_err();
+    assert!(format!("{err:#}").contains("mnemo models fetch"));
+    assert!(!lazy.available());
+
+    let dir = tempfile::tempdir().unwrap();
+    let core = semantic_core(dir.path(), &Config::defaults()).with_reranker(Some(lazy));
+    let msg = |id: i64, author: &str, text: &str| mnemo::import::ImportedMessage {
+        chat_id: 89,
+        message_id: id,
+        author: Some(author.into()),
+        user_id: id,
+        date: 1_700_000_000_000 + id * 60_000,
+        text: text.into(),
+    };
+    core.import(
+        &[
+            msg(1, "Ana", "The piano was 450 pounds"),
+            msg(2, "Ben", "Bargain"),
+        ],
+        100,
+        |_, _| {},
+    )
+    .unwrap();
+    core.embed_all_pending(|_, _| {}).unwrap();
+    let hits = core.recall("How much was the piano?", None, 5).unwrap();
+    assert_eq!(hits[0].note.message_id, Some(1));
+    assert!(hits.iter().all(|h| h.parts.rerank.is_none()));
 }
 
 /// The cross-encoder in recall: it scores the turns among the first hits

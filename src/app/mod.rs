@@ -526,17 +526,17 @@ pub fn load_keyring(
     )?)
 }
 
-/// The cross-encoder recall asks about its first hits, or `None` with a
-/// warning (recall then uses the embedding model's own floors).
+/// The cross-encoder recall asks about its first turns, loaded at its first
+/// use (a store without imported conversations never reads it); `None`
+/// without a models dir. Missing files show at that first use (a warning;
+/// recall keeps its plain relevance), in the health check and in `mnemo
+/// doctor`.
 pub fn load_reranker(cfg: &Config) -> Option<Arc<crate::memory::rerank::Reranker>> {
     let models = cfg.model_set().ok()?;
-    match crate::memory::rerank::Reranker::shared(&models, RERANK_THREADS) {
-        Ok(r) => Some(r),
-        Err(e) => {
-            tracing::warn!("no reranker, so a plainer relevance floor: {e:#}");
-            None
-        }
-    }
+    Some(Arc::new(crate::memory::rerank::Reranker::lazy(
+        &models,
+        RERANK_THREADS,
+    )))
 }
 
 /// Intra-op threads of the cross-encoder's session: its one call per

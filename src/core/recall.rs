@@ -152,7 +152,7 @@ impl Core {
             .iter_mut()
             .filter(|(id, _, _)| notes[id].author.is_some())
             .collect();
-        if turns.is_empty() || query.trim().is_empty() {
+        if turns.is_empty() || query.trim().is_empty() || !rr.available() {
             return Ok(());
         }
         let texts = turns

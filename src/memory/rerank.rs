@@ -28,7 +28,15 @@ use crate::models::ModelSet;
 /// Longest pair in tokens: a question and a turn with its neighbours fit.
 pub const MAX_TOKENS: usize = 256;
 
+/// The cross-encoder, loaded now ([`Reranker::load`]) or at its first use
+/// ([`Reranker::lazy`]: a store without conversations never pays for it).
 pub struct Reranker {
+    models: ModelSet,
+    threads: usize,
+    model: OnceLock<Result<Model, String>>,
+}
+
+struct Model {
     /// One session: recall asks one question's pairs at a time.
     session: Mutex<Session>,
     tokenizer: Tokenizer,
@@ -39,8 +47,46 @@ static SHARED: OnceLock<Mutex<HashMap<std::path::PathBuf, Arc<Reranker>>>> = Onc
 impl Reranker {
     /// Loads the cross-encoder of `models` (checking its files' hashes
     /// first) into one session of `threads` intra-op threads: recall asks
-    /// it one batch per question, so a call is latency, not throughput.
+    /// it one question's pairs at a time, so a call is latency, not
+    /// throughput.
     pub fn load(models: &ModelSet, threads: usize) -> anyhow::Result<Reranker> {
+        let r = Reranker::lazy(models, threads);
+        r.model()?;
+        Ok(r)
+    }
+
+    /// A reranker that checks and loads its files at the first
+    /// [`Reranker::available`] or [`Reranker::score`] (a failure is logged
+    /// once, then remembered: it is not retried until a restart).
+    pub fn lazy(models: &ModelSet, threads: usize) -> Reranker {
+        Reranker {
+            models: models.clone(),
+            threads,
+            model: OnceLock::new(),
+        }
+    }
+
+    /// Whether the model is (or now gets) loaded.
+    pub fn available(&self) -> bool {
+        self.model().is_ok()
+    }
+
+    fn model(&self) -> anyhow::Result<&Model> {
+        self.model
+            .get_or_init(|| {
+                Model::load(&self.models, self.threads).map_err(|e| {
+                    let e = format!("{e:#}");
+                    tracing::warn!(error = %e, "no reranker, so a plainer relevance floor");
+                    e
+                })
+            })
+            .as_ref()
+            .map_err(|e| anyhow!("{e}"))
+    }
+}
+
+impl Model {
+    fn load(models: &ModelSet, threads: usize) -> anyhow::Result<Model> {
         models.verify_reranker()?;
         let env = super::embed::environment(models)?;
         let session = super::embed::session(env, &models.reranker_model(), threads.max(1))
@@ -57,13 +103,15 @@ impl Reranker {
                 ..Default::default()
             }))
             .map_err(|e| anyhow!("reranker tokenizer truncation: {e}"))?;
-        Ok(Reranker {
+        Ok(Model {
             session: Mutex::new(session),
             tokenizer,
         })
     }
+}
 
-    /// One reranker per models dir per process.
+impl Reranker {
+    /// One reranker per models dir per process, loaded now.
     pub fn shared(models: &ModelSet, threads: usize) -> anyhow::Result<Arc<Reranker>> {
         let map = SHARED.get_or_init(Default::default);
         let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
@@ -83,13 +131,16 @@ impl Reranker {
     /// pair's logit would move with its batch mates (by 0.2 in a test) —
     /// and a floor needs the same pair to score the same every time.
     pub fn score(&self, query: &str, texts: &[&str]) -> anyhow::Result<Vec<f32>> {
-        let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
+        let model = self.model()?;
+        let mut session = model.session.lock().unwrap_or_else(|p| p.into_inner());
         texts
             .iter()
-            .map(|t| self.score_one(&mut session, query, t))
+            .map(|t| model.score_one(&mut session, query, t))
             .collect()
     }
+}
 
+impl Model {
     fn score_one(&self, session: &mut Session, query: &str, text: &str) -> anyhow::Result<f32> {
         let enc = self
             .tokenizer
