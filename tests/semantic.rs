@@ -597,9 +597,10 @@ fn the_cross_encoder_tells_an_answer_from_a_turn_that_only_shares_the_frame() {
     let alone = r.score(q, &texts[..1]).unwrap();
     assert_eq!(alone[0], s[0]);
     assert!(r.score(q, &[]).unwrap().is_empty());
-    // A long text is cut, not refused.
+    // A long text, or a long question, is cut, not refused.
     let long = "word ".repeat(2000);
     assert_eq!(r.score(q, &[long.as_str()]).unwrap().len(), 1);
+    assert_eq!(r.score(&long, &[texts[0]]).unwrap().len(), 1);
 }
 
 /// Without its files: loading names the fix; the lazy reranker the App

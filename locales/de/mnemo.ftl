@@ -167,7 +167,7 @@ cli-stats =
     Ausstehende Antworten: { $outbox }
     Datenbank: { $path } ({ $size })
 cli-recall-explain =     lexikalisch { $lex } (bm25 { $bm25 }) + Vektor { $vec } (Kosinus { $cos }) + Aktualität { $rec } + Bewertungen { $fb }
-cli-recall-explain-more =     + Sprecher { $spk } + damals geschrieben { $date } + nennt eine Zeit { $when } + fragt { $ask } + Sitzung { $sit }; Relevanz { $rel }
+cli-recall-explain-more =     + Sprecher { $spk } + damals geschrieben { $date } + nennt eine Zeit { $when } + fragt { $ask } + Sitzung { $sit }; Relevanz { $rel } (Cross-Encoder { $xe })
 cli-key-rotated = neuer Knopf-Schlüssel { $fingerprint }; der bisherige bleibt gültig bis { $until }
 cli-models-current = Modelle sind aktuell in { $dir }
 cli-models-fetched = { $files } nach { $dir } geladen
@@ -295,7 +295,7 @@ health-index = {"   "}{ $notes } Notizen: { $lexical } im Wortindex · { $stored
 health-models-ok = {"   "}vorhanden, Prüfsummen stimmen
 health-models-embed = {"   "}Einbettungsmodell: { $error } — Suche nur nach Wörtern; `mnemo models fetch` ausführen
 health-models-speech = {"   "}Sprachmodell: { $error } — Sprachnotizen warten; `mnemo models fetch` ausführen
-health-models-rerank = {"   "}Reranking-Modell: { $error } — die Suche trennt Treffer schlechter von Beinahe-Treffern; `mnemo models fetch` ausführen
+health-models-rerank = {"   "}Reranking-Modell: { $error } — die Suche in importierten Chats trennt Treffer schlechter von Beinahe-Treffern; `mnemo models fetch` ausführen
 health-telegram-off = {"   "}nicht in Gebrauch (nur Konsole)
 health-telegram = {"   "}letzte Antwort vor { $age } s · Fehler in 10 min: { $server } 5xx, { $throttled } 429, { $network } Netz
 health-telegram-never = {"   "}keine Antwort seit dem Start ({ $age } s) · Fehler in 10 min: { $server } 5xx, { $throttled } 429, { $network } Netz

@@ -167,7 +167,7 @@ cli-stats =
     Pending outgoing replies: { $outbox }
     Database: { $path } ({ $size })
 cli-recall-explain =     lexical { $lex } (bm25 { $bm25 }) + vector { $vec } (cosine { $cos }) + recency { $rec } + feedback { $fb }
-cli-recall-explain-more =     + speaker { $spk } + written then { $date } + names a time { $when } + asks { $ask } + sitting { $sit }; relevance { $rel }
+cli-recall-explain-more =     + speaker { $spk } + written then { $date } + names a time { $when } + asks { $ask } + sitting { $sit }; relevance { $rel } (cross-encoder { $xe })
 cli-key-rotated = new button key { $fingerprint }; the previous key stays valid until { $until }
 cli-models-current = models are up to date in { $dir }
 cli-models-fetched = fetched { $files } into { $dir }
@@ -295,7 +295,7 @@ health-index = {"   "}{ $notes } notes: { $lexical } in the word index · { $sto
 health-models-ok = {"   "}present, checksums match
 health-models-embed = {"   "}embedding model: { $error } — recall works by words only; run `mnemo models fetch`
 health-models-speech = {"   "}speech model: { $error } — voice notes wait; run `mnemo models fetch`
-health-models-rerank = {"   "}reranking model: { $error } — recall tells a match from a near miss less well; run `mnemo models fetch`
+health-models-rerank = {"   "}reranking model: { $error } — recall in imported chats tells a match from a near miss less well; run `mnemo models fetch`
 health-telegram-off = {"   "}not used (console only)
 health-telegram = {"   "}last answer { $age } s ago · errors in 10 min: { $server } 5xx, { $throttled } 429, { $network } network
 health-telegram-never = {"   "}no answer since the start ({ $age } s) · errors in 10 min: { $server } 5xx, { $throttled } 429, { $network } network

@@ -533,14 +533,16 @@ pub fn load_keyring(
 /// doctor`.
 pub fn load_reranker(cfg: &Config) -> Option<Arc<crate::memory::rerank::Reranker>> {
     let models = cfg.model_set().ok()?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     Some(Arc::new(crate::memory::rerank::Reranker::lazy(
         &models,
-        RERANK_THREADS,
+        RERANK_THREADS.min(cores),
     )))
 }
 
-/// Intra-op threads of the cross-encoder's session: its one call per
-/// question is latency (5 pairs), so it may take both cores here.
+/// Intra-op threads of the cross-encoder's session (at most the machine's
+/// cores): its calls for a question are latency (up to 5 pairs), so they
+/// may take both cores here (p50 35.7 against 53.8 ms with one).
 const RERANK_THREADS: usize = 2;
 
 /// The embedding model, or `None` with a warning that names the fix.

@@ -273,15 +273,22 @@ fn check_models(cfg: &Config) -> Check {
     }
 }
 
-/// A missing cross-encoder only makes the relevance floor plainer: a
-/// warning (none when `recall.rerank` is off).
+/// A missing cross-encoder only makes the relevance floor of imported
+/// conversations plainer: a warning (none when recall does not ask it:
+/// `recall.rerank` off, or an embedding model not calibrated with it).
 fn check_reranker(cfg: &Config) -> Check {
-    let res = cfg.model_set().and_then(|m| m.verify_reranker());
-    match res {
+    let models = cfg.model_set();
+    let calibrated = models.as_ref().map_or(true, |m| m.embed.rerank.is_some());
+    match models.and_then(|m| m.verify_reranker()) {
         _ if !cfg.recall.rerank => Check {
             name: "reranker",
             status: Status::Ok,
             detail: "off (recall.rerank = false)".into(),
+        },
+        _ if !calibrated => Check {
+            name: "reranker",
+            status: Status::Ok,
+            detail: format!("not used with models.embed = {:?}", cfg.models.embed),
         },
         Ok(()) => Check {
             name: "reranker",

@@ -51,8 +51,9 @@ pub struct JsonHit {
     pub source: &'static str,
     /// Someone marked it outdated with the ⌛ button.
     pub outdated: bool,
-    /// Shown as a match (`recall.relevance_floor`, `recall.beside_floor`:
-    /// see `memory::recall::relevant`); chat shows the others only behind
+    /// Shown as a match (`recall.relevance_floor`, `recall.beside_floor`,
+    /// and for turns the cross-encoder's part: see `memory::recall::relevant`);
+    /// chat shows the others only behind
     /// "more", or as the closest one when none is.
     pub relevant: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -151,7 +152,11 @@ pub fn run(cfg: &Config, args: &Args) -> anyhow::Result<()> {
                 .text("when", format!("{:.3}", p.when))
                 .text("ask", format!("{:+.3}", p.question))
                 .text("sit", format!("{:.3}", p.sitting))
-                .text("rel", format!("{:.3}", p.relevance));
+                .text("rel", format!("{:.3}", p.relevance))
+                .text(
+                    "xe",
+                    p.rerank.map_or_else(|| "-".into(), |l| format!("{l:.2}")),
+                );
             println!("{}", i18n.render_plain(lang, &line));
         }
     }

@@ -208,7 +208,8 @@ pub struct Hit {
     /// Someone marked this memory outdated (it is demoted, and shown so).
     pub outdated: bool,
     /// A match ([`crate::memory::recall::relevant`]: the question is
-    /// answered and this hit reaches `Weights::beside_floor`): chat shows it
+    /// answered and this hit reaches `Weights::beside_floor`, or
+    /// `Weights::rerank_beside` for a turn the cross-encoder scored): chat shows it
     /// first; the others are the closest there is.
     pub relevant: bool,
 }

@@ -209,6 +209,11 @@ impl Core {
         self
     }
 
+    /// Whether a cross-encoder was given ([`Core::with_reranker`]).
+    pub fn has_reranker(&self) -> bool {
+        self.reranker.is_some()
+    }
+
     /// Enables inline buttons, signed with `keys`.
     pub fn with_keyring(mut self, keys: Keyring) -> Core {
         self.keys = Some(keys);

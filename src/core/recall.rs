@@ -150,15 +150,22 @@ impl Core {
         let n = ranked.len().min(recall::ANSWER_TOP);
         let mut turns: Vec<&mut (u64, f32, recall::Parts)> = ranked[..n]
             .iter_mut()
-            .filter(|(id, _, _)| notes[id].author.is_some())
+            .filter(|(id, _, _)| notes.get(id).is_some_and(|n| n.author.is_some()))
             .collect();
         if turns.is_empty() || query.trim().is_empty() || !rr.available() {
             return Ok(());
         }
-        let texts = turns
+        let texts = match turns
             .iter()
             .map(|(id, _, _)| self.rerank_text(&notes[id]))
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, _>>()
+        {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the turns around a hit; plain relevance");
+                return Ok(());
+            }
+        };
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
         match rr.score(query, &refs) {
             Ok(logits) => {
@@ -176,19 +183,22 @@ impl Core {
 
     /// What the cross-encoder reads for a turn of a conversation: "Author:
     /// text" lines of the turn and of the turns just before and after it
-    /// in the same sitting (an answer is often a reply to a question).
-    fn rerank_text(&self, n: &Note) -> Result<String, CoreError> {
-        let near = |o: &Note| {
-            o.author.is_some()
-                && (o.created_at - n.created_at).abs() <= crate::memory::window::SITTING_GAP_MS
-        };
+    /// in the same sitting (an answer is often a reply to a question) — as
+    /// [`crate::memory::window`] counts sittings: time moves forward, by at
+    /// most `SITTING_GAP_MS` a turn.
+    fn rerank_text(&self, n: &Note) -> Result<String, crate::store::StoreError> {
+        let gap = 0..=crate::memory::window::SITTING_GAP_MS;
         let before = self.store.notes_before(n.chat_id, n.id, 1)?;
         let after = self.store.notes_after(n.chat_id, n.id, 1)?;
         Ok(before
             .iter()
-            .filter(|o| near(o))
+            .filter(|o| o.author.is_some() && gap.contains(&(n.created_at - o.created_at)))
             .chain([n])
-            .chain(after.iter().filter(|o| near(o)))
+            .chain(
+                after
+                    .iter()
+                    .filter(|o| o.author.is_some() && gap.contains(&(o.created_at - n.created_at))),
+            )
             .map(|o| o.indexed_text().into_owned())
             .collect::<Vec<_>>()
             .join("\n"))

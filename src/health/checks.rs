@@ -23,8 +23,8 @@ pub(super) struct Cx<'a> {
     pub now: i64,
 }
 
-/// (size, mtime) of each model file, and what the embedding and speech
-/// model checks said.
+/// (size, mtime) of each model file, and what the embedding, speech and
+/// reranking model checks said.
 type ModelCheck = (
     Vec<(u64, i64)>,
     Result<(), String>,
@@ -182,7 +182,16 @@ fn models(cx: &Cx, cache: &mut Cache) -> Out {
     if !fresh {
         let embed = m.verify().map_err(|e| format!("{e:#}"));
         let speech = m.verify_speech().map_err(|e| format!("{e:#}"));
-        let rerank = m.verify_reranker().map_err(|e| format!("{e:#}"));
+        // Only where recall asks it: `recall.rerank` on, and a model
+        // calibrated with it (the core's weights say both).
+        let used = cx.core.map_or(m.embed.rerank.is_some(), |c| {
+            c.settings().weights.rerank > 0.0
+        });
+        let rerank = if used {
+            m.verify_reranker().map_err(|e| format!("{e:#}"))
+        } else {
+            Ok(())
+        };
         cache.models = Some((stamp, embed, speech, rerank));
     }
     let (_, embed, speech, rerank) = cache.models.as_ref().expect("just filled");

@@ -8,11 +8,12 @@
 //! answers at all is hard to tell from cosines. A cross-encoder reads the
 //! pair token by token and gives one logit: high when the text answers the
 //! question, low when it only shares its frame. Recall asks it about the
-//! first few hits only (it costs a model call per pair), and its logit is
-//! what the relevance floor cuts ([`super::recall::Weights::floor`]).
+//! conversation turns among its first hits only (a model call per pair) and
+//! adds its weighted logit to their relevance, which the relevance floor
+//! cuts ([`super::recall::Weights::rerank`]).
 //!
-//! Pair → BERT tokens `[CLS] question [SEP] text [SEP]` (the text cut
-//! when the pair is longer than [`MAX_TOKENS`]) → `logits` [1, 1], one
+//! Pair → BERT tokens `[CLS] question [SEP] text [SEP]` (the longer side
+//! cut first when the pair is longer than [`MAX_TOKENS`]) → `logits` [1, 1], one
 //! model call per pair ([`Reranker::score`] says why).
 
 use std::collections::HashMap;
@@ -99,7 +100,9 @@ impl Model {
         tokenizer
             .with_truncation(Some(TruncationParams {
                 max_length: MAX_TOKENS,
-                strategy: TruncationStrategy::OnlySecond,
+                // Cut the longer side first: a long question must not fail
+                // the pair (`OnlySecond` refuses one that leaves no room).
+                strategy: TruncationStrategy::LongestFirst,
                 ..Default::default()
             }))
             .map_err(|e| anyhow!("reranker tokenizer truncation: {e}"))?;

@@ -201,7 +201,9 @@ pub fn sweep(a: &[Probe], b: &[Probe]) {
     for (_, r) in rows.iter().take(6) {
         println!("  {r}");
     }
-    // mnemo's own relevance (`recall.relevance_floor`, `recall.beside_floor`).
+    // mnemo's own relevance (`recall.relevance_floor`, `recall.beside_floor`),
+    // one beside floor for every hit here — for turns the cross-encoder
+    // scored mnemo uses `rerank_beside` (the line above this sweep).
     let own = |p: &Probe, i: usize| p.hits[i].0;
     let mut rows = Vec::new();
     for fi in -20..=40 {
