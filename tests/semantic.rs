@@ -502,18 +502,23 @@ async fn a_vote_counts_for_similar_questions_only() {
 
 /// Imported chats have several authors: who said something is part of what
 /// is indexed and embedded, so a question naming a person finds their words.
-#[test]
-fn who_said_it_is_searchable_in_imported_chats() {
-    let dir = tempfile::tempdir().unwrap();
-    let core = semantic_core(dir.path(), &Config::defaults());
-    let msg = |id: i64, author: &str, text: &str| mnemo::import::ImportedMessage {
-        chat_id: 77,
+/// Message `id` of an imported chat, by `author`, a minute after the one before.
+fn turn(chat_id: i64, id: i64, author: &str, text: &str) -> mnemo::import::ImportedMessage {
+    mnemo::import::ImportedMessage {
+        chat_id,
         message_id: id,
         author: Some(author.into()),
         user_id: id,
         date: 1_700_000_000_000 + id * 60_000,
         text: text.into(),
-    };
+    }
+}
+
+#[test]
+fn who_said_it_is_searchable_in_imported_chats() {
+    let dir = tempfile::tempdir().unwrap();
+    let core = semantic_core(dir.path(), &Config::defaults());
+    let msg = |id, author, text| turn(77, id, author, text);
     let msgs = [
         msg(
             1,
@@ -621,14 +626,7 @@ fn without_its_model_files_the_reranker_names_the_fix_and_recall_goes_on() {
 
     let dir = tempfile::tempdir().unwrap();
     let core = semantic_core(dir.path(), &Config::defaults()).with_reranker(Some(lazy));
-    let msg = |id: i64, author: &str, text: &str| mnemo::import::ImportedMessage {
-        chat_id: 89,
-        message_id: id,
-        author: Some(author.into()),
-        user_id: id,
-        date: 1_700_000_000_000 + id * 60_000,
-        text: text.into(),
-    };
+    let msg = |id, author, text| turn(89, id, author, text);
     core.import(
         &[
             msg(1, "Ana", "The piano was 450 pounds"),
