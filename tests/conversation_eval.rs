@@ -413,7 +413,7 @@ fn recall_quality_on_imported_conversations() {
         let s = evaluate(&core, &set, &ids, &base, &|q| half(q) == h);
         println!("half {h}   {}", s.line());
         let p = probes(&core, &set, &ids, &base, h);
-        println!("  {}", floor::line(&p, &base));
+        println!("  {}", floor::line(&p, &base, core.has_reranker()));
         halves.push((s, floor::shares(&p)));
     }
     if std::env::var("MNEMO_EVAL_GRID").is_ok() {

@@ -213,7 +213,7 @@ fn hybrid_recall_quality_on_the_project_set() {
             pct(s.at[1], s.n),
             pct(s.at[2], s.n)
         );
-        println!("half {h} {}", floor::line(p, &base));
+        println!("half {h} {}", floor::line(p, &base, core.has_reranker()));
     }
     if std::env::var("MNEMO_EVAL_GRID").is_ok() {
         floor::sweep(&halves[0], &halves[1]);

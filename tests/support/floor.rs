@@ -114,15 +114,23 @@ pub fn kinds<'a>(qs: impl Iterator<Item = (&'a str, &'a Vec<String>)>) -> Vec<&'
     kinds
 }
 
-/// One printed line for mnemo's own decisions at the floors of `w`.
-pub fn line(probes: &[Probe], w: &Weights) -> String {
+/// One printed line for mnemo's own decisions at the floors of `w`
+/// (`reranked`: a cross-encoder was attached), with the matches shown per
+/// answered question (of the first [`SHOWN`]).
+pub fn line(probes: &[Probe], w: &Weights, reranked: bool) -> String {
     let (kept, nothing) = shares(probes);
     let n = probes.iter().filter(|p| !p.answerable).count();
+    let shown: Vec<usize> = probes
+        .iter()
+        .map(|p| p.relevant.iter().take(SHOWN).filter(|r| **r).count())
+        .filter(|&c| c > 0)
+        .collect();
+    let per = shown.iter().sum::<usize>() as f64 / shown.len().max(1) as f64;
     format!(
-        "floor {:.3} (beside {:.3}{}): answer kept (of hit@5) {kept:.3}   unanswerable ({n}) → nothing found {nothing:.3}",
+        "floor {:.3} (beside {:.3}{}): answer kept (of hit@5) {kept:.3}   unanswerable ({n}) → nothing found {nothing:.3}   matches shown per answered question {per:.2}",
         w.floor,
         w.beside_floor,
-        if w.rerank > 0.0 {
+        if reranked && w.rerank > 0.0 {
             format!(
                 "; turns + {}·(cross-encoder − {}), beside {:.3}",
                 w.rerank, w.rerank_offset, w.rerank_beside
