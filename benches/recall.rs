@@ -58,11 +58,11 @@ fn rerank_latency(models: &ModelSet) {
         serde_json::from_str(include_str!("../tests/data/conversation_eval.json")).unwrap();
     let turns = set["turns"].as_array().unwrap();
     let line = |i: usize| {
-        format!(
-            "{}: {}",
-            turns[i]["author"].as_str().unwrap(),
-            turns[i]["text"].as_str().unwrap()
+        mnemo::store::indexed_text(
+            turns[i]["author"].as_str(),
+            turns[i]["text"].as_str().unwrap(),
         )
+        .into_owned()
     };
     let passage = |i: usize| {
         let (lo, hi) = (i.saturating_sub(1), (i + 1).min(turns.len() - 1));

@@ -279,27 +279,22 @@ fn check_models(cfg: &Config) -> Check {
 fn check_reranker(cfg: &Config) -> Check {
     let models = cfg.model_set();
     let calibrated = models.as_ref().map_or(true, |m| m.embed.rerank.is_some());
-    match models.and_then(|m| m.verify_reranker()) {
-        _ if !cfg.recall.rerank => Check {
-            name: "reranker",
-            status: Status::Ok,
-            detail: "off (recall.rerank = false)".into(),
-        },
-        _ if !calibrated => Check {
-            name: "reranker",
-            status: Status::Ok,
-            detail: format!("not used with models.embed = {:?}", cfg.models.embed),
-        },
-        Ok(()) => Check {
-            name: "reranker",
-            status: Status::Ok,
-            detail: crate::models::RERANKER.model.name.into(),
-        },
-        Err(e) => Check {
-            name: "reranker",
-            status: Status::Warn,
-            detail: format!("{e:#} (without it the relevance floor is plainer)"),
-        },
+    let (status, detail) = match models.and_then(|m| m.verify_reranker()) {
+        _ if !cfg.recall.rerank => (Status::Ok, "off (recall.rerank = false)".into()),
+        _ if !calibrated => (
+            Status::Ok,
+            format!("not used with models.embed = {:?}", cfg.models.embed),
+        ),
+        Ok(()) => (Status::Ok, crate::models::RERANKER.model.name.into()),
+        Err(e) => (
+            Status::Warn,
+            format!("{e:#} (without it the relevance floor is plainer)"),
+        ),
+    };
+    Check {
+        name: "reranker",
+        status,
+        detail,
     }
 }
 

@@ -68,13 +68,7 @@ impl Settings {
                 when: c.recall.weight_when,
                 floor: c.recall.relevance_floor.unwrap_or(spec.relevance_floor),
                 beside_floor: c.recall.beside_floor.unwrap_or(spec.beside_floor),
-                rerank: match spec.rerank {
-                    Some(r) if c.recall.rerank => r.weight,
-                    _ => 0.0,
-                },
-                rerank_offset: spec.rerank.map_or(0.0, |r| r.offset),
-                rerank_beside: spec.rerank.map_or(0.0, |r| r.beside),
-                ..Weights::default()
+                ..Weights::default().calibrated(spec, c.recall.rerank)
             },
             ann_threshold: c.recall.ann_threshold,
             vectors_in_background: false,

@@ -307,51 +307,66 @@ impl Embedder {
             .tokenizer
             .encode_batch(inputs, true)
             .map_err(|e| anyhow!("tokenize: {e}"))?;
-        let batch = enc.len();
-        let seq = enc.first().map_or(0, |e| e.len());
-        let mut ids = Vec::with_capacity(batch * seq);
-        let mut mask = Vec::with_capacity(batch * seq);
-        let mut types = Vec::with_capacity(batch * seq);
-        for e in &enc {
-            ids.extend(e.get_ids().iter().map(|&x| i64::from(x)));
-            mask.extend(e.get_attention_mask().iter().map(|&x| i64::from(x)));
-            types.extend(e.get_type_ids().iter().map(|&x| i64::from(x)));
-        }
-        let shape = [batch, seq];
-        let outputs = session.run(ort::inputs![
-            "input_ids" => Tensor::from_array((shape, ids))?,
-            "attention_mask" => Tensor::from_array((shape, mask.clone()))?,
-            "token_type_ids" => Tensor::from_array((shape, types))?,
-        ])?;
-        let (oshape, data) = outputs["last_hidden_state"].try_extract_tensor::<f32>()?;
-        if oshape.len() != 3
-            || oshape[0] as usize != batch
-            || oshape[1] as usize != seq
-            || oshape[2] as usize != EMBED_DIM
-        {
-            bail!("unexpected model output shape {:?}", &oshape[..]);
-        }
-        let mut out = Vec::with_capacity(batch);
-        for b in 0..batch {
-            let mut v = vec![0f32; EMBED_DIM];
-            let mut n = 0f32;
-            for t in 0..seq {
-                if mask[b * seq + t] == 0 {
-                    continue;
-                }
-                n += 1.0;
-                let row = &data[(b * seq + t) * EMBED_DIM..(b * seq + t + 1) * EMBED_DIM];
-                for (a, x) in v.iter_mut().zip(row) {
-                    *a += x;
-                }
+        run_bert(session, &enc, |outputs, mask, [batch, seq]| {
+            let (oshape, data) = outputs["last_hidden_state"].try_extract_tensor::<f32>()?;
+            if oshape.len() != 3
+                || oshape[0] as usize != batch
+                || oshape[1] as usize != seq
+                || oshape[2] as usize != EMBED_DIM
+            {
+                bail!("unexpected model output shape {:?}", &oshape[..]);
             }
-            let n = n.max(1.0);
-            v.iter_mut().for_each(|a| *a /= n);
-            normalize(&mut v)?;
-            out.push(v);
-        }
-        Ok(out)
+            let mut out = Vec::with_capacity(batch);
+            for b in 0..batch {
+                let mut v = vec![0f32; EMBED_DIM];
+                let mut n = 0f32;
+                for t in 0..seq {
+                    if mask[b * seq + t] == 0 {
+                        continue;
+                    }
+                    n += 1.0;
+                    let row = &data[(b * seq + t) * EMBED_DIM..(b * seq + t + 1) * EMBED_DIM];
+                    for (a, x) in v.iter_mut().zip(row) {
+                        *a += x;
+                    }
+                }
+                let n = n.max(1.0);
+                v.iter_mut().for_each(|a| *a /= n);
+                normalize(&mut v)?;
+                out.push(v);
+            }
+            Ok(out)
+        })
     }
+}
+
+/// Runs a BERT-shaped model (inputs `input_ids`, `attention_mask`,
+/// `token_type_ids`) on `enc`, encodings of one length (padded, or a single
+/// one), and hands `read` its outputs, the attention mask and the shape
+/// [batch, seq]: the embedder and the cross-encoder
+/// ([`super::rerank`]) feed their models alike.
+pub(super) fn run_bert<T>(
+    session: &mut Session,
+    enc: &[tokenizers::Encoding],
+    read: impl FnOnce(&ort::session::SessionOutputs<'_>, &[i64], [usize; 2]) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let batch = enc.len();
+    let seq = enc.first().map_or(0, |e| e.len());
+    let mut ids = Vec::with_capacity(batch * seq);
+    let mut mask = Vec::with_capacity(batch * seq);
+    let mut types = Vec::with_capacity(batch * seq);
+    for e in enc {
+        ids.extend(e.get_ids().iter().map(|&x| i64::from(x)));
+        mask.extend(e.get_attention_mask().iter().map(|&x| i64::from(x)));
+        types.extend(e.get_type_ids().iter().map(|&x| i64::from(x)));
+    }
+    let shape = [batch, seq];
+    let outputs = session.run(ort::inputs![
+        "input_ids" => Tensor::from_array((shape, ids))?,
+        "attention_mask" => Tensor::from_array((shape, mask.clone()))?,
+        "token_type_ids" => Tensor::from_array((shape, types))?,
+    ])?;
+    read(&outputs, &mask, shape)
 }
 
 /// Scales `v` to unit length; rejects NaN/inf and all-zero vectors.

@@ -96,17 +96,33 @@ impl Default for Weights {
             speaker: 0.1,
             date: 0.8,
             when: 0.05,
-            floor: crate::models::MINILM.relevance_floor,
-            beside_floor: crate::models::MINILM.beside_floor,
-            rerank: crate::models::MINILM.rerank.map_or(0.0, |r| r.weight),
-            rerank_offset: crate::models::MINILM.rerank.map_or(0.0, |r| r.offset),
-            rerank_beside: crate::models::MINILM.rerank.map_or(0.0, |r| r.beside),
+            floor: 0.0,
+            beside_floor: 0.0,
+            rerank: 0.0,
+            rerank_offset: 0.0,
+            rerank_beside: 0.0,
             bm25: Bm25::default(),
         }
+        .calibrated(&crate::models::MINILM, true)
     }
 }
 
 impl Weights {
+    /// These weights with what is calibrated per embedding model: its
+    /// relevance floors and its use of the cross-encoder (`rerank` false,
+    /// or a model without one: not asked).
+    pub fn calibrated(self, spec: &crate::models::EmbedSpec, rerank: bool) -> Weights {
+        let r = spec.rerank;
+        Weights {
+            floor: spec.relevance_floor,
+            beside_floor: spec.beside_floor,
+            rerank: r.filter(|_| rerank).map_or(0.0, |r| r.weight),
+            rerank_offset: r.map_or(0.0, |r| r.offset),
+            rerank_beside: r.map_or(0.0, |r| r.beside),
+            ..self
+        }
+    }
+
     /// The three rankings an evaluation compares: lexical only, vector
     /// only (both without recency, speaker, date and question terms) and
     /// these weights.

@@ -21,7 +21,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::{anyhow, bail};
 use ort::session::Session;
-use ort::value::Tensor;
 use tokenizers::{Tokenizer, TruncationParams, TruncationStrategy};
 
 use crate::models::ModelSet;
@@ -149,24 +148,12 @@ impl Model {
             .tokenizer
             .encode((query, text), true)
             .map_err(|e| anyhow!("tokenize: {e}"))?;
-        let seq = enc.len();
-        let ids: Vec<i64> = enc.get_ids().iter().map(|&x| i64::from(x)).collect();
-        let mask: Vec<i64> = enc
-            .get_attention_mask()
-            .iter()
-            .map(|&x| i64::from(x))
-            .collect();
-        let types: Vec<i64> = enc.get_type_ids().iter().map(|&x| i64::from(x)).collect();
-        let shape = [1, seq];
-        let outputs = session.run(ort::inputs![
-            "input_ids" => Tensor::from_array((shape, ids))?,
-            "attention_mask" => Tensor::from_array((shape, mask))?,
-            "token_type_ids" => Tensor::from_array((shape, types))?,
-        ])?;
-        let (oshape, data) = outputs["logits"].try_extract_tensor::<f32>()?;
-        match (&oshape[..], data) {
-            ([1, 1], [x]) if x.is_finite() => Ok(*x),
-            _ => bail!("unexpected reranker output {:?}", &oshape[..]),
-        }
+        super::embed::run_bert(session, &[enc], |outputs, _, _| {
+            let (oshape, data) = outputs["logits"].try_extract_tensor::<f32>()?;
+            match (&oshape[..], data) {
+                ([1, 1], [x]) if x.is_finite() => Ok(*x),
+                _ => bail!("unexpected reranker output {:?}", &oshape[..]),
+            }
+        })
     }
 }
