@@ -658,6 +658,118 @@ mod embedding {
     }
 }
 
+/// A damaged or missing cross-encoder file: recall over an imported chat
+/// still answers, with the plain relevance.
+mod reranker {
+    use serde_json::{json, Value};
+
+    use super::support;
+
+    /// A models dir whose files are the real ones (linked) but for the
+    /// reranker's model: bytes flipped in it, then the file gone. `mnemo
+    /// recall --chat` over an imported chat exits 0 with its hits, none
+    /// scored by the cross-encoder, and a warning naming `mnemo models
+    /// fetch`; with the real file the same recall scores them. Lost:
+    /// nothing (the chat's 6 messages stay); duplicated: nothing.
+    #[tokio::test]
+    async fn a_damaged_or_missing_model_leaves_recall_with_its_plain_relevance() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        let models = tmp.path().join("models");
+        std::fs::create_dir(&models).unwrap();
+        let real = support::models_dir();
+        let name = mnemo::models::RERANKER.model.name;
+        for e in std::fs::read_dir(&real).unwrap() {
+            let e = e.unwrap();
+            if e.file_name() != name && e.path().is_file() {
+                std::os::unix::fs::symlink(e.path(), models.join(e.file_name())).unwrap();
+            }
+        }
+        let mut bytes = std::fs::read(real.join(name)).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid..mid + 64].iter_mut().for_each(|b| *b ^= 0x5a);
+        std::fs::write(models.join(name), &bytes).unwrap();
+
+        let lines = [
+            ("Priya", "Did you buy it in the end?"),
+            ("Owen", "Yes! Second-hand piano, 450 pounds"),
+            ("Priya", "Bargain"),
+            ("Owen", "The garage wants 780 for the clutch"),
+            ("Priya", "Ouch"),
+            ("Owen", "Tell me about it"),
+        ];
+        let messages: Vec<Value> = lines
+            .iter()
+            .enumerate()
+            .map(|(i, (a, t))| {
+                json!({"id": i + 1, "type": "message",
+                       "date": format!("2024-03-01T09:0{i}:00"),
+                       "from": a, "from_id": format!("user{}", a.len()), "text": t})
+            })
+            .collect();
+        let file = tmp.path().join("result.json");
+        std::fs::write(
+            &file,
+            serde_json::to_vec(&json!({"id": 7, "messages": messages})).unwrap(),
+        )
+        .unwrap();
+        let (code, _, err) = support::run_mnemo(&dir, &["import", file.to_str().unwrap()]).await;
+        assert_eq!(code, 0, "{err}");
+
+        let recall = |models: std::path::PathBuf| {
+            let dir = dir.clone();
+            async move {
+                let m = models.to_str().unwrap().to_owned();
+                let (code, out, err) = super::run_env(
+                    &dir,
+                    &[
+                        "recall",
+                        "How much was the piano?",
+                        "--chat",
+                        "7",
+                        "--json",
+                        "--explain",
+                    ],
+                    &[("MNEMO_MODELS__DIR", m.as_str())],
+                )
+                .await;
+                assert_eq!(code, 0, "{err}");
+                let hits: Vec<Value> = serde_json::from_str(&out).unwrap();
+                (hits, err)
+            }
+        };
+        let scored = |hits: &[Value]| {
+            hits.iter()
+                .filter(|h| h["explain"]["rerank"].is_number())
+                .count()
+        };
+        // Flipped bytes: the checksum refuses the file.
+        let (hits, err) = recall(models.clone()).await;
+        assert_eq!(hits.len(), 5, "{hits:?}");
+        assert_eq!(hits[0]["message_id"], 2, "{hits:?}");
+        assert_eq!(scored(&hits), 0);
+        assert!(
+            err.contains("wrong checksum") && err.contains("mnemo models fetch"),
+            "{err}"
+        );
+        // The file gone.
+        std::fs::remove_file(models.join(name)).unwrap();
+        let (hits, err) = recall(models.clone()).await;
+        assert_eq!((hits.len(), scored(&hits)), (5, 0));
+        assert!(
+            err.contains("is missing") && err.contains("mnemo models fetch"),
+            "{err}"
+        );
+        // The real models: the turns are scored.
+        let (hits, _) = recall(real).await;
+        assert_eq!(scored(&hits), 5, "{hits:?}");
+        assert_eq!(hits[0]["message_id"], 2);
+        let (_, out, _) = support::run_mnemo(&dir, &["stats", "--json"]).await;
+        let s: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(s["memories"], 6, "{s}");
+    }
+}
+
 /// A data disk that fills up while notes arrive: the real binary on a real
 /// size-limited tmpfs, the fake Bot API recording which offsets were
 /// confirmed.
