@@ -251,6 +251,68 @@ async fn one_chat_behind_its_rate_limit_does_not_delay_another() {
     bot.stop().await.unwrap();
 }
 
+/// Telegram's flood wait for one chat (429 with `retry_after` on a send to
+/// A only) holds A's replies, in order, for that long and no longer; B's
+/// note, sent while A waits, is answered at once, not after A's wait.
+/// Lost, duplicated: nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_wait_on_one_chat_holds_only_that_chat() {
+    const A: i64 = 7201;
+    const B: i64 = 7202;
+    const WAIT: u64 = 3;
+    let bot = InProcBot::start(&[A, B]).await;
+    bot.tg
+        .script_chat("sendMessage", A, Script::RetryAfter(WAIT));
+    for m in 1..=3 {
+        bot.tg.push(tg::text(A, m, &format!("A's note {m}")));
+    }
+    let refused = |bot: &InProcBot| {
+        bot.tg
+            .calls("sendMessage")
+            .into_iter()
+            .find(|c| c.params["_status"] == "scripted")
+    };
+    let deadline = std::time::Instant::now() + T;
+    let first = loop {
+        if let Some(c) = refused(&bot) {
+            break c;
+        }
+        assert!(std::time::Instant::now() < deadline, "A was never refused");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(first.params["chat_id"], A);
+    bot.tg.push(tg::text(B, 1, "B's note while A waits"));
+    bot.tg.wait_sent(B, 1, T).await;
+    bot.tg.wait_sent(A, 3, T).await;
+    bot.settled().await;
+    let calls = bot.tg.calls("sendMessage");
+    let accepted = |chat: i64| {
+        calls
+            .iter()
+            .filter(move |c| c.params["chat_id"].as_i64() == Some(chat) && c.message_id.is_some())
+    };
+    let a_first = accepted(A).next().unwrap().at;
+    let b_ack = accepted(B).next().unwrap().at;
+    let waited = a_first.duration_since(first.at);
+    assert!(
+        waited >= Duration::from_millis(WAIT * 1000 - 50),
+        "A's retry_after={WAIT} honoured, waited {waited:?}"
+    );
+    // Not held by A's wait at all: answered in well under half of it (a
+    // pause of every chat would put B's answer at the end of the wait).
+    let b_after = b_ack.saturating_duration_since(first.at);
+    assert!(
+        b_after < waited / 2,
+        "B answered {b_after:?} after A's 429, A resumed after {waited:?}"
+    );
+    // A's three, in order, each once; B's once; one refused call in all.
+    assert_eq!(quoted(&bot, A), vec![1, 2, 3]);
+    assert_eq!(quoted(&bot, B), vec![1]);
+    assert_eq!(calls.iter().filter(|c| c.message_id.is_none()).count(), 1);
+    println!("flood wait {WAIT} s on A: B answered {b_after:?} after A's 429, A resumed after {waited:?}");
+    bot.stop().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_send_holds_only_its_chat_and_refusals_go_last() {
     const A: i64 = 7101;

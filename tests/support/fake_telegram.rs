@@ -56,7 +56,8 @@ struct Inner {
     /// everything (a confirmation that never reached Telegram).
     ignore_confirmations: bool,
     calls: Vec<Call>,
-    scripts: Vec<(String, Script)>,
+    /// (method, only calls to this chat, answer), used in order.
+    scripts: Vec<(String, Option<i64>, Script)>,
     /// Messages the bot sent, by message id, as Telegram would return them
     /// (with `reply_markup` kept up to date by editMessageReplyMarkup).
     messages: std::collections::HashMap<i64, Value>,
@@ -151,7 +152,17 @@ impl FakeTelegram {
             .lock()
             .unwrap()
             .scripts
-            .push((method.to_ascii_lowercase(), script));
+            .push((method.to_ascii_lowercase(), None, script));
+    }
+
+    /// Makes the next call of `method` to `chat_id` answer with `script`
+    /// (a limit on one chat: Telegram's per-chat flood wait).
+    pub fn script_chat(&self, method: &str, chat_id: i64, script: Script) {
+        self.inner.lock().unwrap().scripts.push((
+            method.to_ascii_lowercase(),
+            Some(chat_id),
+            script,
+        ));
     }
 
     /// From now on, sendMessage calls to `chat_id` get no answer (and are
@@ -429,10 +440,11 @@ async fn api(
         let script = if g.down {
             Some(Script::Error(502, "Bad Gateway".into()))
         } else {
+            let chat = params["chat_id"].as_i64();
             g.scripts
                 .iter()
-                .position(|(m, _)| *m == lower)
-                .map(|i| g.scripts.remove(i).1)
+                .position(|(m, c, _)| *m == lower && c.is_none_or(|c| Some(c) == chat))
+                .map(|i| g.scripts.remove(i).2)
         };
         let mut recorded = params.clone();
         if script.is_some() && recorded.is_object() {
