@@ -37,15 +37,21 @@ const MIN_HALF_HIT10: f64 = 0.83;
 const MIN_HALF_HIT1: f64 = 0.50;
 /// At the default relevance floors, with the cross-encoder, per half: share
 /// of answerable questions (target in the first 5) whose target is shown as
-/// relevant, and share of unanswerable ones answered "nothing found" (A
-/// 0.873 / 0.917, B 0.879 / 0.833 measured 2026-12-05; without it 0.792 /
-/// 0.667 and 0.802 / 0.750. Goal 0.97 / 0.8: "nothing found" is met, kept
-/// is not). One question of slack on "nothing found" (12 per half).
+/// relevant, share of the 36 unanswerable ones answered "nothing found", and
+/// of the 24 of them on topics the chat never touches (A 0.873 / 0.694 /
+/// 0.875, B 0.879 / 0.556 / 0.708 measured 2026-12-05; the 12 near misses,
+/// details the chat never gives about things it talks about, 0.333 / 0.250).
+/// Goal 0.97 / 0.8: not met. The first 12 unanswerable questions a half gave
+/// 0.917 / 0.833; the 48 added since showed that was fitted to them. About a
+/// question of slack each.
 const MIN_FLOOR_KEPT: f64 = 0.85;
-const MIN_FLOOR_NOTHING: f64 = 0.75;
-/// The same without the cross-encoder (`MNEMO_EVAL_RERANK=0`).
+const MIN_FLOOR_NOTHING: f64 = 0.5;
+const MIN_FLOOR_ABSENT: f64 = 0.65;
+/// The same without the cross-encoder (`MNEMO_EVAL_RERANK=0`: A 0.794 /
+/// 0.500 / 0.667, B 0.794 / 0.389 / 0.542).
 const MIN_PLAIN_KEPT: f64 = 0.77;
-const MIN_PLAIN_NOTHING: f64 = 0.6;
+const MIN_PLAIN_NOTHING: f64 = 0.35;
+const MIN_PLAIN_ABSENT: f64 = 0.5;
 
 #[derive(Deserialize)]
 struct Set {
@@ -69,6 +75,11 @@ struct Question {
     question: String,
     targets: Vec<String>,
     kind: String,
+    /// For an unanswerable question: `"absent"` (a topic the set never
+    /// touches) or `"near_miss"` (a detail it never gives about something
+    /// it does talk about).
+    #[serde(default)]
+    subkind: Option<String>,
 }
 
 /// The core with every chat imported and embedded, and note id → turn id.
@@ -353,6 +364,7 @@ fn probes(core: &Core, set: &Set, ids: &HashMap<u64, String>, w: &Weights, h: ch
             Probe::new(&hits, w, !q.targets.is_empty(), |hit| {
                 q.targets.contains(&ids[&hit.note.id])
             })
+            .with_subkind(q.subkind.as_deref())
         })
         .collect()
 }
@@ -414,7 +426,7 @@ fn recall_quality_on_imported_conversations() {
         println!("half {h}   {}", s.line());
         let p = probes(&core, &set, &ids, &base, h);
         println!("  {}", floor::line(&p, &base, core.has_reranker()));
-        halves.push((s, floor::shares(&p)));
+        halves.push((s, floor::shares(&p), floor::split_nothing(&p).0 .0));
     }
     if std::env::var("MNEMO_EVAL_GRID").is_ok() {
         let a = probes(&core, &set, &ids, &base, 'A');
@@ -459,20 +471,20 @@ fn recall_quality_on_imported_conversations() {
         println!("(the levels asserted are the default model's: not asserted for this one)");
         return;
     }
-    let (min_kept, min_nothing) = if core.has_reranker() {
-        (MIN_FLOOR_KEPT, MIN_FLOOR_NOTHING)
+    let (min_kept, min_nothing, min_absent) = if core.has_reranker() {
+        (MIN_FLOOR_KEPT, MIN_FLOOR_NOTHING, MIN_FLOOR_ABSENT)
     } else {
-        (MIN_PLAIN_KEPT, MIN_PLAIN_NOTHING)
+        (MIN_PLAIN_KEPT, MIN_PLAIN_NOTHING, MIN_PLAIN_ABSENT)
     };
-    for (i, (s, (kept, nothing))) in halves.iter().enumerate() {
+    for (i, (s, (kept, nothing), absent)) in halves.iter().enumerate() {
         assert!(
             s.hit10() >= MIN_HALF_HIT10 && s.hit1() >= MIN_HALF_HIT1,
             "half {i}: {}",
             s.line()
         );
         assert!(
-            *kept >= min_kept && *nothing >= min_nothing,
-            "half {i}: relevance floor kept {kept:.3}, nothing found {nothing:.3}"
+            *kept >= min_kept && *nothing >= min_nothing && *absent >= min_absent,
+            "half {i}: relevance floor kept {kept:.3}, nothing found {nothing:.3}, on absent topics {absent:.3}"
         );
     }
     assert!(

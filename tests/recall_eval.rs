@@ -1,6 +1,9 @@
 //! Retrieval quality on tests/data/recall_eval.json (362 notes, 202
-//! questions, English and German, written for this project) with the real
-//! MiniLM model: hit@1/5/10 for lexical only, vector only and hybrid.
+//! questions with answers and 60 without, English and German, written for
+//! this project) with the real MiniLM model: hit@1/5/10 for lexical only,
+//! vector only and hybrid, and the relevance floor (answers kept, "nothing
+//! found" for the unanswerable questions, apart for those on absent topics
+//! and near misses).
 //!
 //! The figures are printed (`cargo test --test recall_eval -- --nocapture`)
 //! and recorded in docs/BENCHMARKS.md; the test fails if hybrid hit@10 drops
@@ -24,12 +27,17 @@ use floor::Probe;
 /// Hybrid hit@10 must stay at or above this (0.807 measured 2026-12-05 with
 /// dates in questions; see docs/BENCHMARKS.md).
 const MIN_HYBRID_HIT10: f64 = 0.79;
-/// At the default relevance floors: share of answerable questions (with a
-/// target in the first 5) whose target is shown as relevant, and share of
-/// unanswerable questions answered "nothing found" (both halves 0.986 /
-/// 0.800 measured 2026-12-05; half A 1.000 / 0.8, B 0.973 / 0.8).
+/// At the default relevance floors, both halves: share of answerable
+/// questions (with a target in the first 5) whose target is shown as
+/// relevant (0.979 measured 2026-12-05), and share of unanswerable ones
+/// answered "nothing found": all 60 (0.500) and the 40 on topics the notes
+/// never touch (0.725; near misses, details the notes never give about
+/// things they mention, 0.050). The goal is 0.97 / 0.8; the first 20
+/// unanswerable questions, all on absent topics, gave 0.800 — the 40 added
+/// since showed that was fitted to them. About a question of slack each.
 const MIN_FLOOR_KEPT: f64 = 0.96;
-const MIN_FLOOR_NOTHING: f64 = 0.8;
+const MIN_FLOOR_NOTHING: f64 = 0.45;
+const MIN_FLOOR_ABSENT: f64 = 0.675;
 
 #[derive(Deserialize)]
 struct Set {
@@ -51,6 +59,11 @@ struct Question {
     targets: Vec<String>,
     kind: String,
     lang: String,
+    /// For an unanswerable question: `"absent"` (a topic the notes never
+    /// touch) or `"near_miss"` (a detail they never give about something
+    /// they do mention).
+    #[serde(default)]
+    subkind: Option<String>,
 }
 
 fn load() -> (tempfile::TempDir, Core, Set, HashMap<u64, String>) {
@@ -194,6 +207,7 @@ fn hybrid_recall_quality_on_the_project_set() {
                     Probe::new(&hits, &base, !q.targets.is_empty(), |hit| {
                         q.targets.contains(&ids[&hit.note.id])
                     })
+                    .with_subkind(q.subkind.as_deref())
                 })
                 .collect()
         })
@@ -221,13 +235,15 @@ fn hybrid_recall_quality_on_the_project_set() {
     }
     let all: Vec<Probe> = halves.into_iter().flatten().collect();
     let (kept, nothing) = floor::shares(&all);
+    let (absent, _) = floor::split_nothing(&all);
     if !eval_embed::is_default(&eval_embed::models(&Config::defaults())) {
         println!("(the levels asserted are the default model's: not asserted for this one)");
         return;
     }
     assert!(
-        kept >= MIN_FLOOR_KEPT && nothing >= MIN_FLOOR_NOTHING,
-        "relevance floor: kept {kept:.3} (min {MIN_FLOOR_KEPT}), nothing found {nothing:.3} (min {MIN_FLOOR_NOTHING})"
+        kept >= MIN_FLOOR_KEPT && nothing >= MIN_FLOOR_NOTHING && absent.0 >= MIN_FLOOR_ABSENT,
+        "relevance floor: kept {kept:.3} (min {MIN_FLOOR_KEPT}), nothing found {nothing:.3} (min {MIN_FLOOR_NOTHING}), on absent topics {:.3} (min {MIN_FLOOR_ABSENT})",
+        absent.0
     );
     assert!(
         hybrid10 >= MIN_HYBRID_HIT10,

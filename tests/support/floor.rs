@@ -16,6 +16,11 @@ pub const ASKED: usize = 50;
 /// cosine, is a target), best first.
 pub struct Probe {
     pub answerable: bool,
+    /// An unanswerable question about something the set does talk about,
+    /// asking a detail it never gives ("what is the landlord's name?" where
+    /// the landlord is mentioned, never named): set `"subkind":
+    /// "near_miss"`. Reported apart from questions on absent topics.
+    pub near_miss: bool,
     pub hits: Vec<(f32, f32, f32, bool)>,
     /// Each hit's `relevant` as mnemo decided it.
     pub relevant: Vec<bool>,
@@ -32,6 +37,7 @@ impl Probe {
     ) -> Probe {
         Probe {
             answerable,
+            near_miss: false,
             hits: hits
                 .iter()
                 .map(|h| {
@@ -51,9 +57,16 @@ impl Probe {
             relevant: hits.iter().map(|h| h.relevant).collect(),
             detail: hits
                 .iter()
-                .map(|h| serde_json::json!({"score": h.score, "parts": h.parts, "turn": h.note.author.is_some()}))
+                .map(|h| serde_json::json!({"score": h.score, "parts": h.parts, "turn": h.note.author.is_some(), "text": h.note.indexed_text()}))
                 .collect(),
         }
+    }
+
+    /// Marks an unanswerable question as a near miss ([`Probe::near_miss`])
+    /// when its set says so.
+    pub fn with_subkind(mut self, subkind: Option<&str>) -> Probe {
+        self.near_miss = !self.answerable && subkind == Some("near_miss");
+        self
     }
 }
 
@@ -120,6 +133,15 @@ pub fn kinds<'a>(qs: impl Iterator<Item = (&'a str, &'a Vec<String>)>) -> Vec<&'
 pub fn line(probes: &[Probe], w: &Weights, reranked: bool) -> String {
     let (kept, nothing) = shares(probes);
     let n = probes.iter().filter(|p| !p.answerable).count();
+    let (absent, near) = split_nothing(probes);
+    let split = if near.1 > 0 {
+        format!(
+            " (topic absent {:.3} of {}, near miss {:.3} of {})",
+            absent.0, absent.1, near.0, near.1
+        )
+    } else {
+        String::new()
+    };
     let shown: Vec<usize> = probes
         .iter()
         .map(|p| p.relevant.iter().take(SHOWN).filter(|r| **r).count())
@@ -127,7 +149,7 @@ pub fn line(probes: &[Probe], w: &Weights, reranked: bool) -> String {
         .collect();
     let per = shown.iter().sum::<usize>() as f64 / shown.len().max(1) as f64;
     format!(
-        "floor {:.3} (beside {:.3}{}): answer kept (of hit@5) {kept:.3}   unanswerable ({n}) → nothing found {nothing:.3}   matches shown per answered question {per:.2}",
+        "floor {:.3} (beside {:.3}{}): answer kept (of hit@5) {kept:.3}   unanswerable ({n}) → nothing found {nothing:.3}{split}   matches shown per answered question {per:.2}",
         w.floor,
         w.beside_floor,
         if reranked && w.rerank > 0.0 {
@@ -141,6 +163,23 @@ pub fn line(probes: &[Probe], w: &Weights, reranked: bool) -> String {
     )
 }
 
+/// "Nothing found" by kind of unanswerable question: (share, count) for
+/// questions on an absent topic, then for near misses.
+pub fn split_nothing(probes: &[Probe]) -> ((f64, usize), (f64, usize)) {
+    let part = |near: bool| {
+        let ps: Vec<&Probe> = probes
+            .iter()
+            .filter(|p| !p.answerable && p.near_miss == near)
+            .collect();
+        let nothing = ps
+            .iter()
+            .filter(|p| !p.relevant.iter().take(SHOWN).any(|r| *r))
+            .count();
+        (nothing as f64 / ps.len().max(1) as f64, ps.len())
+    };
+    (part(false), part(true))
+}
+
 /// Writes both halves' probes as JSON to `MNEMO_EVAL_DUMP` when it is set
 /// (for calibrating outside the test).
 pub fn dump(a: &[Probe], b: &[Probe]) {
@@ -149,7 +188,7 @@ pub fn dump(a: &[Probe], b: &[Probe]) {
     };
     let half = |ps: &[Probe]| {
         ps.iter()
-            .map(|p| serde_json::json!({"answerable": p.answerable, "hits": p.hits, "detail": p.detail}))
+            .map(|p| serde_json::json!({"answerable": p.answerable, "near_miss": p.near_miss, "hits": p.hits, "detail": p.detail}))
             .collect::<Vec<_>>()
     };
     let v = serde_json::json!({"A": half(a), "B": half(b)});
