@@ -325,7 +325,6 @@ mod files {
 
 /// `mnemo import` against hostile and huge input, and killed mid-import.
 mod import {
-    use std::time::Duration;
 
     use serde_json::{json, Value};
 
@@ -510,15 +509,19 @@ mod import {
             "500",
             "--json",
         ];
-        for ms in [300, 900, 1500] {
-            let mut child = support::mnemo(&dir).args(args).spawn().unwrap();
-            tokio::time::sleep(Duration::from_millis(ms)).await;
-            let _ = child.start_kill(); // SIGKILL
-            let st = child.wait().await.unwrap();
-            eprintln!(
-                "killed after {ms} ms: {st:?}, memories {}",
-                memories(&dir).await
-            );
+        // Killed right after a batch's commit was logged, early, midway and
+        // late in the file (each re-run counts from the file's start, the
+        // duplicates included): every message a committed batch held is
+        // there.
+        for at in [1_000, 8_000, 15_000] {
+            let mut cmd = support::mnemo(&dir);
+            cmd.args(args);
+            let done = support::kill_when_done(cmd, |done, _| done >= at)
+                .await
+                .expect("killed mid-import");
+            let m = memories(&dir).await;
+            eprintln!("killed after {done} messages reported committed: memories {m}");
+            assert!(m >= done, "{done} committed, {m} stored");
         }
         let (code, out, err) = support::run_mnemo(&dir, &args).await;
         assert_eq!(code, 0, "{err}");
@@ -584,7 +587,6 @@ mod import_space {
 /// `kill -9` while the model embeds a backlog and the graph is built and
 /// saved.
 mod embedding {
-    use std::time::Duration;
 
     use serde_json::{json, Value};
 
@@ -624,17 +626,22 @@ mod embedding {
             let (_, out, _) = super::run_env(&dir, &["stats", "--json"], &env).await;
             serde_json::from_str::<Value>(&out).unwrap()
         };
-        for ms in [1500, 4000, 8000] {
-            let mut child = support::mnemo(&dir)
-                .args(["recall", "bicycle", "--json"])
-                .envs(env)
-                .spawn()
-                .unwrap();
-            tokio::time::sleep(Duration::from_millis(ms)).await;
-            let _ = child.start_kill();
-            let st = child.wait().await.unwrap();
+        // Killed right after a take's commit was logged: the first take,
+        // one midway, then the backlog's last (while the graph is built
+        // and saved). What was reported embedded stays embedded.
+        let mut before = 0;
+        for stop in [
+            &(|d: u64, _: u64| d >= 256) as &dyn Fn(u64, u64) -> bool,
+            &|d, t| d >= t / 2,
+            &|d, t| d >= t,
+        ] {
+            let mut cmd = support::mnemo(&dir);
+            cmd.args(["recall", "bicycle", "--json"]).envs(env);
+            let done = support::kill_when_done(cmd, stop)
+                .await
+                .expect("killed while embedding");
             let s = stats().await;
-            eprintln!("killed after {ms} ms ({st:?}): {s}");
+            eprintln!("killed after {done} more reported embedded: {s}");
             let (m, e, p) = (
                 s["memories"].as_u64().unwrap(),
                 s["embedded"].as_u64().unwrap(),
@@ -642,6 +649,11 @@ mod embedding {
             );
             assert_eq!(m, n as u64);
             assert_eq!(e + p, m, "every note embedded or queued");
+            assert!(
+                e >= before + done,
+                "{before} + {done} reported, {e} embedded"
+            );
+            before = e;
         }
         let (code, _, err) = super::run_env(&dir, &["recall", "bicycle", "--json"], &env).await;
         assert_eq!(code, 0, "{err}");

@@ -266,6 +266,8 @@ impl Core {
                 break;
             }
             done += n;
+            // One commit per take: what this line counts survives a crash.
+            tracing::debug!(done, total, "embedded take committed");
             progress(done.min(total), total);
         }
         Ok(done)

@@ -255,6 +255,42 @@ pub fn mnemo(data_dir: &Path) -> tokio::process::Command {
     cmd
 }
 
+/// Runs `cmd` (a [`mnemo`] command) with mnemo's debug log on stderr and
+/// sends it SIGKILL at the first log line whose `done=` and `total=` fields
+/// satisfy `when` (the import's "import batch committed", the embedder's
+/// "embedded take committed": each such line follows a commit). Returns
+/// that `done` — what the process had reported durable when it was killed
+/// — or `None` if it exited first (the kill then landed on nothing).
+pub async fn kill_when_done(
+    mut cmd: tokio::process::Command,
+    when: impl Fn(u64, u64) -> bool,
+) -> Option<u64> {
+    use tokio::io::AsyncBufReadExt;
+    let field = |line: &str, name: &str| {
+        line.split_once(name)
+            .and_then(|(_, r)| r.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|d| d.parse::<u64>().ok())
+    };
+    let mut child = cmd
+        .env("RUST_LOG", "mnemo=debug")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn mnemo");
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut reached = None;
+    while let Ok(Some(line)) = lines.next_line().await {
+        if let (Some(done), Some(total)) = (field(&line, " done="), field(&line, " total=")) {
+            if when(done, total) {
+                let _ = child.start_kill();
+                reached = Some(done);
+                break;
+            }
+        }
+    }
+    let _ = child.wait().await;
+    reached
+}
+
 /// `mnemo serve` against the fake API, with stderr captured to a file.
 pub struct ServeProcess {
     pub child: tokio::process::Child,
