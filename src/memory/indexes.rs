@@ -652,6 +652,7 @@ impl Indexes {
         };
         let dir = ann::dir_in(data_dir);
         let t = std::time::Instant::now();
+        tracing::debug!(merge, "ANN graph save started");
         let saved = plan.run(&dir).and_then(|work| {
             let m = match &mut *write(&self.shared.vectors) {
                 Vectors::Graph(g) => g.finish_save(work)?,

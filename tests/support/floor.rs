@@ -63,9 +63,15 @@ impl Probe {
     }
 
     /// Marks an unanswerable question as a near miss ([`Probe::near_miss`])
-    /// when its set says so.
+    /// when its set says so. Every unanswerable question must say which
+    /// kind it is (`"absent"` or `"near_miss"`), and no answerable one: a
+    /// typo must not move a question into the other share.
     pub fn with_subkind(mut self, subkind: Option<&str>) -> Probe {
-        self.near_miss = !self.answerable && subkind == Some("near_miss");
+        match (self.answerable, subkind) {
+            (true, None) | (false, Some("absent")) => {}
+            (false, Some("near_miss")) => self.near_miss = true,
+            (answerable, s) => panic!("subkind {s:?} on a question answerable={answerable}"),
+        }
         self
     }
 }

@@ -256,39 +256,58 @@ pub fn mnemo(data_dir: &Path) -> tokio::process::Command {
 }
 
 /// Runs `cmd` (a [`mnemo`] command) with mnemo's debug log on stderr and
-/// sends it SIGKILL at the first log line whose `done=` and `total=` fields
-/// satisfy `when` (the import's "import batch committed", the embedder's
-/// "embedded take committed": each such line follows a commit). Returns
-/// that `done` — what the process had reported durable when it was killed
-/// — or `None` if it exited first (the kill then landed on nothing).
-pub async fn kill_when_done(
+/// sends it SIGKILL at the first log line with the message `msg` whose
+/// `done=` and `total=` fields (0 when absent) satisfy `when` — the
+/// import's "import batch committed" and the embedder's "embedded take
+/// committed" follow a commit, "ANN graph save started" precedes a save.
+/// Returns that line's `done`: what the process had reported durable when
+/// it was killed. Panics if the process ends another way (the kill would
+/// have landed on nothing) or prints no such line within two minutes.
+pub async fn kill_on_log(
     mut cmd: tokio::process::Command,
+    msg: &str,
     when: impl Fn(u64, u64) -> bool,
-) -> Option<u64> {
+) -> u64 {
+    use std::os::unix::process::ExitStatusExt;
     use tokio::io::AsyncBufReadExt;
     let field = |line: &str, name: &str| {
         line.split_once(name)
             .and_then(|(_, r)| r.split(|c: char| !c.is_ascii_digit()).next())
             .and_then(|d| d.parse::<u64>().ok())
+            .unwrap_or(0)
     };
     let mut child = cmd
         .env("RUST_LOG", "mnemo=debug")
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn mnemo");
-    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut reached = None;
-    while let Ok(Some(line)) = lines.next_line().await {
-        if let (Some(done), Some(total)) = (field(&line, " done="), field(&line, " total=")) {
-            if when(done, total) {
-                let _ = child.start_kill();
-                reached = Some(done);
-                break;
+    let mut err = tokio::io::BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    let found = tokio::time::timeout(Duration::from_secs(120), async {
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            if err.read_until(b'\n', &mut buf).await.unwrap_or(0) == 0 {
+                return None;
+            }
+            let line = String::from_utf8_lossy(&buf);
+            seen.push_str(&line);
+            let (done, total) = (field(&line, " done="), field(&line, " total="));
+            if line.contains(msg) && when(done, total) {
+                return Some(done);
             }
         }
+    })
+    .await;
+    let _ = child.start_kill();
+    drop(err);
+    let status = child.wait().await.expect("wait for mnemo");
+    match found {
+        Ok(Some(done)) if status.signal() == Some(9) => done,
+        Ok(Some(_)) => panic!("exited before the kill ({status:?}):\n{seen}"),
+        Ok(None) => panic!("exited ({status:?}) without logging {msg:?} as asked:\n{seen}"),
+        Err(_) => panic!("no {msg:?} as asked within 120 s:\n{seen}"),
     }
-    let _ = child.wait().await;
-    reached
 }
 
 /// `mnemo serve` against the fake API, with stderr captured to a file.
