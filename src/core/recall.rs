@@ -67,7 +67,7 @@ impl Core {
             ),
             _ => None,
         };
-        let span = self.date_span(query, chat)?;
+        let span = self.date_span(query, chat, weights)?;
         let found = self.indexes.search(
             query,
             qv.as_deref(),
@@ -209,11 +209,14 @@ impl Core {
     /// event ("two weeks after her operation") is found from the event's
     /// date: the date it names ("3 days after Christmas 2024"), else that
     /// of the message that best matches its words, if that one is relevant
-    /// (no window at all rather than one around an unrelated message).
+    /// (no window at all rather than one around an unrelated message),
+    /// searched with the question's own `weights` (an evaluation's ablation
+    /// finds the event the way it finds the answer).
     fn date_span(
         &self,
         query: &str,
         chat: Chats,
+        weights: &Weights,
     ) -> Result<Option<crate::memory::when::Span>, CoreError> {
         use crate::memory::when;
         let first = chat.ids().and_then(|c| c.first().copied());
@@ -231,7 +234,7 @@ impl Core {
         }
         // The event's words are a strict part of the question: this
         // recursion ends.
-        let (hits, _) = self.recall_with(event, None, chat, 1, &self.settings.weights)?;
+        let (hits, _) = self.recall_with(event, None, chat, 1, weights)?;
         Ok(hits
             .first()
             .filter(|h| h.relevant)
