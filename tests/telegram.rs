@@ -266,20 +266,16 @@ async fn a_flood_wait_on_one_chat_holds_only_that_chat() {
     for m in 1..=3 {
         bot.tg.push(tg::text(A, m, &format!("A's note {m}")));
     }
-    let refused = |bot: &InProcBot| {
-        bot.tg
-            .calls("sendMessage")
-            .into_iter()
-            .find(|c| c.params["_status"] == "scripted")
-    };
-    let deadline = std::time::Instant::now() + T;
-    let first = loop {
-        if let Some(c) = refused(&bot) {
-            break c;
-        }
-        assert!(std::time::Instant::now() < deadline, "A was never refused");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let refused = |c: &tg::Call| c.params["_status"] == "scripted";
+    bot.tg
+        .wait_for("A's refused send", T, |calls| calls.iter().any(refused))
+        .await;
+    let first = bot
+        .tg
+        .calls("sendMessage")
+        .into_iter()
+        .find(refused)
+        .unwrap();
     assert_eq!(first.params["chat_id"], A);
     bot.tg.push(tg::text(B, 1, "B's note while A waits"));
     bot.tg.wait_sent(B, 1, T).await;

@@ -83,36 +83,7 @@ impl Reranker {
             .as_ref()
             .map_err(|e| anyhow!("{e}"))
     }
-}
 
-impl Model {
-    fn load(models: &ModelSet, threads: usize) -> anyhow::Result<Model> {
-        models.verify_reranker()?;
-        let env = super::embed::environment(models)?;
-        let session = super::embed::session(env, &models.reranker_model(), threads.max(1))
-            .map_err(|e| anyhow!("cannot load the reranking model: {e}"))?;
-        let mut tokenizer = Tokenizer::from_file(models.reranker_tokenizer())
-            .map_err(|e| anyhow!("reranker tokenizer: {e}"))?;
-        // The packaged tokenizer pads every input to 512 tokens; a pair is
-        // scored alone, so it needs none.
-        tokenizer.with_padding(None);
-        tokenizer
-            .with_truncation(Some(TruncationParams {
-                max_length: MAX_TOKENS,
-                // Cut the longer side first: a long question must not fail
-                // the pair (`OnlySecond` refuses one that leaves no room).
-                strategy: TruncationStrategy::LongestFirst,
-                ..Default::default()
-            }))
-            .map_err(|e| anyhow!("reranker tokenizer truncation: {e}"))?;
-        Ok(Model {
-            session: Mutex::new(session),
-            tokenizer,
-        })
-    }
-}
-
-impl Reranker {
     /// One reranker per models dir per process, loaded now.
     pub fn shared(models: &ModelSet, threads: usize) -> anyhow::Result<Arc<Reranker>> {
         let map = SHARED.get_or_init(Default::default);
@@ -143,6 +114,31 @@ impl Reranker {
 }
 
 impl Model {
+    fn load(models: &ModelSet, threads: usize) -> anyhow::Result<Model> {
+        models.verify_reranker()?;
+        let env = super::embed::environment(models)?;
+        let session = super::embed::session(env, &models.reranker_model(), threads.max(1))
+            .map_err(|e| anyhow!("cannot load the reranking model: {e}"))?;
+        let mut tokenizer = Tokenizer::from_file(models.reranker_tokenizer())
+            .map_err(|e| anyhow!("reranker tokenizer: {e}"))?;
+        // The packaged tokenizer pads every input to 512 tokens; a pair is
+        // scored alone, so it needs none.
+        tokenizer.with_padding(None);
+        tokenizer
+            .with_truncation(Some(TruncationParams {
+                max_length: MAX_TOKENS,
+                // Cut the longer side first: a long question must not fail
+                // the pair (`OnlySecond` refuses one that leaves no room).
+                strategy: TruncationStrategy::LongestFirst,
+                ..Default::default()
+            }))
+            .map_err(|e| anyhow!("reranker tokenizer truncation: {e}"))?;
+        Ok(Model {
+            session: Mutex::new(session),
+            tokenizer,
+        })
+    }
+
     fn score_one(&self, session: &mut Session, query: &str, text: &str) -> anyhow::Result<f32> {
         let enc = self
             .tokenizer

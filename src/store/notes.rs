@@ -116,6 +116,9 @@ impl Note {
     }
 }
 
+/// A range of the chat index: (chat id, note id) bounds.
+type ChatRange = (Bound<(i64, u64)>, Bound<(i64, u64)>);
+
 impl Store {
     pub fn note(&self, id: u64) -> Result<Option<Note>, StoreError> {
         let r = self.read()?;
@@ -125,52 +128,52 @@ impl Store {
 
     /// The newest `n` notes of a chat, newest first.
     pub fn recent(&self, chat_id: i64, n: usize) -> Result<Vec<Note>, StoreError> {
-        self.newest_in_chat(chat_id, Bound::Included((chat_id, u64::MAX)), n)
+        let all = (
+            Bound::Included((chat_id, 0)),
+            Bound::Included((chat_id, u64::MAX)),
+        );
+        self.in_chat(all, true, n)
     }
 
     /// Up to `n` notes of `chat_id` just before note `id` (ids are arrival
     /// order), newest first: the turns a message in a conversation answers.
     pub fn notes_before(&self, chat_id: i64, id: u64, n: usize) -> Result<Vec<Note>, StoreError> {
-        self.newest_in_chat(chat_id, Bound::Excluded((chat_id, id)), n)
+        let before = (
+            Bound::Included((chat_id, 0)),
+            Bound::Excluded((chat_id, id)),
+        );
+        self.in_chat(before, true, n)
     }
 
     /// Up to `n` notes of `chat_id` just after note `id`, oldest first: the
     /// replies to a message in a conversation.
     pub fn notes_after(&self, chat_id: i64, id: u64, n: usize) -> Result<Vec<Note>, StoreError> {
-        let r = self.read()?;
-        let idx = r.open_table(CHAT_NOTES)?;
-        let notes = r.open_table(NOTES)?;
-        let mut out = Vec::with_capacity(n);
-        let range = (
+        let after = (
             Bound::Excluded((chat_id, id)),
             Bound::Included((chat_id, u64::MAX)),
         );
-        for row in idx.range(range)?.take(n) {
-            let id = row?.0.value().1;
-            if let Some(n) = notes.get(id)?.and_then(|g| read_note(id, g.value())) {
-                out.push(n);
-            }
-        }
-        Ok(out)
+        self.in_chat(after, false, n)
     }
 
-    /// Up to `n` notes of `chat_id` up to `end` in the chat index, newest
+    /// Up to `n` notes in `range` of the chat index, newest first or oldest
     /// first (one read transaction).
-    fn newest_in_chat(
+    fn in_chat(
         &self,
-        chat_id: i64,
-        end: Bound<(i64, u64)>,
+        range: ChatRange,
+        newest_first: bool,
         n: usize,
     ) -> Result<Vec<Note>, StoreError> {
         let r = self.read()?;
         let idx = r.open_table(CHAT_NOTES)?;
         let notes = r.open_table(NOTES)?;
+        let rows = idx.range(range)?;
+        let rows: Box<dyn Iterator<Item = _>> = if newest_first {
+            Box::new(rows.rev())
+        } else {
+            Box::new(rows)
+        };
         let mut out = Vec::with_capacity(n);
-        for row in idx
-            .range((Bound::Included((chat_id, 0)), end))?
-            .rev()
-            .take(n)
-        {
+        for row in rows.take(n) {
             let id = row?.0.value().1;
             if let Some(n) = notes.get(id)?.and_then(|g| read_note(id, g.value())) {
                 out.push(n);
